@@ -1,0 +1,156 @@
+"""Track catalogue: load, validate and merge tables of Spotify-style audio statistics.
+
+Input is one row per (track, playlist) as in the TidyTuesday table, or any table with
+``track_id`` and the 12 statistics. Output is one row per track: statistics from its first row,
+and every label it was listed with kept in list columns (a track in a pop and an edm playlist
+keeps both).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .errors import SchemaError
+from .genres.taxonomy import Taxonomy, parent_for_row, primary_label
+from .io import read_table
+
+#: The 12 audio statistics of Spotify's audio-features endpoint, in a fixed order.
+STATS: tuple[str, ...] = (
+    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
+)
+
+#: Valid ranges; a value outside is a data error, not something to learn from.
+STAT_RANGES: dict[str, tuple[float, float]] = {
+    "danceability": (0, 1), "energy": (0, 1), "key": (-1, 11), "loudness": (-80, 10), "mode": (0, 1),
+    "speechiness": (0, 1), "acousticness": (0, 1), "instrumentalness": (0, 1), "liveness": (0, 1),
+    "valence": (0, 1), "tempo": (0, 400), "duration_ms": (0, 3.6e7),
+}
+
+TEXT_COLUMNS = ("track_name", "track_artist", "track_album_name", "track_album_release_date",
+                "playlist_name", "playlist_genre", "playlist_subgenre", "genre")
+NUMERIC_META = ("track_popularity", "release_year")
+#: Columns a merged track keeps as lists (one entry per distinct value across its rows).
+LABEL_LISTS = {"playlist_genre": "genres", "playlist_subgenre": "subgenres", "playlist_name": "playlists"}
+
+
+def _bad_row(df: pd.DataFrame, mask: pd.Series) -> str:
+    i = int(np.flatnonzero(mask.to_numpy())[0])
+    tid = df["track_id"].iloc[i] if "track_id" in df.columns else None
+    return f"row {i + 1}" + (f" (track_id {tid})" if tid is not None and not pd.isna(tid) else "")
+
+
+def validate(df: pd.DataFrame, *, where: str = "catalog") -> pd.DataFrame:
+    """Check columns and types; return a copy with numeric statistics and string ids.
+
+    Missing statistic values are kept as NaN (models impute inside their own pipelines) and
+    counted in ``n_missing_stats``; a column that is entirely missing is an error.
+    """
+    if df is None or len(df) == 0:
+        raise SchemaError(f"{where}: table is empty")
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in ("track_id", *STATS) if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}: missing column(s) {', '.join(missing)} "
+                          f"(need track_id and the 12 statistics: {', '.join(STATS)})")
+    ids = df["track_id"]
+    bad = ids.isna() | (ids.astype(str).str.strip() == "")
+    if bad.any():
+        raise SchemaError(f"{where}: column track_id is empty at {_bad_row(df, bad)}")
+    df["track_id"] = ids.astype(str).str.strip()
+    for col in (*STATS, *[c for c in NUMERIC_META if c in df.columns]):
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            value = raw[bad].iloc[0]
+            raise SchemaError(f"{where}: column {col} must be numeric, got {value!r} at {_bad_row(df, bad)}")
+        if col in STATS and num.isna().all():
+            raise SchemaError(f"{where}: column {col} has no values (all missing)")
+        if col in STAT_RANGES:
+            lo, hi = STAT_RANGES[col]
+            bad = num.notna() & ((num < lo) | (num > hi))
+            if bad.any():
+                raise SchemaError(f"{where}: column {col} value {num[bad].iloc[0]!r} outside [{lo}, {hi}] "
+                                  f"at {_bad_row(df, bad)}")
+        df[col] = num.astype("float64")
+    for col in TEXT_COLUMNS:
+        if col in df.columns:
+            df[col] = df[col].astype("string")
+    if "release_year" not in df.columns and "track_album_release_date" in df.columns:
+        year = df["track_album_release_date"].str.slice(0, 4)
+        df["release_year"] = pd.to_numeric(year, errors="coerce").astype("float64")
+    df["n_missing_stats"] = df[list(STATS)].isna().sum(axis=1).astype("int64")
+    return df
+
+
+def read_rows(source: str | os.PathLike | pd.DataFrame, *, taxonomy: Taxonomy | None = None) -> pd.DataFrame:
+    """Read and validate a table without merging; adds ``parent_genre`` per row when labels exist."""
+    where = "catalog" if isinstance(source, pd.DataFrame) else str(source)
+    df = source if isinstance(source, pd.DataFrame) else read_table(source)
+    df = validate(df, where=where)
+    return add_parent_genres(df, taxonomy)
+
+
+def add_parent_genres(rows: pd.DataFrame, taxonomy: Taxonomy | None = None) -> pd.DataFrame:
+    """Add ``parent_genre`` (one of the 13 parents or missing) per row from genre/subgenre columns."""
+    genre_col = next((c for c in ("playlist_genre", "genre") if c in rows.columns), None)
+    sub_col = "playlist_subgenre" if "playlist_subgenre" in rows.columns else None
+    if genre_col is None and sub_col is None:
+        return rows
+    taxonomy = taxonomy or Taxonomy.load()
+    g = rows[genre_col] if genre_col else pd.Series([None] * len(rows), index=rows.index)
+    s = rows[sub_col] if sub_col else pd.Series([None] * len(rows), index=rows.index)
+    cache: dict[tuple, str | None] = {}
+    parents = []
+    for a, b in zip(g.tolist(), s.tolist()):
+        key = (a, b)
+        if key not in cache:
+            cache[key] = parent_for_row(taxonomy, None if a is pd.NA else a, None if b is pd.NA else b)
+        parents.append(cache[key])
+    rows = rows.copy()
+    rows["parent_genre"] = pd.array(parents, dtype="string")
+    return rows
+
+
+def _distinct(values: Iterable) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            continue
+        if v not in out:
+            out.append(str(v))
+    return out
+
+
+def merge_tracks(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per track_id: first row's values, label columns gathered into lists.
+
+    ``parent_genre`` becomes the track's most frequent parent (ties: first listed) and
+    ``parent_genres`` keeps all of them; ``n_listings`` counts the input rows merged.
+    """
+    grouped = rows.groupby("track_id", sort=False)
+    merged = grouped.head(1).set_index("track_id")
+    merged["n_listings"] = grouped.size()
+    for src, dst in LABEL_LISTS.items():
+        if src in rows.columns:
+            merged[dst] = grouped[src].agg(_distinct)
+    if "parent_genre" in rows.columns:
+        merged["parent_genres"] = grouped["parent_genre"].agg(_distinct)
+        merged["parent_genre"] = pd.array(grouped["parent_genre"].agg(
+            lambda s: primary_label(x for x in s.tolist() if x is not pd.NA)).tolist(), dtype="string")
+    return merged.reset_index()
+
+
+def load_catalog(source: str | os.PathLike | pd.DataFrame, *, taxonomy: Taxonomy | None = None) -> pd.DataFrame:
+    """Read, validate, map genres to parents and merge to one row per track."""
+    return merge_tracks(read_rows(source, taxonomy=taxonomy))
+
+
+def stats_matrix(catalog: pd.DataFrame) -> np.ndarray:
+    """The 12 statistics as float32, NaN where missing, in :data:`STATS` order."""
+    return catalog[list(STATS)].to_numpy(dtype=np.float32, na_value=np.nan)
