@@ -75,7 +75,7 @@ def validate(df: pd.DataFrame, *, where: str = "catalog") -> pd.DataFrame:
             lo, hi = STAT_RANGES[col]
             bad = num.notna() & ((num < lo) | (num > hi))
             if bad.any():
-                raise SchemaError(f"{where}: column {col} value {num[bad].iloc[0]!r} outside [{lo}, {hi}] "
+                raise SchemaError(f"{where}: column {col} value {float(num[bad].iloc[0])!r} outside [{lo}, {hi}] "
                                   f"at {_bad_row(df, bad)}")
         df[col] = num.astype("float64")
     for col in TEXT_COLUMNS:
@@ -127,6 +127,11 @@ def _distinct(values: Iterable) -> list[str]:
     return out
 
 
+def _as_lists(s: pd.Series) -> pd.Series:
+    # Plain Python lists (object dtype): an Arrow list dtype does not survive a Parquet roundtrip.
+    return pd.Series(list(s), index=s.index, dtype=object)
+
+
 def merge_tracks(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per track_id: first row's values, label columns gathered into lists.
 
@@ -138,9 +143,9 @@ def merge_tracks(rows: pd.DataFrame) -> pd.DataFrame:
     merged["n_listings"] = grouped.size()
     for src, dst in LABEL_LISTS.items():
         if src in rows.columns:
-            merged[dst] = grouped[src].agg(_distinct)
+            merged[dst] = _as_lists(grouped[src].agg(_distinct))
     if "parent_genre" in rows.columns:
-        merged["parent_genres"] = grouped["parent_genre"].agg(_distinct)
+        merged["parent_genres"] = _as_lists(grouped["parent_genre"].agg(_distinct))
         merged["parent_genre"] = pd.array(grouped["parent_genre"].agg(
             lambda s: primary_label(x for x in s.tolist() if x is not pd.NA)).tolist(), dtype="string")
     return merged.reset_index()

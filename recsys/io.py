@@ -35,11 +35,11 @@ def _kind(path: Path) -> str:
 def read_table(path: str | os.PathLike, *, dtype: dict | None = None) -> pd.DataFrame:
     """Read a CSV/TSV/Parquet table chosen by extension; raise InputError on anything unreadable."""
     path = Path(path)
+    kind = _kind(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a table file")
-    kind = _kind(path)
     try:
         if kind == "parquet":
             df = pd.read_parquet(path)

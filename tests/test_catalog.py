@@ -1,0 +1,86 @@
+"""Catalogue loading: schema validation, merging of duplicate tracks, missing values."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.catalog import STATS, load_catalog, read_rows, stats_matrix
+from recsys.errors import InputError, SchemaError
+
+
+def _table(n: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)]})
+    for col in STATS:
+        df[col] = rng.uniform(0, 1, n)
+    df["tempo"] = 120.0
+    df["loudness"] = -6.0
+    df["duration_ms"] = 200000
+    df["key"] = 5
+    return df
+
+
+def test_tidytuesday_demo_merges_duplicates_and_keeps_all_labels(demo_csv):
+    rows = read_rows(demo_csv)
+    cat = load_catalog(demo_csv)
+    assert len(rows) == 2434
+    assert cat["track_id"].is_unique
+    assert len(cat) == rows["track_id"].nunique()
+    multi = cat[cat["n_listings"] > 1]
+    assert len(multi) > 0
+    # every genre a track was listed under survives the merge
+    for _, row in multi.head(20).iterrows():
+        listed = set(rows.loc[rows["track_id"] == row["track_id"], "playlist_genre"])
+        assert set(row["genres"]) == listed
+    assert set(cat["parent_genre"].dropna()) == {"pop", "rock", "hip-hop", "r&b-soul", "electronic", "latin"}
+    assert cat["release_year"].notna().mean() > 0.95
+
+
+def test_parquet_roundtrip(tmp_path):
+    df = _table()
+    df.to_parquet(tmp_path / "c.parquet")
+    cat = load_catalog(tmp_path / "c.parquet")
+    assert list(cat["track_id"]) == ["t0", "t1", "t2", "t3"]
+    assert stats_matrix(cat).dtype == np.float32
+
+
+def test_missing_values_are_kept_and_counted(tmp_path):
+    df = _table()
+    df.loc[1, "energy"] = np.nan
+    cat = load_catalog(df)
+    assert np.isnan(cat.loc[cat.track_id == "t1", "energy"]).all()
+    assert cat.set_index("track_id").loc["t1", "n_missing_stats"] == 1
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.drop(columns=["tempo"]), "missing column(s) tempo"),
+        (lambda d: d.assign(energy=["x", 0.1, 0.2, 0.3]), "column energy must be numeric, got 'x' at row 1 (track_id t0)"),
+        (lambda d: d.assign(valence=np.nan), "column valence has no values"),
+        (lambda d: d.assign(danceability=[0.1, 7.0, 0.2, 0.3]), "column danceability value 7.0 outside"),
+        (lambda d: d.assign(track_id=["a", None, "c", "d"]), "column track_id is empty at row 2"),
+        (lambda d: d.iloc[0:0], "table is empty"),
+    ],
+)
+def test_schema_errors_name_column_and_row(mutate, message):
+    with pytest.raises(SchemaError) as err:
+        load_catalog(mutate(_table()))
+    assert message in str(err.value)
+
+
+def test_unreadable_inputs(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        load_catalog(tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputError, match="empty"):
+        load_catalog(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("track_id," + ",".join(STATS) + "\n")
+    with pytest.raises(InputError, match="empty"):
+        load_catalog(tmp_path / "header.csv")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="cannot read parquet"):
+        load_catalog(tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="unsupported table extension"):
+        load_catalog(tmp_path / "x.xlsx")

@@ -1,0 +1,59 @@
+"""Atomic writes and directory swaps never leave partial state behind."""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from recsys.config import from_dict
+from recsys.errors import InputError
+from recsys.io import atomic_dir, read_json, read_table, sha256_json, write_json, write_table
+
+
+def test_atomic_dir_keeps_previous_on_failure(tmp_path):
+    target = tmp_path / "idx"
+    with atomic_dir(target) as d:
+        (d / "a.txt").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as d:
+            (d / "a.txt").write_text("v2")
+            raise RuntimeError("killed mid-build")
+    assert (target / "a.txt").read_text() == "v1"
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]  # no leftovers
+    with atomic_dir(target) as d:
+        (d / "a.txt").write_text("v3")
+    assert (target / "a.txt").read_text() == "v3"
+
+
+def test_write_table_roundtrip_by_extension(tmp_path):
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    for name in ("t.csv", "t.tsv", "t.parquet", "t.csv.gz"):
+        write_table(df, tmp_path / name)
+        assert read_table(tmp_path / name).equals(df)
+
+
+def test_corrupted_json_is_input_error(tmp_path):
+    p = tmp_path / "m.json"
+    write_json(p, {"x": 1})
+    assert read_json(p) == {"x": 1}
+    p.write_text('{"x": ')
+    with pytest.raises(InputError, match="corrupted"):
+        read_json(p)
+
+
+def test_config_from_dict_rejects_unknown_keys():
+    @dataclasses.dataclass
+    class Inner:
+        k: int = 3
+
+    @dataclasses.dataclass
+    class Outer:
+        name: str = "a"
+        inner: Inner = dataclasses.field(default_factory=Inner)
+
+    cfg = from_dict(Outer, {"name": "b", "inner": {"k": 5}})
+    assert cfg.inner.k == 5 and cfg.name == "b"
+    with pytest.raises(InputError, match="unknown key"):
+        from_dict(Outer, {"nme": "typo"})
+    assert sha256_json({"a": 1, "b": 2}) == sha256_json({"b": 2, "a": 1})
