@@ -1,0 +1,437 @@
+"""Tabular genre classifier: features from audio statistics + metadata, LightGBM or a torch DNN.
+
+One scikit-learn-style estimator, :class:`GenreClassifier`, wraps an imbalanced-learn pipeline
+(median imputation -> scaling for the DNN -> SMOTE -> model). SMOTE lives inside the pipeline so
+it only ever sees the rows passed to ``fit`` (a training fold), never test rows. Models are saved
+in their own formats (LightGBM text, torch ``state_dict``) next to JSON metadata, never pickled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import STATS
+from ..errors import InputError, ModelError, SchemaError
+from ..io import atomic_dir, sha256_file, write_json
+
+#: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
+FORMAT_VERSION = 1
+MODEL_KINDS = ("lightgbm", "dnn")
+
+#: Metadata features derived from columns a user's table usually has (never artist or playlist).
+META_FEATURES: tuple[str, ...] = (
+    "release_year", "release_date_precision", "track_popularity",
+    "name_words", "name_chars", "name_remix", "name_feat", "name_live_acoustic", "name_nonascii",
+    "name_spanish_words", "name_upper_ratio",
+    "album_words", "album_is_single", "album_compilation", "album_remaster",
+)
+FEATURES: tuple[str, ...] = (*STATS, *META_FEATURES)
+
+_REMIX = re.compile(r"\b(remix|mix|rmx|edit|bootleg|vip|rework|flip|mashup|dub)\b", re.I)
+_FEAT = re.compile(r"\b(feat\.?|ft\.?|featuring|with)\b|\bx\b|&", re.I)
+_LIVE = re.compile(r"\b(live|acoustic|unplugged|session|demo|version|instrumental)\b", re.I)
+_COMPILATION = re.compile(r"\b(hits|best of|greatest|collection|essentials|anthology|"
+                          r"compilation|vol\.?|volume|playlist|summer|party)\b", re.I)
+_REMASTER = re.compile(r"\b(remaster(ed)?|deluxe|anniversary|expanded|edition|reissue)\b", re.I)
+# Very common Spanish/Portuguese function words: a cheap "title language" signal.
+_SPANISH = frozenset("""de la el que en y los las mi tu te me un una por con para no se lo
+    amor corazón corazon quiero vida noche baila bailar mami papi como más mas todo nada
+    contigo sin bebé bebe loca loco dime sola solo ella yo eres soy voy vamos otra vez""".split())
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
+    raw = df[col]
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise SchemaError(f"column {col} must be numeric, got {raw[bad].iloc[0]!r} at row {i + 1}")
+    return num.astype("float64")
+
+
+def _text(df: pd.DataFrame, col: str) -> pd.Series | None:
+    if col not in df.columns:
+        return None
+    s = df[col]
+    return s.astype("object").where(s.notna(), None)
+
+
+def _map_text(s: pd.Series | None, n: int, fn) -> np.ndarray:
+    if s is None:
+        return np.full(n, np.nan)
+    return np.array([np.nan if v is None else float(fn(str(v))) for v in s.tolist()], dtype=np.float64)
+
+
+def _spanish_words(text: str) -> int:
+    return sum(w.lower() in _SPANISH for w in _WORD.findall(text))
+
+
+def _upper_ratio(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isupper() for c in letters) / len(letters) if letters else 0.0
+
+
+def _base_title(text: str) -> str:
+    return re.sub(r"\s*[\(\[-].*$", "", text).strip().lower()
+
+
+def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
+    """The feature table: 12 statistics + metadata-derived columns, one row per input row.
+
+    Uses only what a user's own table has (statistics, release date, popularity, track and
+    album names); never artist identity or playlist fields, which would leak the label.
+    A missing metadata column gives a NaN column, so a table of the 12 statistics alone works.
+    """
+    if df is None or len(df) == 0:
+        raise SchemaError("feature table: input is empty")
+    missing = [c for c in STATS if c not in df.columns]
+    if missing:
+        raise SchemaError(f"missing column(s) {', '.join(missing)} (need the 12 statistics: {', '.join(STATS)})")
+    n = len(df)
+    out = pd.DataFrame(index=df.index)
+    for col in STATS:
+        out[col] = _numeric(df, col)
+        if out[col].isna().all():
+            raise SchemaError(f"column {col} has no values (all missing)")
+    if "release_year" in df.columns:
+        out["release_year"] = _numeric(df, "release_year")
+    elif "track_album_release_date" in df.columns:
+        date = df["track_album_release_date"].astype("string")
+        out["release_year"] = pd.to_numeric(date.str.slice(0, 4), errors="coerce").astype("float64")
+    else:
+        out["release_year"] = np.nan
+    date = _text(df, "track_album_release_date")
+    # Spotify stores old or obscure releases with year-only dates: 0 = year, 1 = month, 2 = day.
+    out["release_date_precision"] = _map_text(
+        date, n, lambda s: {4: 0, 7: 1, 10: 2}.get(len(s.strip()), np.nan))
+    out["track_popularity"] = _numeric(df, "track_popularity") if "track_popularity" in df.columns else np.nan
+    name = _text(df, "track_name")
+    out["name_words"] = _map_text(name, n, lambda s: len(s.split()))
+    out["name_chars"] = _map_text(name, n, len)
+    out["name_remix"] = _map_text(name, n, lambda s: bool(_REMIX.search(s)))
+    out["name_feat"] = _map_text(name, n, lambda s: bool(_FEAT.search(s)))
+    out["name_live_acoustic"] = _map_text(name, n, lambda s: bool(_LIVE.search(s)))
+    out["name_nonascii"] = _map_text(name, n, lambda s: any(ord(c) > 127 and c.isalpha() for c in s))
+    out["name_spanish_words"] = _map_text(name, n, _spanish_words)
+    out["name_upper_ratio"] = _map_text(name, n, _upper_ratio)
+    album = _text(df, "track_album_name")
+    out["album_words"] = _map_text(album, n, lambda s: len(s.split()))
+    if album is not None and name is not None:
+        out["album_is_single"] = [np.nan if (a is None or t is None) else float(_base_title(a) == _base_title(t))
+                                  for a, t in zip(album.tolist(), name.tolist())]
+    else:
+        out["album_is_single"] = np.nan
+    out["album_compilation"] = _map_text(album, n, lambda s: bool(_COMPILATION.search(s)))
+    out["album_remaster"] = _map_text(album, n, lambda s: bool(_REMASTER.search(s)))
+    return out[list(FEATURES)].astype("float64")
+
+
+@dataclass
+class GenreModelConfig:
+    """Tunables of :class:`GenreClassifier` (TOML section ``[genres]``)."""
+
+    model: str = "lightgbm"
+    smote: bool = True
+    smote_k: int = 5
+    random_state: int = 0
+    # LightGBM
+    n_estimators: int = 600
+    learning_rate: float = 0.03
+    num_leaves: int = 31
+    min_child_samples: int = 20
+    subsample: float = 0.8
+    colsample_bytree: float = 0.7
+    reg_lambda: float = 1.0
+    # DNN
+    hidden: tuple[int, ...] = (256, 128, 64)
+    dropout: float = 0.3
+    weight_decay: float = 1e-4
+    lr: float = 1e-3
+    epochs: int = 100
+    batch_size: int = 256
+    patience: int = 10
+    val_fraction: float = 0.1
+    n_jobs: int = 1
+
+
+_PARAM_NAMES = tuple(f.name for f in dataclasses.fields(GenreModelConfig))
+
+
+class GenreClassifier:
+    """Genre classifier on :func:`tabular_features` (LightGBM or torch DNN), scikit-learn style.
+
+    ``fit(X, y)`` -> self; ``predict_proba`` columns follow ``classes_``. Internally an imblearn
+    pipeline imputes medians, scales (DNN), oversamples with SMOTE (fit only) and trains the model.
+    """
+
+    def __init__(self, model: str = "lightgbm", smote: bool = True, random_state: int = 0, *,
+                 smote_k: int = 5, n_estimators: int = 600, learning_rate: float = 0.03,
+                 num_leaves: int = 31, min_child_samples: int = 20, subsample: float = 0.8,
+                 colsample_bytree: float = 0.7, reg_lambda: float = 1.0,
+                 hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3, weight_decay: float = 1e-4,
+                 lr: float = 1e-3, epochs: int = 100, batch_size: int = 256, patience: int = 10,
+                 val_fraction: float = 0.1, n_jobs: int = 1) -> None:
+        self.model = model
+        self.smote = smote
+        self.random_state = random_state
+        self.smote_k = smote_k
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.hidden = tuple(hidden)
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.n_jobs = n_jobs
+
+    # -- scikit-learn protocol -------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _PARAM_NAMES}
+
+    def set_params(self, **params: Any) -> "GenreClassifier":
+        for k, v in params.items():
+            if k not in _PARAM_NAMES:
+                raise ValueError(f"unknown parameter {k!r} for GenreClassifier")
+            setattr(self, k, tuple(v) if k == "hidden" else v)
+        return self
+
+    @classmethod
+    def from_config(cls, config: GenreModelConfig, **overrides: Any) -> "GenreClassifier":
+        params = dataclasses.asdict(config)
+        params.update(overrides)
+        return cls(**params)
+
+    def __repr__(self) -> str:
+        return f"GenreClassifier(model={self.model!r}, smote={self.smote}, random_state={self.random_state})"
+
+    # -- building blocks -------------------------------------------------------------------
+    def _make_model(self, n_classes: int):
+        if self.model == "lightgbm":
+            from lightgbm import LGBMClassifier
+
+            return LGBMClassifier(
+                n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+                min_child_samples=self.min_child_samples, subsample=self.subsample, subsample_freq=1,
+                colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
+                random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, deterministic=True,
+                force_row_wise=True)
+        from .dnn import TorchMLPClassifier
+
+        return TorchMLPClassifier(hidden=self.hidden, dropout=self.dropout, weight_decay=self.weight_decay,
+                                  lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
+                                  patience=self.patience, val_fraction=self.val_fraction,
+                                  random_state=self.random_state, n_threads=self.n_jobs)
+
+    def _pipeline(self, n_classes: int, min_class: int):
+        from imblearn.over_sampling import SMOTE
+        from imblearn.pipeline import Pipeline
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import StandardScaler
+
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+        if self.model == "dnn":
+            steps.append(("scale", StandardScaler()))
+        if self.smote and min_class > 1:
+            steps.append(("smote", SMOTE(k_neighbors=min(self.smote_k, min_class - 1),
+                                         random_state=self.random_state)))
+        steps.append(("model", self._make_model(n_classes)))
+        return Pipeline(steps)
+
+    def _matrix(self, X: pd.DataFrame | np.ndarray, *, fitting: bool) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            if fitting:
+                self.feature_names_ = [str(c) for c in X.columns]
+            else:
+                missing = [c for c in self.feature_names_ if c not in X.columns]
+                if missing:
+                    raise SchemaError(f"feature table lacks column(s) {', '.join(missing[:5])}"
+                                      + (" ..." if len(missing) > 5 else ""))
+                X = X[self.feature_names_]
+            try:
+                arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                bad = next(c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]))
+                raise SchemaError(f"feature column {bad} must be numeric") from None
+        else:
+            try:
+                arr = np.asarray(X, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise SchemaError("features must be numeric") from None
+            if arr.ndim != 2:
+                raise SchemaError(f"features must be a 2-D table, got shape {arr.shape}")
+            if fitting:
+                self.feature_names_ = [f"f{i}" for i in range(arr.shape[1])]
+            elif arr.shape[1] != len(self.feature_names_):
+                raise SchemaError(f"expected {len(self.feature_names_)} feature columns, got {arr.shape[1]}")
+        if np.isinf(arr).any():
+            raise SchemaError("features contain infinite values")
+        return arr
+
+    # -- fit / predict ---------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame | np.ndarray, y: Sequence[Any]) -> "GenreClassifier":
+        """Fit imputer/scaler/SMOTE/model on (X, y); rows with a missing label are an error."""
+        if self.model not in MODEL_KINDS:
+            raise InputError(f"unknown model {self.model!r} (choose {' or '.join(MODEL_KINDS)})")
+        if X is None or len(X) == 0:
+            raise InputError("cannot fit a genre model on an empty table")
+        arr = self._matrix(X, fitting=True)
+        labels = pd.Series(list(y) if not isinstance(y, pd.Series) else y.tolist(), dtype="object")
+        if len(labels) != len(arr):
+            raise SchemaError(f"{len(arr)} feature rows but {len(labels)} labels")
+        if labels.isna().any():
+            raise SchemaError(f"{int(labels.isna().sum())} row(s) have no genre label; drop them before fitting")
+        labels = labels.astype(str)
+        classes, codes = np.unique(labels.to_numpy(), return_inverse=True)
+        if len(classes) < 2:
+            raise SchemaError(f"labels have a single class ({classes[0]!r}); need at least two genres to train")
+        counts = np.bincount(codes)
+        pipe = self._pipeline(len(classes), int(counts.min()))
+        pipe.fit(arr, codes)
+        self.classes_ = np.asarray([str(c) for c in classes], dtype=object)
+        self.n_features_in_ = arr.shape[1]
+        self.class_counts_ = {str(c): int(n) for c, n in zip(classes, counts)}
+        self.impute_medians_ = np.asarray(pipe.named_steps["impute"].statistics_, dtype=np.float64)
+        self.impute_medians_ = np.where(np.isnan(self.impute_medians_), 0.0, self.impute_medians_)
+        if "scale" in pipe.named_steps:
+            sc = pipe.named_steps["scale"]
+            self.scale_mean_ = np.asarray(sc.mean_, dtype=np.float64)
+            self.scale_std_ = np.asarray(sc.scale_, dtype=np.float64)
+        else:
+            self.scale_mean_ = self.scale_std_ = None
+        est = pipe.named_steps["model"]
+        self.model_ = est.booster_ if self.model == "lightgbm" else est
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ModelError("GenreClassifier is not fitted yet (call fit or load)")
+
+    def _transform(self, arr: np.ndarray) -> np.ndarray:
+        arr = np.where(np.isnan(arr), self.impute_medians_[None, :], arr)
+        if self.scale_mean_ is not None:
+            arr = (arr - self.scale_mean_) / self.scale_std_
+        return arr
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, len(classes_)), columns in ``classes_`` order."""
+        self._check_fitted()
+        if X is None or len(X) == 0:
+            return np.zeros((0, len(self.classes_)))
+        arr = self._transform(self._matrix(X, fitting=False))
+        if self.model == "lightgbm":
+            proba = np.asarray(self.model_.predict(arr), dtype=np.float64)
+            if proba.ndim == 1:  # binary objective returns P(class 1)
+                proba = np.column_stack([1.0 - proba, proba])
+        else:
+            proba = self.model_.predict_proba(arr)
+        return proba
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)] if len(proba) else np.asarray([], dtype=object)
+
+    # -- persistence -----------------------------------------------------------------------
+    def write_files(self, directory: str | os.PathLike) -> None:
+        """Write the model files into an existing directory (use :meth:`save` for atomic saves)."""
+        self._check_fitted()
+        d = Path(directory)
+        model_file = "model.lgb.txt" if self.model == "lightgbm" else "model.pt"
+        if self.model == "lightgbm":
+            self.model_.save_model(str(d / model_file))
+            arch: dict[str, Any] = {}
+        else:
+            arch = self.model_.save_state(d / model_file)
+        write_json(d / "preprocess.json", {
+            "feature_names": self.feature_names_, "impute_medians": self.impute_medians_.tolist(),
+            "scale_mean": None if self.scale_mean_ is None else self.scale_mean_.tolist(),
+            "scale_std": None if self.scale_std_ is None else self.scale_std_.tolist()})
+        files = {name: sha256_file(d / name) for name in (model_file, "preprocess.json")}
+        write_json(d / "genre_model.json", {
+            "format_version": FORMAT_VERSION, "kind": "recsys.genres.GenreClassifier",
+            "model": self.model, "classes": list(self.classes_), "class_counts": self.class_counts_,
+            "params": self.get_params(), "architecture": arch, "files": files})
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Save atomically: the directory appears complete or not at all."""
+        with atomic_dir(directory) as tmp:
+            self.write_files(tmp)
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "GenreClassifier":
+        """Load a saved model; any missing, truncated or corrupted file is a one-line ModelError."""
+        d = Path(directory)
+        if not d.exists():
+            raise ModelError(f"{d}: model directory not found")
+        if not d.is_dir():
+            raise ModelError(f"{d}: not a directory (expected a saved genre model)")
+        meta = _read_json(d / "genre_model.json")
+        try:
+            if meta.get("kind") != "recsys.genres.GenreClassifier":
+                raise ModelError(f"{d / 'genre_model.json'}: not a recsys genre model")
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ModelError(f"{d / 'genre_model.json'}: format version {meta.get('format_version')} "
+                                 f"unsupported (expected {FORMAT_VERSION}); retrain the model")
+            params = {k: v for k, v in meta["params"].items() if k in _PARAM_NAMES}
+            files: dict[str, str] = meta["files"]
+            classes = [str(c) for c in meta["classes"]]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{d / 'genre_model.json'}: malformed model metadata ({exc})") from None
+        for name, digest in files.items():
+            path = d / name
+            if not path.exists():
+                raise ModelError(f"{path}: model file missing")
+            if sha256_file(path) != digest:
+                raise ModelError(f"{path}: model file is truncated or corrupted (checksum mismatch)")
+        pre = _read_json(d / "preprocess.json")
+        self = cls(**params)
+        try:
+            self.feature_names_ = [str(c) for c in pre["feature_names"]]
+            self.impute_medians_ = np.asarray(pre["impute_medians"], dtype=np.float64)
+            self.scale_mean_ = None if pre["scale_mean"] is None else np.asarray(pre["scale_mean"], dtype=np.float64)
+            self.scale_std_ = None if pre["scale_std"] is None else np.asarray(pre["scale_std"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{d / 'preprocess.json'}: malformed preprocessing ({exc})") from None
+        self.classes_ = np.asarray(classes, dtype=object)
+        self.class_counts_ = dict(meta.get("class_counts") or {})
+        self.n_features_in_ = len(self.feature_names_)
+        if self.model == "lightgbm":
+            path = d / "model.lgb.txt"
+            try:
+                import lightgbm as lgb
+
+                self.model_ = lgb.Booster(model_file=str(path))
+            except Exception as exc:  # LightGBMError on a damaged file
+                raise ModelError(f"{path}: cannot load LightGBM model ({str(exc).splitlines()[0][:200]})") from None
+        else:
+            from .dnn import TorchMLPClassifier
+
+            self.model_ = TorchMLPClassifier.load_state(d / "model.pt", meta.get("architecture") or {},
+                                                        n_features=self.n_features_in_, n_classes=len(classes))
+        return self
+
+
+def _read_json(path: Path) -> Any:
+    if not path.exists():
+        raise ModelError(f"{path}: model file missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: model metadata is truncated or corrupted ({exc})") from None
