@@ -1,0 +1,629 @@
+"""Vocal / accompaniment separation (Demucs or a classical librosa fallback) and the ``stems`` block.
+
+The stems block describes a track's instrumentation without the voice: it separates the
+excerpt, then summarises the accompaniment's amplitude envelope, spectral centroid,
+zero-crossing rate and spectral flux. Demucs needs pretrained weights that users download
+once; when they are absent the classical backend (REPET-SIM nearest-neighbour filtering with
+soft masks, after HPSS) keeps everything working offline, and the block says which one ran.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import DependencyError, InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "demucs", "classical")
+DEFAULT_DEMUCS_MODEL = "htdemucs"
+HOW_TO_GET_DEMUCS = (
+    "get them once where the network allows (`recsys stems separate FILE --out DIR --backend demucs "
+    "--download`, or `python -m demucs -n htdemucs any.wav`), or copy a demucs model file/folder "
+    "(.th/.yaml or .safetensors) here and pass --model PATH (--set stems.model=PATH); "
+    "--backend classical works offline")
+
+
+@dataclass
+class Stems:
+    """Two mono stems at ``sr`` Hz that sum (approximately, for Demucs) to the input mixture."""
+
+    vocals: np.ndarray
+    accompaniment: np.ndarray
+    sr: int
+    backend: str
+
+
+@runtime_checkable
+class Separator(Protocol):
+    """Splits a mono mixture into vocals and accompaniment."""
+
+    backend: str
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the output (backend, model content, settings): part of cache keys."""
+
+    def separate(self, y: np.ndarray, sr: int) -> Stems:
+        """Stems of the mono float32 signal ``y`` at ``sr`` Hz, returned at the same rate."""
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise InputError(f"expected a boolean, got {value!r}")
+    return bool(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"expected a number, got {value!r}") from None
+
+
+def _resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+    if orig_sr == sr:
+        return np.asarray(y, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, sr).astype(np.float32, copy=False)
+
+
+def _fix_length(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+# --------------------------------------------------------------------------- classical backend
+
+@dataclass
+class ClassicalSeparator:
+    """Offline separation with librosa: HPSS, then REPET-SIM on the harmonic part.
+
+    Accompaniment repeats (similar frames recur within a few seconds); a voice does not. A
+    median over each frame's nearest neighbours (``librosa.decompose.nn_filter``) estimates
+    the repeating background, soft masks split the spectrogram, and the percussive part of
+    HPSS goes to the accompaniment. The vocal estimate is band-limited to ``fmin``..``fmax``.
+    The two stems sum exactly to the input.
+    """
+
+    n_fft: int = 2048
+    hop_length: int = 512
+    similarity_seconds: float = 2.0
+    margin_vocals: float = 2.0
+    margin_background: float = 2.0
+    power: float = 1.0
+    hpss_margin: float = 8.0
+    fmin: float = 150.0
+    fmax: float = 8000.0
+    backend: str = dataclasses.field(default="classical", init=False)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "classical", **{k: v for k, v in dataclasses.asdict(self).items() if k != "backend"}}
+
+    def separate(self, y: np.ndarray, sr: int) -> Stems:
+        import librosa
+
+        y = np.asarray(y, dtype=np.float32)
+        n_fft = self.n_fft
+        while n_fft > 64 and n_fft > len(y):
+            n_fft //= 2
+        hop = min(self.hop_length, n_fft // 4)
+        D = librosa.stft(y, n_fft=n_fft, hop_length=hop)
+        S = np.abs(D)
+        n_frames = S.shape[1]
+        if n_frames < 8 or not np.any(S > 0):
+            # Too short to find repetitions, or digital silence: nothing is a voice.
+            return Stems(np.zeros_like(y), y.copy(), sr, self.backend)
+        width = int(min(librosa.time_to_frames(self.similarity_seconds, sr=sr, hop_length=hop),
+                        max(1, (n_frames - 1) // 3)))
+        k = int(min(10, max(2, n_frames // 20)))
+        S_rep = librosa.decompose.nn_filter(S, aggregate=np.median, metric="cosine", width=width, k=k)
+        S_rep = np.minimum(S, S_rep)
+        mask_v = librosa.util.softmask(S - S_rep, self.margin_vocals * S_rep, power=self.power)
+        mask_b = librosa.util.softmask(S_rep, self.margin_background * (S - S_rep), power=self.power)
+        mask = mask_v / np.maximum(mask_v + mask_b, 1e-10)
+        if self.hpss_margin > 0:
+            # Clearly percussive bins (drum hits) are never vocal: strict-margin HPSS moves them out.
+            _, P = librosa.decompose.hpss(S, margin=(1.0, self.hpss_margin))
+            mask *= 1.0 - np.clip(P / np.maximum(S, 1e-10), 0.0, 1.0)
+        freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+        mask[(freqs < self.fmin) | (freqs > self.fmax), :] = 0.0
+        vocals = librosa.istft(mask * D, hop_length=hop, n_fft=n_fft, length=len(y)).astype(np.float32)
+        return Stems(vocals, (y - vocals).astype(np.float32), sr, self.backend)
+
+
+# --------------------------------------------------------------------------- demucs backend
+
+def _demucs_classes() -> list[type]:
+    from demucs.demucs import Demucs
+    from demucs.hdemucs import HDemucs
+    from demucs.htdemucs import HTDemucs
+
+    classes: list[type] = [Demucs, HDemucs, HTDemucs, Fraction]
+    try:
+        from demucs.wdemucs import WDemucs  # older alias module, absent in some versions
+        classes.append(WDemucs)
+    except Exception:  # pragma: no cover - depends on demucs version
+        pass
+    return classes
+
+
+def load_demucs_package(path: str | os.PathLike) -> Any:
+    """Load one demucs ``.th`` model package without unpickling arbitrary objects.
+
+    A ``.th`` file is demucs' own format (``{'klass', 'args', 'kwargs', 'state', ...}`` written
+    by ``torch.save``). It is read with ``torch.load(weights_only=True)`` allowing only the
+    demucs model classes and ``Fraction``, then built by ``demucs.states.load_model``.
+    """
+    import torch
+    from demucs.states import load_model
+
+    path = Path(path)
+    expected = "a demucs model package (.th written by demucs.states / torch.save of {klass,args,kwargs,state})"
+    if not path.exists():
+        raise ModelError(f"{path}: demucs weights not found; expected {expected}")
+    try:
+        with torch.serialization.safe_globals(_demucs_classes()):
+            package = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{path}: cannot read demucs weights ({first}); expected {expected}") from None
+    if not isinstance(package, dict) or not {"klass", "args", "kwargs", "state"} <= set(package):
+        raise ModelError(f"{path}: not a demucs model package; expected {expected}")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_model(package)
+    except Exception as exc:
+        raise ModelError(f"{path}: demucs weights do not fit their model ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); expected {expected}") from None
+
+
+def _load_safetensors(path: Path) -> Any:
+    from demucs.hf import load_safetensors_model
+
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            klass = (fh.metadata() or {}).get("klass", "")
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read demucs safetensors weights ({exc})") from None
+    if not klass.startswith("demucs."):
+        raise ModelError(f"{path}: not a demucs safetensors model (metadata klass={klass!r}); "
+                         "expected a file exported by demucs (tools/export_hf.py)")
+    try:
+        return load_safetensors_model(path)
+    except Exception as exc:
+        raise ModelError(f"{path}: demucs safetensors weights do not load ({type(exc).__name__}: {exc})") from None
+
+
+def load_demucs_local(path: str | os.PathLike, name: str | None = None) -> Any:
+    """Load Demucs weights from disk: a ``.th``/``.safetensors`` file or a model folder.
+
+    A folder is read as demucs' local repository (``demucs -n NAME --repo DIR``): ``NAME.yaml``
+    lists the signatures of a bag of models, each stored as ``SIG[-CHECKSUM].th`` (checksum
+    verified) or ``SIG.safetensors``. Without ``name`` a folder with one yaml (or one model)
+    uses that one.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path}: demucs weights not found; expected a .th/.safetensors file or a "
+                         "folder of NAME.yaml + SIG.th files. " + HOW_TO_GET_DEMUCS)
+    if path.is_file():
+        if path.suffix == ".safetensors":
+            model = _load_safetensors(path)
+        else:
+            model = load_demucs_package(path)
+        model.eval()
+        return model
+
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.repo import ModelLoadingError, check_checksum
+
+    models: dict[str, Path] = {}
+    checksums: dict[str, str] = {}
+    for file in sorted(path.iterdir()):
+        if file.suffix in (".th", ".safetensors"):
+            sig = file.stem
+            if file.suffix == ".th" and "-" in file.stem:
+                sig, checksums[sig] = file.stem.rsplit("-", 1)
+            if sig in models:
+                raise ModelError(f"{path}: two weight files for model signature {sig!r}; keep one")
+            models[sig] = file
+    bags = {f.stem: f for f in sorted(path.iterdir()) if f.suffix == ".yaml"}
+
+    def one(sig: str) -> Any:
+        if sig not in models:
+            raise ModelError(f"{path}: model signature {sig!r} has no SIG.th / SIG.safetensors file "
+                             f"(found: {', '.join(sorted(models)) or 'none'})")
+        file = models[sig]
+        if sig in checksums:
+            try:
+                check_checksum(file, checksums[sig])
+            except ModelLoadingError as exc:
+                raise ModelError(f"{file}: corrupted demucs weights ({exc})") from None
+        return _load_safetensors(file) if file.suffix == ".safetensors" else load_demucs_package(file)
+
+    if name is None or name == DEFAULT_DEMUCS_MODEL and name not in bags and name not in models:
+        if len(bags) == 1:
+            name = next(iter(bags))
+        elif not bags and len(models) == 1:
+            name = next(iter(models))
+    if name in models:
+        model = one(name)
+    elif name in bags:
+        try:
+            bag = yaml.safe_load(bags[name].read_text())
+            sigs = list(bag["models"])
+        except Exception as exc:
+            raise ModelError(f"{bags[name]}: not a demucs bag definition (expected a YAML with "
+                             f"'models: [SIG, ...]'): {exc}") from None
+        model = BagOfModels([one(s) for s in sigs], bag.get("weights"), bag.get("segment"))
+    else:
+        raise ModelError(f"{path}: no demucs model named {name!r} (found bags: "
+                         f"{', '.join(bags) or 'none'}; models: {', '.join(models) or 'none'})")
+    model.eval()
+    return model
+
+
+def demucs_cached(name: str) -> bool:
+    """True when pretrained ``name`` is already in the HuggingFace or torch-hub cache (no network)."""
+    try:
+        import yaml
+        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+        from huggingface_hub import try_to_load_from_cache
+
+        namespace, base = (name.split("/", 1) if "/" in name else (DEFAULT_NAMESPACE, name))
+        repo_id = f"{namespace}/{hf_repo_name(base)}"
+        bag_file = try_to_load_from_cache(repo_id, f"{base}.yaml")
+        if isinstance(bag_file, str):
+            sigs = yaml.safe_load(Path(bag_file).read_text())["models"]
+            if all(isinstance(try_to_load_from_cache(repo_id, f"{s}.safetensors"), str) for s in sigs):
+                return True
+    except Exception:
+        pass
+    try:  # legacy Meta repository, cached by torch.hub
+        import torch
+        import yaml
+        from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+
+        remote = _parse_remote_files(REMOTE_ROOT / "files.txt")
+        bag_path = REMOTE_ROOT / f"{name}.yaml"
+        sigs = yaml.safe_load(bag_path.read_text())["models"] if bag_path.exists() else [name]
+        ckpt = Path(torch.hub.get_dir()) / "checkpoints"
+        return all(s in remote and (ckpt / remote[s].rsplit("/", 1)[-1]).exists() for s in sigs)
+    except Exception:
+        return False
+
+
+def _looks_like_path(model: str) -> bool:
+    return (os.sep in model or model.startswith((".", "~")) or
+            model.endswith((".th", ".safetensors", ".yaml")) or Path(model).expanduser().exists())
+
+
+def _hash_paths(path: Path) -> str:
+    """Content hash of a weight file or of a weights folder's files (part of cache keys)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir()
+                                                 if p.suffix in (".th", ".safetensors", ".yaml"))
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+class DemucsSeparator:
+    """Demucs (hybrid transformer by default) through its own API, segment-wise with overlap.
+
+    ``model`` is a pretrained name (``htdemucs``; loaded from the local cache, downloaded by
+    demucs only when ``download=True``) or a path to local weights (see :func:`load_demucs_local`).
+    """
+
+    backend = "demucs"
+
+    def __init__(self, model: str = DEFAULT_DEMUCS_MODEL, *, name: str | None = None, device: str = "cpu",
+                 overlap: float = 0.25, segment: float | None = None, shifts: int = 0,
+                 download: bool = False, jobs: int = 0) -> None:
+        self.model = str(model)
+        self.name = name
+        self.device = device
+        self.overlap = float(overlap)
+        self.segment = _opt_float(segment)
+        self.shifts = int(shifts)
+        self.download = _to_bool(download)
+        self.jobs = int(jobs)
+        self._net: Any = None
+        self._identity: dict[str, Any] | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return _looks_like_path(self.model)
+
+    def available(self) -> bool:
+        """Weights can be loaded without the network (local path exists, or the name is cached)."""
+        if self.is_local:
+            return Path(self.model).expanduser().exists()
+        return demucs_cached(self.model)
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            p = Path(self.model).expanduser()
+            weights = (f"sha256:{_hash_paths(p)}" if self.is_local and p.exists() else f"name:{self.model}")
+            self._identity = {"backend": "demucs", "weights": weights, "name": self.name,
+                              "overlap": self.overlap, "segment": self.segment, "shifts": self.shifts}
+        return self._identity
+
+    def load(self) -> Any:
+        """Load (once) and return the demucs model or bag on ``device``."""
+        if self._net is not None:
+            return self._net
+        try:
+            import demucs  # noqa: F401
+        except ImportError:
+            raise DependencyError("the demucs backend needs the demucs package (pip install 'recsys[stems]')") from None
+        if self.is_local:
+            net = load_demucs_local(self.model, self.name)
+        else:
+            if not self.download and not demucs_cached(self.model):
+                raise DependencyError(
+                    f"demucs weights {self.model!r} are not in the local cache "
+                    f"(~/.cache/huggingface or {self._torch_hub_dir()}); " + HOW_TO_GET_DEMUCS)
+            from demucs.pretrained import get_model
+
+            try:
+                net = get_model(self.model)
+            except SystemExit:
+                raise DependencyError(f"demucs cannot load {self.model!r}; " + HOW_TO_GET_DEMUCS) from None
+            except Exception as exc:
+                raise DependencyError(f"demucs cannot load pretrained {self.model!r} ({type(exc).__name__}: "
+                                      f"{str(exc)[:160]}); " + HOW_TO_GET_DEMUCS) from None
+        net.to(self.device)
+        net.eval()
+        self._net = net
+        return net
+
+    @staticmethod
+    def _torch_hub_dir() -> str:
+        try:
+            import torch
+
+            return str(Path(torch.hub.get_dir()) / "checkpoints")
+        except Exception:  # pragma: no cover
+            return "~/.cache/torch/hub/checkpoints"
+
+    def separate(self, y: np.ndarray, sr: int) -> Stems:
+        import torch
+        from demucs.apply import apply_model
+
+        net = self.load()
+        msr = int(net.samplerate)
+        channels = int(net.audio_channels)
+        sources = list(net.sources)
+        if "vocals" not in sources:
+            raise ModelError(f"{self.model}: demucs model has no 'vocals' source (sources: {sources})")
+        y = np.asarray(y, dtype=np.float32)
+        x = _resample(y, sr, msr)
+        wav = torch.from_numpy(np.ascontiguousarray(np.tile(x[None, :], (channels, 1))))
+        ref = wav.mean(0)
+        mean, std = ref.mean(), ref.std()
+        if not torch.isfinite(std) or std < 1e-8:  # silence: nothing to separate
+            return Stems(np.zeros_like(y), y.copy(), sr, self.backend)
+        wav = (wav - mean) / std
+        kwargs: dict[str, Any] = {}
+        if self.segment is not None:
+            kwargs["segment"] = self.segment
+        with torch.inference_mode():
+            out = apply_model(net, wav[None], shifts=self.shifts, split=True, overlap=self.overlap,
+                              progress=False, device=self.device, num_workers=self.jobs, **kwargs)[0]
+        out = out * std + mean
+        vocals_m = out[sources.index("vocals")].mean(0).cpu().numpy()
+        vocals = _fix_length(_resample(vocals_m, msr, sr), len(y))
+        others = [i for i, s in enumerate(sources) if s != "vocals"]
+        acc_m = out[others].sum(0).mean(0).cpu().numpy()
+        acc = _fix_length(_resample(acc_m, msr, sr), len(y))
+        return Stems(vocals.astype(np.float32), acc.astype(np.float32), sr, self.backend)
+
+
+def make_separator(backend: str = "auto", *, model: str = DEFAULT_DEMUCS_MODEL, name: str | None = None,
+                   device: str = "cpu", overlap: float = 0.25, segment: float | None = None,
+                   shifts: int = 0, download: bool = False, jobs: int = 0) -> Separator:
+    """The separator for ``backend``: ``auto`` = Demucs when its weights load offline, else classical."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown separation backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend == "classical":
+        return ClassicalSeparator()
+    dem = DemucsSeparator(model, name=name, device=device, overlap=overlap, segment=segment,
+                          shifts=shifts, download=download, jobs=jobs)
+    if backend == "demucs":
+        return dem
+    try:
+        import demucs  # noqa: F401
+        ok = dem.available()
+    except ImportError:
+        ok = False
+    if ok:
+        return dem
+    log.info("demucs weights %r not available offline; using the classical separator (%s)", model, HOW_TO_GET_DEMUCS)
+    return ClassicalSeparator()
+
+
+# --------------------------------------------------------------------------- features of a stem
+
+PERCENTILES = (10, 25, 50, 75, 90)
+FEATURES = ("envelope", "centroid", "zcr", "flux")
+
+
+def accompaniment_features(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_length: int = 512,
+                           S: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Frame-wise amplitude envelope, spectral centroid (Hz), zero-crossing rate and spectral flux.
+
+    ``S`` (magnitude STFT with the same ``n_fft``/``hop_length``) may be passed to reuse it.
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    n_fft = min(n_fft, max(16, 1 << int(np.floor(np.log2(max(len(y), 16))))))
+    hop_length = min(hop_length, n_fft // 4)
+    if S is None:
+        S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
+    frames = librosa.util.frame(np.pad(y, (n_fft // 2, n_fft // 2)), frame_length=n_fft, hop_length=hop_length)
+    envelope = np.abs(frames).max(axis=0)
+    centroid = librosa.feature.spectral_centroid(S=S, sr=sr, n_fft=n_fft, hop_length=hop_length)[0]
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length)[0]
+    # Spectral flux: L2 norm of the positive magnitude change between frames (first frame 0).
+    diff = np.diff(S, axis=1, prepend=S[:, :1])
+    flux = np.sqrt((np.maximum(diff, 0.0) ** 2).sum(axis=0)) / max(1, S.shape[0])
+    n = min(len(envelope), len(centroid), len(zcr), len(flux))
+    return {"envelope": envelope[:n], "centroid": centroid[:n], "zcr": zcr[:n], "flux": flux[:n]}
+
+
+def summarise(name: str, x: np.ndarray) -> dict[str, float]:
+    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>``."""
+    x = np.asarray(x, dtype=np.float64)
+    out = {f"stems__{name}_mean": float(np.mean(x)), f"stems__{name}_std": float(np.std(x))}
+    for p, v in zip(PERCENTILES, np.percentile(x, PERCENTILES)):
+        out[f"stems__{name}_p{p}"] = float(v)
+    return out
+
+
+def feature_columns() -> list[str]:
+    """Numeric feature columns of the stems block, in order."""
+    stats = ["mean", "std"] + [f"p{p}" for p in PERCENTILES]
+    return [f"stems__{f}_{s}" for f in FEATURES for s in stats]
+
+
+def _db(x: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+    return 20.0 * np.log10(max(rms, 1e-10))
+
+
+class _RecentStems:
+    """A two-entry memo so the stems and lyrics blocks separate an excerpt only once per process."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Stems] = OrderedDict()
+
+    @staticmethod
+    def key(y: np.ndarray, sr: int, sep: Separator) -> str:
+        h = hashlib.sha256(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+        h.update(f"{sr}|{sorted(sep.identity().items())}".encode())
+        return h.hexdigest()
+
+    def get(self, key: str) -> Stems | None:
+        return self._items.get(key)
+
+    def put(self, key: str, stems: Stems) -> None:
+        self._items[key] = stems
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+RECENT_STEMS = _RecentStems()
+
+
+def separate_cached(sep: Separator, y: np.ndarray, sr: int) -> Stems:
+    """``sep.separate(y, sr)`` through the two-entry memo (same excerpt, same separator)."""
+    key = RECENT_STEMS.key(y, sr, sep)
+    hit = RECENT_STEMS.get(key)
+    if hit is None:
+        hit = sep.separate(y, sr)
+        RECENT_STEMS.put(key, hit)
+    return hit
+
+
+# --------------------------------------------------------------------------- the block
+
+class StemsBlock:
+    """Feature block ``stems``: summaries of the accompaniment stem of each excerpt.
+
+    Options (strings from ``--set stems.key=value`` are converted): ``backend`` auto|demucs|classical,
+    ``model`` (demucs name or path), ``name`` (bag name in a weights folder), ``device``,
+    ``overlap``, ``segment``, ``shifts``, ``download``, ``min_seconds`` (shorter excerpts give
+    an empty record with a reason), ``silence_db`` (quieter excerpts likewise).
+    """
+
+    name = "stems"
+
+    def __init__(self, backend: str = "auto", model: str = DEFAULT_DEMUCS_MODEL, name: str | None = None,
+                 device: str = "cpu", overlap: float | str = 0.25, segment: float | str | None = None,
+                 shifts: int | str = 0, download: bool | str = False, jobs: int | str = 0,
+                 min_seconds: float | str = 1.0, silence_db: float | str = -60.0) -> None:
+        self.backend = str(backend)
+        self.model = str(model)
+        self.model_name = name
+        self.device = str(device)
+        self.overlap = float(overlap)
+        self.segment = _opt_float(segment)
+        self.shifts = int(shifts)
+        self.download = _to_bool(download)
+        self.jobs = int(jobs)
+        self.min_seconds = float(min_seconds)
+        self.silence_db = float(silence_db)
+        self._sep: Separator | None = None
+
+    @property
+    def separator(self) -> Separator:
+        if self._sep is None:
+            self._sep = make_separator(self.backend, model=self.model, name=self.model_name, device=self.device,
+                                       overlap=self.overlap, segment=self.segment, shifts=self.shifts,
+                                       download=self.download, jobs=self.jobs)
+        return self._sep
+
+    def settings(self) -> dict[str, Any]:
+        return {"separator": self.separator.identity(), "min_seconds": self.min_seconds,
+                "silence_db": self.silence_db, "features": "envelope,centroid,zcr,flux/v1"}
+
+    def _empty(self, status: str, reason: str, **extra: Any) -> dict[str, Any]:
+        rec: dict[str, Any] = {"stems__backend": self.separator.backend, "stems__status": status,
+                               "stems__reason": reason, "stems__vocal_share": np.nan, "stems__vocal_db": np.nan}
+        rec.update(extra)
+        rec.update({c: np.nan for c in feature_columns()})
+        return rec
+
+    def extract(self, y: np.ndarray, sr: int, *, path: Path | None = None) -> dict[str, Any]:
+        y = np.asarray(y, dtype=np.float32)
+        seconds = len(y) / float(sr)
+        if seconds < self.min_seconds:
+            return self._empty("too_short", f"excerpt is {seconds:.2f} s, shorter than {self.min_seconds:g} s")
+        level = _db(y)
+        if level < self.silence_db:
+            return self._empty("silent", f"excerpt level {level:.1f} dBFS is below {self.silence_db:g} dBFS")
+        stems = separate_cached(self.separator, y, sr)
+        total = float(np.sum(np.square(stems.vocals, dtype=np.float64)) +
+                      np.sum(np.square(stems.accompaniment, dtype=np.float64)))
+        share = float(np.sum(np.square(stems.vocals, dtype=np.float64)) / total) if total > 0 else 0.0
+        rec: dict[str, Any] = {"stems__backend": stems.backend, "stems__status": "ok", "stems__reason": "",
+                               "stems__vocal_share": share, "stems__vocal_db": _db(stems.vocals)}
+        if _db(stems.accompaniment) < self.silence_db:
+            rec.update(self._empty("no_accompaniment", "the accompaniment stem is silent (a cappella?)",
+                                   stems__vocal_share=share, stems__vocal_db=_db(stems.vocals)))
+            rec["stems__backend"] = stems.backend
+            return rec
+        for fname, series in accompaniment_features(stems.accompaniment, sr).items():
+            rec.update(summarise(fname, series))
+        return rec
+
+    def finalize(self, table: Any) -> Any:
+        return table
