@@ -1,0 +1,418 @@
+"""The Engine facade: build (catalogue + blocks -> embeddings, FAISS, clusters, rules), save, load, recommend.
+
+On disk (one directory, swapped in atomically): ``manifest.json`` (format version, blocks, config,
+counts, file sizes, embedding parameters), ``tracks.parquet``, ``embeddings.npy``, ``faiss.index``,
+``clusters.npy``, ``centroids.npy``, ``rules.parquet``, ``users.parquet`` (each user's last plays),
+``histories.parquet`` (only when simulated) and ``genre_model/`` when a genre model was trained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .blocks import AUDIO_BLOCKS, Block, available_blocks, build_block, build_tabular, extend_catalog, genre_probabilities
+from .catalog import STATS, load_catalog
+from .embedding import EmbeddingBuilder, EmbeddingConfig
+from .errors import IndexFormatError, InputError, ModelError
+from .index import IndexConfig, TrackIndex, load_npy
+from .io import atomic_dir, read_json, write_json, write_table
+from .recommend import Recommendation, RecommendConfig, Recommender
+from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
+from .users import SimulationConfig, read_histories
+from .users import simulate_users as simulate_users_fn
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+TRACK_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "track_popularity",
+                 "release_year", "parent_genre", "source")
+
+
+@dataclass
+class EngineConfig:
+    """Every tunable of the engine, one nested dataclass per module (TOML: ``[engine]`` with sub-tables)."""
+
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    genre_probs: bool = True  # add genre-model probabilities to the tabular block when possible
+    genre_folds: int = 3
+    genre_model: str = "lightgbm"
+    genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
+    user_recent: int = 20  # plays kept per user for recommend(user_id=...)
+
+
+def _progress(desc: str, total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False)
+
+
+class Engine:
+    """Hybrid recommender over one catalogue. Build with :meth:`build`, reopen with :meth:`load`."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, catalog=None, *, histories=None, simulate_users: int = 0, out: str | os.PathLike | None = None,
+              blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
+              genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
+              seed: int | None = None, progress: bool = False) -> "Engine":
+        """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
+
+        ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic users
+        are generated (seeded). ``blocks`` picks which blocks form the embedding (default: tabular plus
+        every block found in ``features``).
+        """
+        self = cls(config)
+        c = self.config
+        if seed is not None:
+            c.index.seed = seed
+            c.simulation.seed = seed
+        steps = _progress("build-index", 6, progress)
+        t0 = time.perf_counter()
+        # 1. catalogue (+ audio-only tracks)
+        cat = load_catalog(catalog) if catalog is not None else None
+        n_audio_only = 0
+        if features is not None:
+            cat, n_audio_only = extend_catalog(cat, features)
+        if cat is None:
+            raise InputError("need a catalogue (--catalog) and/or an audio features dir (--features)")
+        cat = cat.reset_index(drop=True)
+        steps.update()
+        # 2. blocks
+        names = list(blocks) if blocks else ["tabular", *available_blocks(features)]
+        unknown = [b for b in names if b != "tabular" and b not in AUDIO_BLOCKS]
+        if unknown:
+            raise InputError(f"unknown block(s) {', '.join(unknown)} (choose from tabular, {', '.join(AUDIO_BLOCKS)})")
+        built: list[Block] = []
+        self.genre_model_ = None
+        self.tabular_ = {}
+        for name in names:
+            if name == "tabular":
+                probs = None
+                if c.genre_probs:
+                    probs = genre_probabilities(cat, model_dir=genre_model, folds=c.genre_folds, model=c.genre_model,
+                                                random_state=c.index.seed, params=c.genre_params)
+                    if probs is not None:
+                        self.genre_model_ = probs[2]
+                block, medians = build_tabular(cat, probs=probs)
+                self.tabular_ = {"medians": medians, "genre_classes": probs[1] if probs else None}
+                if not block.present.any():
+                    raise InputError("no track has any of the 12 statistics: cannot build the tabular block")
+            else:
+                block = build_block(name, cat, features_dir=features)
+            built.append(block)
+        steps.update()
+        # 3. embedding
+        c.embedding.blocks = tuple(names)
+        self.builder_ = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
+        self.embeddings_ = self.builder_.fit_transform(built)
+        self.block_presence_ = {b.name: int(b.present.sum()) for b in built}
+        empty = ~np.any(self.embeddings_ != 0, axis=1)
+        if empty.any():
+            log.warning("%d track(s) have no feature block at all: they get a zero embedding", int(empty.sum()))
+        steps.update()
+        # 4. FAISS + clusters
+        self.index_ = TrackIndex(c.index).fit(self.embeddings_)
+        steps.update()
+        self.tracks_ = _track_table(cat)
+        self._rebuild_maps()
+        # 5. histories and rules
+        if histories is not None:
+            h = read_histories(histories)
+            self.simulated_ = None
+        elif simulate_users:
+            sim = dataclasses.replace(c.simulation, n_users=int(simulate_users))
+            h = simulate_users_fn(self.tracks_.assign(track_popularity=cat.get("track_popularity")), sim,
+                                  groups=self.index_.clusters_, progress=progress)
+            self.simulated_ = h
+        else:
+            h = None
+            self.simulated_ = None
+        steps.update()
+        self._set_histories(h)
+        steps.update()
+        steps.close()
+        self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only}
+        if out is not None:
+            self.save(out)
+        return self
+
+    def _set_histories(self, h: pd.DataFrame | None) -> None:
+        """Mine rules, count plays and remember each user's last plays (unknown track ids dropped, reported)."""
+        c = self.config
+        n = len(self.tracks_)
+        self.popularity_ = np.zeros(n, dtype=np.float64)
+        self.users_ = {}
+        self.rules_table_ = pd.DataFrame(columns=RULE_COLUMNS)
+        self.history_stats_ = {"users": 0, "plays": 0, "unknown_plays": 0}
+        if h is not None:
+            known = h["track_id"].isin(self.row_of_)
+            n_unknown = int((~known).sum())
+            if n_unknown:
+                log.warning("histories: %d play(s) of %d track id(s) not in the catalogue were ignored",
+                            n_unknown, h.loc[~known, "track_id"].nunique())
+            h = h[known]
+            if len(h) == 0:
+                raise InputError("histories: no play refers to a catalogue track")
+            rows = h["track_id"].map(self.row_of_).to_numpy()
+            played = h if "skipped" not in h.columns else h[~h["skipped"]]
+            self.popularity_ = np.bincount(played["track_id"].map(self.row_of_).to_numpy(), minlength=n).astype(np.float64)
+            tail = h.assign(_row=rows).groupby("user_id", sort=False).tail(c.user_recent)
+            self.users_ = {u: g["_row"].to_numpy() for u, g in tail.groupby("user_id", sort=False)}
+            self.rules_table_ = mine_rules(h, c.rules)
+            self.history_stats_ = {"users": int(h["user_id"].nunique()), "plays": int(len(h)),
+                                   "unknown_plays": n_unknown}
+        self._make_recommender()
+
+    def _rebuild_maps(self) -> None:
+        ids = self.tracks_["track_id"].astype(str).tolist()
+        self.row_of_ = {t: i for i, t in enumerate(ids)}
+        if len(self.row_of_) != len(ids):
+            raise InputError("catalogue has duplicate track ids")
+        self.track_ids_ = np.asarray(ids, dtype=object)
+
+    def _make_recommender(self) -> None:
+        rule_index = RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_)) if len(self.rules_table_) else None
+        self.recommender_ = Recommender(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
+                                        rules=rule_index, popularity=self.popularity_, labels=self.track_ids_,
+                                        config=self.config.recommend)
+
+    # ------------------------------------------------------------------ queries
+    def resolve(self, track_ids: Sequence[str], *, what: str = "recent") -> tuple[list[int], list[str]]:
+        """Catalogue rows of known ids, and the unknown ids (reported, not fatal unless all are unknown)."""
+        rows, unknown = [], []
+        for t in track_ids:
+            r = self.row_of_.get(str(t).strip())
+            (unknown.append(str(t)) if r is None else rows.append(r))
+        if unknown:
+            warnings.warn(f"{what}: ignoring {len(unknown)} unknown track id(s): {', '.join(unknown[:5])}"
+                          + (" ..." if len(unknown) > 5 else ""), stacklevel=3)
+        return rows, unknown
+
+    def recommend(self, recent: Sequence[str] | None = None, k: int = 10, *, user_id: str | None = None,
+                  weights: dict[str, float] | None = None) -> list[Recommendation]:
+        """Next tracks after ``recent`` (oldest first) and/or a known user's last plays; recent tracks excluded."""
+        rows: list[int] = []
+        if user_id is not None:
+            if str(user_id) not in self.users_:
+                raise InputError(f"unknown user id {user_id!r} (the index knows {len(self.users_)} users)")
+            rows += [int(r) for r in self.users_[str(user_id)]]
+        if recent:
+            known, unknown = self.resolve(recent)
+            if not known and not rows:
+                raise InputError(f"none of the recent track ids is in the index: {', '.join(unknown[:5])}")
+            rows += known
+        if not rows:
+            raise InputError("give at least one recent track id or a user id")
+        rec = self.recommender_
+        if weights:
+            rec = Recommender(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
+                              rules=self.recommender_.rules, popularity=self.popularity_, labels=self.track_ids_,
+                              config=dataclasses.replace(self.config.recommend, **weights))
+        return [self._rec(r, s, why) for r, s, why in rec.recommend_rows(rows, k)]
+
+    def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
+        t = self.tracks_.iloc[row]
+        name = t.get("track_name")
+        artist = t.get("track_artist")
+        return Recommendation(str(t["track_id"]), score, reasons,
+                              None if pd.isna(name) else str(name), None if pd.isna(artist) else str(artist))
+
+    def similar(self, track_id: str, k: int = 10) -> list[Recommendation]:
+        """The k nearest tracks by embedding (cosine), the track itself excluded."""
+        row = self.row_of_.get(str(track_id).strip())
+        if row is None:
+            raise InputError(f"unknown track id {track_id!r}")
+        sims, ids = self.index_.search(self.embeddings_[row], k + 1)
+        out = [self._rec(int(i), float(s), [f"neighbour of {track_id} (cos {float(s):.2f})"])
+               for s, i in zip(sims[0], ids[0]) if i >= 0 and int(i) != row]
+        return out[:k]
+
+    def cluster_of(self, track_id: str) -> int:
+        row = self.row_of_.get(str(track_id).strip())
+        if row is None:
+            raise InputError(f"unknown track id {track_id!r}")
+        return int(self.index_.clusters_[row])
+
+    def cluster_members(self, cluster: int) -> list[str]:
+        return self.track_ids_[self.index_.clusters_ == int(cluster)].tolist()
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.tracks_)
+
+    # ------------------------------------------------------------------ growth
+    def add_tracks(self, catalog) -> int:
+        """Embed new catalogue tracks with the fitted parameters and append them to the index (no rebuild).
+
+        Only the tabular block is computed for them (other blocks count as absent). Returns how many
+        tracks were added; ids already indexed are skipped.
+        """
+        cat = load_catalog(catalog)
+        cat = cat[~cat["track_id"].isin(self.row_of_)].reset_index(drop=True)
+        if len(cat) == 0:
+            return 0
+        probs = None
+        classes = self.tabular_.get("genre_classes")
+        if classes:
+            if self.genre_model_ is None:
+                raise ModelError("index uses genre probabilities but its genre model is missing")
+            from .genres.tabular import tabular_features
+
+            P = np.asarray(self.genre_model_.predict_proba(tabular_features(cat)), dtype=np.float32)
+            probs = (P, classes)
+        tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"])
+        blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
+                          for n, d, _ in self.builder_.layout_ if n != "tabular"]
+        X = self.builder_.transform(blocks)
+        new_clusters = self.index_.add(X)
+        self.embeddings_ = np.vstack([self.embeddings_, X])
+        self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
+        self._rebuild_maps()
+        self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(cat))])
+        self.recommender_.add_rows(new_clusters, self.embeddings_, self.track_ids_)
+        return len(cat)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, out: str | os.PathLike) -> Path:
+        """Write the index directory atomically (an interrupted save leaves the previous one intact)."""
+        out = Path(out)
+        with atomic_dir(out) as tmp:
+            write_table(self.tracks_.assign(plays=self.popularity_.astype(np.int64)), tmp / "tracks.parquet")
+            np.save(tmp / "embeddings.npy", self.embeddings_.astype(np.float32), allow_pickle=False)
+            self.index_.save(tmp)
+            write_table(self.rules_table_, tmp / "rules.parquet")
+            ids = self.track_ids_
+            users = pd.DataFrame({"user_id": list(self.users_),
+                                  "recent": [[str(ids[r]) for r in rows] for rows in self.users_.values()]})
+            write_table(users if len(users) else pd.DataFrame({"user_id": pd.Series(dtype=str),
+                                                               "recent": pd.Series(dtype=object)}),
+                        tmp / "users.parquet")
+            if getattr(self, "simulated_", None) is not None:
+                write_table(self.simulated_, tmp / "histories.parquet")
+            if self.genre_model_ is not None:
+                (tmp / "genre_model").mkdir()
+                self.genre_model_.write_files(tmp / "genre_model")
+            files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+            rules = self.rules_table_
+            write_json(tmp / "manifest.json", {
+                "format_version": FORMAT_VERSION,
+                "kind": "recsys.Engine",
+                "blocks": list(self.config.embedding.blocks),
+                "config": dataclasses.asdict(self.config),
+                "counts": {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]),
+                           "clusters": self.index_.n_clusters, "rules": int(len(rules)),
+                           "rules_next": int((rules["kind"] == "next").sum()) if len(rules) else 0,
+                           "block_presence": getattr(self, "block_presence_", {}), **self.history_stats_},
+                "index_kind": _kind_name(self.index_),
+                "embedding": self.builder_.to_dict(),
+                "tabular": self.tabular_,
+                "genre_model": self.genre_model_ is not None,
+                "files": files,
+                "stats": getattr(self, "stats_", {}),
+            })
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Engine":
+        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
+        d = Path(directory)
+        if not d.is_dir():
+            raise IndexFormatError(f"{d}: index directory not found")
+        try:
+            man = read_json(d / "manifest.json", what="index manifest")
+        except InputError as exc:
+            raise IndexFormatError(str(exc)) from None
+        if not isinstance(man, dict) or man.get("kind") != "recsys.Engine":
+            raise IndexFormatError(f"{d}: not a recsys index (manifest kind {man.get('kind') if isinstance(man, dict) else None!r})")
+        if man.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(f"{d}: index format version {man.get('format_version')!r} is not supported "
+                                   f"(this recsys reads version {FORMAT_VERSION}); rebuild with recsys build-index")
+        for name, size in man.get("files", {}).items():
+            p = d / name
+            if not p.exists():
+                raise IndexFormatError(f"{p}: missing from index directory")
+            if p.stat().st_size != size:
+                raise IndexFormatError(f"{p}: truncated or modified ({p.stat().st_size} bytes, manifest says {size})")
+        from .config import from_dict
+
+        self = cls(from_dict(EngineConfig, man["config"], where=f"{d}/manifest.json"))
+        c = self.config
+        c.embedding.blocks = tuple(c.embedding.blocks)
+        try:
+            self.tracks_ = pd.read_parquet(d / "tracks.parquet")
+            rules = pd.read_parquet(d / "rules.parquet")
+            users = pd.read_parquet(d / "users.parquet")
+        except Exception as exc:  # pyarrow errors
+            raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
+        self.popularity_ = self.tracks_.pop("plays").to_numpy(dtype=np.float64)
+        self.embeddings_ = load_npy(d / "embeddings.npy")
+        self.index_ = TrackIndex.load(d, c.index)
+        if not (len(self.tracks_) == len(self.embeddings_) == self.index_.ntotal):
+            raise IndexFormatError(f"{d}: tracks ({len(self.tracks_)}), embeddings ({len(self.embeddings_)}) "
+                                   f"and faiss.index ({self.index_.ntotal}) disagree")
+        self.builder_ = EmbeddingBuilder.from_dict(man["embedding"])
+        self.tabular_ = man.get("tabular") or {}
+        self.genre_model_ = None
+        if man.get("genre_model"):
+            from .genres.tabular import GenreClassifier
+
+            self.genre_model_ = GenreClassifier.load(d / "genre_model")
+        self._rebuild_maps()
+        self.rules_table_ = rules
+        if len(rules):
+            rules["antecedents"] = rules["antecedents"].map(lambda a: [str(x) for x in a])
+            rules["consequents"] = rules["consequents"].map(lambda a: [str(x) for x in a])
+        self.users_ = {str(u): np.asarray([self.row_of_[t] for t in r if t in self.row_of_], dtype=np.int64)
+                       for u, r in zip(users["user_id"].tolist(), users["recent"].tolist())}
+        counts = man.get("counts", {})
+        self.history_stats_ = {k: counts.get(k, 0) for k in ("users", "plays", "unknown_plays")}
+        self.block_presence_ = counts.get("block_presence", {})
+        self.stats_ = man.get("stats", {})
+        self.simulated_ = None
+        self.manifest_ = man
+        self.path_ = d
+        self._make_recommender()
+        return self
+
+    def summary(self) -> dict:
+        """Counts for printing: tracks, dims, clusters, rules, users."""
+        r = self.rules_table_
+        return {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]), "blocks": list(self.config.embedding.blocks),
+                "index": _kind_name(self.index_), "clusters": self.index_.n_clusters, "rules": int(len(r)),
+                "rules_next": int((r["kind"] == "next").sum()) if len(r) else 0,
+                "genre_probs": bool(self.tabular_.get("genre_classes")), **self.history_stats_}
+
+
+def _kind_name(index: TrackIndex) -> str:
+    from .index import index_kind
+
+    return index_kind(index.index_)
+
+
+def _track_table(cat: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in TRACK_COLUMNS if c in cat.columns]
+    t = cat[cols].copy()
+    for c in ("track_id", "track_name", "track_artist", "track_album_name", "parent_genre", "source"):
+        if c in t.columns:
+            t[c] = t[c].astype("string")
+    for c in ("track_popularity", "release_year"):
+        if c in t.columns:
+            t[c] = pd.to_numeric(t[c], errors="coerce").astype("float64")
+    return t.reset_index(drop=True)
+

@@ -1,0 +1,161 @@
+"""Next-track recommendation: candidates from rules, clusters and FAISS neighbours, one blended score.
+
+Every candidate carries the reasons that put it there ("rule {A}->X conf 0.62 lift 3.1",
+"same cluster 12 as A", "neighbour of A (cos 0.91)"). More recent tracks count more (geometric
+decay). Content sources (neighbours, clusters) reach tracks nobody has played yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .rules import RuleIndex
+
+
+@dataclass
+class Recommendation:
+    """One recommended track with its blended score and the reasons behind it."""
+
+    track_id: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    track_name: str | None = None
+    track_artist: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, "score": round(float(self.score), 6), "reasons": list(self.reasons),
+                "track_name": self.track_name, "track_artist": self.track_artist}
+
+
+@dataclass
+class RecommendConfig:
+    """Weights of the blended score and candidate budgets."""
+
+    w_rules: float = 1.0
+    w_neighbours: float = 0.5
+    w_cluster: float = 0.15
+    w_popularity: float = 0.05
+    w_next: float = 1.0  # multiplier of sequential ("next") rules relative to co-occurrence rules
+    n_neighbours: int = 50  # FAISS neighbours per recent track
+    n_cluster: int = 30  # most-played members taken from each recent track's cluster
+    recency_decay: float = 0.8  # weight of the k-th most recent track: decay**k
+    max_recent: int = 10
+    profile_query: bool = True  # also search around the weighted mean of the recent tracks
+
+
+class Recommender:
+    """Blends rule, cluster and neighbour candidates over catalogue rows (the engine maps ids)."""
+
+    def __init__(self, *, embeddings: np.ndarray, index, clusters: np.ndarray, rules: RuleIndex | None,
+                 popularity: np.ndarray, labels: list[str] | np.ndarray, config: RecommendConfig | None = None) -> None:
+        self.embeddings = embeddings
+        self.index = index
+        self.clusters = np.asarray(clusters)
+        self.rules = rules
+        self.popularity = np.asarray(popularity, dtype=np.float64)
+        self.labels = labels  # display label per row (track id) for reasons
+        self.config = config or RecommendConfig()
+        self._pop_score = np.log1p(self.popularity) / max(np.log1p(self.popularity.max()), 1e-9)
+        self._cluster_top = self._top_members()
+
+    def _top_members(self) -> dict[int, np.ndarray]:
+        """Per cluster, its members by popularity (most played first), trimmed to the budget."""
+        n_top = max(self.config.n_cluster, 1)
+        order = np.lexsort((np.arange(len(self.clusters)), -self.popularity, self.clusters))
+        cl_sorted = self.clusters[order]
+        starts = np.flatnonzero(np.r_[True, cl_sorted[1:] != cl_sorted[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        return {int(cl_sorted[s]): order[s:min(e, s + n_top)] for s, e in zip(starts, ends)}
+
+    def add_rows(self, clusters_new: np.ndarray, embeddings: np.ndarray, labels) -> None:
+        """Track new catalogue rows (after index.add): zero plays, their clusters, their labels."""
+        self.embeddings = embeddings
+        self.clusters = np.concatenate([self.clusters, clusters_new])
+        self.popularity = np.concatenate([self.popularity, np.zeros(len(clusters_new))])
+        self._pop_score = np.log1p(self.popularity) / max(np.log1p(self.popularity.max()), 1e-9)
+        self.labels = labels
+        self._cluster_top = self._top_members()
+
+    def recommend_rows(self, recent: list[int], k: int = 10, *, exclude: set[int] | None = None,
+                       use: tuple[str, ...] = ("rules", "cluster", "neighbours")) -> list[tuple[int, float, list[str]]]:
+        """Top-k (row, score, reasons) after ``recent`` (oldest first), never returning a recent row."""
+        c = self.config
+        recent = [int(r) for r in recent][-c.max_recent:]
+        # distinct, keeping the most recent occurrence
+        seen: dict[int, float] = {}
+        for pos, r in enumerate(reversed(recent)):
+            if r not in seen:
+                seen[r] = c.recency_decay ** pos
+        weight = seen
+        rows = list(weight)
+        excluded = set(rows) | (exclude or set())
+        rule_s: dict[int, float] = {}
+        nb_s: dict[int, float] = {}
+        cl_s: dict[int, float] = {}
+        why: dict[int, dict[str, tuple[float, str]]] = {}
+
+        def note(cand: int, src: str, s: float, text: str, table: dict) -> None:
+            if cand in excluded or cand < 0:
+                return
+            if s > table.get(cand, 0.0):
+                table[cand] = s
+                why.setdefault(cand, {})[src] = (s, text)
+
+        if "rules" in use and self.rules is not None and self.rules.n_rules and c.w_rules > 0:
+            R = self.rules
+            for rid in R.match(rows):
+                ante = R.antecedents[rid]
+                w = max(weight[int(a)] for a in ante)
+                s = float(R.confidence[rid]) * w * (c.w_next if R.kind_next[rid] else 1.0)
+                cons = int(R.consequent[rid])
+                if cons in excluded:
+                    continue
+                names = ",".join(str(self.labels[int(a)]) for a in ante)
+                kind = "next" if R.kind_next[rid] else "rule"
+                text = f"{kind} {{{names}}}->{self.labels[cons]} conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}"
+                note(cons, "rules", s, text, rule_s)
+        if "neighbours" in use and c.w_neighbours > 0:
+            Q = self.embeddings[rows]
+            if c.profile_query and len(rows) > 1:
+                w = np.array([weight[r] for r in rows], dtype=np.float32)[:, None]
+                prof = (Q * w).sum(0, keepdims=True)
+                nrm = np.linalg.norm(prof)
+                if nrm > 0:
+                    Q = np.vstack([Q, prof / nrm])
+            sims, ids = self.index.search(Q, c.n_neighbours + len(rows))
+            for qi in range(len(Q)):
+                if qi < len(rows):
+                    src, wq, label = rows[qi], weight[rows[qi]], f"neighbour of {self.labels[rows[qi]]}"
+                else:
+                    src, wq, label = -1, 1.0, "close to the recent mix"
+                for sim, cand in zip(sims[qi], ids[qi]):
+                    cand = int(cand)
+                    if cand < 0 or cand == src:
+                        continue
+                    s = max(float(sim), 0.0) * wq
+                    note(cand, "neighbours", s, f"{label} (cos {float(sim):.2f})", nb_s)
+        if "cluster" in use and c.w_cluster > 0:
+            for r in rows:
+                cl = int(self.clusters[r])
+                members = self._cluster_top.get(cl, ())
+                m = max(len(members), 1)
+                for rank, cand in enumerate(members):
+                    s = weight[r] * (1.0 - rank / (2.0 * m))
+                    note(int(cand), "cluster", s, f"same cluster {cl} as {self.labels[r]}", cl_s)
+        if not why:
+            return []
+        cands = np.fromiter(why.keys(), dtype=np.int64, count=len(why))
+        score = (c.w_rules * np.array([rule_s.get(x, 0.0) for x in cands.tolist()])
+                 + c.w_neighbours * np.array([nb_s.get(x, 0.0) for x in cands.tolist()])
+                 + c.w_cluster * np.array([cl_s.get(x, 0.0) for x in cands.tolist()])
+                 + c.w_popularity * self._pop_score[cands])
+        k = min(k, len(cands))
+        top = np.argpartition(-score, k - 1)[:k] if k < len(cands) else np.arange(len(cands))
+        top = top[np.lexsort((cands[top], -score[top]))]
+        out = []
+        for t in top:
+            row = int(cands[t])
+            reasons = [text for _, (s, text) in sorted(why[row].items(), key=lambda kv: -kv[1][0])]
+            out.append((row, float(score[t]), reasons))
+        return out
