@@ -67,6 +67,7 @@ class Fault:
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None  # dict -> JSON; str/bytes -> raw
+    delay: float = 0.0  # seconds to wait before answering (timeouts)
 
 
 @dataclass
@@ -164,9 +165,9 @@ class FakeSpotify:
                 self.saved.append({"added_at": "2024-02-02T00:00:00Z", "track": t})
 
     def fail(self, method: str, path: str, status: int, *, times: int = 1,
-             headers: dict[str, str] | None = None, body: Any = None) -> None:
+             headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0) -> None:
         with self.lock:
-            self.faults.append(Fault(method.upper(), path, status, times, dict(headers or {}), body))
+            self.faults.append(Fault(method.upper(), path, status, times, dict(headers or {}), body, delay))
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
         with self.lock:
@@ -236,6 +237,8 @@ class FakeSpotify:
                 if fault.times <= 0:
                     self.faults.remove(fault)
         if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
             default = {"error": {"status": fault.status, "message": f"injected {fault.status}"}}
             return self._send(h, fault.status, default if fault.body is None else fault.body, fault.headers)
         try:
@@ -395,3 +398,55 @@ class FakeSpotify:
         return {**pl["meta"], "items": {"href": f"{self.base}/v1/playlists/{pid}/items",
                                         "total": len(pl["items"])},
                 "snapshot_id": f"s{len(pl['items'])}"}
+
+
+# ---- pytest fixtures (import them into a test module to use them) ------------------------------
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture
+    def fake():
+        server = FakeSpotify().start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    @pytest.fixture
+    def spotify_env(fake, tmp_path, monkeypatch):
+        """Environment pointing recsys at the fake (and a private config dir), cwd without a .env."""
+        env = {"RECSYS_SPOTIFY_API_URL": fake.api_url, "RECSYS_SPOTIFY_AUTH_URL": fake.auth_url,
+               "RECSYS_CONFIG_DIR": str(tmp_path / "config"), "RECSYS_SPOTIFY_CLIENT_ID": CLIENT_ID,
+               "RECSYS_SPOTIFY_CLIENT_SECRET": CLIENT_SECRET, "RECSYS_SPOTIFY_BACKOFF": "0.01",
+               "RECSYS_SPOTIFY_RETRIES": "3", "RECSYS_SPOTIFY_TIMEOUT": "5"}
+        for k in ("SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET", "SPOTIPY_REDIRECT_URI", "SPOTIFY_CLIENT_ID",
+                  "SPOTIFY_CLIENT_SECRET", "XDG_CONFIG_HOME"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        work = tmp_path / "work"
+        work.mkdir()
+        monkeypatch.chdir(work)
+        return env
+
+
+def write_user_token(config_dir, fake: FakeSpotify, *, token: str = "user-token-1", ttl: float = 3600,
+                     refresh: str = "refresh-initial") -> str:
+    """Inject a user token the way `recsys spotify login` would have cached it."""
+    import os
+    from pathlib import Path
+
+    from recsys.spotify.client import USER_SCOPE as SCOPE
+
+    if ttl > 0:
+        fake.add_token(token)
+    path = Path(config_dir) / "spotify-user-token.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                                "refresh_token": refresh, "scope": " ".join(SCOPE),
+                                "expires_at": int(time.time() + ttl)}))
+    os.chmod(path, 0o600)
+    return token

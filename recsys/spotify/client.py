@@ -51,10 +51,11 @@ class SpotifyConfig:
     open_browser: bool = True
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "SpotifyConfig":
-        """Defaults, then ``RECSYS_SPOTIFY_*`` variables, then explicit ``overrides``."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, base: "SpotifyConfig | None" = None,
+                 **overrides: Any) -> "SpotifyConfig":
+        """``base`` (defaults or a TOML section), then ``RECSYS_SPOTIFY_*`` variables, then ``overrides``."""
         env = dict(os.environ if env is None else env)
-        cfg = cls()
+        cfg = base or cls()
         pick = {"api_url": "RECSYS_SPOTIFY_API_URL", "auth_url": "RECSYS_SPOTIFY_AUTH_URL",
                 "config_dir": "RECSYS_CONFIG_DIR"}
         for name, var in pick.items():
@@ -126,13 +127,14 @@ class Credentials:
     def load(cls, *, env: Mapping[str, str] | None = None, dotenv: str | os.PathLike | None = ".env",
              require_secret: bool = False) -> "Credentials":
         """From the environment, else a ``.env`` file (the environment wins; os.environ untouched)."""
-        values: dict[str, str] = {}
+        file_values: dict[str, str] = {}
         if dotenv is not None and Path(dotenv).is_file():
             from dotenv import dotenv_values
 
-            values.update({k: v for k, v in dotenv_values(dotenv).items() if v})
-        values.update({k: v for k, v in dict(os.environ if env is None else env).items() if v})
-        cid, secret = _first(values, ID_VARS), _first(values, SECRET_VARS)
+            file_values = {k: v for k, v in dotenv_values(dotenv).items() if v}
+        env_values = {k: v for k, v in dict(os.environ if env is None else env).items() if v}
+        cid = _first(env_values, ID_VARS) or _first(file_values, ID_VARS)
+        secret = _first(env_values, SECRET_VARS) or _first(file_values, SECRET_VARS)
         if not cid:
             raise InputError(f"no Spotify client id: set {ID_VARS[0]} (or {ID_VARS[1]}) in the environment or .env")
         if require_secret and not secret:

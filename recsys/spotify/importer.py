@@ -518,13 +518,19 @@ def read_stats(path: str | Path) -> pd.DataFrame:
     ``audiostats.parquet`` or a public dataset such as the TidyTuesday table.
     """
     df = read_table(path)
-    if "track_id" not in df.columns:
-        key = next((c for c in ("path", "file", "filename") if c in df.columns), None)
-        if key is None:
-            raise SchemaError(f"{path}: a statistics table needs a track_id column (or a path/file column "
-                              "whose file names are track ids)")
-        df = df.copy()
-        df["track_id"] = [Path(str(p)).name.split(".")[0] for p in df[key]]
+    if "ok" in df.columns:  # a feature-block Parquet: keep rows whose extraction succeeded
+        df = df[df["ok"].fillna(False).astype(bool)]
+    key = next((c for c in ("path", "file", "filename") if c in df.columns), None)
+    if "track_id" not in df.columns and key is None:
+        raise SchemaError(f"{path}: a statistics table needs a track_id column (or a path/file column "
+                          "whose file names are track ids)")
+    df = df.copy()
+    stems = ([Path(str(p)).name.split(".")[0] for p in df[key]] if key is not None
+             else [None] * len(df))
+    ids = df["track_id"].astype("string").str.strip() if "track_id" in df.columns else None
+    df["track_id"] = [s if (ids is None or pd.isna(ids.iloc[i]) or not ids.iloc[i]) else ids.iloc[i]
+                      for i, s in enumerate(stems)]
+    df = df[df["track_id"].notna()]
     cols = [s for s in STATS if s in df.columns]
     if not cols:
         raise SchemaError(f"{path}: none of the 12 statistics ({', '.join(STATS)}) is a column")
