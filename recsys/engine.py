@@ -33,7 +33,7 @@ from .users import simulate_users as simulate_users_fn
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-TRACK_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "track_popularity",
+TRACK_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "track_popularity",
                  "release_year", "parent_genre", "source")
 
 
@@ -188,9 +188,13 @@ class Engine:
 
     def _make_recommender(self) -> None:
         rule_index = RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_)) if len(self.rules_table_) else None
-        self.recommender_ = Recommender(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
-                                        rules=rule_index, popularity=self.popularity_, labels=self.track_ids_,
-                                        config=self.config.recommend)
+        self.recommender_ = self.make_recommender(rule_index, self.popularity_, self.config.recommend)
+
+    def make_recommender(self, rules: RuleIndex | None, popularity: np.ndarray, config: RecommendConfig) -> Recommender:
+        """A recommender over this engine's content (embeddings, index, clusters, metadata) with given rules and plays."""
+        return Recommender(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
+                           rules=rules, popularity=popularity, labels=self.track_ids_, config=config,
+                           meta=_meta_codes(self.tracks_), catalog_popularity=_catalog_pop(self.tracks_))
 
     # ------------------------------------------------------------------ queries
     def resolve(self, track_ids: Sequence[str], *, what: str = "recent") -> tuple[list[int], list[str]]:
@@ -221,9 +225,8 @@ class Engine:
             raise InputError("give at least one recent track id or a user id")
         rec = self.recommender_
         if weights:
-            rec = Recommender(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
-                              rules=self.recommender_.rules, popularity=self.popularity_, labels=self.track_ids_,
-                              config=dataclasses.replace(self.config.recommend, **weights))
+            rec = self.make_recommender(self.recommender_.rules, self.popularity_,
+                                        dataclasses.replace(self.config.recommend, **weights))
         return [self._rec(r, s, why) for r, s, why in rec.recommend_rows(rows, k)]
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
@@ -285,7 +288,7 @@ class Engine:
         self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
         self._rebuild_maps()
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(cat))])
-        self.recommender_.add_rows(new_clusters, self.embeddings_, self.track_ids_)
+        self.recommender_ = self.make_recommender(self.recommender_.rules, self.popularity_, self.config.recommend)
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
@@ -405,10 +408,28 @@ def _kind_name(index: TrackIndex) -> str:
     return index_kind(index.index_)
 
 
+def _meta_codes(tracks: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Integer codes per row for artist and album (-1 when unknown), for the metadata candidate sources."""
+    out = {}
+    if "track_artist" in tracks.columns:
+        out["artist"] = pd.factorize(tracks["track_artist"].astype("string").str.strip().str.lower())[0]
+    if "track_album_id" in tracks.columns:
+        out["album"] = pd.factorize(tracks["track_album_id"].astype("string"))[0]
+    elif "track_album_name" in tracks.columns and "track_artist" in tracks.columns:
+        out["album"] = pd.factorize(tracks["track_artist"].astype("string") + "\x1f" + tracks["track_album_name"].astype("string"))[0]
+    return out
+
+
+def _catalog_pop(tracks: pd.DataFrame) -> np.ndarray | None:
+    if "track_popularity" not in tracks.columns:
+        return None
+    return pd.to_numeric(tracks["track_popularity"], errors="coerce").to_numpy(dtype=np.float64)
+
+
 def _track_table(cat: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in TRACK_COLUMNS if c in cat.columns]
     t = cat[cols].copy()
-    for c in ("track_id", "track_name", "track_artist", "track_album_name", "parent_genre", "source"):
+    for c in ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "parent_genre", "source"):
         if c in t.columns:
             t[c] = t[c].astype("string")
     for c in ("track_popularity", "release_year"):

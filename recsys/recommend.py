@@ -36,9 +36,12 @@ class RecommendConfig:
     w_neighbours: float = 0.5
     w_cluster: float = 0.15
     w_popularity: float = 0.05
+    w_artist: float = 0.5  # same artist as a recent track (catalogue metadata: reaches unplayed tracks)
+    w_album: float = 0.3  # same album as a recent track
     w_next: float = 1.0  # multiplier of sequential ("next") rules relative to co-occurrence rules
     n_neighbours: int = 50  # FAISS neighbours per recent track
     n_cluster: int = 30  # most-played members taken from each recent track's cluster
+    n_artist: int = 20  # most popular tracks taken per recent artist / album
     recency_decay: float = 0.8  # weight of the k-th most recent track: decay**k
     max_recent: int = 10
     profile_query: bool = True  # also search around the weighted mean of the recent tracks
@@ -48,7 +51,8 @@ class Recommender:
     """Blends rule, cluster and neighbour candidates over catalogue rows (the engine maps ids)."""
 
     def __init__(self, *, embeddings: np.ndarray, index, clusters: np.ndarray, rules: RuleIndex | None,
-                 popularity: np.ndarray, labels: list[str] | np.ndarray, config: RecommendConfig | None = None) -> None:
+                 popularity: np.ndarray, labels: list[str] | np.ndarray, config: RecommendConfig | None = None,
+                 meta: dict[str, np.ndarray] | None = None, catalog_popularity: np.ndarray | None = None) -> None:
         self.embeddings = embeddings
         self.index = index
         self.clusters = np.asarray(clusters)
@@ -56,29 +60,52 @@ class Recommender:
         self.popularity = np.asarray(popularity, dtype=np.float64)
         self.labels = labels  # display label per row (track id) for reasons
         self.config = config or RecommendConfig()
-        self._pop_score = np.log1p(self.popularity) / max(np.log1p(self.popularity.max()), 1e-9)
-        self._cluster_top = self._top_members()
+        # meta: "artist"/"album" -> int code per row (-1 unknown); catalog_popularity: 0..100 or NaN
+        self.meta = {k: np.asarray(v) for k, v in (meta or {}).items()}
+        self.catalog_popularity = catalog_popularity
+        self._prepare()
 
-    def _top_members(self) -> dict[int, np.ndarray]:
-        """Per cluster, its members by popularity (most played first), trimmed to the budget."""
-        n_top = max(self.config.n_cluster, 1)
-        order = np.lexsort((np.arange(len(self.clusters)), -self.popularity, self.clusters))
-        cl_sorted = self.clusters[order]
+    def _prepare(self) -> None:
+        self._pop_score = np.log1p(self.popularity) / max(np.log1p(self.popularity.max()), 1e-9)
+        prior = self._pop_score.copy()
+        if self.catalog_popularity is not None:
+            cp = np.nan_to_num(np.asarray(self.catalog_popularity, dtype=np.float64), nan=0.0) / 100.0
+            prior = 0.5 * prior + 0.5 * np.clip(cp, 0, 1)
+        self._prior = prior
+        self._cluster_top = self._top_members(self.clusters, self.config.n_cluster)
+        self._meta_top = {k: self._top_members(v, self.config.n_artist) for k, v in self.meta.items()}
+
+    def _top_members(self, codes: np.ndarray, n_top: int) -> dict[int, np.ndarray]:
+        """Per group code, its members by prior (most played / popular first), trimmed to the budget."""
+        n_top = max(n_top, 1)
+        order = np.lexsort((np.arange(len(codes)), -self._prior, codes))
+        order = order[codes[order] >= 0]
+        cl_sorted = codes[order]
+        if len(order) == 0:
+            return {}
         starts = np.flatnonzero(np.r_[True, cl_sorted[1:] != cl_sorted[:-1]])
         ends = np.r_[starts[1:], len(order)]
         return {int(cl_sorted[s]): order[s:min(e, s + n_top)] for s, e in zip(starts, ends)}
 
-    def add_rows(self, clusters_new: np.ndarray, embeddings: np.ndarray, labels) -> None:
+    def add_rows(self, clusters_new: np.ndarray, embeddings: np.ndarray, labels,
+                 meta_new: dict[str, np.ndarray] | None = None, catalog_popularity_new: np.ndarray | None = None) -> None:
         """Track new catalogue rows (after index.add): zero plays, their clusters, their labels."""
+        n_new = len(clusters_new)
         self.embeddings = embeddings
         self.clusters = np.concatenate([self.clusters, clusters_new])
-        self.popularity = np.concatenate([self.popularity, np.zeros(len(clusters_new))])
-        self._pop_score = np.log1p(self.popularity) / max(np.log1p(self.popularity.max()), 1e-9)
+        self.popularity = np.concatenate([self.popularity, np.zeros(n_new)])
+        for k in list(self.meta):
+            add = (meta_new or {}).get(k, np.full(n_new, -1))
+            self.meta[k] = np.concatenate([self.meta[k], add])
+        if self.catalog_popularity is not None:
+            add = catalog_popularity_new if catalog_popularity_new is not None else np.full(n_new, np.nan)
+            self.catalog_popularity = np.concatenate([self.catalog_popularity, add])
         self.labels = labels
-        self._cluster_top = self._top_members()
+        self._prepare()
 
     def recommend_rows(self, recent: list[int], k: int = 10, *, exclude: set[int] | None = None,
-                       use: tuple[str, ...] = ("rules", "cluster", "neighbours")) -> list[tuple[int, float, list[str]]]:
+                       use: tuple[str, ...] = ("rules", "cluster", "neighbours", "artist", "album"),
+                       ) -> list[tuple[int, float, list[str]]]:
         """Top-k (row, score, reasons) after ``recent`` (oldest first), never returning a recent row."""
         c = self.config
         recent = [int(r) for r in recent][-c.max_recent:]
@@ -93,6 +120,7 @@ class Recommender:
         rule_s: dict[int, float] = {}
         nb_s: dict[int, float] = {}
         cl_s: dict[int, float] = {}
+        meta_s: dict[str, dict[int, float]] = {"artist": {}, "album": {}}
         why: dict[int, dict[str, tuple[float, str]]] = {}
 
         def note(cand: int, src: str, s: float, text: str, table: dict) -> None:
@@ -143,12 +171,28 @@ class Recommender:
                 for rank, cand in enumerate(members):
                     s = weight[r] * (1.0 - rank / (2.0 * m))
                     note(int(cand), "cluster", s, f"same cluster {cl} as {self.labels[r]}", cl_s)
+        for key, wk in (("artist", c.w_artist), ("album", c.w_album)):
+            codes = self.meta.get(key)
+            if key not in use or wk <= 0 or codes is None:
+                continue
+            shared: dict[int, tuple[float, int]] = {}
+            for r in rows:
+                code = int(codes[r])
+                if code >= 0:
+                    tot, first = shared.get(code, (0.0, r))
+                    shared[code] = (tot + weight[r], first)
+            for code, (tot, first) in shared.items():
+                for cand in self._meta_top[key].get(code, ()):
+                    s = min(tot, 1.0) * (0.5 + 0.5 * float(self._prior[cand]))
+                    note(int(cand), key, s, f"same {key} as {self.labels[first]}", meta_s[key])
         if not why:
             return []
         cands = np.fromiter(why.keys(), dtype=np.int64, count=len(why))
         score = (c.w_rules * np.array([rule_s.get(x, 0.0) for x in cands.tolist()])
                  + c.w_neighbours * np.array([nb_s.get(x, 0.0) for x in cands.tolist()])
                  + c.w_cluster * np.array([cl_s.get(x, 0.0) for x in cands.tolist()])
+                 + c.w_artist * np.array([meta_s["artist"].get(x, 0.0) for x in cands.tolist()])
+                 + c.w_album * np.array([meta_s["album"].get(x, 0.0) for x in cands.tolist()])
                  + c.w_popularity * self._pop_score[cands])
         k = min(k, len(cands))
         top = np.argpartition(-score, k - 1)[:k] if k < len(cands) else np.arange(len(cands))
