@@ -1,0 +1,407 @@
+"""Batch stage: audio folder -> one Parquet per feature block, cached, resumable, parallel.
+
+Each file is hashed (content, not name), its excerpt decoded once and handed to every requested
+block (``recsys.features`` protocol). Every (file, block) record is cached as JSON under
+``OUT/cache/<block>/<key>.json`` (key = hash of content + block + block settings + decoding
+settings), written atomically the moment it is computed, so a run killed with ``kill -9`` resumes
+where it stopped and redoes nothing finished. Failing files never stop the batch: each one gets a row
+with ``ok=False`` and a ``reason`` in its block table and in ``OUT/failures.csv``.
+
+Output (read by ``build-index --features``):
+``OUT/<block>.parquet``: ``file`` (relative to the audio dir), ``track_id``, ``ok``, ``reason``, features...
+``OUT/manifest.json``: blocks, settings, counts; ``OUT/failures.csv``: file, block, kind, reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import time
+import traceback
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from recsys.errors import DependencyError, InputError, ModelError, RecsysError, SchemaError
+from recsys.io import read_table, sha256_file, sha256_json, write_json, write_table
+
+log = logging.getLogger(__name__)
+
+FORMAT = "recsys-features/1"
+DEFAULT_BLOCKS = ("spectral", "audiostats")
+#: Errors that depend on the machine, not the file: never cached, retried on the next run.
+_TRANSIENT = (DependencyError, ModelError, MemoryError, OSError)
+
+
+@dataclass
+class ExtractConfig:
+    """What to extract and how to decode; everything but ``jobs``/``progress`` is part of cache keys."""
+
+    blocks: tuple[str, ...] = DEFAULT_BLOCKS
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # block -> constructor options
+    excerpt_seconds: float | None = 30.0
+    position: str = "middle"
+    sr: int = 22050
+    jobs: int = 1
+
+    def decoding(self) -> dict[str, Any]:
+        return {"excerpt_seconds": self.excerpt_seconds, "position": self.position, "sr": self.sr}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def discover(audio_dir: Path) -> list[Path]:
+    """Audio files under ``audio_dir`` (recursive, by extension), sorted for a stable order."""
+    from recsys.audio.load import AUDIO_SUFFIXES
+
+    if not audio_dir.is_dir():
+        raise InputError(f"{audio_dir}: audio directory not found")
+    return sorted(p for p in audio_dir.rglob("*")
+                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+
+
+def read_mapping(path: str | os.PathLike | None) -> dict[str, str]:
+    """``file -> track_id`` from a CSV with columns ``file,track_id`` (files relative to the audio dir)."""
+    if path is None:
+        return {}
+    df = read_table(path, dtype={"file": str, "track_id": str})
+    missing = [c for c in ("file", "track_id") if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{path}: missing column(s) {', '.join(missing)} (need file,track_id)")
+    df = df.dropna(subset=["file", "track_id"])
+    return {str(f).strip(): str(t).strip() for f, t in zip(df["file"], df["track_id"])}
+
+
+def parse_sets(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
+    """``["cnn.model=PATH", "spectral.n_mels=96"]`` -> ``{"cnn": {"model": "PATH"}, ...}`` (JSON values parsed)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        block, dot, opt = key.strip().partition(".")
+        if not sep or not dot or not block or not opt:
+            raise InputError(f"--set {item!r}: expected block.key=value (e.g. cnn.model=models/cnn)")
+        try:
+            parsed: Any = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(block, {})[opt] = parsed
+    return out
+
+
+def _resolve(spec: str) -> tuple[str, Any]:
+    """Block name and factory: a registered name, or ``module:Class`` for a plug-in block."""
+    from recsys.features import EXTRACTORS, get_extractor
+
+    if ":" in spec and spec not in EXTRACTORS:
+        module, _, cls = spec.partition(":")
+        try:
+            klass = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise InputError(f"cannot import feature block {spec!r} ({exc})") from None
+        return str(getattr(klass, "name", cls)), klass
+    if spec not in EXTRACTORS:
+        raise InputError(f"unknown feature block {spec!r} (choose from {', '.join(EXTRACTORS)}, or module:Class)")
+    return spec, lambda **o: get_extractor(spec, **o)
+
+
+def build_extractors(config: ExtractConfig) -> dict[str, Any]:
+    """Instantiate every requested block once (a bad option is an error before any work starts)."""
+    out: dict[str, Any] = {}
+    for spec in config.blocks:
+        name, factory = _resolve(spec)
+        if name in out:
+            raise InputError(f"block {name!r} requested twice")
+        out[name] = factory(**config.options.get(name, config.options.get(spec, {})))
+    unknown = set(config.options) - set(out) - set(config.blocks)
+    if unknown:
+        raise InputError(f"--set for block(s) not requested: {', '.join(sorted(unknown))}")
+    return out
+
+
+def cache_key(content_sha: str, block: str, settings: dict[str, Any], decoding: dict[str, Any]) -> str:
+    return sha256_json({"content": content_sha, "block": block, "settings": settings, "decoding": decoding,
+                        "format": FORMAT})[:40]
+
+
+def _cache_path(out: Path, block: str, key: str) -> Path:
+    return out / "cache" / block / f"{key}.json"
+
+
+def _read_cached(path: Path) -> dict[str, Any] | None:
+    """A cached record, or None when absent or unreadable (a corrupted entry is recomputed)."""
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        return rec if isinstance(rec, dict) and "ok" in rec else None
+    except (OSError, ValueError):
+        return None
+
+
+def _clean_stale_tmp(out: Path, older_than_s: float = 600.0) -> None:
+    """Remove temp files left by a killed run (only old ones: a concurrent run may own fresh ones)."""
+    now = time.time()
+    for p in (out / "cache").glob("*/.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - p.stat().st_mtime > older_than_s:
+                p.unlink()
+
+
+# ----------------------------------------------------------------------------- per-file work
+
+_WORKER: dict[str, Any] = {}  # per worker process: the extractors, built once by _init_worker
+
+
+def _init_worker(config: ExtractConfig) -> None:
+    _WORKER["config"] = config
+    _WORKER["extractors"] = build_extractors(config)
+    with contextlib.suppress(Exception):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _record(ok: bool, reason: str, features: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"ok": ok, "reason": reason, "features": features or {}}
+
+
+def process_file(path: str, rel: str, todo: list[tuple[str, str]], out: str) -> tuple[str, dict[str, dict], dict[str, str]]:
+    """Decode one excerpt, run each missing block on it, cache each result as soon as it exists.
+
+    Returns ``(rel, {block: record}, {block: kind})`` with kind ``ok``, ``skip`` (a property of the
+    file, cached) or ``error`` (machine-dependent or unexpected, not cached, retried next run).
+    """
+    from recsys.audio.load import load_excerpt
+    from recsys.features import SkipFile
+
+    config: ExtractConfig = _WORKER["config"]
+    extractors = _WORKER["extractors"]
+    records: dict[str, dict] = {}
+    kinds: dict[str, str] = {}
+
+    def done(block: str, key: str, rec: dict, kind: str) -> None:
+        records[block], kinds[block] = rec, kind
+        if kind != "error":
+            write_json(_cache_path(Path(out), block, key), {**rec, "file": rel, "block": block})
+
+    try:
+        y, sr = load_excerpt(path, sr=config.sr, seconds=config.excerpt_seconds, position=config.position)
+        if y.size == 0:
+            raise InputError("no audio samples after decoding (empty stream)")
+    except _TRANSIENT as exc:
+        for block, key in todo:
+            done(block, key, _record(False, _one_line(exc)), "error")
+        return rel, records, kinds
+    except (InputError, SkipFile) as exc:
+        for block, key in todo:
+            done(block, key, _record(False, _one_line(exc)), "skip")
+        return rel, records, kinds
+    except Exception as exc:  # libsndfile/soxr surprises: reported, never fatal
+        for block, key in todo:
+            done(block, key, _record(False, f"decode failed: {type(exc).__name__}: {_one_line(exc)}"), "error")
+        return rel, records, kinds
+    for block, key in todo:
+        try:
+            feats = extractors[block].extract(y, sr, path=Path(path))
+            done(block, key, _record(True, "", _plain(feats)), "ok")
+        except SkipFile as exc:
+            done(block, key, _record(False, _one_line(exc)), "skip")
+        except _TRANSIENT as exc:
+            done(block, key, _record(False, _one_line(exc)), "error")
+        except RecsysError as exc:
+            done(block, key, _record(False, _one_line(exc)), "skip")
+        except Exception as exc:
+            log.debug("block %s failed on %s:\n%s", block, rel, traceback.format_exc())
+            done(block, key, _record(False, f"{type(exc).__name__}: {_one_line(exc)}"), "error")
+    return rel, records, kinds
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
+
+
+def _plain(feats: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe scalars (numpy -> Python)."""
+    out = {}
+    for k, v in feats.items():
+        if hasattr(v, "item"):
+            v = v.item()
+        out[str(k)] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class Summary:
+    n_files: int
+    computed: int
+    cached: int
+    failures: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    seconds: float
+    out: Path
+
+    def lines(self) -> list[str]:
+        """A short human summary: counts, then the most common failure reasons."""
+        lines = [f"{self.n_files} file(s): {self.cached} (file, block) result(s) from cache, {self.computed} computed "
+                 f"in {self.seconds:.1f} s -> {self.out}"]
+        for name, t in self.tables.items():
+            lines.append(f"  {name}: {int(t['ok'].sum())}/{len(t)} ok")
+        if len(self.failures):
+            lines.append(f"  {len(self.failures)} failure(s) (see {self.out / 'failures.csv'}):")
+            for (block, reason), n in Counter(zip(self.failures["block"], self.failures["reason"])).most_common(8):
+                lines.append(f"    {n} x [{block}] {reason}")
+        return lines
+
+
+@contextlib.contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Spawned workers inherit OMP/BLAS limits of 1 thread: N processes on N cores, no oversubscription."""
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractConfig | None = None, *,
+        mapping: str | os.PathLike | None = None, progress: bool = True) -> Summary:
+    """Extract every requested block for every audio file under ``audio_dir`` into ``out``."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    config = config or ExtractConfig()
+    audio_dir, out = Path(audio_dir), Path(out)
+    files = discover(audio_dir)
+    if not files:
+        raise InputError(f"{audio_dir}: no audio files found")
+    track_of = read_mapping(mapping)
+    extractors = build_extractors(config)
+    settings = {name: ext.settings() for name, ext in extractors.items()}
+    decoding = config.decoding()
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmp(out)
+
+    rels = [str(p.relative_to(audio_dir).as_posix()) for p in files]
+    results: dict[str, dict[str, dict]] = {r: {} for r in rels}
+    kinds: dict[str, dict[str, str]] = {r: {} for r in rels}
+    tasks: list[tuple[str, str, list[tuple[str, str]]]] = []
+    cached = 0
+    for p, rel in zip(files, rels):
+        try:
+            digest = sha256_file(p)
+        except OSError as exc:
+            for name in extractors:
+                results[rel][name] = _record(False, f"cannot read file ({_one_line(exc)})")
+                kinds[rel][name] = "error"
+            continue
+        todo = []
+        for name in extractors:
+            key = cache_key(digest, name, settings[name], decoding)
+            rec = _read_cached(_cache_path(out, name, key))
+            if rec is None:
+                todo.append((name, key))
+            else:
+                results[rel][name] = rec
+                kinds[rel][name] = "ok" if rec["ok"] else "skip"
+                cached += 1
+        if todo:
+            tasks.append((str(p), rel, todo))
+
+    computed = 0
+    bar = tqdm(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file", disable=not progress)
+
+    def collect(rel: str, recs: dict, ks: dict) -> None:
+        nonlocal computed
+        results[rel].update(recs)
+        kinds[rel].update(ks)
+        computed += len(recs)
+        bar.update(1)
+
+    if config.jobs <= 1 or len(tasks) <= 1:
+        _init_worker(config)
+        for path, rel, todo in tasks:
+            collect(*process_file(path, rel, todo, str(out)))
+    else:
+        _run_pool(tasks, config, out, collect)
+    bar.close()
+
+    tables: dict[str, pd.DataFrame] = {}
+    fail_rows = []
+    for name, ext in extractors.items():
+        rows = []
+        for p, rel in zip(files, rels):
+            rec = results[rel].get(name) or _record(False, "not processed")
+            track = track_of.get(rel) or track_of.get(p.name) or p.stem
+            rows.append({"file": rel, "track_id": track, "ok": bool(rec["ok"]), "reason": str(rec["reason"]),
+                         **rec.get("features", {})})
+            if not rec["ok"]:
+                fail_rows.append({"file": rel, "block": name, "kind": kinds[rel].get(name, "error"),
+                                  "reason": str(rec["reason"])})
+        table = pd.DataFrame(rows)
+        table["ok"] = table["ok"].astype(bool)
+        table = ext.finalize(table)
+        write_table(table, out / f"{name}.parquet")
+        tables[name] = table
+    failures = pd.DataFrame(fail_rows, columns=["file", "block", "kind", "reason"])
+    write_table(failures, out / "failures.csv")
+    write_json(out / "manifest.json", {
+        "format": FORMAT, "audio_dir": str(audio_dir.resolve()), "n_files": len(files),
+        "mapping": str(mapping) if mapping else None, "decoding": decoding,
+        "blocks": {name: {"settings": settings[name], "rows": len(t), "ok": int(t["ok"].sum()),
+                          "file": f"{name}.parquet",
+                          "columns": [c for c in t.columns if c not in ("file", "track_id", "ok", "reason")]}
+                   for name, t in tables.items()},
+        "n_failures": len(failures), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    return Summary(n_files=len(files), computed=computed, cached=cached, failures=failures, tables=tables,
+                   seconds=time.perf_counter() - t0, out=out)
+
+
+def _run_pool(tasks, config: ExtractConfig, out: Path, collect) -> None:
+    """Files in parallel (spawned processes). If a worker dies (segfault, OOM kill), the files it
+    took down with it are retried one per fresh process, so only the guilty file is reported."""
+    import multiprocessing as mp
+
+    def pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(config,))
+
+    def fail(rel: str, todo, reason: str) -> None:
+        collect(rel, {b: _record(False, reason) for b, _ in todo}, {b: "error" for b, _ in todo})
+
+    retry = []
+    with _single_threaded_children():
+        with pool(config.jobs) as ex:
+            futures = {ex.submit(process_file, path, rel, todo, str(out)): (path, rel, todo)
+                       for path, rel, todo in tasks}
+            for fut in as_completed(futures):
+                path, rel, todo = futures[fut]
+                try:
+                    collect(*fut.result())
+                except BrokenProcessPool:
+                    retry.append((path, rel, todo))
+                except Exception as exc:  # e.g. an unpicklable result: report, go on
+                    fail(rel, todo, f"{type(exc).__name__}: {_one_line(exc)}")
+        for path, rel, todo in retry:
+            with pool(1) as ex:
+                try:
+                    collect(*ex.submit(process_file, path, rel, todo, str(out)).result())
+                except BrokenProcessPool:
+                    fail(rel, todo, "worker process crashed on this file")
+                except Exception as exc:
+                    fail(rel, todo, f"{type(exc).__name__}: {_one_line(exc)}")
