@@ -1,8 +1,190 @@
-"""CLI commands for this area (filled in by its issue)."""
+"""Engine commands: build-index, recommend, similar, rules mine, simulate-users, evaluate."""
 from __future__ import annotations
+
+import json
+import warnings
 
 import click
 
 
+def _blocks(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [b.strip() for b in value.split(",") if b.strip()]
+
+
+def _print_recs(recs, as_json: bool, header: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in recs], indent=2))
+        return
+    if header:
+        click.echo(header)
+    for i, r in enumerate(recs, 1):
+        name = r.track_name or r.track_id
+        artist = f" — {r.track_artist}" if r.track_artist else ""
+        click.echo(f"{i:>2}. {name}{artist}  [{r.track_id}]  score {r.score:.3f}")
+        for why in r.reasons:
+            click.echo(f"      · {why}")
+
+
+def _load(index: str):
+    from ..engine import Engine
+
+    return Engine.load(index)
+
+
+def _with_warnings(fn):
+    """Run fn, echoing library warnings (unknown ids) on stderr as 'warning: ...'."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    return result
+
+
 def register(main: click.Group) -> None:
-    """Add this module's commands to the top-level ``recsys`` group."""
+    """Add the engine commands to the top-level ``recsys`` group."""
+
+    @main.command("build-index")
+    @click.option("--catalog", type=click.Path(dir_okay=False), help="Track table (CSV/TSV/Parquet).")
+    @click.option("--histories", type=click.Path(dir_okay=False), help="Histories: user_id, position, track_id.")
+    @click.option("--simulate-users", type=int, default=0, show_default=True,
+                  help="Generate this many synthetic users when no histories are given.")
+    @click.option("--features", type=click.Path(file_okay=False), help="Audio features dir (one Parquet per block).")
+    @click.option("--blocks", help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
+    @click.option("--genre-model", type=click.Path(file_okay=False), help="Trained genre model dir (for unlabelled catalogues).")
+    @click.option("--no-genre-probs", is_flag=True, help="Tabular block without genre-model probabilities.")
+    @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with an [engine] table.")
+    @click.option("--seed", type=int, default=None)
+    @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
+    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config, seed, out):
+        """Build embeddings, FAISS index, clusters and rules into an index directory."""
+        from pipelines.build_index import format_summary, run
+
+        if catalog is None and features is None:
+            raise click.UsageError("give --catalog and/or --features")
+        eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories, simulate_users=simulate_users,
+                                         features=features, blocks=_blocks(blocks), genre_model=genre_model,
+                                         config=config, seed=seed, no_genre_probs=no_genre_probs))
+        click.echo(format_summary(eng, out))
+
+    @main.command("recommend")
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
+    @click.option("--recent", multiple=True, help="A recently played track id (repeat, oldest first).")
+    @click.option("--user", "user_id", help="A user id known to the index (its last plays are used).")
+    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def recommend(index_dir, recent, user_id, k, as_json):
+        """What to play next after the recent tracks, with reasons."""
+        if not recent and not user_id:
+            raise click.UsageError("give at least one --recent ID or --user ID")
+        eng = _load(index_dir)
+        recs = _with_warnings(lambda: eng.recommend(list(recent), k=k, user_id=user_id))
+        _print_recs(recs, as_json, None if as_json else f"next after {len(recent) or 'user ' + str(user_id)}"
+                    f"{' recent track(s)' if recent else ''}:")
+
+    @main.command("similar")
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
+    @click.option("--track", "track_id", required=True)
+    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    def similar(index_dir, track_id, k, as_json):
+        """Nearest tracks by embedding (and the track's cluster)."""
+        eng = _load(index_dir)
+        recs = eng.similar(track_id, k)
+        _print_recs(recs, as_json, None if as_json else f"similar to {track_id} (cluster {eng.cluster_of(track_id)}):")
+
+    @main.group("rules")
+    def rules():
+        """Association rules from listening histories."""
+
+    @rules.command("mine")
+    @click.option("--histories", required=True, type=click.Path(dir_okay=False))
+    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="rules.parquet (or .csv)")
+    @click.option("--algorithm", type=click.Choice(["fpgrowth", "apriori"]), default="fpgrowth", show_default=True)
+    @click.option("--min-support", type=float, default=0.0, help="0 = auto: max(min_count / transactions, 0.001).")
+    @click.option("--min-count", type=int, default=2, show_default=True)
+    @click.option("--min-confidence", type=float, default=0.05, show_default=True)
+    @click.option("--min-lift", type=float, default=1.0, show_default=True)
+    @click.option("--max-len", type=int, default=3, show_default=True)
+    @click.option("--transactions", type=click.Choice(["auto", "user", "session", "window"]), default="auto", show_default=True)
+    @click.option("--window", type=int, default=10, show_default=True)
+    @click.option("--memory-limit-mb", type=int, default=2048, show_default=True)
+    @click.option("--max-itemsets", type=int, default=2_000_000, show_default=True)
+    @click.option("--no-sequential", is_flag=True, help="Only co-occurrence rules, no next-track rules.")
+    def mine(histories, out, algorithm, min_support, min_count, min_confidence, min_lift, max_len, transactions,
+             window, memory_limit_mb, max_itemsets, no_sequential):
+        """Mine rules with FP-growth (default) or Apriori; guarded against blow-up."""
+        import time
+
+        from ..io import write_table
+        from ..rules import RulesConfig, mine_rules
+        from ..users import read_histories
+
+        cfg = RulesConfig(algorithm=algorithm, min_support=min_support, min_count=min_count,
+                          min_confidence=min_confidence, min_lift=min_lift, max_len=max_len,
+                          transactions=transactions, window=window, memory_limit_mb=memory_limit_mb,
+                          max_itemsets=max_itemsets, sequential=not no_sequential)
+        h = read_histories(histories)
+        t0 = time.perf_counter()
+        table = mine_rules(h, cfg)
+        dt = time.perf_counter() - t0
+        write_table(table, out)
+        n_next = int((table["kind"] == "next").sum()) if len(table) else 0
+        click.echo(f"{out}: {len(table):,} rules ({len(table) - n_next:,} co-occurrence, {n_next:,} next-track) "
+                   f"from {h['user_id'].nunique():,} users, {len(h):,} plays in {dt:.1f} s")
+
+    @main.command("simulate-users")
+    @click.option("--catalog", required=True, type=click.Path(dir_okay=False))
+    @click.option("--users", "n_users", type=click.IntRange(1), default=500, show_default=True)
+    @click.option("--out", required=True, type=click.Path(dir_okay=False))
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--index", "index_dir", type=click.Path(file_okay=False),
+                  help="Group tracks by this index's clusters (default: parent genres).")
+    def simulate(catalog, n_users, out, seed, index_dir):
+        """Write reproducible synthetic listening histories."""
+        import dataclasses
+
+        from ..catalog import load_catalog
+        from ..io import write_table
+        from ..users import SimulationConfig, simulate_users
+
+        cat = load_catalog(catalog)
+        groups = None
+        if index_dir:
+            eng = _load(index_dir)
+            rows = cat["track_id"].map(eng.row_of_)
+            if rows.isna().any():
+                raise click.UsageError(f"{int(rows.isna().sum())} catalogue tracks are not in {index_dir}")
+            groups = eng.index_.clusters_[rows.to_numpy(dtype=int)]
+        cfg = dataclasses.replace(SimulationConfig(), n_users=n_users, seed=seed)
+        h = simulate_users(cat, cfg, groups=groups, progress=True)
+        write_table(h, out)
+        click.echo(f"{out}: {n_users:,} users, {len(h):,} plays ({int(h['skipped'].sum()):,} skipped), "
+                   f"{h['track_id'].nunique():,} distinct tracks, seed {seed}")
+
+    @main.command("evaluate")
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
+    @click.option("--histories", required=True, type=click.Path(dir_okay=False))
+    @click.option("-k", "--k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+    @click.option("--max-users", type=int, default=0, help="Evaluate a seeded sample of users (0 = all).")
+    @click.option("--recent", "n_recent", type=int, default=0, help="Recent plays per user fed to the recommenders (0 = config).")
+    @click.option("--seed", type=int, default=0)
+    @click.option("--json", "as_json", is_flag=True)
+    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, as_json):
+        """Leave-last-out HitRate/MRR/NDCG@K and coverage: hybrid beside popularity, item-kNN and content."""
+        from ..evaluate import evaluate
+
+        eng = _load(index_dir)
+        table, info = evaluate(eng, histories, k=k, max_users=max_users or None, seed=seed,
+                               n_recent=n_recent or None, progress=True)
+        if as_json:
+            click.echo(json.dumps({"info": info, "results": table.to_dict(orient="records")}, indent=2))
+            return
+        click.echo(f"leave-last-out on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
+                   f"{info['rules']:,} rules mined from training only, {info['n_recent']} recent plays per user); "
+                   f"held-out tracks never played in training: {info['cold_targets']:.1%}")
+        if info["unknown_plays"]:
+            click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored", err=True)
+        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
