@@ -205,10 +205,12 @@ class FasterWhisperTranscriber(_WhisperBase):
                 self._net = WhisperModel(self.model, local_files_only=not self.download,
                                          download_root=self.download_root, **kwargs)
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-                where = "in the local HuggingFace cache" if not self.download else "downloadable"
-                raise DependencyError(f"faster-whisper model {self.model!r} is not {where} ({first}); "
-                                      + HOW_TO_GET_WHISPER) from None
+                if self.download:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                    raise DependencyError(f"faster-whisper cannot download {self.model!r} ({first}); "
+                                          + HOW_TO_GET_WHISPER) from None
+                raise DependencyError(f"faster-whisper model {self.model!r} is not in the local HuggingFace "
+                                      "cache (~/.cache/huggingface/hub); " + HOW_TO_GET_WHISPER) from None
         return self._net
 
     def supported_languages(self) -> list[str]:

@@ -1,0 +1,333 @@
+"""Lyric topics: TF-IDF + NMF over transcripts and user lyrics, and the ``lyrics`` feature block.
+
+The lyrics block says what a song is about. Per file it transcribes the vocal stem of the
+excerpt (:mod:`recsys.audio.transcription`); once the whole corpus is in, ``finalize`` fits
+topics over every transcript plus any lyrics the user supplies (``track_id,text``) and adds
+one ``lyrics__topic_<k>`` column per topic.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, ModelError, SchemaError
+from .io import atomic_dir, read_table
+
+log = logging.getLogger(__name__)
+
+FORMAT = "recsys.lyric_topics/1"
+TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
+#: sung filler that carries no topic (added to English stop words)
+FILLERS = frozenset("""oh ooh ohh ah ahh aah yeah yea yeh hey la na da mm mmm hmm uh huh whoa woah wo
+ay ayy eh ha ho yo ya gonna wanna gotta em im don didn ll ve re doesn isn ain cause""".split())
+
+
+def _stop_words(stop_words: str | Sequence[str] | None) -> list[str] | None:
+    if stop_words is None or stop_words == "none":
+        return None
+    if stop_words == "english":
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        return sorted(set(ENGLISH_STOP_WORDS) | FILLERS)
+    return sorted(set(stop_words))
+
+
+class LyricTopics:
+    """TF-IDF + NMF topic model (scikit-learn), saved as JSON + ``.npy`` (no pickle).
+
+    ``fit(texts)`` learns the vocabulary, IDF weights and ``n_topics`` topics (fewer when the
+    corpus is too small: ``n_topics_``); ``transform(texts)`` gives each text's topic weights,
+    rows normalised to sum to 1 (a text with no known word is all zeros).
+    """
+
+    def __init__(self, n_topics: int = 8, *, max_features: int = 5000, min_df: int | float = 1,
+                 max_df: float = 0.95, stop_words: str | Sequence[str] | None = "english",
+                 sublinear_tf: bool = True, max_iter: int = 400, random_state: int = 0) -> None:
+        self.n_topics = n_topics
+        self.max_features = max_features
+        self.min_df = min_df
+        self.max_df = max_df
+        self.stop_words = stop_words
+        self.sublinear_tf = sublinear_tf
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("n_topics", "max_features", "min_df", "max_df", "stop_words",
+                                              "sublinear_tf", "max_iter", "random_state")}
+
+    @staticmethod
+    def _clean(texts: Iterable[Any]) -> list[str]:
+        return ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+
+    def fit(self, texts: Iterable[str], y: Any = None) -> "LyricTopics":
+        from sklearn.decomposition import NMF
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        docs = [t for t in self._clean(texts) if t.strip()]
+        if not docs:
+            raise InputError("no lyrics to fit topics on (every transcript is empty or instrumental)")
+        max_df = self.max_df if len(docs) > 2 else 1.0  # a tiny corpus would lose every word
+        vec = TfidfVectorizer(max_features=self.max_features, min_df=self.min_df, max_df=max_df,
+                              stop_words=_stop_words(self.stop_words), token_pattern=TOKEN_PATTERN,
+                              sublinear_tf=self.sublinear_tf, lowercase=True, strip_accents="unicode")
+        try:
+            X = vec.fit_transform(docs)
+        except ValueError as exc:  # empty vocabulary
+            raise InputError(f"no words left to model topics ({exc})") from None
+        k = int(min(self.n_topics, X.shape[0], X.shape[1]))
+        if k < self.n_topics:
+            log.warning("only %d topic(s) fit this corpus (%d texts, %d words); asked for %d",
+                        k, X.shape[0], X.shape[1], self.n_topics)
+        nmf = NMF(n_components=k, init="nndsvda", max_iter=self.max_iter, random_state=self.random_state)
+        nmf.fit(X)
+        self.vocabulary_ = list(vec.get_feature_names_out())
+        self.idf_ = np.asarray(vec.idf_, dtype=np.float64)
+        self.components_ = np.asarray(nmf.components_, dtype=np.float64)
+        self.n_topics_ = k
+        self.n_documents_ = X.shape[0]
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "components_"):
+            raise ModelError("LyricTopics is not fitted; call fit() or load() first")
+
+    def tfidf(self, texts: Iterable[str]):
+        """TF-IDF rows of ``texts`` in the fitted vocabulary (the vectoriser's own weighting)."""
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import normalize
+
+        self._check()
+        cv = CountVectorizer(vocabulary=self.vocabulary_, token_pattern=TOKEN_PATTERN, lowercase=True,
+                             strip_accents="unicode")
+        X = cv.transform(self._clean(texts)).astype(np.float64)
+        if self.sublinear_tf:
+            X.data = np.log(X.data) + 1.0
+        X = X.multiply(self.idf_[None, :]).tocsr()
+        return normalize(X, norm="l2")
+
+    def transform(self, texts: Iterable[str]) -> np.ndarray:
+        """Topic proportions ``(n_texts, n_topics_)``; each non-empty row sums to 1."""
+        from sklearn.decomposition import non_negative_factorization
+
+        X = self.tfidf(texts)
+        W, _, _ = non_negative_factorization(X, H=self.components_, n_components=self.n_topics_,
+                                             update_H=False, init="custom", max_iter=self.max_iter,
+                                             random_state=self.random_state)
+        s = W.sum(axis=1, keepdims=True)
+        return np.divide(W, s, out=np.zeros_like(W), where=s > 0)
+
+    def fit_transform(self, texts: Sequence[str], y: Any = None) -> np.ndarray:
+        return self.fit(texts).transform(texts)
+
+    def top_words(self, n: int = 10) -> list[list[str]]:
+        """The ``n`` heaviest words of each topic."""
+        self._check()
+        return [[self.vocabulary_[i] for i in np.argsort(-row)[:n] if row[i] > 0] for row in self.components_]
+
+    def save(self, path: str | Path) -> None:
+        """Write ``topics.json`` (params, vocabulary), ``idf.npy``, ``components.npy`` atomically."""
+        self._check()
+        with atomic_dir(path) as tmp:
+            meta = {"format": FORMAT, "params": self.get_params(), "n_topics_": self.n_topics_,
+                    "n_documents_": self.n_documents_, "vocabulary": self.vocabulary_}
+            (tmp / "topics.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            for name, arr in (("idf.npy", self.idf_), ("components.npy", self.components_)):
+                buf = io.BytesIO()
+                np.save(buf, arr, allow_pickle=False)
+                (tmp / name).write_bytes(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LyricTopics":
+        path = Path(path)
+        expected = "a folder with topics.json, idf.npy and components.npy written by LyricTopics.save"
+        try:
+            meta = json.loads((path / "topics.json").read_text(encoding="utf-8"))
+            idf = np.load(path / "idf.npy", allow_pickle=False)
+            comp = np.load(path / "components.npy", allow_pickle=False)
+        except FileNotFoundError as exc:
+            raise ModelError(f"{path}: lyric topic model incomplete ({Path(exc.filename).name} missing); "
+                             f"expected {expected}") from None
+        except (ValueError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: lyric topic model is corrupted ({exc}); expected {expected}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ModelError(f"{path}: not a lyric topic model (format {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                             f"expected {FORMAT!r})")
+        vocab = list(meta["vocabulary"])
+        if idf.shape != (len(vocab),) or comp.ndim != 2 or comp.shape != (meta["n_topics_"], len(vocab)):
+            raise ModelError(f"{path}: lyric topic model arrays do not match its vocabulary "
+                             f"(idf {idf.shape}, components {comp.shape}, {len(vocab)} words)")
+        obj = cls(**meta["params"])
+        obj.vocabulary_, obj.idf_, obj.components_ = vocab, idf, comp
+        obj.n_topics_, obj.n_documents_ = int(meta["n_topics_"]), int(meta.get("n_documents_", 0))
+        return obj
+
+
+def read_user_lyrics(path: str | Path) -> pd.DataFrame:
+    """A user lyrics table (CSV/TSV/Parquet) with columns ``track_id`` and ``text`` (or ``lyrics``)."""
+    df = read_table(path)
+    if "text" not in df.columns and "lyrics" in df.columns:
+        df = df.rename(columns={"lyrics": "text"})
+    missing = [c for c in ("track_id", "text") if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{path}: lyrics table needs columns track_id,text (missing {', '.join(missing)})")
+    df = df[["track_id", "text"]].dropna()
+    df["track_id"] = df["track_id"].astype(str)
+    df["text"] = df["text"].astype(str)
+    return df[df["text"].str.strip() != ""].drop_duplicates("track_id", keep="last").reset_index(drop=True)
+
+
+def _none(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+        return None
+    return value
+
+
+def _record_key(table: pd.DataFrame) -> pd.Series | None:
+    """Which column of the pipeline's table matches a user lyrics ``track_id``."""
+    if "track_id" in table.columns:
+        return table["track_id"].astype(str)
+    if "path" in table.columns:
+        return table["path"].astype(str).map(lambda p: Path(p).stem)
+    return None
+
+
+class LyricsBlock:
+    """Feature block ``lyrics``: a transcript per excerpt, then ``lyrics__topic_<k>`` columns.
+
+    Options (``--set lyrics.key=value``): ``backend`` faster-whisper|openai-whisper, ``model``
+    (name or local path), ``device``, ``compute_type``, ``beam_size``, ``cpu_threads``,
+    ``vad_filter``, ``download``, ``language`` (force one), ``languages`` (allow-list, e.g.
+    ``en,es``), ``separate`` (transcribe the vocal stem, default true), ``separator``
+    (auto|demucs|classical), ``separator_model``, ``min_vocal_seconds``, ``gate`` (vad|energy),
+    ``cache_dir`` (``none`` disables), ``topics`` (K), ``lyrics`` (user ``track_id,text``
+    file), ``topics_out`` (folder to save the fitted topic model).
+    """
+
+    name = "lyrics"
+
+    def __init__(self, backend: str = "faster-whisper", model: str = "tiny", device: str = "cpu",
+                 compute_type: str = "int8", beam_size: int | str = 1, cpu_threads: int | str = 0,
+                 vad_filter: bool | str = True, download: bool | str = False, language: str | None = None,
+                 languages: str | Sequence[str] | None = None, separate: bool | str = True,
+                 separator: str = "auto", separator_model: str = "htdemucs", min_seconds: float | str = 1.0,
+                 min_vocal_seconds: float | str = 3.0, gate: str = "vad", cache_dir: str | None = None,
+                 topics: int | str = 8, lyrics: str | None = None, topics_out: str | None = None,
+                 max_features: int | str = 5000) -> None:
+        from .audio.separation import _to_bool
+        from .audio.transcription import LyricsSettings, TranscriptCache, _lang_list, default_cache_dir, make_transcriber
+
+        self.transcriber = make_transcriber(str(backend), model=str(model), device=str(device),
+                                            compute_type=str(compute_type), beam_size=int(beam_size),
+                                            cpu_threads=int(cpu_threads), vad_filter=_to_bool(vad_filter),
+                                            download=_to_bool(download))
+        self.lyrics_settings = LyricsSettings(separate=_to_bool(separate), language=_none(language),
+                                              languages=_lang_list(languages), min_seconds=float(min_seconds),
+                                              min_vocal_seconds=float(min_vocal_seconds), gate=str(gate))
+        self.separator_backend = str(separator)
+        self.separator_model = str(separator_model)
+        self.download = _to_bool(download)
+        cache_dir = _none(cache_dir)
+        self.cache = (None if isinstance(cache_dir, str) and cache_dir.lower() in ("off", "false", "no")
+                      else TranscriptCache(Path(cache_dir) if cache_dir else default_cache_dir()))
+        self.n_topics = int(topics)
+        self.lyrics = _none(lyrics)
+        self.topics_out = _none(topics_out)
+        self.max_features = int(max_features)
+        self._sep: Any = None
+
+    @property
+    def separator(self) -> Any:
+        if self._sep is None and self.lyrics_settings.separate:
+            from .audio.separation import make_separator
+
+            self._sep = make_separator(self.separator_backend, model=self.separator_model)
+        return self._sep
+
+    def settings(self) -> dict[str, Any]:
+        import dataclasses
+
+        sep = self.separator
+        return {"transcriber": self.transcriber.identity(), "separator": sep.identity() if sep else None,
+                "lyrics": dataclasses.asdict(self.lyrics_settings)}
+
+    def extract(self, y: np.ndarray, sr: int, *, path: Path | None = None) -> dict[str, Any]:
+        from .audio.transcription import transcribe_excerpt
+
+        t = transcribe_excerpt(y, sr, transcriber=self.transcriber, separator=self.separator,
+                               settings=self.lyrics_settings, cache=self.cache)
+        sep = self.separator
+        return {"lyrics__text": t.text, "lyrics__language": t.language or "",
+                "lyrics__language_probability": np.nan if t.language_probability is None else t.language_probability,
+                "lyrics__language_source": t.language_source, "lyrics__status": t.status,
+                "lyrics__reason": t.reason, "lyrics__instrumental": int(t.instrumental),
+                "lyrics__vocal_seconds": t.vocal_seconds, "lyrics__separator": sep.backend if sep else "none",
+                "lyrics__backend": t.backend, "lyrics__model": t.model, "lyrics__cached": int(t.cached)}
+
+    def topic_columns(self) -> list[str]:
+        return [f"lyrics__topic_{k}" for k in range(self.n_topics)]
+
+    def finalize(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Fit topics on all transcripts (+ user lyrics) and add ``lyrics__topic_<k>`` columns.
+
+        A track's user lyrics, when given, replace its transcript (``lyrics__text_source``).
+        Tracks without text get NaN topics; with fewer than two texts in all, every row does.
+        """
+        table = table.copy()
+        texts = (table["lyrics__text"] if "lyrics__text" in table.columns
+                 else pd.Series([""] * len(table), index=table.index)).fillna("").astype(str)
+        source = pd.Series(np.where(texts.str.strip() != "", "transcript", ""), index=table.index)
+        extra: list[str] = []
+        if self.lyrics:
+            user = read_user_lyrics(self.lyrics)
+            key = _record_key(table)
+            by_id = dict(zip(user["track_id"], user["text"]))
+            if key is not None:
+                matched = key.map(by_id)
+                has = matched.notna()
+                texts = texts.where(~has, matched.fillna(""))
+                source = source.where(~has, "user")
+                known = set(key)
+                extra = [t for i, t in by_id.items() if i not in known]
+            else:
+                extra = list(by_id.values())
+        table["lyrics__text_source"] = source
+        corpus = [t for t in texts if t.strip()] + extra
+        cols = self.topic_columns()
+        if len(corpus) < 2:
+            log.warning("lyrics: %d text(s) in the corpus, too few for topics; topic columns left empty", len(corpus))
+            for c in cols:
+                table[c] = np.nan
+            self.topics_ = None
+            return table
+        model = LyricTopics(self.n_topics, max_features=self.max_features).fit(corpus)
+        W = model.transform(list(texts))
+        full = np.zeros((len(table), self.n_topics))
+        full[:, : W.shape[1]] = W
+        full[(texts.str.strip() == "").to_numpy()] = np.nan
+        for k, c in enumerate(cols):
+            table[c] = full[:, k]
+        self.topics_ = model
+        if self.topics_out:
+            model.save(self.topics_out)
+        return table
+
+
+def texts_from_table(df: pd.DataFrame, *, where: str = "table") -> pd.Series:
+    """The text column of a transcripts table (``lyrics__text``, ``text``, ``lyrics`` or ``transcript``)."""
+    for c in ("lyrics__text", "text", "lyrics", "transcript"):
+        if c in df.columns:
+            return df[c].fillna("").astype(str)
+    raise SchemaError(f"{where}: no text column (expected one of lyrics__text, text, lyrics, transcript)")
+
+
+def tidy_words(text: str) -> list[str]:
+    """Lower-case word tokens as the topic model sees them (for display and checks)."""
+    return re.findall(TOKEN_PATTERN, text.lower())
