@@ -69,6 +69,8 @@ def tiny_whisper_checkpoint(path: Path, *, seed: int = 0, multilingual: bool = T
                            n_vocab=51865 if multilingual else 51864, n_text_ctx=448, n_text_state=32,
                            n_text_head=2, n_text_layer=1)
     model = Whisper(dims)
+    with torch.no_grad():  # the text positional embedding is torch.empty() until a checkpoint fills it
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": model.state_dict()}, path)
     return path
