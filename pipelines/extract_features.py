@@ -160,15 +160,18 @@ _WORKER: dict[str, Any] = {}  # per worker process: the extractors, built once b
 
 def _init_worker(config: ExtractConfig) -> None:
     _WORKER["config"] = config
-    _WORKER["extractors"] = build_extractors(config)
-    with contextlib.suppress(Exception):
-        import torch
-
-        torch.set_num_threads(1)
+    _WORKER["extractors"] = build_extractors(config)  # torch, if a block uses it, reads OMP_NUM_THREADS=1
 
 
 def _record(ok: bool, reason: str, features: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"ok": ok, "reason": reason, "features": features or {}}
+    # "columns" keeps the block's column order (the JSON writer sorts dict keys)
+    return {"ok": ok, "reason": reason, "features": features or {}, "columns": list(features or {})}
+
+
+def _ordered(rec: dict[str, Any]) -> dict[str, Any]:
+    feats = rec.get("features", {})
+    order = [c for c in rec.get("columns", []) if c in feats]
+    return {c: feats[c] for c in order + sorted(set(feats) - set(order))}
 
 
 def process_file(path: str, rel: str, todo: list[tuple[str, str]], out: str) -> tuple[str, dict[str, dict], dict[str, str]]:
@@ -348,7 +351,7 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
             rec = results[rel].get(name) or _record(False, "not processed")
             track = track_of.get(rel) or track_of.get(p.name) or p.stem
             rows.append({"file": rel, "track_id": track, "ok": bool(rec["ok"]), "reason": str(rec["reason"]),
-                         **rec.get("features", {})})
+                         **_ordered(rec)})
             if not rec["ok"]:
                 fail_rows.append({"file": rel, "block": name, "kind": kinds[rel].get(name, "error"),
                                   "reason": str(rec["reason"])})

@@ -38,17 +38,15 @@ def tone(freq: float, seconds: float, *, sr: int = SR, harmonics: int = 4) -> np
 
 def chord_progression(root: int = 0, *, major: bool = True, seconds: float = 16.0, sr: int = SR) -> np.ndarray:
     """I-IV-V-I triads (root position, octave 4) with harmonic tones; root 0 = C."""
-    third = 4 if major else 3
-    degrees = [0, 5, 7, 0] if major else [0, 5, 7, 0]
+    minor_triad, major_triad = (0, 3, 7), (0, 4, 7)
+    degrees = (0, 5, 7, 0)
     seg = seconds / len(degrees)
     out = []
     for d in degrees:
         base = 60 + root + d
-        notes = [base, base + (third if d == 0 or not major else 4), base + 7]
-        if not major and d == 7:
-            notes = [base, base + 4, base + 7]  # harmonic minor: major dominant
-        elif not major:
-            notes = [base, base + 3, base + 7]
+        # major key: all major triads; minor key: minor i and iv, major V (harmonic minor)
+        shape = major_triad if (major or d == 7) else minor_triad
+        notes = [base + i for i in shape]
         y = sum(tone(440.0 * 2 ** ((m - 69) / 12), seg, sr=sr) for m in notes)
         env = np.minimum(1, np.minimum(np.arange(len(y)), len(y) - np.arange(len(y))) / (0.02 * sr))
         out.append(y * env)

@@ -180,10 +180,13 @@ def zero_crossing_rate(y: np.ndarray, *, frame_length: int = 2048, hop_length: i
 
 
 def rms(*, S: np.ndarray, frame_length: int = 2048) -> np.ndarray:
-    """Frame RMS from the magnitude spectrogram (Parseval; no second pass over the samples)."""
+    """Frame RMS from the magnitude spectrogram (Parseval; no second pass over the samples).
+
+    Divided by the Hann window's RMS (sqrt 3/8), so it estimates the time-domain RMS of the frame.
+    """
     import librosa
 
-    return librosa.feature.rms(S=S, frame_length=frame_length)[0]
+    return librosa.feature.rms(S=S, frame_length=frame_length)[0] / np.sqrt(0.375)
 
 
 def amplitude_envelope(y: np.ndarray, *, frame_length: int = 2048, hop_length: int = 512) -> np.ndarray:
