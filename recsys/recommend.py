@@ -32,7 +32,7 @@ class Recommendation:
 class RecommendConfig:
     """Weights of the blended score and candidate budgets."""
 
-    w_rules: float = 1.0
+    w_rules: float = 1.5
     w_neighbours: float = 0.5
     w_cluster: float = 0.15
     w_popularity: float = 0.05
@@ -103,6 +103,15 @@ class Recommender:
         self.labels = labels
         self._prepare()
 
+    def _reason(self, text) -> str:
+        if isinstance(text, str):
+            return text
+        R, rid = self.rules, text[1]
+        names = ",".join(str(self.labels[int(a)]) for a in R.antecedents[rid])
+        kind = "next" if R.kind_next[rid] else "rule"
+        return (f"{kind} {{{names}}}->{self.labels[int(R.consequent[rid])]} "
+                f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
+
     def recommend_rows(self, recent: list[int], k: int = 10, *, exclude: set[int] | None = None,
                        use: tuple[str, ...] = ("rules", "cluster", "neighbours", "artist", "album"),
                        ) -> list[tuple[int, float, list[str]]]:
@@ -131,18 +140,22 @@ class Recommender:
                 why.setdefault(cand, {})[src] = (s, text)
 
         if "rules" in use and self.rules is not None and self.rules.n_rules and c.w_rules > 0:
+            # several rules for one candidate combine as a noisy-or: 1 - prod(1 - strength)
             R = self.rules
-            for rid in R.match(rows):
-                ante = R.antecedents[rid]
-                w = max(weight[int(a)] for a in ante)
-                s = float(R.confidence[rid]) * w * (c.w_next if R.kind_next[rid] else 1.0)
+            miss: dict[int, float] = {}
+            best: dict[int, tuple[float, int]] = {}
+            for rid in R.match(rows).tolist():
                 cons = int(R.consequent[rid])
                 if cons in excluded:
                     continue
-                names = ",".join(str(self.labels[int(a)]) for a in ante)
-                kind = "next" if R.kind_next[rid] else "rule"
-                text = f"{kind} {{{names}}}->{self.labels[cons]} conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}"
-                note(cons, "rules", s, text, rule_s)
+                w = max(weight[int(a)] for a in R.antecedents[rid])
+                s = min(float(R.strength[rid]) * w * (c.w_next if R.kind_next[rid] else 1.0), 1.0)
+                miss[cons] = miss.get(cons, 1.0) * (1.0 - s)
+                if s > best.get(cons, (0.0, -1))[0]:
+                    best[cons] = (s, rid)
+            for cons, m in miss.items():
+                rule_s[cons] = 1.0 - m
+                why.setdefault(cons, {})["rules"] = (best[cons][0], ("rule", best[cons][1]))
         if "neighbours" in use and c.w_neighbours > 0:
             Q = self.embeddings[rows]
             if c.profile_query and len(rows) > 1:
@@ -200,6 +213,6 @@ class Recommender:
         out = []
         for t in top:
             row = int(cands[t])
-            reasons = [text for _, (s, text) in sorted(why[row].items(), key=lambda kv: -kv[1][0])]
+            reasons = [self._reason(text) for _, (s, text) in sorted(why[row].items(), key=lambda kv: -kv[1][0])]
             out.append((row, float(score[t]), reasons))
         return out

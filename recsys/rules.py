@@ -48,6 +48,7 @@ class RulesConfig:
     drop_skipped: bool = True
     sequential: bool = True  # also mine "next" rules
     next_gap: int = 1  # B counts as "next" after A if within this many plays
+    next_min_count: int = 1  # a next-track pair seen once is kept; scoring shrinks rare rules (count / (count + 1))
     max_rules_per_antecedent: int = 50
 
 
@@ -236,7 +237,7 @@ def next_rules(histories: pd.DataFrame, item_codes: np.ndarray, item_ids: np.nda
     cnt = coo.data.astype(np.float64)
     conf = cnt / from_a[coo.row]
     lift = conf / to_b[coo.col]
-    keep = (cnt >= config.min_count) & (conf >= config.min_confidence) & (lift >= config.min_lift)
+    keep = (cnt >= config.next_min_count) & (conf >= config.min_confidence) & (lift >= config.min_lift)
     r, c, cnt, conf, lift = coo.row[keep], coo.col[keep], cnt[keep], conf[keep], lift[keep]
     return pd.DataFrame({"antecedents": [[str(item_ids[i])] for i in r], "consequents": [[str(item_ids[j])] for j in c],
                          "support": cnt / total, "confidence": conf, "lift": lift,
@@ -292,6 +293,9 @@ class RuleIndex:
         sub = rules.iloc[keep]
         self.confidence = sub["confidence"].to_numpy(dtype=np.float32)
         self.lift = sub["lift"].to_numpy(dtype=np.float32)
+        count = sub["count"].to_numpy(dtype=np.float32)
+        #: confidence shrunk toward 0 for rules seen few times (a pair seen once scores half its confidence)
+        self.strength = self.confidence * count / (count + 1.0)
         self.kind_next = (sub["kind"].astype(str) == "next").to_numpy()
         self.consequent = np.asarray(cons, dtype=np.int64)
         self.ante_len = np.asarray([len(a) for a in ante], dtype=np.int32)
