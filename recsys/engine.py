@@ -379,8 +379,8 @@ class Engine:
         self._rebuild_maps()
         self.rules_table_ = rules
         if len(rules):
-            rules["antecedents"] = rules["antecedents"].map(lambda a: [str(x) for x in a])
-            rules["consequents"] = rules["consequents"].map(lambda a: [str(x) for x in a])
+            rules["antecedents"] = rules["antecedents"].map(lambda a: tuple(str(x) for x in a))
+            rules["consequents"] = rules["consequents"].map(lambda a: tuple(str(x) for x in a))
         self.users_ = {str(u): np.asarray([self.row_of_[t] for t in r if t in self.row_of_], dtype=np.int64)
                        for u, r in zip(users["user_id"].tolist(), users["recent"].tolist())}
         counts = man.get("counts", {})

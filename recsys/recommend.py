@@ -107,7 +107,7 @@ class Recommender:
         if isinstance(text, str):
             return text
         R, rid = self.rules, text[1]
-        names = ",".join(str(self.labels[int(a)]) for a in R.antecedents[rid])
+        names = ",".join(str(self.labels[int(a)]) for a in R.antecedent(rid))
         kind = "next" if R.kind_next[rid] else "rule"
         return (f"{kind} {{{names}}}->{self.labels[int(R.consequent[rid])]} "
                 f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
@@ -115,104 +115,132 @@ class Recommender:
     def recommend_rows(self, recent: list[int], k: int = 10, *, exclude: set[int] | None = None,
                        use: tuple[str, ...] = ("rules", "cluster", "neighbours", "artist", "album"),
                        ) -> list[tuple[int, float, list[str]]]:
-        """Top-k (row, score, reasons) after ``recent`` (oldest first), never returning a recent row."""
+        """Top-k (row, score, reasons) after ``recent`` (oldest first), never returning a recent row.
+
+        Each source yields (candidate, strength, reason) arrays; per source a candidate keeps its best
+        strength (rules: noisy-or over the rules that fire), and the blended score is the weighted sum.
+        Reasons are formatted only for the k returned tracks.
+        """
         c = self.config
         recent = [int(r) for r in recent][-c.max_recent:]
-        # distinct, keeping the most recent occurrence
-        seen: dict[int, float] = {}
+        weight: dict[int, float] = {}  # distinct rows, most recent occurrence wins
         for pos, r in enumerate(reversed(recent)):
-            if r not in seen:
-                seen[r] = c.recency_decay ** pos
-        weight = seen
-        rows = list(weight)
-        excluded = set(rows) | (exclude or set())
-        rule_s: dict[int, float] = {}
-        nb_s: dict[int, float] = {}
-        cl_s: dict[int, float] = {}
-        meta_s: dict[str, dict[int, float]] = {"artist": {}, "album": {}}
-        why: dict[int, dict[str, tuple[float, str]]] = {}
-
-        def note(cand: int, src: str, s: float, text: str, table: dict) -> None:
-            if cand in excluded or cand < 0:
-                return
-            if s > table.get(cand, 0.0):
-                table[cand] = s
-                why.setdefault(cand, {})[src] = (s, text)
+            if r not in weight:
+                weight[r] = c.recency_decay ** pos
+        rows = np.fromiter(weight.keys(), dtype=np.int64, count=len(weight))
+        wrow = np.fromiter(weight.values(), dtype=np.float64, count=len(weight))
+        sources: list[tuple[str, float, np.ndarray, np.ndarray, list]] = []  # name, weight, cand, strength, reason payloads
 
         if "rules" in use and self.rules is not None and self.rules.n_rules and c.w_rules > 0:
-            # several rules for one candidate combine as a noisy-or: 1 - prod(1 - strength)
             R = self.rules
-            miss: dict[int, float] = {}
-            best: dict[int, tuple[float, int]] = {}
-            for rid in R.match(rows).tolist():
-                cons = int(R.consequent[rid])
-                if cons in excluded:
-                    continue
-                w = max(weight[int(a)] for a in R.antecedents[rid])
-                s = min(float(R.strength[rid]) * w * (c.w_next if R.kind_next[rid] else 1.0), 1.0)
-                miss[cons] = miss.get(cons, 1.0) * (1.0 - s)
-                if s > best.get(cons, (0.0, -1))[0]:
-                    best[cons] = (s, rid)
-            for cons, m in miss.items():
-                rule_s[cons] = 1.0 - m
-                why.setdefault(cons, {})["rules"] = (best[cons][0], ("rule", best[cons][1]))
+            rids = R.match(rows.tolist())
+            if len(rids):
+                order = np.argsort(rows)
+                lens = R.ante_len[rids]
+                starts = np.r_[0, np.cumsum(lens)[:-1]]
+                pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(R.ante_ptr[rids], lens)
+                flat = R.ante_items[pos]
+                wflat = wrow[order[np.searchsorted(rows[order], flat)]]
+                w = np.maximum.reduceat(wflat, starts)
+                s = np.minimum(R.strength[rids] * w * np.where(R.kind_next[rids], c.w_next, 1.0), 1.0)
+                sources.append(("rules", c.w_rules, R.consequent[rids], s, (rids,)))
         if "neighbours" in use and c.w_neighbours > 0:
             Q = self.embeddings[rows]
+            qw = wrow
             if c.profile_query and len(rows) > 1:
-                w = np.array([weight[r] for r in rows], dtype=np.float32)[:, None]
-                prof = (Q * w).sum(0, keepdims=True)
-                nrm = np.linalg.norm(prof)
+                prof = (Q * wrow[:, None].astype(np.float32)).sum(0, keepdims=True)
+                nrm = float(np.linalg.norm(prof))
                 if nrm > 0:
                     Q = np.vstack([Q, prof / nrm])
+                    qw = np.r_[wrow, 1.0]
             sims, ids = self.index.search(Q, c.n_neighbours + len(rows))
-            for qi in range(len(Q)):
-                if qi < len(rows):
-                    src, wq, label = rows[qi], weight[rows[qi]], f"neighbour of {self.labels[rows[qi]]}"
-                else:
-                    src, wq, label = -1, 1.0, "close to the recent mix"
-                for sim, cand in zip(sims[qi], ids[qi]):
-                    cand = int(cand)
-                    if cand < 0 or cand == src:
-                        continue
-                    s = max(float(sim), 0.0) * wq
-                    note(cand, "neighbours", s, f"{label} (cos {float(sim):.2f})", nb_s)
+            qi = np.repeat(np.arange(len(Q)), ids.shape[1])
+            ids, sims = ids.ravel(), sims.ravel()
+            src = np.r_[rows, -1][qi] if len(Q) > len(rows) else rows[qi]
+            ok = (ids >= 0) & (ids != src)
+            ids, sims, qi = ids[ok], sims[ok], qi[ok]
+            sources.append(("neighbours", c.w_neighbours, ids.astype(np.int64), np.maximum(sims, 0) * qw[qi], (qi, sims)))
+        groups = []
         if "cluster" in use and c.w_cluster > 0:
-            for r in rows:
-                cl = int(self.clusters[r])
-                members = self._cluster_top.get(cl, ())
-                m = max(len(members), 1)
-                for rank, cand in enumerate(members):
-                    s = weight[r] * (1.0 - rank / (2.0 * m))
-                    note(int(cand), "cluster", s, f"same cluster {cl} as {self.labels[r]}", cl_s)
+            groups.append(("cluster", c.w_cluster, self.clusters, self._cluster_top, 2.0))
         for key, wk in (("artist", c.w_artist), ("album", c.w_album)):
-            codes = self.meta.get(key)
-            if key not in use or wk <= 0 or codes is None:
-                continue
+            if key in use and wk > 0 and key in self.meta:
+                groups.append((key, wk, self.meta[key], self._meta_top[key], None))
+        for key, wk, codes, top, _ in groups:
+            cand, strength, why_code, why_first = [], [], [], []
             shared: dict[int, tuple[float, int]] = {}
-            for r in rows:
+            for r, wr in zip(rows.tolist(), wrow.tolist()):
                 code = int(codes[r])
                 if code >= 0:
                     tot, first = shared.get(code, (0.0, r))
-                    shared[code] = (tot + weight[r], first)
+                    shared[code] = (tot + wr if key != "cluster" else max(tot, wr), first)
             for code, (tot, first) in shared.items():
-                for cand in self._meta_top[key].get(code, ()):
-                    s = min(tot, 1.0) * (0.5 + 0.5 * float(self._prior[cand]))
-                    note(int(cand), key, s, f"same {key} as {self.labels[first]}", meta_s[key])
-        if not why:
+                members = top.get(code)
+                if members is None or not len(members):
+                    continue
+                if key == "cluster":
+                    st = tot * (1.0 - np.arange(len(members)) / (2.0 * len(members)))
+                else:
+                    st = min(tot, 1.0) * (0.5 + 0.5 * self._prior[members])
+                cand.append(members)
+                strength.append(st)
+                why_code.append(np.full(len(members), code))
+                why_first.append(np.full(len(members), first))
+            if cand:
+                sources.append((key, wk, np.concatenate(cand).astype(np.int64), np.concatenate(strength),
+                                (np.concatenate(why_code), np.concatenate(why_first))))
+        if not sources:
             return []
-        cands = np.fromiter(why.keys(), dtype=np.int64, count=len(why))
-        score = (c.w_rules * np.array([rule_s.get(x, 0.0) for x in cands.tolist()])
-                 + c.w_neighbours * np.array([nb_s.get(x, 0.0) for x in cands.tolist()])
-                 + c.w_cluster * np.array([cl_s.get(x, 0.0) for x in cands.tolist()])
-                 + c.w_artist * np.array([meta_s["artist"].get(x, 0.0) for x in cands.tolist()])
-                 + c.w_album * np.array([meta_s["album"].get(x, 0.0) for x in cands.tolist()])
-                 + c.w_popularity * self._pop_score[cands])
-        k = min(k, len(cands))
-        top = np.argpartition(-score, k - 1)[:k] if k < len(cands) else np.arange(len(cands))
-        top = top[np.lexsort((cands[top], -score[top]))]
+        allc = np.concatenate([x[2] for x in sources])
+        uniq, inv = np.unique(allc, return_inverse=True)
+        score = c.w_popularity * self._pop_score[uniq]
+        best_entry: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        off = 0
+        for name, wsrc, cand, st, _ in sources:
+            ix = inv[off:off + len(cand)]
+            off += len(cand)
+            per = np.zeros(len(uniq))
+            if name == "rules":
+                miss = np.ones(len(uniq))
+                np.multiply.at(miss, ix, 1.0 - st)
+                per = 1.0 - miss
+            else:
+                np.maximum.at(per, ix, st)
+            score += wsrc * per
+            best_entry[name] = (ix, st)
+        banned = np.isin(uniq, rows)
+        if exclude:
+            banned |= np.isin(uniq, np.fromiter(exclude, dtype=np.int64))
+        score[banned] = -np.inf
+        n_ok = int((~banned).sum())
+        k = min(k, n_ok)
+        if k <= 0:
+            return []
+        top = np.argpartition(-score, k - 1)[:k] if k < len(uniq) else np.arange(len(uniq))
+        top = top[np.lexsort((uniq[top], -score[top]))]
+        top = top[np.isfinite(score[top])][:k]
         out = []
-        for t in top:
-            row = int(cands[t])
-            reasons = [self._reason(text) for _, (s, text) in sorted(why[row].items(), key=lambda kv: -kv[1][0])]
-            out.append((row, float(score[t]), reasons))
+        for t in top.tolist():
+            reasons = []
+            for name, wsrc, cand, st, payload in sources:
+                ix, stv = best_entry[name]
+                hit = np.flatnonzero(ix == t)
+                if len(hit):
+                    j = hit[np.argmax(stv[hit])]
+                    reasons.append((wsrc * float(stv[j]), self._format(name, payload, j, rows)))
+            reasons.sort(key=lambda x: -x[0])
+            out.append((int(uniq[t]), float(score[t]), [r for _, r in reasons]))
         return out
+
+    def _format(self, name: str, payload: tuple, j: int, rows: np.ndarray) -> str:
+        if name == "rules":
+            return self._reason(("rule", int(payload[0][j])))
+        if name == "neighbours":
+            q, sim = int(payload[0][j]), float(payload[1][j])
+            if q < len(rows):
+                return f"neighbour of {self.labels[int(rows[q])]} (cos {sim:.2f})"
+            return f"close to the recent mix (cos {sim:.2f})"
+        code, first = int(payload[0][j]), int(payload[1][j])
+        if name == "cluster":
+            return f"same cluster {code} as {self.labels[first]}"
+        return f"same {name} as {self.labels[first]}"

@@ -202,8 +202,9 @@ def _assoc_rules(X: sp.csr_matrix, item_ids: np.ndarray, support: float, config:
     rules = rules[(rules["consequents"].map(len) == 1) & (rules["lift"] >= config.min_lift)]
     if len(rules) == 0:
         return pd.DataFrame(columns=RULE_COLUMNS)
-    ante = rules["antecedents"].map(lambda s: sorted(str(item_ids[keep[int(i)]]) for i in s))
-    cons = rules["consequents"].map(lambda s: [str(item_ids[keep[int(next(iter(s)))]])])
+    # tuples, not lists: the garbage collector stops tracking tuples of strings (matters at 100k+ rules)
+    ante = rules["antecedents"].map(lambda s: tuple(sorted(str(item_ids[keep[int(i)]]) for i in s)))
+    cons = rules["consequents"].map(lambda s: (str(item_ids[keep[int(next(iter(s)))]]),))
     return pd.DataFrame({"antecedents": ante.to_numpy(), "consequents": cons.to_numpy(),
                          "support": rules["support"].to_numpy(dtype=float),
                          "confidence": rules["confidence"].to_numpy(dtype=float),
@@ -239,7 +240,7 @@ def next_rules(histories: pd.DataFrame, item_codes: np.ndarray, item_ids: np.nda
     lift = conf / to_b[coo.col]
     keep = (cnt >= config.next_min_count) & (conf >= config.min_confidence) & (lift >= config.min_lift)
     r, c, cnt, conf, lift = coo.row[keep], coo.col[keep], cnt[keep], conf[keep], lift[keep]
-    return pd.DataFrame({"antecedents": [[str(item_ids[i])] for i in r], "consequents": [[str(item_ids[j])] for j in c],
+    return pd.DataFrame({"antecedents": [(str(item_ids[i]),) for i in r], "consequents": [(str(item_ids[j]),) for j in c],
                          "support": cnt / total, "confidence": conf, "lift": lift,
                          "count": cnt.astype(np.int64), "kind": "next"})
 
@@ -301,9 +302,14 @@ class RuleIndex:
         self.ante_len = np.asarray([len(a) for a in ante], dtype=np.int32)
         flat = np.asarray([x for a in ante for x in a], dtype=np.int64)
         rule_of = np.repeat(np.arange(self.n_rules), self.ante_len)
-        self.antecedents = np.split(flat, np.cumsum(self.ante_len)[:-1]) if self.n_rules else []
+        #: antecedent items of rule r: ante_items[ante_ptr[r]:ante_ptr[r + 1]] (flat arrays: no per-rule objects)
+        self.ante_items = flat
+        self.ante_ptr = np.r_[0, np.cumsum(self.ante_len)].astype(np.int64)
         M = sp.csr_matrix((np.ones(len(flat), dtype=np.int8), (flat, rule_of)), shape=(n_items, max(self.n_rules, 1)))
         self.indptr, self.indices = M.indptr, M.indices
+
+    def antecedent(self, rid: int) -> np.ndarray:
+        return self.ante_items[self.ante_ptr[rid]:self.ante_ptr[rid + 1]]
 
     def match(self, items) -> np.ndarray:
         """Ids of rules whose whole antecedent is among ``items`` (distinct catalogue rows)."""
@@ -326,6 +332,6 @@ def read_rules(path) -> pd.DataFrame:
         from .errors import SchemaError
 
         raise SchemaError(f"{path}: not a rules table (missing {', '.join(missing)})")
-    df["antecedents"] = df["antecedents"].map(lambda a: [str(x) for x in a])
-    df["consequents"] = df["consequents"].map(lambda a: [str(x) for x in a])
+    df["antecedents"] = df["antecedents"].map(lambda a: tuple(str(x) for x in a))
+    df["consequents"] = df["consequents"].map(lambda a: tuple(str(x) for x in a))
     return df
