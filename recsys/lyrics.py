@@ -264,12 +264,16 @@ class LyricsBlock:
         t = transcribe_excerpt(y, sr, transcriber=self.transcriber, separator=self.separator,
                                settings=self.lyrics_settings, cache=self.cache)
         sep = self.separator
-        return {"lyrics__text": t.text, "lyrics__language": t.language or "",
-                "lyrics__language_probability": np.nan if t.language_probability is None else t.language_probability,
-                "lyrics__language_source": t.language_source, "lyrics__status": t.status,
-                "lyrics__reason": t.reason, "lyrics__instrumental": int(t.instrumental),
-                "lyrics__vocal_seconds": t.vocal_seconds, "lyrics__separator": sep.backend if sep else "none",
-                "lyrics__backend": t.backend, "lyrics__model": t.model, "lyrics__cached": int(t.cached)}
+        source = t.language_source
+        if t.language_probability is not None:
+            source += f" (p={t.language_probability:.2f})"
+        # Numeric columns become embedding features: only the instrumental flag, the voice
+        # seconds and (after finalize) the topics; bookkeeping stays in text columns.
+        return {"lyrics__text": t.text, "lyrics__language": t.language or "", "lyrics__language_source": source,
+                "lyrics__status": t.status, "lyrics__reason": t.reason, "lyrics__instrumental": int(t.instrumental),
+                "lyrics__vocal_seconds": 0.0 if np.isnan(t.vocal_seconds) else float(t.vocal_seconds),
+                "lyrics__separator": sep.backend if sep else "none", "lyrics__backend": t.backend,
+                "lyrics__model": t.model, "lyrics__from_cache": "yes" if t.cached else "no"}
 
     def topic_columns(self) -> list[str]:
         return [f"lyrics__topic_{k}" for k in range(self.n_topics)]

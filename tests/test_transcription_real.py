@@ -100,4 +100,5 @@ def test_lyrics_block_end_to_end(tiny_en, tmp_path):
     assert (tmp_path / "topics" / "topics.json").exists()
     # a second pass is served from the transcript cache
     y, _ = load_audio(speech_clips()[1][0], sr=SR)
-    assert block.extract(y, SR, path=None)["lyrics__cached"] == 1
+    hits = block.cache.hits
+    assert block.extract(y, SR, path=None)["lyrics__from_cache"] == "yes" and block.cache.hits == hits + 1
