@@ -228,6 +228,7 @@ class LyricsBlock:
                                             compute_type=str(compute_type), beam_size=int(beam_size),
                                             cpu_threads=int(cpu_threads), vad_filter=_to_bool(vad_filter),
                                             download=_to_bool(download))
+        self.transcriber.check()  # missing local weights fail before any file is processed
         self.lyrics_settings = LyricsSettings(separate=_to_bool(separate), language=_none(language),
                                               languages=_lang_list(languages), min_seconds=float(min_seconds),
                                               min_vocal_seconds=float(min_vocal_seconds), gate=str(gate))

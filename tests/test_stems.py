@@ -113,6 +113,10 @@ def test_demucs_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(DependencyError, match="htdemucs.*--download.*--model PATH"):
         DemucsSeparator("htdemucs").load()
+    with pytest.raises(DependencyError, match="not in the local cache"):
+        make_separator("demucs", model="htdemucs")  # before any audio is decoded
+    with pytest.raises(DependencyError):
+        StemsBlock(backend="demucs")
     sep = make_separator("auto", model="htdemucs")
     assert sep.backend == "classical"
     block = StemsBlock()  # default backend auto

@@ -146,3 +146,28 @@ def test_cache_reuses_same_model_never_another(ckpts, speech, tmp_path):
     assert not other.cached
     files[0].write_text("{ truncated")
     assert not transcribe_excerpt(speech, SR, transcriber=a, settings=NO_SEP, cache=cache).cached
+
+
+def test_cli_transcribe_with_local_checkpoint(ckpts, tmp_path):
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from recsys.cli import main
+
+    runner = CliRunner()
+    args = ["lyrics", "transcribe", str(SPEECH / "ljspeech" / "LJ001-0004.flac"), "--backend", "openai-whisper",
+            "--model", str(ckpts["a"]), "--no-separate", "--min-vocal-seconds", "1", "--cache-dir", str(tmp_path / "c")]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "status: ok" in res.output or "status: empty" in res.output
+    assert "[detected]" in res.output and "separator: none" in res.output
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0 and "(cached)" in res.output
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(SR * 4, np.float32), SR)
+    res = runner.invoke(main, ["lyrics", "transcribe", str(silent), "--backend", "openai-whisper", "--model",
+                               str(ckpts["a"]), "--separator", "classical", "--no-cache"])
+    assert res.exit_code == 0 and "status: instrumental" in res.output
+    res = runner.invoke(main, ["lyrics", "transcribe", str(silent), "--backend", "openai-whisper",
+                               "--model", str(tmp_path / "missing.pt"), "--no-cache"])
+    assert res.exit_code == 2 and "missing.pt" in res.output and "openai-whisper checkpoint" in res.output

@@ -455,6 +455,11 @@ def make_separator(backend: str = "auto", *, model: str = DEFAULT_DEMUCS_MODEL, 
     dem = DemucsSeparator(model, name=name, device=device, overlap=overlap, segment=segment,
                           shifts=shifts, download=download, jobs=jobs)
     if backend == "demucs":
+        if dem.is_local and not Path(dem.model).expanduser().exists():
+            raise ModelError(f"{dem.model}: demucs weights not found; expected a .th/.safetensors file or a "
+                             "folder of NAME.yaml + SIG.th files. " + HOW_TO_GET_DEMUCS)
+        if not dem.is_local and not dem.download and not demucs_cached(dem.model):
+            raise DependencyError(f"demucs weights {dem.model!r} are not in the local cache; " + HOW_TO_GET_DEMUCS)
         return dem
     try:
         import demucs  # noqa: F401
@@ -582,6 +587,7 @@ class StemsBlock:
         self.min_seconds = float(min_seconds)
         self.silence_db = float(silence_db)
         self._sep: Separator | None = None
+        _ = self.separator  # unusable weights fail here, before any file is processed
 
     @property
     def separator(self) -> Separator:

@@ -143,6 +143,9 @@ class _WhisperBase:
     def identity(self) -> dict[str, Any]:
         return {"backend": self.backend, "weights": self._weights_id(), "beam_size": self.beam_size}
 
+    def check(self) -> None:
+        """Cheap pre-flight before a batch: raise the error ``load()`` would, where that is cheap to know."""
+
     def _check_forced(self, language: str | None) -> None:
         if language is not None and language not in self.supported_languages():
             what = "an English-only model" if self.supported_languages() == ["en"] else "this model"
@@ -177,6 +180,17 @@ class FasterWhisperTranscriber(_WhisperBase):
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "compute_type": self.compute_type, "vad_filter": self.vad_filter}
+
+    def check(self) -> None:
+        """Cheap pre-flight (no model load): local weights exist with the expected files."""
+        if self.is_local:
+            p = Path(self.model).expanduser()
+            missing = [f for f in ("model.bin", "config.json") if not (p / f).is_file()]
+            if not p.is_dir() or missing:
+                state = "not found" if not p.exists() else ("not a folder" if not p.is_dir()
+                                                             else f"missing {', '.join(missing)}")
+                raise ModelError(f"{p}: faster-whisper weights {state}; expected a CTranslate2 Whisper model "
+                                 "folder with model.bin, config.json and tokenizer.json")
 
     def load(self) -> Any:
         if self._net is not None:
@@ -249,6 +263,14 @@ class OpenAIWhisperTranscriber(_WhisperBase):
     def __init__(self, model: str = "tiny", *, device: str = "cpu", beam_size: int | str = 1,
                  download: bool | str = False, download_root: str | None = None) -> None:
         super().__init__(model, device=device, beam_size=beam_size, download=download, download_root=download_root)
+
+    def check(self) -> None:
+        """Cheap pre-flight (no model load): a local checkpoint exists, or a name is cached/downloadable."""
+        if self.is_local:
+            p = Path(self.model).expanduser()
+            if not p.is_file():
+                raise ModelError(f"{p}: openai-whisper weights not found; expected an openai-whisper "
+                                 "checkpoint .pt (torch.save of {'dims': ..., 'model_state_dict': ...})")
 
     def load(self) -> Any:
         if self._net is not None:

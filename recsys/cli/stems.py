@@ -101,6 +101,7 @@ def register(main: click.Group) -> None:
 
         tr = make_transcriber(backend, model=model, device=device, compute_type=compute_type,
                               beam_size=beam_size, download=download)
+        tr.load()  # fail on missing/corrupt weights before decoding anything
         sep = None if no_separate else make_separator(separator, model=separator_model, device=device)
         y, sr = _excerpt(file, sr=22050, seconds=None if full else seconds)
         cache = None if no_cache else TranscriptCache(cache_dir or default_cache_dir())
