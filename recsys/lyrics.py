@@ -158,8 +158,8 @@ class LyricTopics:
         except (ValueError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelError(f"{path}: lyric topic model is corrupted ({exc}); expected {expected}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelError(f"{path}: not a lyric topic model (format {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                             f"expected {FORMAT!r})")
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ModelError(f"{path}: not a lyric topic model (format {found!r}, expected {FORMAT!r})")
         vocab = list(meta["vocabulary"])
         if idf.shape != (len(vocab),) or comp.ndim != 2 or comp.shape != (meta["n_topics_"], len(vocab)):
             raise ModelError(f"{path}: lyric topic model arrays do not match its vocabulary "
@@ -222,7 +222,8 @@ class LyricsBlock:
                  topics: int | str = 8, lyrics: str | None = None, topics_out: str | None = None,
                  max_features: int | str = 5000) -> None:
         from .audio.separation import _to_bool
-        from .audio.transcription import LyricsSettings, TranscriptCache, _lang_list, default_cache_dir, make_transcriber
+        from .audio.transcription import (LyricsSettings, TranscriptCache, _lang_list, default_cache_dir,
+                                          make_transcriber)
 
         self.transcriber = make_transcriber(str(backend), model=str(model), device=str(device),
                                             compute_type=str(compute_type), beam_size=int(beam_size),

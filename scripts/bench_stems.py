@@ -25,7 +25,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SONG = "Karissa_Hobbs_-_Lets_Go_Fishin.ogg"
@@ -96,8 +95,8 @@ def main() -> None:
         from demucs.htdemucs import HTDemucs
 
         torch.manual_seed(0)
-        net = HTDemucs(sources=["drums", "bass", "other", "vocals"], dconv_mode=3, depth=4, t_layers=5, bottom_channels=512,
-                       segment=Fraction(39, 5)).eval()
+        net = HTDemucs(sources=["drums", "bass", "other", "vocals"], dconv_mode=3, depth=4, t_layers=5,
+                       bottom_channels=512, segment=Fraction(39, 5)).eval()
         res["htdemucs_params_M"] = sum(p.numel() for p in net.parameters()) / 1e6
         dsep = DemucsSeparator("htdemucs-random-weights", overlap=0.25)
         dsep._net = net  # random weights, same architecture and code path as the pretrained model

@@ -88,7 +88,7 @@ def _looks_like_path(model: str) -> bool:
     return os.sep in model or model.startswith((".", "~")) or model.endswith(".pt") or Path(model).expanduser().exists()
 
 
-def _hash_file(path: Path, *, limit: int | None = None) -> str:
+def _hash_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -198,7 +198,8 @@ class FasterWhisperTranscriber(_WhisperBase):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
-            raise DependencyError("the faster-whisper backend needs faster-whisper (pip install 'recsys[lyrics]')") from None
+            raise DependencyError("the faster-whisper backend needs faster-whisper "
+                                  "(pip install 'recsys[lyrics]')") from None
         kwargs = dict(device=self.device, compute_type=self.compute_type, cpu_threads=self.cpu_threads)
         if self.is_local:
             p = Path(self.model).expanduser()
@@ -278,7 +279,8 @@ class OpenAIWhisperTranscriber(_WhisperBase):
         try:
             import whisper
         except ImportError:
-            raise DependencyError("the openai-whisper backend needs openai-whisper (pip install 'recsys[lyrics]')") from None
+            raise DependencyError("the openai-whisper backend needs openai-whisper "
+                                  "(pip install 'recsys[lyrics]')") from None
         expected = "an openai-whisper checkpoint .pt (torch.save of {'dims': ..., 'model_state_dict': ...})"
         if self.is_local:
             p = Path(self.model).expanduser()
@@ -518,7 +520,8 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
     if active < s.min_vocal_seconds:
         t = Transcript(status="instrumental", vocal_seconds=active, duration=duration, backend=transcriber.backend,
                        model=str(model_id.get("weights", "")),
-                       reason=f"{active:.1f} s of voice in the vocal stem ({s.gate} gate), fewer than {s.min_vocal_seconds:g} s")
+                       reason=f"{active:.1f} s of voice in the vocal stem ({s.gate} gate), "
+                              f"fewer than {s.min_vocal_seconds:g} s")
     else:
         try:
             t = transcriber.transcribe(vocals16, language=s.language, languages=s.languages)
