@@ -104,3 +104,37 @@ def mix_at(voice: np.ndarray, music: np.ndarray, snr_db: float) -> tuple[np.ndar
     if peak > 0.99:
         v, m, mix = v / peak * 0.99, m / peak * 0.99, mix / peak * 0.99
     return mix.astype(np.float32), v.astype(np.float32), m.astype(np.float32)
+
+
+def export_demucs_safetensors(model, path: Path) -> Path:
+    """Write a demucs model as demucs' HuggingFace export does: tensors + klass/args/kwargs metadata."""
+    import json
+
+    from safetensors.torch import save_file
+
+    def enc(v):
+        if isinstance(v, Fraction):
+            return {"_type": "fraction", "numerator": v.numerator, "denominator": v.denominator}
+        if isinstance(v, dict):
+            return {k: enc(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [enc(x) for x in v]
+        return v
+
+    args, kwargs = model._init_args_kwargs
+    meta = {"klass": f"{type(model).__module__}.{type(model).__name__}", "args": json.dumps(enc(list(args))),
+            "kwargs": json.dumps(enc(kwargs))}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+    return path
+
+
+def fake_hf_cache(root: Path, *, name: str = "htdemucs", repo: str = "models--adefossez--HTDemucs",
+                  sig: str = "0badcafe", seed: int = 0) -> Path:
+    """A HuggingFace-cache layout holding a tiny model under a pretrained demucs name (what a download leaves)."""
+    snap = root / repo / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True, exist_ok=True)
+    (root / repo / "refs").mkdir(parents=True, exist_ok=True)
+    (root / repo / "refs" / "main").write_text("0123abcd")
+    (snap / f"{name}.yaml").write_text(f"models: ['{sig}']\n")
+    export_demucs_safetensors(tiny_htdemucs(seed), snap / f"{sig}.safetensors")
+    return root

@@ -107,10 +107,8 @@ def test_demucs_local_repo_folder_file_and_block(demucs_repo, speech):
     assert DemucsSeparator(str(other)).identity() != sep.identity()
 
 
-def test_demucs_missing_weights(tmp_path, monkeypatch):
-    # no cached pretrained weights here: explicit demucs fails clearly, auto falls back to classical
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+def test_demucs_missing_weights(tmp_path, empty_caches):
+    # no cached pretrained weights: explicit demucs fails clearly, auto falls back to classical
     with pytest.raises(DependencyError, match="htdemucs.*--download.*--model PATH"):
         DemucsSeparator("htdemucs").load()
     with pytest.raises(DependencyError, match="not in the local cache"):
@@ -167,3 +165,37 @@ def test_cli_separate_writes_two_wavs(tmp_path, speech, music):
     np.testing.assert_allclose(v + a, mix, atol=2e-4)  # 16-bit rounding
     res = CliRunner().invoke(main, ["stems", "separate", str(tmp_path / "none.wav"), "--out", str(out)])
     assert res.exit_code == 2 and "error:" in res.output and "not found" in res.output
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Point the HuggingFace and torch-hub caches at empty folders (nothing leaves the machine)."""
+    import huggingface_hub.constants
+    import torch
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    return tmp_path
+
+
+def test_pretrained_name_loads_from_the_hf_cache_offline(empty_caches, speech):
+    from _stems_helpers import fake_hf_cache
+
+    from recsys.audio.separation import demucs_cached
+
+    assert not demucs_cached("htdemucs")
+    fake_hf_cache(empty_caches / "hf")
+    assert demucs_cached("htdemucs")
+    sep = make_separator("auto", model="htdemucs")
+    assert sep.backend == "demucs"
+    st = sep.separate(speech[: SR * 2], SR)
+    assert st.vocals.shape == (SR * 2,) and np.all(np.isfinite(st.accompaniment))
+
+
+def test_corrupt_cached_weights_are_reported_not_redownloaded(empty_caches):
+    # the legacy torch-hub cache: a file under htdemucs' published name whose checksum is wrong
+    ckpt = empty_caches / "torch" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "955717e8-8726e21a.th").write_bytes(b"truncated download")
+    with pytest.raises(ModelError, match=r"955717e8-8726e21a\.th: corrupted cached demucs weights"):
+        DemucsSeparator("htdemucs").load()

@@ -171,3 +171,12 @@ def test_cli_transcribe_with_local_checkpoint(ckpts, tmp_path):
     res = runner.invoke(main, ["lyrics", "transcribe", str(silent), "--backend", "openai-whisper",
                                "--model", str(tmp_path / "missing.pt"), "--no-cache"])
     assert res.exit_code == 2 and "missing.pt" in res.output and "openai-whisper checkpoint" in res.output
+
+
+def test_cached_whisper_name_is_checked_not_redownloaded(ckpts, tmp_path):
+    # a file where openai-whisper caches "tiny", but not the published weights (checksum differs)
+    import shutil
+
+    shutil.copy(ckpts["a"], tmp_path / "tiny.pt")
+    with pytest.raises(ModelError, match=r"tiny\.pt: cached openai-whisper weights are corrupted"):
+        OpenAIWhisperTranscriber("tiny", download_root=str(tmp_path)).load()

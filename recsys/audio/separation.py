@@ -284,10 +284,15 @@ def load_demucs_local(path: str | os.PathLike, name: str | None = None) -> Any:
     return model
 
 
-def demucs_cached(name: str) -> bool:
-    """True when pretrained ``name`` is already in the HuggingFace or torch-hub cache (no network)."""
+def _cached_files(name: str) -> tuple[str, list[Path]] | None:
+    """Where pretrained ``name`` sits in the local caches, without touching the network.
+
+    Returns ``("hf", [bag.yaml, SIG.safetensors, ...])`` for the HuggingFace cache (demucs >= 4.1),
+    ``("hub", [SIG-CHECKSUM.th, ...])`` for the legacy torch-hub cache, or None.
+    """
+    import yaml
+
     try:
-        import yaml
         from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
         from huggingface_hub import try_to_load_from_cache
 
@@ -296,22 +301,61 @@ def demucs_cached(name: str) -> bool:
         bag_file = try_to_load_from_cache(repo_id, f"{base}.yaml")
         if isinstance(bag_file, str):
             sigs = yaml.safe_load(Path(bag_file).read_text())["models"]
-            if all(isinstance(try_to_load_from_cache(repo_id, f"{s}.safetensors"), str) for s in sigs):
-                return True
+            files = [try_to_load_from_cache(repo_id, f"{s}.safetensors") for s in sigs]
+            if all(isinstance(f, str) for f in files):
+                return "hf", [Path(bag_file)] + [Path(f) for f in files]  # type: ignore[arg-type]
     except Exception:
         pass
     try:  # legacy Meta repository, cached by torch.hub
         import torch
-        import yaml
         from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
 
         remote = _parse_remote_files(REMOTE_ROOT / "files.txt")
         bag_path = REMOTE_ROOT / f"{name}.yaml"
         sigs = yaml.safe_load(bag_path.read_text())["models"] if bag_path.exists() else [name]
         ckpt = Path(torch.hub.get_dir()) / "checkpoints"
-        return all(s in remote and (ckpt / remote[s].rsplit("/", 1)[-1]).exists() for s in sigs)
+        files = [ckpt / remote[s].rsplit("/", 1)[-1] for s in sigs if s in remote]
+        if len(files) == len(sigs) and all(f.exists() for f in files):
+            return "hub", ([bag_path] if bag_path.exists() else []) + files
     except Exception:
-        return False
+        pass
+    return None
+
+
+def demucs_cached(name: str) -> bool:
+    """True when pretrained ``name`` is already in the HuggingFace or torch-hub cache (no network)."""
+    return _cached_files(name) is not None
+
+
+def load_demucs_cached(name: str) -> Any:
+    """Load pretrained ``name`` from the local caches only (what ``get_model`` would download)."""
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.repo import ModelLoadingError, check_checksum
+
+    found = _cached_files(name)
+    if found is None:
+        raise DependencyError(f"demucs weights {name!r} are not in the local cache; " + HOW_TO_GET_DEMUCS)
+    kind, files = found
+    bag: dict[str, Any] = {}
+    if files and files[0].suffix == ".yaml":
+        bag = yaml.safe_load(files[0].read_text())
+        files = files[1:]
+    models = []
+    for f in files:
+        if kind == "hf":
+            models.append(_load_safetensors(f))
+        else:
+            if "-" in f.stem:
+                try:
+                    check_checksum(f, f.stem.rsplit("-", 1)[1])
+                except ModelLoadingError as exc:
+                    raise ModelError(f"{f}: corrupted cached demucs weights ({exc}); "
+                                     "delete it and download again") from None
+            models.append(load_demucs_package(f))
+    model = BagOfModels(models, bag.get("weights"), bag.get("segment")) if bag else models[0]
+    model.eval()
+    return model
 
 
 def _looks_like_path(model: str) -> bool:
@@ -384,23 +428,30 @@ class DemucsSeparator:
         if self.is_local:
             net = load_demucs_local(self.model, self.name)
         else:
-            if not self.download and not demucs_cached(self.model):
+            if demucs_cached(self.model):
+                net = load_demucs_cached(self.model)  # offline: never asks the hub for updates
+            elif not self.download:
                 raise DependencyError(
                     f"demucs weights {self.model!r} are not in the local cache "
                     f"(~/.cache/huggingface or {self._torch_hub_dir()}); " + HOW_TO_GET_DEMUCS)
-            from demucs.pretrained import get_model
-
-            try:
-                net = get_model(self.model)
-            except SystemExit:
-                raise DependencyError(f"demucs cannot load {self.model!r}; " + HOW_TO_GET_DEMUCS) from None
-            except Exception as exc:
-                raise DependencyError(f"demucs cannot load pretrained {self.model!r} ({type(exc).__name__}: "
-                                      f"{str(exc)[:160]}); " + HOW_TO_GET_DEMUCS) from None
+            else:
+                net = self._download()
         net.to(self.device)
         net.eval()
         self._net = net
         return net
+
+    def _download(self) -> Any:
+        """``demucs.pretrained.get_model(name)``: HuggingFace hub, then Meta's legacy repository."""
+        from demucs.pretrained import get_model
+
+        try:
+            return get_model(self.model)
+        except SystemExit:  # demucs calls fatal() -> sys.exit for some failures
+            raise DependencyError(f"demucs cannot load {self.model!r}; " + HOW_TO_GET_DEMUCS) from None
+        except Exception as exc:
+            raise DependencyError(f"demucs cannot load pretrained {self.model!r} ({type(exc).__name__}: "
+                                  f"{str(exc)[:160]}); " + HOW_TO_GET_DEMUCS) from None
 
     @staticmethod
     def _torch_hub_dir() -> str:

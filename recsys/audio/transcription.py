@@ -88,12 +88,13 @@ def _looks_like_path(model: str) -> bool:
     return os.sep in model or model.startswith((".", "~")) or model.endswith(".pt") or Path(model).expanduser().exists()
 
 
-def _hash_file(path: Path) -> str:
+def _hash_file(path: Path, *, n: int = 16) -> str:
+    """The first ``n`` hex digits of a file's SHA-256."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:n]
 
 
 def _to_bool(value: Any) -> bool:
@@ -297,8 +298,19 @@ class OpenAIWhisperTranscriber(_WhisperBase):
                                  f"(names: {', '.join(whisper.available_models())}, or a .pt path)")
             root = self.download_root or os.path.join(os.getenv("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
                                                       "whisper")
-            cached = Path(root) / os.path.basename(whisper._MODELS[self.model])
-            if not self.download and not cached.is_file():
+            url = whisper._MODELS[self.model]
+            cached = Path(root) / os.path.basename(url)
+            if cached.is_file() and not self.download:
+                # load the cached file by path: whisper would re-download one whose checksum is wrong
+                if _hash_file(cached, n=64) != url.split("/")[-2]:
+                    raise ModelError(f"{cached}: cached openai-whisper weights are corrupted (SHA-256 differs "
+                                     f"from the published one); delete the file and download again")
+                try:
+                    self._net = whisper.load_model(str(cached), device=self.device)
+                except Exception as exc:
+                    raise ModelError(f"{cached}: cannot load cached openai-whisper weights ({exc})") from None
+                return self._net
+            if not self.download:
                 raise DependencyError(f"openai-whisper model {self.model!r} is not cached at {cached}; "
                                       + HOW_TO_GET_WHISPER)
             try:
