@@ -70,7 +70,7 @@ def simulate_users(catalog: pd.DataFrame, config: SimulationConfig | None = None
         m = m[np.lexsort((rng.random(len(m)), -pop[m]))]  # popularity rank, random ties
         w = 1.0 / np.arange(1, len(m) + 1) ** c.zipf_a
         members.append(m)
-        probs.append(w / w.sum())
+        probs.append(np.cumsum(w / w.sum()))  # CDF: a draw is one searchsorted, not an O(n) rng.choice
         order = rng.permutation(m)  # the planted "album order" of the group
         for a, b in zip(order[:-1], order[1:]):
             nxt[int(a)] = int(b)
@@ -84,13 +84,14 @@ def simulate_users(catalog: pd.DataFrame, config: SimulationConfig | None = None
         it = tqdm(it, desc="simulating users", unit="user")
     for u in it:
         taste = rng.dirichlet(np.full(G, c.taste_alpha))
-        P = T * (taste[None, :] + 1e-3)
-        P /= P.sum(axis=1, keepdims=True)
+        taste_cdf = np.cumsum(taste)
+        tw = taste + 1e-3
+        rows_cdf: dict[int, np.ndarray] = {}  # this user's transition rows, computed when first needed
         played: list[int] = []
         pos = 0
         n_sessions = 1 + rng.poisson(max(c.sessions_mean - 1, 0))
         for s in range(n_sessions):
-            grp = rng.choice(G, p=taste)
+            grp = min(int(np.searchsorted(taste_cdf, rng.random() * taste_cdf[-1])), G - 1)
             prev = -1
             for _ in range(2 + rng.poisson(max(c.session_len_mean - 2, 0))):
                 r = rng.random()
@@ -100,8 +101,12 @@ def simulate_users(catalog: pd.DataFrame, config: SimulationConfig | None = None
                     t = nxt[prev]
                 else:
                     if prev >= 0:
-                        grp = rng.choice(G, p=P[grp])
-                    t = int(members[grp][rng.choice(len(members[grp]), p=probs[grp])])
+                        cdf = rows_cdf.get(grp)
+                        if cdf is None:
+                            cdf = rows_cdf[grp] = np.cumsum(T[grp] * tw)
+                        grp = min(int(np.searchsorted(cdf, rng.random() * cdf[-1])), G - 1)
+                    cdf = probs[grp]
+                    t = int(members[grp][min(int(np.searchsorted(cdf, rng.random() * cdf[-1])), len(cdf) - 1)])
                 grp = int(g[t])
                 skipped = bool(rng.random() < c.skip_prob * (2.0 if taste[grp] < 1.0 / G else 0.5))
                 rows.append((f"u{u:06d}", pos, ids[t], s, skipped))
