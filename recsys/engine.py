@@ -137,8 +137,7 @@ class Engine:
             self.simulated_ = None
         elif simulate_users:
             sim = dataclasses.replace(c.simulation, n_users=int(simulate_users))
-            h = simulate_users_fn(self.tracks_.assign(track_popularity=cat.get("track_popularity")), sim,
-                                  groups=self.index_.clusters_, progress=progress)
+            h = simulate_users_fn(self.tracks_, sim, groups=self.index_.clusters_, progress=progress)
             self.simulated_ = h
         else:
             h = None

@@ -65,6 +65,8 @@ def test_guard_trips_with_suggestion():
     assert "itemsets" in str(exc.value)
     with pytest.raises(GuardError, match="fpgrowth"):
         mine_rules(h, RulesConfig(algorithm="apriori", min_support=0.01, max_len=8, max_itemsets=100_000))
+    with pytest.raises(GuardError, match="MB"):
+        mine_rules(h, RulesConfig(min_support=0.01, max_len=3, memory_limit_mb=1, sequential=False))
     # with max_len 2 it is small and fine
     ok = mine_rules(h, RulesConfig(min_support=0.01, max_len=2, sequential=False))
     assert len(ok) > 0

@@ -13,18 +13,35 @@ def _blocks(value: str | None) -> list[str] | None:
     return [b.strip() for b in value.split(",") if b.strip()]
 
 
-def _print_recs(recs, as_json: bool, header: str | None = None) -> None:
+def _namer(eng):
+    """Replace track ids inside reason strings by their names (the JSON output keeps ids)."""
+    import re
+
+    names = eng.tracks_["track_name"].tolist() if "track_name" in eng.tracks_.columns else None
+
+    def sub(match):
+        tid = match.group(0)
+        row = eng.row_of_.get(tid)
+        if names is not None and row is not None and isinstance(names[row], str) and names[row]:
+            return f"“{names[row]}”"
+        return tid
+
+    return lambda text: re.sub(r"[A-Za-z0-9_\-]{6,}", sub, text)
+
+
+def _print_recs(recs, as_json: bool, header: str | None = None, eng=None) -> None:
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in recs], indent=2))
         return
     if header:
         click.echo(header)
+    name_of = _namer(eng) if eng is not None else (lambda t: t)
     for i, r in enumerate(recs, 1):
         name = r.track_name or r.track_id
         artist = f" — {r.track_artist}" if r.track_artist else ""
         click.echo(f"{i:>2}. {name}{artist}  [{r.track_id}]  score {r.score:.3f}")
         for why in r.reasons:
-            click.echo(f"      · {why}")
+            click.echo(f"      · {name_of(why)}")
 
 
 def _load(index: str):
@@ -82,7 +99,7 @@ def register(main: click.Group) -> None:
         eng = _load(index_dir)
         recs = _with_warnings(lambda: eng.recommend(list(recent), k=k, user_id=user_id))
         _print_recs(recs, as_json, None if as_json else f"next after {len(recent) or 'user ' + str(user_id)}"
-                    f"{' recent track(s)' if recent else ''}:")
+                    f"{' recent track(s)' if recent else ''}:", eng)
 
     @main.command("similar")
     @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
@@ -93,7 +110,7 @@ def register(main: click.Group) -> None:
         """Nearest tracks by embedding (and the track's cluster)."""
         eng = _load(index_dir)
         recs = eng.similar(track_id, k)
-        _print_recs(recs, as_json, None if as_json else f"similar to {track_id} (cluster {eng.cluster_of(track_id)}):")
+        _print_recs(recs, as_json, None if as_json else f"similar to {track_id} (cluster {eng.cluster_of(track_id)}):", eng)
 
     @main.group("rules")
     def rules():
