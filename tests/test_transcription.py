@@ -180,3 +180,21 @@ def test_cached_whisper_name_is_checked_not_redownloaded(ckpts, tmp_path):
     shutil.copy(ckpts["a"], tmp_path / "tiny.pt")
     with pytest.raises(ModelError, match=r"tiny\.pt: cached openai-whisper weights are corrupted"):
         OpenAIWhisperTranscriber("tiny", download_root=str(tmp_path)).load()
+
+
+def test_lyrics_block_with_openai_whisper_options_from_strings(ckpts, speech, tmp_path):
+    from recsys.features import get_extractor
+
+    block = get_extractor("lyrics", backend="openai-whisper", model=str(ckpts["en"]), separate="false",
+                          min_vocal_seconds="1", languages="es, fr", cache_dir=str(tmp_path / "c"))
+    assert block.settings()["separator"] is None and block.lyrics_settings.languages == ("es", "fr")
+    rec = block.extract(speech, SR, path=None)
+    assert rec["lyrics__status"] == "unsupported_language" and rec["lyrics__language"] == "en"
+    assert rec["lyrics__instrumental"] == 0 and rec["lyrics__vocal_seconds"] > 1.0
+    assert rec["lyrics__separator"] == "none" and rec["lyrics__backend"] == "openai-whisper"
+    numeric = {k for k, v in rec.items() if isinstance(v, (int, float))}
+    assert numeric == {"lyrics__instrumental", "lyrics__vocal_seconds"}  # bookkeeping stays textual
+    with pytest.raises(ModelError, match="missing.pt"):
+        get_extractor("lyrics", backend="openai-whisper", model=str(tmp_path / "missing.pt"))
+    with pytest.raises(InputError, match="vocal gate"):
+        get_extractor("lyrics", gate="loudness", model=str(ckpts["a"]), backend="openai-whisper")
