@@ -126,9 +126,8 @@ def estimate_memory_mb(counts: dict[int, float], *, n_transactions: int, algorit
     for L, n in counts.items():
         total += n * 200 + (n * (2 ** L - 2) * 300 if L >= 2 else 0)
     if algorithm == "apriori":
-        # mlxtend's Apriori evaluates candidate combinations as transactions x candidates boolean arrays
-        f = counts.get(1, 0)
-        total += n_transactions * f * (f - 1) / 2 / 8
+        # mlxtend's low-memory Apriori densifies transactions x candidate-items per prefix (1 byte per cell)
+        total += n_transactions * counts.get(1, 0) * 1.0
     return total / 2 ** 20
 
 
