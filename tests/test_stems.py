@@ -138,6 +138,17 @@ def test_demucs_corrupt_weights_name_path_and_expectation(tmp_path, demucs_repo)
     (repo / "tiny.yaml").write_text((demucs_repo / "tiny.yaml").read_text())
     with pytest.raises(ModelError, match="corrupted demucs weights"):
         load_demucs_local(repo, "tiny")
+    # an ambiguous folder needs a name; a broken bag definition is named
+    import shutil
+
+    two = tmp_path / "two"
+    shutil.copytree(demucs_repo, two)
+    (two / "other.yaml").write_text("just text")
+    with pytest.raises(ModelError, match="several demucs models here; choose one with --name"):
+        load_demucs_local(two)
+    with pytest.raises(ModelError, match=r"other\.yaml: not a demucs bag definition"):
+        load_demucs_local(two, "other")
+    assert "vocals" in load_demucs_local(two, "tiny").sources
     # a pickle that is not a demucs package is refused without executing it
     import torch
 

@@ -277,6 +277,9 @@ def load_demucs_local(path: str | os.PathLike, name: str | None = None) -> Any:
             raise ModelError(f"{bags[name]}: not a demucs bag definition (expected a YAML with "
                              f"'models: [SIG, ...]'): {exc}") from None
         model = BagOfModels([one(s) for s in sigs], bag.get("weights"), bag.get("segment"))
+    elif name is None:
+        raise ModelError(f"{path}: several demucs models here; choose one with --name / stems.name (bags: "
+                         f"{', '.join(bags) or 'none'}; models: {', '.join(models) or 'none'})")
     else:
         raise ModelError(f"{path}: no demucs model named {name!r} (found bags: "
                          f"{', '.join(bags) or 'none'}; models: {', '.join(models) or 'none'})")
