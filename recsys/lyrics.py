@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -184,12 +185,6 @@ def read_user_lyrics(path: str | Path) -> pd.DataFrame:
     return df[df["text"].str.strip() != ""].drop_duplicates("track_id", keep="last").reset_index(drop=True)
 
 
-def _none(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
-        return None
-    return value
-
-
 def _record_key(table: pd.DataFrame) -> pd.Series | None:
     """Which column of the pipeline's table matches a user lyrics ``track_id``."""
     if "track_id" in table.columns:
@@ -199,50 +194,65 @@ def _record_key(table: pd.DataFrame) -> pd.Series | None:
     return None
 
 
+@dataclass
+class LyricsConfig:
+    """Options of the ``lyrics`` block (``[lyrics]`` in TOML, ``--set lyrics.KEY=VALUE``)."""
+
+    backend: str = "faster-whisper"  # faster-whisper | openai-whisper
+    model: str = "tiny"  # Whisper name, or a local CTranslate2 folder / .pt checkpoint
+    device: str = "cpu"
+    compute_type: str = "int8"  # faster-whisper only
+    beam_size: int = 1
+    cpu_threads: int = 0  # faster-whisper only; 0 = CTranslate2's default
+    vad_filter: bool = True  # faster-whisper only
+    download: bool = False  # allow downloading weights by name
+    language: str | None = None  # force one language (default: detect)
+    languages: str | None = None  # allow-list, e.g. "en,es": others give unsupported_language
+    separate: bool = True  # transcribe the vocal stem (else the mixture)
+    separator: str = "auto"  # auto | demucs | classical
+    separator_model: str = "htdemucs"
+    min_seconds: float = 1.0
+    min_vocal_seconds: float = 3.0  # less voice than this: instrumental, not transcribed
+    gate: str = "vad"  # vad | energy
+    cache_dir: str | None = None  # transcript cache (default ~/.cache/recsys/transcripts; "off")
+    topics: int = 8
+    lyrics: str | None = None  # user lyrics file track_id,text
+    topics_out: str | None = None  # folder to save the fitted topic model
+    max_features: int = 5000
+
+
 class LyricsBlock:
     """Feature block ``lyrics``: a transcript per excerpt, then ``lyrics__topic_<k>`` columns.
 
-    Options (``--set lyrics.key=value``): ``backend`` faster-whisper|openai-whisper, ``model``
-    (name or local path), ``device``, ``compute_type``, ``beam_size``, ``cpu_threads``,
-    ``vad_filter``, ``download``, ``language`` (force one), ``languages`` (allow-list, e.g.
-    ``en,es``), ``separate`` (transcribe the vocal stem, default true), ``separator``
-    (auto|demucs|classical), ``separator_model``, ``min_vocal_seconds``, ``gate`` (vad|energy),
-    ``cache_dir`` (``none`` disables), ``topics`` (K), ``lyrics`` (user ``track_id,text``
-    file), ``topics_out`` (folder to save the fitted topic model).
+    Takes a :class:`LyricsConfig` or its fields as keyword options (strings are converted;
+    an unknown option is an :class:`~recsys.errors.InputError`).
     """
 
     name = "lyrics"
 
-    def __init__(self, backend: str = "faster-whisper", model: str = "tiny", device: str = "cpu",
-                 compute_type: str = "int8", beam_size: int | str = 1, cpu_threads: int | str = 0,
-                 vad_filter: bool | str = True, download: bool | str = False, language: str | None = None,
-                 languages: str | Sequence[str] | None = None, separate: bool | str = True,
-                 separator: str = "auto", separator_model: str = "htdemucs", min_seconds: float | str = 1.0,
-                 min_vocal_seconds: float | str = 3.0, gate: str = "vad", cache_dir: str | None = None,
-                 topics: int | str = 8, lyrics: str | None = None, topics_out: str | None = None,
-                 max_features: int | str = 5000) -> None:
-        from .audio.separation import _to_bool
+    def __init__(self, config: LyricsConfig | None = None, **options: Any) -> None:
+        from .audio.separation import config_from_options
         from .audio.transcription import (LyricsSettings, TranscriptCache, _lang_list, default_cache_dir,
                                           make_transcriber)
 
-        self.transcriber = make_transcriber(str(backend), model=str(model), device=str(device),
-                                            compute_type=str(compute_type), beam_size=int(beam_size),
-                                            cpu_threads=int(cpu_threads), vad_filter=_to_bool(vad_filter),
-                                            download=_to_bool(download))
+        if config is not None and options:
+            raise InputError("pass either a LyricsConfig or keyword options, not both")
+        c = self.config = config or config_from_options(LyricsConfig, options, where="lyrics")
+        self.transcriber = make_transcriber(c.backend, model=c.model, device=c.device, compute_type=c.compute_type,
+                                            beam_size=c.beam_size, cpu_threads=c.cpu_threads,
+                                            vad_filter=c.vad_filter, download=c.download)
         self.transcriber.check()  # missing local weights fail before any file is processed
-        self.lyrics_settings = LyricsSettings(separate=_to_bool(separate), language=_none(language),
-                                              languages=_lang_list(languages), min_seconds=float(min_seconds),
-                                              min_vocal_seconds=float(min_vocal_seconds), gate=str(gate))
-        self.separator_backend = str(separator)
-        self.separator_model = str(separator_model)
-        self.download = _to_bool(download)
-        cache_dir = _none(cache_dir)
-        self.cache = (None if isinstance(cache_dir, str) and cache_dir.lower() in ("off", "false", "no")
-                      else TranscriptCache(Path(cache_dir) if cache_dir else default_cache_dir()))
-        self.n_topics = int(topics)
-        self.lyrics = _none(lyrics)
-        self.topics_out = _none(topics_out)
-        self.max_features = int(max_features)
+        self.lyrics_settings = LyricsSettings(separate=c.separate, language=c.language,
+                                              languages=_lang_list(c.languages), min_seconds=c.min_seconds,
+                                              min_vocal_seconds=c.min_vocal_seconds, gate=c.gate)
+        off = isinstance(c.cache_dir, str) and c.cache_dir.lower() in ("off", "false", "no")
+        self.cache = None if off else TranscriptCache(Path(c.cache_dir) if c.cache_dir else default_cache_dir())
+        if c.topics < 1:
+            raise InputError(f"lyrics.topics: need at least 1 topic, got {c.topics}")
+        self.n_topics = c.topics
+        self.lyrics = c.lyrics
+        self.topics_out = c.topics_out
+        self.max_features = c.max_features
         self._sep: Any = None
 
     @property
@@ -250,7 +260,8 @@ class LyricsBlock:
         if self._sep is None and self.lyrics_settings.separate:
             from .audio.separation import make_separator
 
-            self._sep = make_separator(self.separator_backend, model=self.separator_model)
+            self._sep = make_separator(self.config.separator, model=self.config.separator_model,
+                                       device=self.config.device, download=self.config.download)
         return self._sep
 
     def settings(self) -> dict[str, Any]:

@@ -119,3 +119,14 @@ def test_cli_topics(tmp_path):
     assert res.exit_code == 2 and "no text column" in res.output
     res = CliRunner().invoke(main, ["lyrics", "topics"])
     assert res.exit_code == 2 and "--transcripts" in res.output
+
+
+def test_block_options_are_checked():
+    with pytest.raises(InputError, match="unknown key.*topcs"):
+        get_extractor("lyrics", topcs=3, cache_dir="off")
+    with pytest.raises(InputError, match="lyrics.topics: expected int"):
+        get_extractor("lyrics", topics="many", cache_dir="off")
+    with pytest.raises(InputError, match="at least 1 topic"):
+        get_extractor("lyrics", topics="0", cache_dir="off")
+    block = get_extractor("lyrics", topics="4", languages=["en", "es"], separate="no", cache_dir="off")
+    assert block.n_topics == 4 and block.lyrics_settings.languages == ("en", "es") and block.separator is None

@@ -210,3 +210,18 @@ def test_corrupt_cached_weights_are_reported_not_redownloaded(empty_caches):
     (ckpt / "955717e8-8726e21a.th").write_bytes(b"truncated download")
     with pytest.raises(ModelError, match=r"955717e8-8726e21a\.th: corrupted cached demucs weights"):
         DemucsSeparator("htdemucs").load()
+
+
+def test_block_options_are_checked():
+    from recsys.audio.separation import StemsConfig
+    from recsys.errors import InputError
+
+    with pytest.raises(InputError, match="unknown key.*bakend"):
+        get_extractor("stems", bakend="classical")
+    with pytest.raises(InputError, match="stems.overlap: expected float, got 'lots'"):
+        StemsBlock(backend="classical", overlap="lots")
+    with pytest.raises(InputError, match="stems.backend"):
+        StemsBlock(backend="spleeter")
+    block = StemsBlock(StemsConfig(backend="classical", min_seconds=2.0))
+    assert block.min_seconds == 2.0 and block.separator.backend == "classical"
+    assert StemsBlock(backend="classical", download="true", shifts="1").config.shifts == 1

@@ -75,6 +75,36 @@ def _opt_float(value: Any) -> float | None:
         raise InputError(f"expected a number, got {value!r}") from None
 
 
+def config_from_options(cls: type, options: dict[str, Any], *, where: str) -> Any:
+    """Build config dataclass ``cls`` from block options, rejecting unknown keys and converting
+    the strings that ``--set block.key=value`` gives into each field's type."""
+    from ..config import from_dict
+
+    cfg = from_dict(cls, options, where=where)
+    for f in dataclasses.fields(cls):
+        v, t = getattr(cfg, f.name), str(f.type)
+        if v is None:
+            continue
+        try:
+            if "None" in t and isinstance(v, str) and v.strip().lower() in ("", "none", "null"):
+                v = None
+            elif t.startswith("bool"):
+                v = _to_bool(v)
+            elif t.startswith("int"):
+                if isinstance(v, float) and not v.is_integer():
+                    raise ValueError(v)
+                v = int(v)
+            elif t.startswith("float"):
+                v = float(v)
+            elif t.startswith("str"):
+                v = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        except (TypeError, ValueError, InputError):
+            kind = t.split("|")[0].strip()
+            raise InputError(f"{where}.{f.name}: expected {kind}, got {getattr(cfg, f.name)!r}") from None
+        setattr(cfg, f.name, v)
+    return cfg
+
+
 def _resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
     if orig_sr == sr:
         return np.asarray(y, dtype=np.float32)
@@ -614,41 +644,55 @@ def separate_cached(sep: Separator, y: np.ndarray, sr: int) -> Stems:
 
 # --------------------------------------------------------------------------- the block
 
+@dataclass
+class StemsConfig:
+    """Options of the ``stems`` block (``[stems]`` in TOML, ``--set stems.KEY=VALUE``)."""
+
+    backend: str = "auto"  # auto | demucs | classical
+    model: str = DEFAULT_DEMUCS_MODEL  # demucs name, or a local file / weights folder
+    name: str | None = None  # bag name inside a weights folder
+    device: str = "cpu"
+    overlap: float = 0.25
+    segment: float | None = None
+    shifts: int = 0
+    download: bool = False
+    jobs: int = 0
+    min_seconds: float = 1.0  # shorter excerpts: empty record, status too_short
+    silence_db: float = -60.0  # quieter excerpts: empty record, status silent
+
+
 class StemsBlock:
     """Feature block ``stems``: summaries of the accompaniment stem of each excerpt.
 
-    Options (strings from ``--set stems.key=value`` are converted): ``backend`` auto|demucs|classical,
-    ``model`` (demucs name or path), ``name`` (bag name in a weights folder), ``device``,
-    ``overlap``, ``segment``, ``shifts``, ``download``, ``min_seconds`` (shorter excerpts give
-    an empty record with a reason), ``silence_db`` (quieter excerpts likewise).
+    Takes a :class:`StemsConfig` or its fields as keyword options (strings are converted;
+    an unknown option is an :class:`~recsys.errors.InputError`).
     """
 
     name = "stems"
 
-    def __init__(self, backend: str = "auto", model: str = DEFAULT_DEMUCS_MODEL, name: str | None = None,
-                 device: str = "cpu", overlap: float | str = 0.25, segment: float | str | None = None,
-                 shifts: int | str = 0, download: bool | str = False, jobs: int | str = 0,
-                 min_seconds: float | str = 1.0, silence_db: float | str = -60.0) -> None:
-        self.backend = str(backend)
-        self.model = str(model)
-        self.model_name = name
-        self.device = str(device)
-        self.overlap = float(overlap)
-        self.segment = _opt_float(segment)
-        self.shifts = int(shifts)
-        self.download = _to_bool(download)
-        self.jobs = int(jobs)
-        self.min_seconds = float(min_seconds)
-        self.silence_db = float(silence_db)
+    def __init__(self, config: StemsConfig | None = None, **options: Any) -> None:
+        if config is not None and options:
+            raise InputError("pass either a StemsConfig or keyword options, not both")
+        self.config = config or config_from_options(StemsConfig, options, where="stems")
+        if self.config.backend not in BACKENDS:
+            raise InputError(f"stems.backend: {self.config.backend!r} is not one of {', '.join(BACKENDS)}")
         self._sep: Separator | None = None
         _ = self.separator  # unusable weights fail here, before any file is processed
 
     @property
+    def min_seconds(self) -> float:
+        return self.config.min_seconds
+
+    @property
+    def silence_db(self) -> float:
+        return self.config.silence_db
+
+    @property
     def separator(self) -> Separator:
         if self._sep is None:
-            self._sep = make_separator(self.backend, model=self.model, name=self.model_name, device=self.device,
-                                       overlap=self.overlap, segment=self.segment, shifts=self.shifts,
-                                       download=self.download, jobs=self.jobs)
+            c = self.config
+            self._sep = make_separator(c.backend, model=c.model, name=c.name, device=c.device, overlap=c.overlap,
+                                       segment=c.segment, shifts=c.shifts, download=c.download, jobs=c.jobs)
         return self._sep
 
     def settings(self) -> dict[str, Any]:
