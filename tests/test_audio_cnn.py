@@ -128,9 +128,10 @@ def test_cli_train_predict_from_genre_folders(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["cnn", "train", "--audio-dir", str(audio), "--out", str(tmp_path / "m"),
                                "--folds", "0", "--chunk-seconds", "1", "--excerpt-seconds", "0", "--epochs", "3",
-                               "--n-mels", "32"])
+                               "--n-mels", "32", "--cache", str(tmp_path / "cache")])
     assert res.exit_code == 0, res.output
     assert "skipped thump/broken.wav" in res.output
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 9  # decoded songs cached (not the broken one)
     res = runner.invoke(main, ["cnn", "predict", "--model", str(tmp_path / "m"), "--audio-dir", str(audio),
                                "--out", str(tmp_path / "preds.csv")])
     assert res.exit_code == 0, res.output

@@ -370,15 +370,25 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
 
 def train(audio_dir: str | Path, out: str | Path, *, labels: str | Path | None = None,
           config: CNNConfig | None = None, cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Cross-validate (by song) against the baseline, then fit on all songs and save the model dir."""
-    from ..io import atomic_dir
+    """Cross-validate (by song) against the baseline, then fit on all songs and save the model dir.
 
-    torch = _torch()
+    Decodes serially; ``pipelines/train_cnn.py`` does the same with parallel decoding and a cache.
+    """
     config = config or CNNConfig()
     audio_dir = Path(audio_dir)
     table = labelled_files(audio_dir, labels)
     mels, bases, reasons = load_songs(audio_dir, table["file"], config, progress=progress,
                                       hop_seconds=config.train_hop_seconds)
+    return fit_and_save(table, mels, bases, reasons, out, config=config, cross_validation=cross_validation,
+                        progress=progress)
+
+
+def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str], out: str | Path, *,
+                 config: CNNConfig, cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Given decoded songs (``reasons[i]`` non-empty = unusable), run song-grouped CV and save the final model."""
+    from ..io import atomic_dir
+
+    torch = _torch()
     skipped = [(f, r) for f, r in zip(table["file"], reasons) if r]
     keep = [i for i, r in enumerate(reasons) if not r]
     if skipped:

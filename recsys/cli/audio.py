@@ -42,15 +42,21 @@ def register(main: click.Group) -> None:
     @click.option("--patience", default=6, show_default=True, help="Early stopping on held-out training songs.")
     @click.option("--no-augment", is_flag=True, help="Disable gain/shift/noise/SpecAugment augmentation.")
     @click.option("--seed", default=0, show_default=True)
+    @click.option("--jobs", default=1, show_default=True, help="Parallel decoding processes.")
+    @click.option("--cache", type=click.Path(path_type=Path), default=None,
+                  help="Cache folder for decoded chunk log-mels (reused across runs; keyed by content + settings).")
     def cnn_train(audio_dir, labels, out, folds, chunk_seconds, excerpt_seconds, epochs, batch_size, n_mels,
-                  patience, no_augment, seed) -> None:
+                  patience, no_augment, seed, jobs, cache) -> None:
         """Train on labelled audio; report CV metrics per chunk and per song beside a classical baseline."""
-        from ..audio.cnn import CNNConfig, train
+        from pipelines.train_cnn import run
+
+        from ..audio.cnn import CNNConfig
 
         cfg = CNNConfig(chunk_seconds=chunk_seconds, train_hop_seconds=chunk_seconds / 2,
                         excerpt_seconds=excerpt_seconds or None, epochs=epochs, batch_size=batch_size,
                         n_mels=n_mels, patience=patience, folds=folds, augment=not no_augment, seed=seed)
-        report = train(audio_dir, out, labels=labels, config=cfg, cross_validation=folds >= 2)
+        report = run(audio_dir, out, labels=labels, config=cfg, jobs=jobs, cache_dir=cache,
+                     cross_validation=folds >= 2)
         for s in report["skipped"]:
             click.echo(f"skipped {s['file']}: {s['reason']}", err=True)
         _print_cv(report)
