@@ -15,12 +15,12 @@ STATS_HELP = ("table of statistics matched by track_id (CSV/Parquet with any of 
               "e.g. FEATURES/audiostats.parquet from the audio pipeline or a public dataset)")
 
 
-def _client(config_file: str | None, auth: str):
+def _client(config_file: str | None, auth: str, *, interactive: bool = False):
     from ..config import load_section
     from ..spotify.client import SpotifyClient, SpotifyConfig
 
     cfg = SpotifyConfig.from_env(base=load_section(config_file, "spotify", SpotifyConfig))
-    return SpotifyClient.connect(cfg, auth=auth)
+    return SpotifyClient.connect(cfg, auth=auth, interactive=interactive)
 
 
 def _progress(flag: bool | None) -> bool:
@@ -128,7 +128,7 @@ def register(main: click.Group) -> None:
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML with a [spotify] section.")
     def login(config_file) -> None:
         """Authorise recsys for your account (browser + local redirect, or PKCE without a secret)."""
-        client = _client(config_file, "user")
+        client = _client(config_file, "user", interactive=True)
         user = client.current_user_id()
         click.echo(f"authorised as Spotify user {user}; token cached in {client.config.user_token_path}")
 

@@ -58,6 +58,8 @@ class SpotifyConfig:
         cfg = base or cls()
         pick = {"api_url": "RECSYS_SPOTIFY_API_URL", "auth_url": "RECSYS_SPOTIFY_AUTH_URL",
                 "config_dir": "RECSYS_CONFIG_DIR"}
+        if env.get("RECSYS_SPOTIFY_OPEN_BROWSER"):
+            cfg = replace(cfg, open_browser=env["RECSYS_SPOTIFY_OPEN_BROWSER"].strip().lower() not in ("0", "false", "no"))
         for name, var in pick.items():
             if env.get(var):
                 cfg = replace(cfg, **{name: env[var]})
@@ -299,8 +301,12 @@ def app_auth(config: SpotifyConfig, creds: Credentials):
     return mgr
 
 
-def user_auth(config: SpotifyConfig, creds: Credentials):
-    """User flow: authorization code with a local redirect if a secret is set, PKCE otherwise."""
+def user_auth(config: SpotifyConfig, creds: Credentials, *, interactive: bool = False):
+    """User flow: authorization code with a local redirect if a secret is set, PKCE otherwise.
+
+    A non-interactive manager refuses to start the browser flow (it would wait forever for a
+    redirect in a batch job) and says to run ``recsys spotify login``.
+    """
     from spotipy.oauth2 import SpotifyOAuth, SpotifyPKCE
 
     common = dict(client_id=creds.client_id, redirect_uri=config.redirect_uri, scope=" ".join(USER_SCOPE),
@@ -312,6 +318,13 @@ def user_auth(config: SpotifyConfig, creds: Credentials):
         mgr = SpotifyPKCE(**common)
     mgr.OAUTH_TOKEN_URL = config.token_url
     mgr.OAUTH_AUTHORIZE_URL = config.authorize_url
+    if not interactive:
+        def refuse(*args: Any, **kwargs: Any) -> str:
+            raise InputError("Spotify needs you to log in again (no valid cached token for the required "
+                             "scopes): run `recsys spotify login`")
+
+        mgr.get_auth_response = refuse  # SpotifyOAuth
+        mgr._get_auth_response = refuse  # SpotifyPKCE
     return mgr
 
 
@@ -331,9 +344,11 @@ class SpotifyClient:
 
     @classmethod
     def connect(cls, config: SpotifyConfig | None = None, *, auth: str = "auto",
-                creds: Credentials | None = None, dotenv: str | os.PathLike | None = ".env") -> "SpotifyClient":
+                creds: Credentials | None = None, dotenv: str | os.PathLike | None = ".env",
+                interactive: bool = False) -> "SpotifyClient":
         """Build a client: ``auth`` is ``app`` (client credentials), ``user`` (OAuth/PKCE) or ``auto``
-        (user when a user token is cached, else app)."""
+        (user when a user token is cached, else app). Only ``interactive`` clients may start the
+        browser login; others fail with a one-line hint instead of waiting for a redirect."""
         try:
             import spotipy
         except ImportError:  # pragma: no cover - spotipy is a core dependency
@@ -344,9 +359,12 @@ class SpotifyClient:
             auth = "user" if has_user_token(config) else "app"
         if auth not in ("app", "user"):
             raise InputError(f"unknown Spotify auth mode {auth!r} (use app, user or auto)")
+        if auth == "user" and not interactive and not has_user_token(config):
+            raise InputError("not logged in to Spotify: run `recsys spotify login` first "
+                             f"(no cached user token in {config.user_token_path})")
         creds = creds or Credentials.load(dotenv=dotenv, require_secret=(auth == "app"))
         register_secret(creds.client_secret)
-        mgr = app_auth(config, creds) if auth == "app" else user_auth(config, creds)
+        mgr = app_auth(config, creds) if auth == "app" else user_auth(config, creds, interactive=interactive)
         sp = spotipy.Spotify(auth_manager=mgr, requests_session=make_session(config),
                              requests_timeout=config.requests_timeout, retries=config.retries,
                              status_retries=config.retries, backoff_factor=config.backoff_factor)
