@@ -184,6 +184,12 @@ class Engine:
         if len(self.row_of_) != len(ids):
             raise InputError("catalogue has duplicate track ids")
         self.track_ids_ = np.asarray(ids, dtype=object)
+        # object arrays, not lists or per-row iloc: O(1) lookups and nothing for the GC to traverse
+        none = np.full(len(ids), None, dtype=object)
+        self._names = (self.tracks_["track_name"].to_numpy(dtype=object, na_value=None)
+                       if "track_name" in self.tracks_.columns else none)
+        self._artists = (self.tracks_["track_artist"].to_numpy(dtype=object, na_value=None)
+                         if "track_artist" in self.tracks_.columns else none)
 
     def _make_recommender(self) -> None:
         rule_index = RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_)) if len(self.rules_table_) else None
@@ -229,11 +235,10 @@ class Engine:
         return [self._rec(r, s, why) for r, s, why in rec.recommend_rows(rows, k)]
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
-        t = self.tracks_.iloc[row]
-        name = t.get("track_name")
-        artist = t.get("track_artist")
-        return Recommendation(str(t["track_id"]), score, reasons,
-                              None if pd.isna(name) else str(name), None if pd.isna(artist) else str(artist))
+        name, artist = self._names[row], self._artists[row]
+        return Recommendation(str(self.track_ids_[row]), score, reasons,
+                              None if name is None or name is pd.NA else str(name),
+                              None if artist is None or artist is pd.NA else str(artist))
 
     def similar(self, track_id: str, k: int = 10) -> list[Recommendation]:
         """The k nearest tracks by embedding (cosine), the track itself excluded."""

@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 python scripts/bench_engine.py scale --sizes 10000,100000,1000000
     OMP_NUM_THREADS=1 python scripts/bench_engine.py rules --users 50000 --tracks 2000
-    OMP_NUM_THREADS=1 python scripts/bench_engine.py pipeline --sizes 10000,100000
+    OMP_NUM_THREADS=1 python scripts/bench_engine.py pipeline --sizes 10000,100000,1000000
+    OMP_NUM_THREADS=1 python scripts/bench_engine.py query --index /tmp/recsys_bench/idx1000000 --queries 5000
 
 ``scale``: clustered random embeddings (d=32, L2-normalised) -> TrackIndex (FAISS + k-means) ->
 synthetic users over the clusters -> rules -> Recommender; then ``--queries`` recommend calls with
@@ -149,6 +150,32 @@ def bench_pipeline(n: int, users: int, tmp: Path) -> dict:
     return res
 
 
+def bench_query(index_dir: str, queries: int) -> dict:
+    """Load a saved index and time Engine.recommend (ids in, Recommendation objects out)."""
+    import os
+
+    from recsys.engine import Engine
+
+    t0 = time.perf_counter()
+    eng = Engine.load(index_dir)
+    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": int(len(eng.rules_table_)), "kind": eng.summary()["index"],
+           "load_s": round(time.perf_counter() - t0, 2)}
+    played = np.flatnonzero(eng.popularity_ > 0)
+    rng = np.random.default_rng(0)
+    t = []
+    for q in range(queries + 20):
+        recent = eng.track_ids_[rng.choice(played, int(rng.integers(1, 6)), replace=False)].tolist()
+        t0 = time.perf_counter()
+        eng.recommend(recent, k=10)
+        if q >= 20:
+            t.append(time.perf_counter() - t0)
+    t = np.array(t) * 1000
+    res.update({"queries": queries, "p50_ms": round(float(np.percentile(t, 50)), 3),
+                "p99_ms": round(float(np.percentile(t, 99)), 3), "max_ms": round(float(t.max()), 3),
+                "peak_rss_mb": round(rss_mb()), "loadavg_1m": round(os.getloadavg()[0], 2)})
+    return res
+
+
 def bench_rules(n_users: int, n_tracks: int, algorithm: str) -> dict:
     from recsys.rules import RulesConfig, mine_rules
     from recsys.users import SimulationConfig, simulate_users
@@ -171,7 +198,8 @@ def bench_rules(n_users: int, n_tracks: int, algorithm: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["scale", "pipeline", "rules"])
+    ap.add_argument("part", choices=["scale", "pipeline", "rules", "query"])
+    ap.add_argument("--index", help="query: a saved index directory")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--kind", default="auto", help="index kind for scale: auto, flat, hnsw, ivf")
     ap.add_argument("--queries", type=int, default=2000)
@@ -180,6 +208,9 @@ def main(argv=None) -> int:
     ap.add_argument("--algorithm", default="fpgrowth")
     ap.add_argument("--tmp", default="/tmp/recsys_bench")
     args = ap.parse_args(argv)
+    if args.part == "query":
+        print(json.dumps(bench_query(args.index, args.queries)), flush=True)
+        return 0
     if args.part == "rules":
         print(json.dumps(bench_rules(args.users or 50000, args.tracks, args.algorithm)), flush=True)
         return 0
