@@ -209,3 +209,27 @@ def test_demo_data_end_to_end(demo_csv, tmp_path):
     tid = eng.tracks_["track_id"].iloc[0]
     recs = Engine.load(tmp_path / "demo").recommend([tid], k=10)
     assert len(recs) == 10 and recs[0].track_name
+
+
+def test_user_supplied_genre_model_for_unlabelled_catalogue(catalog, tmp_path):
+    tab = pytest.importorskip("recsys.genres.tabular")
+    from recsys.catalog import load_catalog
+
+    labelled = load_catalog(catalog)
+    model = tab.GenreClassifier(random_state=0, n_estimators=10, num_leaves=7)
+    model.fit(tab.tabular_features(labelled), labelled["parent_genre"]).save(tmp_path / "gm")
+    unlabelled = catalog.drop(columns=["playlist_genre"])
+    eng = Engine.build(unlabelled, genre_model=tmp_path / "gm", config=fast_config())
+    assert eng.tabular_["genre_classes"] == [str(c) for c in model.classes_]
+    no_model = Engine.build(unlabelled, config=fast_config())
+    assert not no_model.tabular_["genre_classes"]  # no labels and no model: statistics only
+    assert eng.embeddings_.shape[1] == no_model.embeddings_.shape[1] + len(model.classes_)
+
+
+def test_recommend_weights_override_ablates_sources(built):
+    eng, _, _ = built
+    only_rules = eng.recommend(["t0000", "t0001"], k=5, weights={"w_neighbours": 0, "w_cluster": 0, "w_artist": 0,
+                                                                 "w_album": 0, "w_popularity": 0})
+    assert only_rules and all(all(w.startswith(("rule", "next")) for w in r.reasons) for r in only_rules)
+    content = eng.recommend(["t0000"], k=5, weights={"w_rules": 0, "w_cluster": 0, "w_artist": 0, "w_album": 0})
+    assert all(any(w.startswith(("neighbour", "close to")) for w in r.reasons) for r in content)
