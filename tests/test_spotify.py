@@ -143,9 +143,26 @@ def test_5xx_retried_with_backoff_then_capped(fake, tmp_path):
     df, rep = Importer(_app(fake, tmp_path)).run([parse_playlist_spec("plD")])
     assert rep.rows == 5 and len(fake.calls("GET", r"/playlists/plD/items")) == 4
     fake.fail("GET", r"/playlists/plD$", 502, times=10)
-    with pytest.raises(ExternalServiceError, match="Max Retries|502"):
+    fake.requests.clear()
+    with pytest.raises(ExternalServiceError, match=r"answered 502 \(gave up after 3 retries"):
         Importer(_app(fake, tmp_path)).run([parse_playlist_spec("plD")])
-    assert len(fake.calls("GET", r"/playlists/plD$")) == 1 + 4  # first try + 3 retries (retries=3)
+    assert len(fake.calls("GET", r"/playlists/plD$")) == 1 + 3  # first try + 3 retries (retries=3)
+
+
+def test_post_not_retried_on_5xx_but_token_endpoint_is(fake, tmp_path):
+    fake.fail("POST", r"^/api/token$", 500)  # the token endpoint is safe to retry
+    client = _user(fake, tmp_path)
+    fake.expire_token("user-token-1")
+    assert client.current_user_id() == "testuser"  # 401 -> refresh (500, retried) -> retry
+    assert len(fake.calls("POST", r"^/api/token$")) == 2
+    fake.add_playlist("mine", "Mine", [], owner="testuser")
+    fake.add_tracks(_tracks(3))
+    fake.fail("POST", r"/playlists/mine/items", 500)  # adding items is not: it may have been applied
+    with pytest.raises(ExternalServiceError, match="answered 500"):
+        client.call("add", client.sp.playlist_add_items, "mine", [f"spotify:track:{t['id']}" for t in _tracks(3)])
+    assert len(fake.calls("POST", r"/playlists/mine/items")) == 1
+    client.call("add", client.sp.playlist_add_items, "mine", [f"spotify:track:{t['id']}" for t in _tracks(3)])
+    assert fake.playlist_track_ids("mine") == [t["id"] for t in _tracks(3)]
 
 
 def test_every_request_has_a_timeout(fake, tmp_path):
@@ -261,6 +278,31 @@ def test_401_expired_token_is_refreshed_once(fake, tmp_path):
     cached = json.loads(client.config.user_token_path.read_text())
     assert cached["access_token"] != "user-token-1" and cached["refresh_token"] == "refresh-initial"
     assert [r.query["limit"][0] for r in fake.calls("GET", r"/me/tracks")] == ["50", "50", "50"]
+
+
+def test_401_on_app_token_gets_a_new_client_credentials_token(fake, tmp_path):
+    tracks = _tracks(150)
+    fake.add_tracks(tracks)
+    fake.add_playlist("pe", "E", tracks)
+    imp = Importer(_app(fake, tmp_path))
+    real = imp.client.sp.playlist_items
+
+    done = []
+
+    def expire_after_first_page(pid, **kw):
+        if kw["offset"] == 100 and not done:
+            done.append(1)
+            for t in list(fake.tokens):
+                fake.expire_token(t)
+        return real(pid, **kw)
+
+    imp.client.sp.playlist_items = expire_after_first_page
+    df, rep = imp.run([parse_playlist_spec("pe")])
+    assert rep.rows == 150
+    grants = [r.body["grant_type"] for r in fake.calls("POST", r"^/api/token$")]
+    assert grants == ["client_credentials", "client_credentials"]
+    statuses = [r.query.get("offset") for r in fake.calls("GET", r"/playlists/pe/items")]
+    assert statuses == [["0"], ["100"], ["100"]]  # the 401'd page was asked again
 
 
 def test_expired_cached_token_refreshed_before_calling(fake, tmp_path):

@@ -193,7 +193,7 @@ def install_redaction() -> None:
 
 
 # ---- HTTP sessions with bounded retries ----------------------------------------------------------
-def _retry_class():
+def _retry_class(retry_post: bool = False):
     from spotipy.util import Retry as SpotipyRetry
     from urllib3.exceptions import MaxRetryError, ResponseError
 
@@ -207,7 +207,7 @@ def _retry_class():
         """
 
         def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-            if method == "POST" and status_code not in (429, 503):
+            if method == "POST" and not retry_post and status_code not in (429, 503):
                 return False
             return super().is_retry(method, status_code, has_retry_after)
 
@@ -233,11 +233,15 @@ def _parse_retry_after(value: str | None) -> float | None:
     return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
-def make_session(config: SpotifyConfig, *, methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE")):
-    """A requests Session whose adapter retries 429 (Retry-After) and 5xx with capped backoff."""
+def make_session(config: SpotifyConfig, *, methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE"),
+                 retry_post: bool = False):
+    """A requests Session whose adapter retries 429 (Retry-After) and 5xx with capped backoff.
+
+    ``retry_post`` also retries POST on 5xx: right for the token endpoint, wrong for adding items.
+    """
     import requests
 
-    retry = _retry_class()(
+    retry = _retry_class(retry_post)(
         total=config.retries, connect=config.retries, read=False, status=config.retries,
         allowed_methods=frozenset(methods), status_forcelist=(429, 500, 502, 503, 504),
         backoff_factor=config.backoff_factor, backoff_max=config.backoff_max,
@@ -295,7 +299,8 @@ def app_auth(config: SpotifyConfig, creds: Credentials):
     if not creds.client_secret:
         raise InputError(f"app-only Spotify access needs a client secret ({SECRET_VARS[0]})")
     mgr = SpotifyClientCredentials(client_id=creds.client_id, client_secret=creds.client_secret,
-                                   requests_session=make_session(config), requests_timeout=config.requests_timeout,
+                                   requests_session=make_session(config, retry_post=True),
+                                   requests_timeout=config.requests_timeout,
                                    cache_handler=token_cache(config.app_token_path))
     mgr.OAUTH_TOKEN_URL = config.token_url  # instance attribute shadows the class constant
     return mgr
@@ -311,7 +316,7 @@ def user_auth(config: SpotifyConfig, creds: Credentials, *, interactive: bool = 
 
     common = dict(client_id=creds.client_id, redirect_uri=config.redirect_uri, scope=" ".join(USER_SCOPE),
                   cache_handler=token_cache(config.user_token_path), open_browser=config.open_browser,
-                  requests_timeout=config.requests_timeout, requests_session=make_session(config))
+                  requests_timeout=config.requests_timeout, requests_session=make_session(config, retry_post=True))
     if creds.client_secret:
         mgr = SpotifyOAuth(client_secret=creds.client_secret, **common)
     else:
@@ -410,7 +415,12 @@ class SpotifyClient:
                     log.info("%s: access token rejected (401), refreshing it once", what)
                     self.refresh()
                     continue
-                raise SpotifyHTTPError(what, exc.http_status, _exc_message(exc)) from None
+                status, message = exc.http_status, _exc_message(exc)
+                gave_up = re.search(r"too many (\d{3}) error responses", message)
+                if "Max Retries" in message and gave_up:  # spotipy reports every exhausted retry as 429
+                    status = int(gave_up.group(1))
+                    message = f"gave up after {self.config.retries} retries ({gave_up.group(0)})"
+                raise SpotifyHTTPError(what, status, message) from None
             except SpotifyOauthError as exc:
                 raise ExternalServiceError(f"{what}: Spotify authorization failed ({redact(str(exc))})") from None
             except requests.exceptions.Timeout:
