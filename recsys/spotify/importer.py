@@ -160,19 +160,20 @@ class Checkpoint:
     def __init__(self, directory: str | Path | None, key: str) -> None:
         self.dir = Path(directory) if directory is not None else None
         self.key = key
-        self.state: dict[str, Any] = {"version": self.VERSION, "key": key, "sources": {}, "cache": {}}
+        self.state: dict[str, Any] = {"version": self.VERSION, "key": key, "sources": {}}
+        self._caches: dict[str, dict] = {}
         self.resumed = False
-        if self.dir is not None and (self.dir / "state.json").exists():
-            try:
-                old = read_json(self.dir / "state.json", what="import checkpoint")
-            except InputError as exc:
-                log.warning("%s; starting over", exc)
-                old = None
+        if self.dir is not None and self.dir.exists():
+            old = None
+            if (self.dir / "state.json").exists():
+                try:
+                    old = read_json(self.dir / "state.json", what="import checkpoint")
+                except InputError as exc:
+                    log.warning("%s; starting over", exc)
             if isinstance(old, dict) and old.get("version") == self.VERSION and old.get("key") == key:
                 self.state = old
-                self.state.setdefault("cache", {})
                 self.resumed = True
-            else:
+            else:  # another request's (or a broken) checkpoint: never mix it in
                 shutil.rmtree(self.dir, ignore_errors=True)
 
     def source(self, name: str) -> dict:
@@ -209,7 +210,24 @@ class Checkpoint:
         return out
 
     def cache(self, name: str) -> dict:
-        return self.state["cache"].setdefault(name, {})
+        """Merged lookups cached so far (artist genres, audio features) for this request."""
+        if name not in self._caches:
+            merged: dict = {}
+            if self.dir is not None:
+                for f in sorted((self.dir / "cache").glob(f"{name}-*.json")):
+                    data = read_json(f, what="import checkpoint cache")
+                    if isinstance(data, dict):
+                        merged.update(data)
+            self._caches[name] = merged
+        return self._caches[name]
+
+    def add_cache(self, name: str, entries: dict) -> None:
+        """Append one batch of lookups as its own small file (no rewrite of what is there)."""
+        cache = self.cache(name)
+        cache.update(entries)
+        if self.dir is not None and entries:
+            n = len(list((self.dir / "cache").glob(f"{name}-*.json"))) if (self.dir / "cache").exists() else 0
+            write_json(self.dir / "cache" / f"{name}-{n:06d}.json", entries)
 
     def flush(self) -> None:
         if self.dir is not None:
@@ -388,9 +406,8 @@ class Importer:
         def single(a: str) -> Any:
             return self.client.call(f"artist {a}", sp.artist, a)
 
-        def save(out: dict) -> None:
-            cache.update(out)
-            ck.flush()
+        def save(batch: dict) -> None:
+            ck.add_cache("artist_genres", batch)
 
         try:
             genres, counts = fetch_artist_genres(ids, lookup, single=single, batch=self.config.lookup_batch,
@@ -442,10 +459,8 @@ class Importer:
                     report.note("audio-features returned a malformed answer; statistics left missing")
                     break
                 by_id = {f.get("id"): f for f in res if isinstance(f, dict)}
-                for t in chunk:
-                    f = by_id.get(t)
-                    cache[t] = {s: _num(f.get(s)) for s in FEATURE_STATS} if f else None
-                ck.flush()
+                ck.add_cache("audio_features", {t: ({s: _num(by_id[t].get(s)) for s in FEATURE_STATS}
+                                                    if by_id.get(t) else None) for t in chunk})
                 bar.update(len(chunk))
         finally:
             bar.close()

@@ -62,7 +62,7 @@ def parse_playlist_spec(text: str, *, taxonomy: Taxonomy | None = None) -> Playl
 def fetch_artist_genres(artist_ids: Iterable[str], lookup: Callable[[list[str]], list[Any]], *,
                         single: Callable[[str], Any] | None = None, batch: int = ARTIST_BATCH,
                         known: dict[str, list[str]] | None = None,
-                        on_batch: Callable[[dict[str, list[str]]], None] | None = None,
+                        on_batch: Callable[[dict[str, list[str]]], None] | None = None,  # gets each batch
                         progress: Any = None) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Genre strings per artist id, asking ``lookup`` (GET /artists?ids=) ``batch`` ids at a time.
 
@@ -100,14 +100,16 @@ def fetch_artist_genres(artist_ids: Iterable[str], lookup: Callable[[list[str]],
                         raise
                     got.append(None)
         by_id = {g.get("id"): g for g in got if isinstance(g, dict)}
+        batch_out: dict[str, list[str]] = {}
         for a in chunk:
             genres = (by_id.get(a) or {}).get("genres")
             if not isinstance(genres, list):
                 counts["missing"] += 1
                 genres = []
-            out[a] = [str(g) for g in genres if isinstance(g, str) and g.strip()]
+            batch_out[a] = [str(g) for g in genres if isinstance(g, str) and g.strip()]
+        out.update(batch_out)
         if on_batch is not None:
-            on_batch(out)
+            on_batch(batch_out)
         if progress is not None:
             progress.update(len(chunk))
     return out, counts
