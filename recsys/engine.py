@@ -136,7 +136,7 @@ class Engine:
             h = read_histories(histories)
             self.simulated_ = None
         elif simulate_users:
-            sim = dataclasses.replace(c.simulation, n_users=int(simulate_users))
+            sim = c.simulation = dataclasses.replace(c.simulation, n_users=int(simulate_users))
             h = simulate_users_fn(self.tracks_, sim, groups=self.index_.clusters_, progress=progress)
             self.simulated_ = h
         else:
@@ -358,7 +358,10 @@ class Engine:
                 raise IndexFormatError(f"{p}: truncated or modified ({p.stat().st_size} bytes, manifest says {size})")
         from .config import from_dict
 
-        self = cls(from_dict(EngineConfig, man["config"], where=f"{d}/manifest.json"))
+        try:
+            self = cls(from_dict(EngineConfig, man["config"], where=f"{d}/manifest.json"))
+        except (InputError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{d}/manifest.json: incompatible engine config ({exc})") from None
         c = self.config
         c.embedding.blocks = tuple(c.embedding.blocks)
         try:

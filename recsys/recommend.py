@@ -87,22 +87,6 @@ class Recommender:
         ends = np.r_[starts[1:], len(order)]
         return {int(cl_sorted[s]): order[s:min(e, s + n_top)] for s, e in zip(starts, ends)}
 
-    def add_rows(self, clusters_new: np.ndarray, embeddings: np.ndarray, labels,
-                 meta_new: dict[str, np.ndarray] | None = None, catalog_popularity_new: np.ndarray | None = None) -> None:
-        """Track new catalogue rows (after index.add): zero plays, their clusters, their labels."""
-        n_new = len(clusters_new)
-        self.embeddings = embeddings
-        self.clusters = np.concatenate([self.clusters, clusters_new])
-        self.popularity = np.concatenate([self.popularity, np.zeros(n_new)])
-        for k in list(self.meta):
-            add = (meta_new or {}).get(k, np.full(n_new, -1))
-            self.meta[k] = np.concatenate([self.meta[k], add])
-        if self.catalog_popularity is not None:
-            add = catalog_popularity_new if catalog_popularity_new is not None else np.full(n_new, np.nan)
-            self.catalog_popularity = np.concatenate([self.catalog_popularity, add])
-        self.labels = labels
-        self._prepare()
-
     def _reason(self, text) -> str:
         if isinstance(text, str):
             return text

@@ -176,7 +176,7 @@ def bench_query(index_dir: str, queries: int) -> dict:
     return res
 
 
-def bench_rules(n_users: int, n_tracks: int, algorithm: str) -> dict:
+def bench_rules(n_users: int, n_tracks: int, algorithm: str, transactions: str = "auto") -> dict:
     from recsys.rules import RulesConfig, mine_rules
     from recsys.users import SimulationConfig, simulate_users
 
@@ -188,9 +188,9 @@ def bench_rules(n_users: int, n_tracks: int, algorithm: str) -> dict:
     sim_s = time.perf_counter() - t0
     before = rss_mb()
     t0 = time.perf_counter()
-    rules = mine_rules(h, RulesConfig(algorithm=algorithm))
+    rules = mine_rules(h, RulesConfig(algorithm=algorithm, transactions=transactions))
     dt = time.perf_counter() - t0
-    return {"users": n_users, "tracks": n_tracks, "plays": len(h), "algorithm": algorithm,
+    return {"users": n_users, "tracks": n_tracks, "plays": len(h), "algorithm": algorithm, "transactions": transactions,
             "simulate_s": round(sim_s, 2), "mine_s": round(dt, 2), "rules": len(rules),
             "rules_next": int((rules["kind"] == "next").sum()), "peak_rss_mb": round(rss_mb()),
             "rss_before_mining_mb": round(before)}
@@ -206,13 +206,14 @@ def main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=0, help="scale/pipeline: users (default n/20, max 50k); rules: 50000")
     ap.add_argument("--tracks", type=int, default=2000)
     ap.add_argument("--algorithm", default="fpgrowth")
+    ap.add_argument("--transactions", default="auto", help="rules: auto (sessions), user or window")
     ap.add_argument("--tmp", default="/tmp/recsys_bench")
     args = ap.parse_args(argv)
     if args.part == "query":
         print(json.dumps(bench_query(args.index, args.queries)), flush=True)
         return 0
     if args.part == "rules":
-        print(json.dumps(bench_rules(args.users or 50000, args.tracks, args.algorithm)), flush=True)
+        print(json.dumps(bench_rules(args.users or 50000, args.tracks, args.algorithm, args.transactions)), flush=True)
         return 0
     for n in [int(s) for s in args.sizes.split(",")]:
         users = args.users or int(min(50000, max(500, n // 20)))
