@@ -109,7 +109,16 @@ def _resolve(spec: str) -> tuple[str, Any]:
         return str(getattr(klass, "name", cls)), klass
     if spec not in EXTRACTORS:
         raise InputError(f"unknown feature block {spec!r} (choose from {', '.join(EXTRACTORS)}, or module:Class)")
-    return spec, lambda **o: get_extractor(spec, **o)
+
+    def factory(**options: Any) -> Any:
+        try:
+            return get_extractor(spec, **options)
+        except ImportError as exc:
+            raise DependencyError(f"feature block {spec!r} is unavailable ({exc})") from None
+        except TypeError as exc:  # unknown keyword option
+            raise InputError(f"feature block {spec!r}: bad option ({exc})") from None
+
+    return spec, factory
 
 
 def build_extractors(config: ExtractConfig) -> dict[str, Any]:

@@ -125,6 +125,16 @@ def bench_cnn(per_genre: int, epochs: int) -> dict:
         rep = cnn.train(tmp / "synth", tmp / "m_synth", labels=labels, progress=False,
                         config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
         out["synthetic_3_genres"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
+        print(json.dumps(out, indent=1), flush=True)
+        # harder: same instruments, overlapping tempi, classes differ only in rhythmic pattern
+        from _audio_helpers import RHYTHM_GENRES
+
+        labels = write_labelled_set(tmp / "rhythm", per_genre=per_genre, seconds=12.0, seed=3, genres=RHYTHM_GENRES)
+        t = time.perf_counter()
+        rep = cnn.train(tmp / "rhythm", tmp / "m_rhythm", labels=labels, progress=False,
+                        config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
+        out["synthetic_rhythm_only"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
+        print(json.dumps(out, indent=1), flush=True)
         # real clips: 3 classes with >= 3 songs each when ../shared is present (its CC-BY-NC clips are used
         # here for measurement only, never shipped), else the shippable ones (2 per music class)
         real = {"jazz": ["Kevin_MacLeod_-_Vibe_Ace.ogg", "sorohanro_-_solo-trumpet-06.ogg"],
