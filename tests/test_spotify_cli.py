@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 from fake_spotify import (CLIENT_ID, CLIENT_SECRET, USER_ID, fake, make_track, spotify_env,  # noqa: F401

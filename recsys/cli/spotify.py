@@ -54,8 +54,10 @@ def _print_report(report, out: Path | None, df) -> None:
         click.echo(f"missing: {report.missing_stats} track(s) have no audio statistics"
                    + (f" (columns entirely empty: {', '.join(missing_cols)})" if missing_cols else "")
                    + ". They are written as empty (NaN) values: labels and playlists work, models need them. "
-                     "Fill them with --stats FILE (track_id + statistics, e.g. FEATURES/audiostats.parquet "
-                     "from the audio feature pipeline run on your own audio files named by track id).")
+                     "Fill them with --stats FILE: a table of track_id + statistics (a public dataset), or "
+                     "estimate them from your own audio with `recsys features extract --audio-dir DIR --out "
+                     "FEATURES --blocks audiostats` (files named by track id, or --mapping) and pass "
+                     "--stats FEATURES/audiostats.parquet.")
         if df is not None and len(df):
             try:
                 validate(df, where=str(out or "catalog"))

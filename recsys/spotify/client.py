@@ -173,13 +173,23 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message through :func:`redact` (spotipy logs headers at debug)."""
+    """Rewrites each record's message through :func:`redact` (spotipy logs headers at debug).
+
+    spotipy also logs every HTTP error at ERROR level, with the whole URL; recsys reports those
+    itself in one line (or handles them: a 403 on audio-features is expected), so they are kept
+    only as debug records.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             msg = record.getMessage()
         except Exception:  # a broken format string is not ours to fix; drop its args
             msg = str(record.msg)
+        if record.name.startswith("spotipy") and record.levelno >= logging.ERROR and (
+                msg.startswith("HTTP Error for") or msg.startswith("Max Retries")):
+            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         record.msg, record.args = redact(msg), None
         return True
 

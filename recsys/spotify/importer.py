@@ -78,10 +78,10 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
-        """Record a message once (and log it once)."""
+        """Record a message once (the CLI prints notes; the log gets it once at info level)."""
         if text not in self.notes:
             self.notes.append(text)
-            log.warning("%s", text)
+            log.info("%s", text)
 
 
 # ---- item -> row -------------------------------------------------------------------------------
