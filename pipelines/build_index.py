@@ -22,7 +22,7 @@ def load_engine_config(path: str | os.PathLike | None):
     return load_section(path, "engine", EngineConfig)
 
 
-def run(*, catalog=None, out, histories=None, simulate_users: int = 0, features=None,
+def run(*, catalog=None, out, histories=None, simulate_users: int | None = None, features=None,
         blocks: Sequence[str] | None = None, genre_model=None, config=None, seed: int | None = None,
         no_genre_probs: bool = False, progress: bool = True):
     """Build and save an index; returns the Engine."""
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--catalog")
     ap.add_argument("--histories")
-    ap.add_argument("--simulate-users", type=int, default=0)
+    ap.add_argument("--simulate-users", type=int, default=None,
+                    help="synthetic users when no histories are given (default 500; 0 = content only)")
     ap.add_argument("--features")
     ap.add_argument("--blocks")
     ap.add_argument("--genre-model")

@@ -67,14 +67,14 @@ class Engine:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def build(cls, catalog=None, *, histories=None, simulate_users: int = 0, out: str | os.PathLike | None = None,
+    def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None, out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
               seed: int | None = None, progress: bool = False) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic users
-        are generated (seeded). ``blocks`` picks which blocks form the embedding (default: tabular plus
+        are generated (seeded; None = ``config.simulation.n_users``, 0 = no histories, content only). ``blocks`` picks which blocks form the embedding (default: tabular plus
         every block found in ``features``).
         """
         self = cls(config)
@@ -135,8 +135,9 @@ class Engine:
         if histories is not None:
             h = read_histories(histories)
             self.simulated_ = None
-        elif simulate_users:
-            sim = c.simulation = dataclasses.replace(c.simulation, n_users=int(simulate_users))
+        elif simulate_users is None or simulate_users > 0:
+            n_users = c.simulation.n_users if simulate_users is None else int(simulate_users)
+            sim = c.simulation = dataclasses.replace(c.simulation, n_users=n_users)
             h = simulate_users_fn(self.tracks_, sim, groups=self.index_.clusters_, progress=progress)
             self.simulated_ = h
         else:

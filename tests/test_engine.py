@@ -195,8 +195,14 @@ def test_genre_probabilities_enter_tabular_block(catalog, tmp_path):
     assert loaded.add_tracks(extra) == 4
 
 
+def test_synthetic_users_by_default(catalog):
+    eng = Engine.build(catalog, config=fast_config(genre_probs=False), seed=3)
+    assert eng.summary()["users"] == eng.config.simulation.n_users == 500
+    assert eng.summary()["rules"] > 0
+
+
 def test_block_ablation_changes_embedding(catalog):
-    a = Engine.build(catalog, config=fast_config(genre_probs=False))
+    a = Engine.build(catalog, simulate_users=0, config=fast_config(genre_probs=False))
     assert a.embeddings_.shape == (240, 13)  # 12 stats with key as sin/cos
     assert a.summary()["rules"] == 0
     assert a.recommend(["t0001"], k=3)  # content-only still works without histories

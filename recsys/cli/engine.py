@@ -66,8 +66,8 @@ def register(main: click.Group) -> None:
     @main.command("build-index")
     @click.option("--catalog", type=click.Path(dir_okay=False), help="Track table (CSV/TSV/Parquet).")
     @click.option("--histories", type=click.Path(dir_okay=False), help="Histories: user_id, position, track_id.")
-    @click.option("--simulate-users", type=int, default=0, show_default=True,
-                  help="Generate this many synthetic users when no histories are given.")
+    @click.option("--simulate-users", type=click.IntRange(0), default=None,
+                  help="Synthetic users to generate when no --histories are given (default 500; 0 = content only).")
     @click.option("--features", type=click.Path(file_okay=False), help="Audio features dir (one Parquet per block).")
     @click.option("--blocks", help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
     @click.option("--genre-model", type=click.Path(file_okay=False), help="Trained genre model dir (for unlabelled catalogues).")
