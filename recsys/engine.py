@@ -122,9 +122,10 @@ class Engine:
         self.builder_ = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
         self.embeddings_ = self.builder_.fit_transform(built)
         self.block_presence_ = {b.name: int(b.present.sum()) for b in built}
-        empty = ~np.any(self.embeddings_ != 0, axis=1)
+        empty = ~np.any(np.vstack([b.present for b in built]), axis=0)
         if empty.any():
-            log.warning("%d track(s) have no feature block at all: they get a zero embedding", int(empty.sum()))
+            log.warning("%d track(s) have no feature block at all: they get a zero embedding "
+                        "(reachable through rules and metadata only)", int(empty.sum()))
         steps.update()
         # 4. FAISS + clusters
         self.index_ = TrackIndex(c.index).fit(self.embeddings_)
