@@ -348,3 +348,39 @@ def test_secrets_never_logged_even_at_debug(fake, tmp_path, caplog, capsys):
         assert s not in text, f"secret leaked into logs: {s[:6]}..."
     assert "Bearer ***" in text
     assert redact(f"'Authorization': 'Basic {secrets[1]}'") == "'Authorization': 'Basic ***'"
+
+
+def test_pkce_user_flow_refreshes_without_a_secret(fake, tmp_path):
+    fake.add_tracks(_tracks(4))
+    fake.save_tracks(_tracks(4))
+    cfg = _config(fake, tmp_path)
+    write_user_token(cfg.directory, fake, ttl=-10)
+    client = SpotifyClient.connect(cfg, auth="user", creds=Credentials(CLIENT_ID, None))
+    assert type(client.auth_manager).__name__ == "SpotifyPKCE"
+    df, rep = Importer(client).run(liked=True)
+    (tok,) = fake.calls("POST", r"^/api/token$")
+    assert tok.body == {"refresh_token": "refresh-initial", "grant_type": "refresh_token", "client_id": CLIENT_ID}
+    assert tok.authorization is None and rep.rows == 4
+
+
+def test_forbidden_playlist_items_skipped_and_progress_shown(fake, tmp_path, capsys):
+    fake.add_tracks(_tracks(120))
+    fake.add_playlist("ok1", "Fine", _tracks(120))
+    fake.add_playlist("no1", "Editorial", _tracks(3))
+    fake.fail("GET", r"/playlists/no1/items", 403)
+    df, rep = Importer(_app(fake, tmp_path), progress=True).run(
+        [parse_playlist_spec("no1"), parse_playlist_spec("ok1")])
+    assert rep.rows == 120 and [s["status"] for s in rep.sources] == ["skipped (403)", "ok"]
+    err = capsys.readouterr().err
+    assert "playlist Fine" in err and "audio features" in err and "item/s" in err  # tqdm bars
+
+
+def test_read_stats_rejects_unusable_tables(tmp_path):
+    (tmp_path / "a.csv").write_text("name,danceability\nx,0.5\n")
+    with pytest.raises(SchemaError, match="track_id"):
+        read_stats(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("track_id,foo\nx,1\n")
+    with pytest.raises(SchemaError, match="none of the 12 statistics"):
+        read_stats(tmp_path / "b.csv")
+    with pytest.raises(InputError, match="not found"):
+        read_stats(tmp_path / "missing.csv")
