@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .blocks import AUDIO_BLOCKS, Block, available_blocks, build_block, build_tabular, extend_catalog, genre_probabilities
-from .catalog import STATS, load_catalog
+from .catalog import load_catalog
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
@@ -289,7 +289,7 @@ class Engine:
         blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
                           for n, d, _ in self.builder_.layout_ if n != "tabular"]
         X = self.builder_.transform(blocks)
-        new_clusters = self.index_.add(X)
+        self.index_.add(X)  # appends rows and assigns them to the nearest centroids
         self.embeddings_ = np.vstack([self.embeddings_, X])
         self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
         self._rebuild_maps()
