@@ -384,3 +384,25 @@ def test_read_stats_rejects_unusable_tables(tmp_path):
         read_stats(tmp_path / "b.csv")
     with pytest.raises(InputError, match="not found"):
         read_stats(tmp_path / "missing.csv")
+
+
+def test_config_endpoints_from_toml_and_env(tmp_path):
+    from recsys.config import load_section
+
+    (tmp_path / "r.toml").write_text('[spotify]\napi_url = "http://127.0.0.1:1/v1"\nretries = 2\n')
+    base = load_section(tmp_path / "r.toml", "spotify", SpotifyConfig)
+    cfg = SpotifyConfig.from_env({"RECSYS_SPOTIFY_AUTH_URL": "http://127.0.0.1:2/acc/"}, base=base)
+    assert cfg.api_prefix == "http://127.0.0.1:1/v1/" and cfg.retries == 2
+    assert cfg.token_url == "http://127.0.0.1:2/acc/api/token"
+    assert cfg.authorize_url == "http://127.0.0.1:2/acc/authorize"
+    cfg = SpotifyConfig.from_env({"RECSYS_SPOTIFY_API_URL": "http://127.0.0.1:3/v1/",
+                                  "RECSYS_SPOTIFY_AUTH_URL": "http://127.0.0.1:2/acc"}, base=base)
+    assert cfg.api_prefix == "http://127.0.0.1:3/v1/"  # the environment wins over the file
+    with pytest.raises(InputError, match="RECSYS_SPOTIFY_TIMEOUT"):
+        SpotifyConfig.from_env({"RECSYS_SPOTIFY_TIMEOUT": "soon"})
+    client = SpotifyClient.connect(cfg, auth="app", creds=Credentials(CLIENT_ID, CLIENT_SECRET))
+    assert client.sp.prefix == "http://127.0.0.1:3/v1/"
+    assert client.auth_manager.OAUTH_TOKEN_URL == "http://127.0.0.1:2/acc/api/token"
+    from spotipy.oauth2 import SpotifyClientCredentials
+
+    assert SpotifyClientCredentials.OAUTH_TOKEN_URL.startswith("https://accounts.spotify.com")  # class untouched
