@@ -24,7 +24,7 @@ def load_engine_config(path: str | os.PathLike | None):
 
 def run(*, catalog=None, out, histories=None, simulate_users: int | None = None, features=None,
         blocks: Sequence[str] | None = None, genre_model=None, config=None, seed: int | None = None,
-        no_genre_probs: bool = False, progress: bool = True):
+        no_genre_probs: bool = False, progress: bool = True, cache_dir=None):
     """Build and save an index; returns the Engine."""
     from recsys.engine import Engine
     from recsys.errors import InputError
@@ -35,7 +35,8 @@ def run(*, catalog=None, out, histories=None, simulate_users: int | None = None,
     if no_genre_probs:
         cfg.genre_probs = False
     return Engine.build(catalog, histories=histories, simulate_users=simulate_users, out=out, blocks=blocks,
-                        features=features, genre_model=genre_model, config=cfg, seed=seed, progress=progress)
+                        features=features, genre_model=genre_model, config=cfg, seed=seed, progress=progress,
+                        cache_dir=cache_dir)
 
 
 def format_summary(engine, out) -> str:
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--genre-model")
     ap.add_argument("--config")
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--cache", help="cache dir for the genre model's out-of-fold probabilities")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     from recsys.errors import RecsysError
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         eng = run(catalog=args.catalog, out=args.out, histories=args.histories, simulate_users=args.simulate_users,
                   features=args.features, blocks=args.blocks.split(",") if args.blocks else None,
-                  genre_model=args.genre_model, config=args.config, seed=args.seed)
+                  genre_model=args.genre_model, config=args.config, seed=args.seed, cache_dir=args.cache)
     except RecsysError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ Blocks:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,42 @@ def genre_probabilities(catalog: pd.DataFrame, *, model_dir: str | Path | None =
                 fold[:, classes.index(str(c))] = p[:, j]
             probs[lab_idx[te]] = fold
     return probs, classes, full
+
+
+def cached_genre_probabilities(catalog: pd.DataFrame, *, cache_dir: str | Path | None, **kwargs):
+    """:func:`genre_probabilities` with a cache keyed by catalogue content and settings.
+
+    A rebuild (or a rerun after a killed build) of the same catalogue reuses the out-of-fold
+    probabilities and the full model instead of training them again. Entries are written atomically.
+    """
+    if cache_dir is None or kwargs.get("model_dir") is not None:
+        return genre_probabilities(catalog, **kwargs)
+    from .io import atomic_dir, read_json, sha256_json, write_json
+
+    cols = [c for c in ("track_id", "track_name", "track_artist", "track_album_name", "track_album_release_date",
+                        "release_year", "track_popularity", "parent_genre", *STATS) if c in catalog.columns]
+    content = pd.util.hash_pandas_object(catalog[cols].astype("string"), index=False).to_numpy()
+    key = sha256_json({"content": hashlib.sha256(content.tobytes()).hexdigest(),
+                       "settings": {k: v for k, v in kwargs.items() if k != "model_dir"}})[:24]
+    entry = Path(cache_dir) / f"genre-{key}"
+    api = _genre_api()
+    if entry.is_dir() and api is not None:
+        try:
+            meta = read_json(entry / "meta.json")
+            probs = np.load(entry / "probs.npy", allow_pickle=False)
+            if probs.shape == (len(catalog), len(meta["classes"])):
+                log.info("genre probabilities from cache %s", entry)
+                return probs, list(meta["classes"]), api[0].load(entry / "model")
+        except Exception as exc:  # a damaged entry is recomputed, never trusted
+            log.warning("ignoring damaged cache entry %s (%s)", entry, exc)
+    out = genre_probabilities(catalog, **kwargs)
+    if out is not None:
+        with atomic_dir(entry) as tmp:
+            np.save(tmp / "probs.npy", out[0], allow_pickle=False)
+            (tmp / "model").mkdir()
+            out[2].write_files(tmp / "model")
+            write_json(tmp / "meta.json", {"classes": out[1]})
+    return out
 
 
 def build_tabular(catalog: pd.DataFrame, *, probs: tuple[np.ndarray, list[str]] | None = None,

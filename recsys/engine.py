@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .blocks import AUDIO_BLOCKS, Block, available_blocks, build_block, build_tabular, extend_catalog, genre_probabilities
+from .blocks import (AUDIO_BLOCKS, Block, available_blocks, build_block, build_tabular, cached_genre_probabilities,
+                     extend_catalog)
 from .catalog import load_catalog
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
@@ -70,12 +71,13 @@ class Engine:
     def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None, out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
-              seed: int | None = None, progress: bool = False) -> "Engine":
+              seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic users
         are generated (seeded; None = ``config.simulation.n_users``, 0 = no histories, content only). ``blocks`` picks which blocks form the embedding (default: tabular plus
-        every block found in ``features``).
+        every block found in ``features``). ``cache_dir`` keeps the genre model's out-of-fold
+        probabilities between builds of the same catalogue.
         """
         self = cls(config)
         c = self.config
@@ -105,8 +107,9 @@ class Engine:
             if name == "tabular":
                 probs = None
                 if c.genre_probs:
-                    probs = genre_probabilities(cat, model_dir=genre_model, folds=c.genre_folds, model=c.genre_model,
-                                                random_state=c.index.seed, params=c.genre_params)
+                    probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model, folds=c.genre_folds,
+                                                       model=c.genre_model, random_state=c.index.seed,
+                                                       params=c.genre_params)
                     if probs is not None:
                         self.genre_model_ = probs[2]
                 block, medians = build_tabular(cat, probs=probs)

@@ -239,3 +239,22 @@ def test_recommend_weights_override_ablates_sources(built):
     assert only_rules and all(all(w.startswith(("rule", "next")) for w in r.reasons) for r in only_rules)
     content = eng.recommend(["t0000"], k=5, weights={"w_rules": 0, "w_cluster": 0, "w_artist": 0, "w_album": 0})
     assert all(any(w.startswith(("neighbour", "close to")) for w in r.reasons) for r in content)
+
+
+def test_genre_cache_reused_between_builds(catalog, tmp_path, monkeypatch):
+    pytest.importorskip("recsys.genres.tabular")
+    import recsys.blocks as blocks
+
+    a = Engine.build(catalog, simulate_users=0, config=fast_config(), cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("genre-*"))) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("genre model retrained despite the cache")
+
+    monkeypatch.setattr(blocks, "genre_probabilities", no_training)
+    b = Engine.build(catalog, simulate_users=0, config=fast_config(), cache_dir=tmp_path / "cache")
+    assert np.allclose(a.embeddings_, b.embeddings_)
+    changed = catalog.copy()
+    changed.loc[0, "energy"] = 0.5
+    with pytest.raises(AssertionError, match="retrained"):
+        Engine.build(changed, simulate_users=0, config=fast_config(), cache_dir=tmp_path / "cache")

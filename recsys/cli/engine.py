@@ -74,8 +74,11 @@ def register(main: click.Group) -> None:
     @click.option("--no-genre-probs", is_flag=True, help="Tabular block without genre-model probabilities.")
     @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with an [engine] table.")
     @click.option("--seed", type=int, default=None)
+    @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
+                  help="Cache dir: reuse the genre model's out-of-fold probabilities across builds.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
-    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config, seed, out):
+    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config, seed,
+                    cache_dir, out):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
@@ -83,7 +86,8 @@ def register(main: click.Group) -> None:
             raise click.UsageError("give --catalog and/or --features")
         eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories, simulate_users=simulate_users,
                                          features=features, blocks=_blocks(blocks), genre_model=genre_model,
-                                         config=config, seed=seed, no_genre_probs=no_genre_probs))
+                                         config=config, seed=seed, no_genre_probs=no_genre_probs,
+                                         cache_dir=cache_dir))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
