@@ -558,7 +558,7 @@ def read_stats(path: str | Path) -> pd.DataFrame:
 
 def fill_stats(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Fill missing statistics in ``df`` from ``stats`` matched by track_id; returns (df, tracks filled)."""
-    stats = stats.set_index("track_id")
+    stats = stats.assign(track_id=stats["track_id"].astype(str)).drop_duplicates("track_id").set_index("track_id")
     df = df.copy()
     filled_ids: set[str] = set()
     for c in stats.columns:
