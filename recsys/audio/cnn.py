@@ -392,7 +392,7 @@ def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str
     skipped = [(f, r) for f, r in zip(table["file"], reasons) if r]
     keep = [i for i, r in enumerate(reasons) if not r]
     if skipped:
-        log.warning("skipped %d file(s): %s", len(skipped), "; ".join(f"{f}: {r}" for f, r in skipped[:5]))
+        log.info("skipped %d file(s): %s", len(skipped), "; ".join(f"{f}: {r}" for f, r in skipped[:5]))
     table = table.iloc[keep].reset_index(drop=True)
     mels = [mels[i] for i in keep]
     bases = [bases[i] for i in keep]

@@ -424,6 +424,17 @@ def analyse(y: np.ndarray, sr: int, config: FrontendConfig | None = None) -> Ana
     return a
 
 
+def shared_analysis(y: np.ndarray, sr: int, config: FrontendConfig) -> Analysis:
+    """The memoised analysis of ``y`` if its STFT settings match ``config`` (features derived from
+    S, mel and chroma are then identical), else a fresh one. For blocks that only read S-derived arrays."""
+    if _LAST and _LAST[0] is y and _LAST[1] == sr:
+        a: Analysis = _LAST[3]
+        c = a.config
+        if (c.sr, c.n_fft, c.hop_length, c.n_mels) == (config.sr, config.n_fft, config.hop_length, config.n_mels):
+            return a
+    return analyse(y, sr, config)
+
+
 def prepare(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     """Mono float32 at ``target_sr`` (blocks receive the pipeline's rate and adapt to their own)."""
     y = np.asarray(y, dtype=np.float32)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .frontend import Analysis, FrontendConfig, analyse, config_from_options, prepare, tempogram_profile
+from .frontend import Analysis, FrontendConfig, config_from_options, prepare, shared_analysis, tempogram_profile
 
 #: Krumhansl-Kessler key profiles (probe-tone ratings), index 0 = tonic.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -228,12 +228,8 @@ class AudioStatsBlock:
         y = prepare(y, sr, self.config.sr)
         if len(y) < MIN_SECONDS * self.config.sr:
             raise SkipFile(f"too short for statistics ({len(y) / self.config.sr:.2f} s)")
-        fe = self._frontend()
-        # share the spectral block's analysis when its settings agree (same STFT), else our own
-        from . import frontend as _fe
-
-        a = _fe._LAST[3] if (_fe._LAST and _fe._LAST[0] is y and _fe._LAST[1] == self.config.sr
-                             and _same_stft(_fe._LAST[2], fe)) else analyse(y, self.config.sr, fe)
+        # the spectral block's analysis of this excerpt when its STFT settings agree, else our own
+        a = shared_analysis(y, self.config.sr, self._frontend())
         if a.silent:
             raise SkipFile(f"silent (RMS {a.rms_db:.0f} dBFS): no tempo, key or loudness to estimate")
         if self.config.key_chroma == "cqt":
@@ -247,6 +243,3 @@ class AudioStatsBlock:
     def finalize(self, table):
         return table
 
-
-def _same_stft(a: FrontendConfig, b: FrontendConfig) -> bool:
-    return (a.sr, a.n_fft, a.hop_length, a.n_mels) == (b.sr, b.n_fft, b.hop_length, b.n_mels)
