@@ -190,10 +190,14 @@ def test_sort_liked_dry_run_apply_and_idempotent(fake, spotify_env, tmp_path):
 
     # local state lost: playlists are found again by their description marker, nothing foreign removed
     (Path(spotify_env["RECSYS_CONFIG_DIR"]) / "spotify-playlists.json").unlink()
+    for i in range(60):  # discovery has to page through the user's playlists
+        fake.add_playlist(f"other{i}", f"Other {i}", [], owner=USER_ID)
+    fake.requests.clear()
     res = run("spotify", "sort-liked", "--predictions", str(path), "--genres", "pop,rock", "--apply",
               "--no-progress")
     assert "applied: 0 playlist(s) created, 1 track(s) added, 0 removed" in res.output  # re-adds what it forgot
-    assert len(fake.user_playlists()) == 2
+    assert len(fake.user_playlists()) == 62  # nothing created: both found by marker
+    assert [r.query["offset"] for r in fake.calls("GET", r"^/v1/me/playlists$")] == [["0"], ["50"]]
     assert foreign["id"] in fake.playlist_track_ids(rock["id"])
 
 

@@ -103,26 +103,30 @@ class PlaylistState:
 
 
 # ---- reading Spotify -----------------------------------------------------------------------------
-def _all_pages(client: SpotifyClient, what: str, first: Any) -> list[Any]:
+def _all_pages(client: SpotifyClient, what: str, fetch: Any, limit: int) -> list[Any]:
+    """Every item of a paged endpoint, by offset (not the ``next`` URL, which names the real API
+    host even when recsys talks to a proxy or a test server)."""
     items: list[Any] = []
-    page = first
-    while isinstance(page, dict):
-        batch = page.get("items")
+    offset = 0
+    while True:
+        page = client.call(f"{what} at offset {offset}", fetch, limit=limit, offset=offset)
+        batch = page.get("items") if isinstance(page, dict) else None
         if not isinstance(batch, list):
             raise ExternalServiceError(f"{what}: malformed page from Spotify (no items list)")
         items.extend(batch)
         if not page.get("next") or not batch:
-            break
-        page = client.call(what, client.sp.next, page)
-    return items
+            return items
+        offset += len(batch)
 
 
 def playlist_track_ids(client: SpotifyClient, pid: str) -> list[str]:
     """Track ids currently in a playlist (all pages; null/local items ignored)."""
-    first = client.call(f"playlist {pid} items", client.sp.playlist_items, pid, limit=100, offset=0,
-                        additional_types=("track",))
+
+    def fetch(*, limit: int, offset: int) -> Any:
+        return client.sp.playlist_items(pid, limit=limit, offset=offset, additional_types=("track",))
+
     ids = []
-    for it in _all_pages(client, f"playlist {pid} items", first):
+    for it in _all_pages(client, f"playlist {pid} items", fetch, 100):
         if not isinstance(it, dict):
             continue
         t = it.get("item") if it.get("item") is not None else it.get("track")
@@ -133,9 +137,8 @@ def playlist_track_ids(client: SpotifyClient, pid: str) -> list[str]:
 
 def find_marked_playlists(client: SpotifyClient, user_id: str) -> dict[str, str]:
     """genre -> playlist id for the user's playlists whose description carries the recsys marker."""
-    first = client.call("your playlists", client.sp.current_user_playlists, limit=50, offset=0)
     found: dict[str, str] = {}
-    for p in _all_pages(client, "your playlists", first):
+    for p in _all_pages(client, "your playlists", client.sp.current_user_playlists, 50):
         if not isinstance(p, dict) or (p.get("owner") or {}).get("id") not in (None, user_id):
             continue
         desc = p.get("description") or ""
