@@ -51,18 +51,26 @@ class Block:
 
 # ----------------------------------------------------------------------------- tabular block
 
-def tabular_stats(catalog: pd.DataFrame, *, medians: dict[str, float] | None = None) -> tuple[np.ndarray, list[str], dict]:
+#: Catalogue metadata the tabular block adds beside the statistics (era and popularity of a track).
+METADATA: tuple[str, ...] = ("release_year", "track_popularity")
+
+
+def tabular_stats(catalog: pd.DataFrame, *, medians: dict[str, float] | None = None,
+                  metadata: bool = False) -> tuple[np.ndarray, list[str], dict]:
     """The 12 statistics as model-friendly columns: imputed, key on the circle, duration in log minutes.
 
+    With ``metadata``, release year and popularity follow (missing columns count as missing values).
     Returns (matrix, column names, medians used) so new tracks can be imputed with the same medians.
     """
-    raw = catalog[list(STATS)].apply(pd.to_numeric, errors="coerce").astype("float64")
-    if medians is None:
-        medians = {c: float(raw[c].median()) if raw[c].notna().any() else 0.0 for c in STATS}
+    names = list(STATS) + (list(METADATA) if metadata else [])
+    raw = pd.DataFrame({c: pd.to_numeric(catalog[c], errors="coerce") if c in catalog.columns
+                        else pd.Series(np.nan, index=catalog.index) for c in names}).astype("float64")
+    if medians is None or any(c not in medians for c in names):
+        medians = {c: float(raw[c].median()) if raw[c].notna().any() else 0.0 for c in names}
     filled = raw.fillna(pd.Series(medians))
     cols: list[str] = []
     out: list[np.ndarray] = []
-    for c in STATS:
+    for c in names:
         v = filled[c].to_numpy()
         if c == "key":
             # -1 means "no key detected": put it at the centre of the circle.
@@ -178,9 +186,12 @@ def cached_genre_probabilities(catalog: pd.DataFrame, *, cache_dir: str | Path |
 
 
 def build_tabular(catalog: pd.DataFrame, *, probs: tuple[np.ndarray, list[str]] | None = None,
-                  medians: dict | None = None) -> tuple[Block, dict]:
-    """Tabular block = imputed statistics (+ genre probabilities). Present unless all 12 stats are missing."""
-    X, cols, medians = tabular_stats(catalog, medians=medians)
+                  medians: dict | None = None, metadata: bool = True) -> tuple[Block, dict]:
+    """Tabular block = imputed statistics (+ year, popularity) (+ genre probabilities).
+
+    Present unless all 12 statistics are missing.
+    """
+    X, cols, medians = tabular_stats(catalog, medians=medians, metadata=metadata)
     present = ~catalog[list(STATS)].isna().all(axis=1).to_numpy()
     if probs is not None:
         P, classes = probs[0], probs[1]

@@ -22,6 +22,7 @@ class EmbeddingConfig:
     blocks: tuple[str, ...] = ("tabular",)
     weights: dict[str, float] = field(default_factory=dict)  # block -> weight (default 1.0)
     genre_weight: float = 1.0  # extra weight on the genre-probability columns of the tabular block
+    metadata: bool = True  # tabular block includes release year and popularity from the catalogue
 
 
 class EmbeddingBuilder:

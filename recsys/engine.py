@@ -112,7 +112,7 @@ class Engine:
                                                        params=c.genre_params)
                     if probs is not None:
                         self.genre_model_ = probs[2]
-                block, medians = build_tabular(cat, probs=probs)
+                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata)
                 self.tabular_ = {"medians": medians, "genre_classes": probs[1] if probs else None}
                 if not block.present.any():
                     raise InputError("no track has any of the 12 statistics: cannot build the tabular block")
@@ -288,7 +288,7 @@ class Engine:
 
             P = np.asarray(self.genre_model_.predict_proba(tabular_features(cat)), dtype=np.float32)
             probs = (P, classes)
-        tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"])
+        tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"], metadata=self.config.embedding.metadata)
         blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
                           for n, d, _ in self.builder_.layout_ if n != "tabular"]
         X = self.builder_.transform(blocks)

@@ -203,7 +203,10 @@ def test_synthetic_users_by_default(catalog):
 
 def test_block_ablation_changes_embedding(catalog):
     a = Engine.build(catalog, simulate_users=0, config=fast_config(genre_probs=False))
-    assert a.embeddings_.shape == (240, 13)  # 12 stats with key as sin/cos
+    assert a.embeddings_.shape == (240, 15)  # 12 stats with key as sin/cos, release year, popularity
+    cfg = fast_config(genre_probs=False)
+    cfg.embedding.metadata = False
+    assert Engine.build(catalog, simulate_users=0, config=cfg).embeddings_.shape == (240, 13)
     assert a.summary()["rules"] == 0
     assert a.recommend(["t0001"], k=3)  # content-only still works without histories
     with pytest.raises(InputError, match="unknown block"):

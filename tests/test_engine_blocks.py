@@ -63,14 +63,14 @@ def test_build_with_features_dir(features, tmp_path):
     assert eng.n_tracks == 43
     assert eng.block_presence_ == {"tabular": 43, "spectral": 18 + 3}
     layout = {name: d for name, d, _ in eng.builder_.layout_}
-    assert layout == {"tabular": 13, "spectral": 3}
+    assert layout == {"tabular": 15, "spectral": 3}
     emb = eng.embeddings_
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     # failed extraction (ok=False) and tracks without audio: spectral part is zero, tabular carries the vector
     for t in ("t0003", "t0007", "t0030"):
-        assert np.all(emb[eng.row_of_[t], 13:] == 0)
-    assert np.any(emb[eng.row_of_["t0001"], 13:] != 0)
-    assert np.any(emb[eng.row_of_["song_a"], :13] != 0)  # audio-only track got stats from audiostats
+        assert np.all(emb[eng.row_of_[t], 15:] == 0)
+    assert np.any(emb[eng.row_of_["t0001"], 15:] != 0)
+    assert np.any(emb[eng.row_of_["song_a"], :15] != 0)  # audio-only track got stats from audiostats
     assert eng.similar("song_c", k=3)
     loaded = Engine.load(tmp_path / "idx")
     assert loaded.config.embedding.blocks == ("tabular", "spectral")
