@@ -7,6 +7,7 @@ counts, file sizes, embedding parameters), ``tracks.parquet``, ``embeddings.npy`
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -74,12 +75,13 @@ class Engine:
               seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
-        ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic users
-        are generated (seeded; None = ``config.simulation.n_users``, 0 = no histories, content only). ``blocks`` picks which blocks form the embedding (default: tabular plus
-        every block found in ``features``). ``cache_dir`` keeps the genre model's out-of-fold
-        probabilities between builds of the same catalogue.
+        ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic
+        users are generated (seeded; None = ``config.simulation.n_users``, 0 = content only, no rules).
+        ``blocks`` picks which blocks form the embedding (default: tabular plus every block found in
+        ``features``). ``cache_dir`` keeps the genre model's out-of-fold probabilities between builds
+        of the same catalogue. The caller's ``config`` is copied, never modified.
         """
-        self = cls(config)
+        self = cls(copy.deepcopy(config) if config is not None else None)
         c = self.config
         if seed is not None:
             c.index.seed = seed
