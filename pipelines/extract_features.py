@@ -385,13 +385,19 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
 
 
 def _run_pool(tasks, config: ExtractConfig, out: Path, collect) -> None:
-    """Files in parallel (spawned processes). If a worker dies (segfault, OOM kill), the files it
+    """Files in parallel (worker processes). If a worker dies (segfault, OOM kill), the files it
     took down with it are retried one per fresh process, so only the guilty file is reported."""
     import multiprocessing as mp
 
+    # forkserver: one clean server process (no torch/OpenMP threads, unlike this one) imports the
+    # heavy modules once; each worker is forked from it, so N workers do not pay N import costs.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["pipelines.extract_features", "recsys.audio.frontend", "recsys.audio.stats",
+                                "librosa.core.spectrum", "librosa.feature", "librosa.onset", "scipy.signal",
+                                "soundfile", "soxr"])
+
     def pool(n: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(config,))
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(config,))
 
     def fail(rel: str, todo, reason: str) -> None:
         collect(rel, {b: _record(False, reason) for b, _ in todo}, {b: "error" for b, _ in todo})

@@ -154,3 +154,23 @@ class SlowBlock:
 
     def finalize(self, table):
         return table
+
+
+class CrashBlock:
+    """Test-only block: kills its own worker process on files named ``crash*`` (like a decoder segfault)."""
+
+    name = "crashy"
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def extract(self, y: np.ndarray, sr: int, *, path: Path) -> dict[str, Any]:
+        import os
+        import signal
+
+        if Path(path).name.startswith("crash"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"crashy__n": float(len(y))}
+
+    def finalize(self, table):
+        return table

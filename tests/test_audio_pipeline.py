@@ -121,14 +121,29 @@ def test_parallel_matches_serial(tmp_path):
     pd.testing.assert_frame_equal(serial, par)
 
 
+def test_a_worker_crash_costs_only_its_file(tmp_path):
+    d = tmp_path / "audio"
+    d.mkdir()
+    for name in ("a.wav", "crash.wav", "b.wav", "c.wav"):
+        sf.write(d / name, synth_song("tick", seconds=1.0, seed=len(name)), SR)
+    s = run(d, tmp_path / "o", ExtractConfig(blocks=("_audio_helpers:CrashBlock",), jobs=2), progress=False)
+    t = _by_file(s.tables["crashy"])
+    assert not t["crash.wav"].ok and "worker process crashed" in t["crash.wav"].reason
+    assert all(t[f].ok for f in ("a.wav", "b.wav", "c.wav"))
+    assert list(s.failures["kind"]) == ["error"]  # not cached: a rerun tries again
+
+
 def test_config_errors_are_raised_before_any_work(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     with pytest.raises(InputError, match="unknown feature block"):
         run(tmp_path, tmp_path / "o", ExtractConfig(blocks=("nope",)), progress=False)
     with pytest.raises(InputError, match="block.key=value"):
         parse_sets(["cnnmodel"])
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(InputError, match="no audio files"):
-        run(tmp_path / "o", tmp_path / "o2", ExtractConfig(), progress=False) if (tmp_path / "o").mkdir() is None else None
+        run(tmp_path / "nothing", tmp_path / "o2", ExtractConfig(), progress=False)
+    with pytest.raises(InputError, match="not requested"):
+        run(tmp_path, tmp_path / "o3", ExtractConfig(options={"cnn": {"model": "x"}}), progress=False)
 
 
 def test_kill_9_midway_then_resume_redoes_nothing_finished(tmp_path):
