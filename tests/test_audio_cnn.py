@@ -125,19 +125,20 @@ def test_cli_train_predict_from_genre_folders(tmp_path):
 
     audio = write_labelled_set(tmp_path / "audio", per_genre=3, seconds=3.0, seed=2, layout="folders")
     (audio / "thump" / "broken.wav").write_bytes(b"not audio at all")
+    (audio / "tick" / "phone.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 64)
     runner = CliRunner()
     res = runner.invoke(main, ["cnn", "train", "--audio-dir", str(audio), "--out", str(tmp_path / "m"),
                                "--folds", "0", "--chunk-seconds", "1", "--excerpt-seconds", "0", "--epochs", "3",
                                "--n-mels", "32", "--cache", str(tmp_path / "cache")])
     assert res.exit_code == 0, res.output
-    assert "skipped thump/broken.wav" in res.output
+    assert "skipped thump/broken.wav" in res.output and "skipped tick/phone.m4a" in res.output
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 9  # decoded songs cached (not the broken one)
     res = runner.invoke(main, ["cnn", "predict", "--model", str(tmp_path / "m"), "--audio-dir", str(audio),
                                "--out", str(tmp_path / "preds.csv")])
     assert res.exit_code == 0, res.output
     preds = pd.read_csv(tmp_path / "preds.csv")
     assert list(preds.columns) == ["file", "predicted_genre"] + [f"p_{g}" for g in sorted(GENRES)]
-    assert len(preds) == 10 and "failed thump/broken.wav" in res.output
+    assert len(preds) == 11 and "failed thump/broken.wav" in res.output
     ok = preds.dropna()
     assert len(ok) == 9 and set(ok["predicted_genre"]) <= set(GENRES)
     res = runner.invoke(main, ["cnn", "predict", "--model", str(tmp_path / "nope"), "--audio-dir", str(audio),

@@ -253,7 +253,7 @@ def load_songs(audio_dir: Path, files: Iterable[str], config: CNNConfig, *, prog
                                 n_mels=config.n_mels, chunk_seconds=config.chunk_seconds,
                                 hop_seconds=hop_seconds, baseline=True)
             reason = "" if len(m) else f"shorter than one {config.chunk_seconds:g}-s chunk"
-        except InputError as exc:
+        except RecsysError as exc:  # unreadable, empty, needs ffmpeg: skipped with its reason
             m, b, reason = None, None, str(exc)
         mels.append(m)
         bases.append(b)
