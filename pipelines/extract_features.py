@@ -14,7 +14,6 @@ Output (read by ``build-index --features``):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import json
 import logging
