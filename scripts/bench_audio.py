@@ -14,6 +14,7 @@ Prints a report and writes it as JSON (--out).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -113,58 +114,79 @@ def _cv_summary(report: dict) -> dict:
             "base_song_f1": round(cv["baseline_logreg_mfcc_chroma"]["song_mean"]["macro_f1"], 3)}
 
 
-def bench_cnn(per_genre: int, epochs: int) -> dict:
-    from _audio_helpers import write_labelled_set
-    from recsys.audio import cnn
-
+def bench_cnn(per_genre: int, epochs: int, real_seeds: int = 5, *, synthetic: bool = True) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench_cnn_"))
-    out: dict = {}
     try:
-        labels = write_labelled_set(tmp / "synth", per_genre=per_genre, seconds=12.0, seed=11)
-        t = time.perf_counter()
-        rep = cnn.train(tmp / "synth", tmp / "m_synth", labels=labels, progress=False,
-                        config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
-        out["synthetic_3_genres"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
-        print(json.dumps(out, indent=1), flush=True)
-        # harder: same instruments, overlapping tempi, classes differ only in rhythmic pattern
-        from _audio_helpers import RHYTHM_GENRES
-
-        labels = write_labelled_set(tmp / "rhythm", per_genre=per_genre, seconds=12.0, seed=3, genres=RHYTHM_GENRES)
-        t = time.perf_counter()
-        rep = cnn.train(tmp / "rhythm", tmp / "m_rhythm", labels=labels, progress=False,
-                        config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
-        out["synthetic_rhythm_only"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
-        print(json.dumps(out, indent=1), flush=True)
-        # real clips: 3 classes with >= 3 songs each when ../shared is present (its CC-BY-NC clips are used
-        # here for measurement only, never shipped), else the shippable ones (2 per music class)
-        real = {"jazz": ["Kevin_MacLeod_-_Vibe_Ace.ogg", "sorohanro_-_solo-trumpet-06.ogg"],
-                "classical": ["Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg",
-                              "Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg"],
-                "speech": ["198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg"]}
-        src = {n: DATA / n for files in real.values() for n in files}
-        if SHARED.exists():
-            extra = {"jazz": "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg",
-                     "classical": "147793__setuniman__sweet-waltz-0i-22mi.ogg"}
-            for g, n in extra.items():
-                real[g].append(n)
-                src[n] = SHARED / n
-        d = tmp / "real"
-        d.mkdir()
-        rows = []
-        for g, files in real.items():
-            for n in files:
-                shutil.copy(src[n], d / n)
-                rows.append(f"{n},{g}")
-        (d / "labels.csv").write_text("file,genre\n" + "\n".join(rows) + "\n")
-        t = time.perf_counter()
-        rep = cnn.train(d, tmp / "m_real", labels=d / "labels.csv", progress=False,
-                        config=cnn.CNNConfig(folds=3, epochs=epochs, excerpt_seconds=None, chunk_seconds=3.0,
-                                             train_hop_seconds=1.5, val_fraction=0.0))
-        out["real_clips"] = {**_cv_summary(rep), "classes": {g: len(f) for g, f in real.items()},
-                             "seconds": round(time.perf_counter() - t, 1)}
+        out = _cnn_synthetic(tmp, per_genre, epochs) if synthetic else {}
+        out["real_clips"] = _cnn_real(tmp, epochs, real_seeds)
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cnn_synthetic(tmp: Path, per_genre: int, epochs: int) -> dict:
+    from _audio_helpers import RHYTHM_GENRES, write_labelled_set
+    from recsys.audio import cnn
+
+    out: dict = {}
+    labels = write_labelled_set(tmp / "synth", per_genre=per_genre, seconds=12.0, seed=11)
+    t = time.perf_counter()
+    rep = cnn.train(tmp / "synth", tmp / "m_synth", labels=labels, progress=False,
+                    config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
+    out["synthetic_3_genres"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
+    print(json.dumps(out, indent=1), flush=True)
+    # harder: same instruments, overlapping tempi, classes differ only in rhythmic pattern
+    labels = write_labelled_set(tmp / "rhythm", per_genre=per_genre, seconds=12.0, seed=3, genres=RHYTHM_GENRES)
+    t = time.perf_counter()
+    rep = cnn.train(tmp / "rhythm", tmp / "m_rhythm", labels=labels, progress=False,
+                    config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
+    out["synthetic_rhythm_only"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
+def _cnn_real(tmp: Path, epochs: int, seeds: int) -> dict:
+    """All labelled real audio available: 3 classes. With ../shared present its CC-BY-NC clips are
+    used here for measurement only (never shipped), giving 3 songs per class."""
+    from recsys.audio import cnn
+
+    real = {"jazz": ["Kevin_MacLeod_-_Vibe_Ace.ogg", "sorohanro_-_solo-trumpet-06.ogg"],
+            "classical": ["Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg",
+                          "Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg"],
+            "speech": ["198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg"]}
+    src = {n: DATA / n for files in real.values() for n in files}
+    if SHARED.exists():
+        extra = {"jazz": "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg",
+                 "classical": "147793__setuniman__sweet-waltz-0i-22mi.ogg"}
+        for g, n in extra.items():
+            real[g].append(n)
+            src[n] = SHARED / n
+    d = tmp / "real"
+    d.mkdir()
+    rows = []
+    for g, files in real.items():
+        for n in files:
+            shutil.copy(src[n], d / n)
+            rows.append(f"{n},{g}")
+    (d / "labels.csv").write_text("file,genre\n" + "\n".join(rows) + "\n")
+    # several fold assignments (seeds): with 9 songs one split says little; report mean and sd.
+    t = time.perf_counter()
+    cfg = cnn.CNNConfig(folds=3, epochs=epochs, excerpt_seconds=None, chunk_seconds=3.0,
+                        train_hop_seconds=1.5, val_fraction=0.0)
+    table = cnn.labelled_files(d, d / "labels.csv")
+    mels, bases, reasons = cnn.load_songs(d, table["file"], cfg, progress=False, hop_seconds=1.5)
+    assert not any(reasons), reasons
+    classes = sorted(real)
+    y = table["genre"].map({g: i for i, g in enumerate(classes)}).to_numpy()
+    runs = []
+    for seed in range(seeds):
+        cv = cnn.cross_validate(mels, bases, y, len(classes), dataclasses.replace(cfg, seed=seed), progress=False)
+        runs.append(_cv_summary({"cv": cv}))
+        print(f"real clips, seed {seed}: {runs[-1]}", flush=True)
+    keys = [k for k in runs[0] if k.startswith(("cnn_", "base_"))]
+    return {"songs": int(len(y)), "folds": 3, "seeds": seeds, "classes": {g: len(f) for g, f in real.items()},
+            **{k: f"{np.mean([r[k] for r in runs]):.3f} ± {np.std([r[k] for r in runs]):.3f}" for k in keys},
+            "seconds": round(time.perf_counter() - t, 1)}
 
 
 def main() -> None:
@@ -175,6 +197,8 @@ def main() -> None:
     ap.add_argument("--track-seconds", type=float, default=60.0)
     ap.add_argument("--per-genre", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--real-seeds", type=int, default=5, help="fold assignments for the real-clip study")
+    ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -186,7 +210,7 @@ def main() -> None:
         report["extract"] = bench_extract(args.tracks, args.track_seconds)
         print(json.dumps({"extract": report["extract"]}, indent=2), flush=True)
     if "cnn" in only:
-        report["cnn"] = bench_cnn(args.per_genre, args.epochs)
+        report["cnn"] = bench_cnn(args.per_genre, args.epochs, args.real_seeds, synthetic=not args.skip_synthetic)
         print(json.dumps({"cnn": report["cnn"]}, indent=2), flush=True)
     report["machine"]["load_avg_at_end"] = os.getloadavg()
     if args.out:
