@@ -175,7 +175,10 @@ def fit_cnn(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
     has_val = X_val is not None and len(X_val) > 0
     best_state, best_loss, bad, history = None, np.inf, 0, []
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-    for epoch in range(config.epochs):
+    from tqdm.auto import tqdm
+
+    epochs = tqdm(range(config.epochs), desc="training", unit="epoch", leave=False, disable=not progress)
+    for epoch in epochs:
         model.train()
         order = rng.permutation(len(X))
         total = 0.0
@@ -203,10 +206,10 @@ def fit_cnn(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
             else:
                 bad += 1
         history.append(rec)
-        if progress:
-            log.info("epoch %s", rec)
+        epochs.set_postfix({k: round(v, 3) for k, v in rec.items() if k in ("train_loss", "val_loss", "val_acc")})
         if has_val and bad >= config.patience:
             break
+    epochs.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -317,7 +320,10 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
     pooled: dict[str, list] = {k: [] for k in ("chunk_true", "cnn_chunk", "base_chunk", "song_true",
                                               "cnn_song_mean", "cnn_song_vote", "base_song")}
     folds = []
-    for k, (tr, te) in enumerate(skf.split(songs, labels)):
+    from tqdm.auto import tqdm
+
+    splits = tqdm(list(skf.split(songs, labels)), desc="cross-validation", unit="fold", disable=not progress)
+    for k, (tr, te) in enumerate(splits):
         t0 = time.perf_counter()
         assert not set(tr) & set(te)  # song-grouped by construction
         fit_s, val_s = _inner_split(tr, labels[tr], config.val_fraction, config.seed + k)
@@ -349,8 +355,8 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
         fold["cnn_song_vote_acc"] = float(np.mean(np.concatenate(pooled["cnn_song_vote"][-len(te):])
                                                   == labels[te]))
         folds.append(fold)
-        if progress:
-            log.info("fold %d: %s", k, fold)
+        splits.set_postfix(song_vote_acc=round(fold["cnn_song_vote_acc"], 3))
+        log.info("fold %d: %s", k, fold)
     cat = {k: np.concatenate(v) for k, v in pooled.items()}
     chance = float(np.bincount(labels).max() / len(labels))
     return {
