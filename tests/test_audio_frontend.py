@@ -32,6 +32,18 @@ def test_bit_depths_decode_to_the_same_signal(tmp_path, song, subtype):
     assert np.max(np.abs(y - song)) < tol
 
 
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3", "AIFF"])
+def test_containers_decode_through_libsndfile(tmp_path, song, fmt):
+    if fmt not in sf.available_formats():
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, song, SR, format=fmt)
+    y, sr = load_audio(path, sr=SR)
+    assert sr == SR and abs(len(y) - len(song)) < 0.05 * SR
+    level = lambda x: 10 * np.log10(np.mean(np.square(x, dtype=np.float64)))  # noqa: E731
+    assert abs(level(y) - level(song)) < 1.0  # lossy codecs keep the level
+
+
 @pytest.mark.parametrize("rate", [8000, 11025, 44100, 96000])
 def test_odd_sample_rates_are_resampled(tmp_path, rate):
     y0 = click_track(120, seconds=8.0, sr=rate)
