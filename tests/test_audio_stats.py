@@ -39,6 +39,16 @@ def test_louder_reads_louder_by_the_gain():
     assert _stats(y * 2.0)["energy"] > _stats(y * 0.25)["energy"]
 
 
+def test_statistics_stay_in_the_catalogue_ranges_even_far_above_full_scale():
+    from recsys.catalog import STAT_RANGES
+
+    out = _stats(chord_progression(0, seconds=4.0) * 100.0)  # float files may exceed +-1
+    assert out["audiostats__lufs"] > 10.0
+    for k in ESTIMATED:
+        lo, hi = STAT_RANGES[k]
+        assert lo <= out[k] <= hi, k
+
+
 def test_bs1770_reference_tone():
     t = np.arange(10 * SR) / SR
     # ITU-R BS.1770: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS (mono mix, K-weighting ~0 dB there)

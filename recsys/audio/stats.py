@@ -182,11 +182,14 @@ def estimate_stats(a: Analysis, *, duration_s: float | None = None) -> dict[str,
                    + 0.2 * _clip01((0.4 - d["tonalness"]) / 0.15) + 0.2 * _clip01((d["dynamic_range_db"] - 15.0) / 20.0))
     valence = 0.35 * float(mode) + 0.25 * _clip01((tempo - 60.0) / 100.0) + 0.2 * bright01 + 0.2 * danceability
     out = {
-        "danceability": danceability, "energy": energy, "key": float(key), "loudness": lufs, "mode": float(mode),
+        # clamped to the catalogue's valid range: a float file far above full scale must not make the
+        # whole catalogue invalid (audiostats__lufs keeps the measured value)
+        "danceability": danceability, "energy": energy, "key": float(key), "loudness": float(np.clip(lufs, -80.0, 10.0)),
+        "mode": float(mode),
         "speechiness": speechiness, "acousticness": acousticness, "valence": valence, "tempo": tempo,
         "duration_ms": 1000.0 * (duration_s if duration_s is not None else a.duration),
     }
-    out.update({"audiostats__rms_db": a.rms_db, "audiostats__key_confidence": key_conf})
+    out.update({"audiostats__lufs": lufs, "audiostats__rms_db": a.rms_db, "audiostats__key_confidence": key_conf})
     out.update({f"audiostats__{k}": v for k, v in d.items()})
     return out
 
