@@ -187,7 +187,7 @@ def estimate_stats(a: Analysis, *, duration_s: float | None = None) -> dict[str,
         "danceability": danceability, "energy": energy, "key": float(key), "loudness": float(np.clip(lufs, -80.0, 10.0)),
         "mode": float(mode),
         "speechiness": speechiness, "acousticness": acousticness, "valence": valence, "tempo": tempo,
-        "duration_ms": 1000.0 * (duration_s if duration_s is not None else a.duration),
+        "duration_ms": min(1000.0 * (duration_s if duration_s is not None else a.duration), 3.6e7),
     }
     out.update({"audiostats__lufs": lufs, "audiostats__rms_db": a.rms_db, "audiostats__key_confidence": key_conf})
     out.update({f"audiostats__{k}": v for k, v in d.items()})
