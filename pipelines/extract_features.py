@@ -166,9 +166,29 @@ def _clean_stale_tmp(out: Path, older_than_s: float = 600.0) -> None:
 _WORKER: dict[str, Any] = {}  # per worker process: the extractors, built once by _init_worker
 
 
-def _init_worker(config: ExtractConfig) -> None:
+def _init_worker(config: ExtractConfig, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _watch_parent(parent_pid)
     _WORKER["config"] = config
     _WORKER["extractors"] = build_extractors(config)  # torch, if a block uses it, reads OMP_NUM_THREADS=1
+
+
+def _watch_parent(pid: int, interval: float = 1.0) -> None:
+    """Exit this worker when the main process is gone (e.g. ``kill -9``): otherwise it would wait on
+    its task queue forever. Finished cache entries are already on disk."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _record(ok: bool, reason: str, features: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -396,7 +416,8 @@ def _run_pool(tasks, config: ExtractConfig, out: Path, collect) -> None:
                                 "soundfile", "soxr"])
 
     def pool(n: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(config,))
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(config, os.getpid()))
 
     def fail(rel: str, todo, reason: str) -> None:
         collect(rel, {b: _record(False, reason) for b, _ in todo}, {b: "error" for b, _ in todo})
