@@ -65,7 +65,10 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, *, labels: str | o
     if jobs <= 1:
         results = [decode_song(p, config, cache) for p in tqdm(paths, desc="decoding", unit="song", disable=not progress)]
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
+        from pipelines.extract_features import _watch_parent
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_watch_parent, initargs=(os.getpid(),)) as ex:
             results = list(tqdm(ex.map(decode_song, paths, [config] * len(paths), [cache] * len(paths)),
                                 total=len(paths), desc="decoding", unit="song", disable=not progress))
     mels = [r[0] for r in results]
