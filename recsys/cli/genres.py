@@ -47,5 +47,61 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
         click.echo(f"unmapped strings ({len(unmapped)}): " + ", ".join(unmapped["genre"].head(20)))
 
 
+@genres.command("train")
+@click.option("--catalog", "catalog_path", required=True, type=click.Path(path_type=Path),
+              help="CSV/TSV/Parquet with track_id, the 12 statistics and genre labels.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Model directory to write (replaced atomically): model, report.json, confusion.*")
+@click.option("--model", "model_kind", type=click.Choice(["lightgbm", "dnn"]), default="lightgbm",
+              show_default=True, help="Estimator behind the genre classifier.")
+@click.option("--folds", type=int, default=5, show_default=True,
+              help="Artist-grouped cross-validation folds (>= 2).")
+@click.option("--genre-map", type=click.Path(path_type=Path), default=None,
+              help="Your edited genre,parent CSV (default: the bundled one).")
+@click.option("--no-smote", is_flag=True, help="Do not oversample minority genres in training folds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds, SMOTE and models.")
+@click.option("--n-estimators", type=int, default=None, help="LightGBM trees (default from the estimator).")
+@click.option("--epochs", type=int, default=None, help="DNN maximum epochs (early stopping may end sooner).")
+def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_map: Path | None,
+              no_smote: bool, seed: int, n_estimators: int | None, epochs: int | None) -> None:
+    """Artist-grouped CV of the genre model beside baselines, then fit on all tracks and save."""
+    from pipelines.train_genres import run
+
+    params = {}
+    if n_estimators is not None:
+        params["n_estimators"] = n_estimators
+    if epochs is not None:
+        params["epochs"] = epochs
+    run(catalog_path, out, model=model_kind, folds=folds, genre_map=genre_map, smote=not no_smote,
+        seed=seed, params=params, echo=click.echo)
+
+
+@genres.command("predict")
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory written by `recsys genres train`.")
+@click.option("--catalog", "catalog_path", required=True, type=click.Path(path_type=Path),
+              help="Table with track_id and the 12 statistics (labels optional).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Predictions table (CSV/TSV/Parquet by extension), one row per input row.")
+@click.option("--genre-map", type=click.Path(path_type=Path), default=None,
+              help="Genre,parent CSV used to derive true_genre from labels in the input.")
+def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None) -> None:
+    """Predict a parent genre and per-genre probabilities for every input row."""
+    from ..genres.tabular import predict_table
+    from ..io import write_table
+
+    preds = predict_table(model_dir, catalog_path, genre_map=genre_map)
+    write_table(preds, out)
+    click.echo(f"{len(preds)} rows -> {out}")
+    counts = preds["predicted_genre"].value_counts()
+    click.echo("predicted: " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+    if "true_genre" in preds.columns:
+        known = preds["true_genre"].notna()
+        if known.any():
+            acc = float((preds.loc[known, "true_genre"] == preds.loc[known, "predicted_genre"]).mean())
+            click.echo(f"accuracy against true_genre on {int(known.sum())} labelled rows: {acc:.3f} "
+                       "(an honest estimate only if these artists were not in training)")
+
+
 def register(main: click.Group) -> None:
     main.add_command(genres)

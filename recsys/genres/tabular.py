@@ -435,3 +435,24 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: model metadata is truncated or corrupted ({exc})") from None
+
+
+def predict_table(model: "GenreClassifier | str | os.PathLike", source: "str | os.PathLike | pd.DataFrame", *,
+                  genre_map: "str | os.PathLike | None" = None) -> pd.DataFrame:
+    """Predictions for every input row (not merged): track_id, predicted_genre, true_genre, p_<genre>.
+
+    ``true_genre`` (the row's parent genre) is present only when the input has genre labels.
+    """
+    from ..catalog import read_rows
+    from .taxonomy import Taxonomy
+
+    clf = model if isinstance(model, GenreClassifier) else GenreClassifier.load(model)
+    rows = read_rows(source, taxonomy=Taxonomy.load(genre_map))
+    proba = clf.predict_proba(tabular_features(rows))
+    out = pd.DataFrame({"track_id": rows["track_id"].astype(str).to_numpy(),
+                        "predicted_genre": clf.classes_[np.argmax(proba, axis=1)].astype(str)})
+    if "parent_genre" in rows.columns:
+        out["true_genre"] = rows["parent_genre"].astype("string").to_numpy()
+    for j, genre in enumerate(clf.classes_):
+        out[f"p_{genre}"] = proba[:, j]
+    return out
