@@ -113,9 +113,9 @@ def genre_probabilities(catalog: pd.DataFrame, *, model_dir: str | Path | None =
         log.warning("recsys.genres.tabular not available: tabular block uses statistics only")
         return None
     GenreClassifier, tabular_features = api
-    X = tabular_features(catalog)
     if model_dir is not None:
         clf = GenreClassifier.load(model_dir)
+        X = tabular_features(catalog)
         return np.asarray(clf.predict_proba(X), dtype=np.float32), [str(c) for c in clf.classes_], clf
     if "parent_genre" not in catalog.columns:
         return None
@@ -123,6 +123,7 @@ def genre_probabilities(catalog: pd.DataFrame, *, model_dir: str | Path | None =
     labelled = y.notna().to_numpy()
     if labelled.sum() < 20 or y[labelled].nunique() < 2:
         return None
+    X = tabular_features(catalog)
     from sklearn.model_selection import GroupKFold
 
     full = GenreClassifier(model=model, random_state=random_state, **(params or {})).fit(

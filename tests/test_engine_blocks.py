@@ -122,3 +122,14 @@ def test_tabular_stats_key_is_cyclic_and_imputed():
     assert np.hypot(X[0, ks] - X[1, ks], X[0, kc] - X[1, kc]) < 0.6
     assert X[2, cols.index("danceability")] == pytest.approx(med["danceability"])
     assert not np.isnan(X).any()
+
+
+def test_audio_only_default_blocks_with_partial_audiostats(features):
+    # The real audiostats block has no instrumentalness/liveness estimate; an unlabelled, audio-only
+    # catalogue must still build with the default blocks and genre probabilities switched on.
+    stats = pd.read_parquet(features / "audiostats.parquet").drop(columns=["instrumentalness", "liveness"])
+    stats.to_parquet(features / "audiostats.parquet", index=False)
+    eng = Engine.build(None, features=features, config=fast_config())
+    assert eng.n_tracks == 23
+    assert [n for n, _, _ in eng.builder_.layout_] == ["tabular", "spectral", "audiostats"]
+    assert eng.genre_model_ is None
