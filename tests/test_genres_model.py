@@ -283,3 +283,18 @@ def test_genre_metrics_and_confusion(tmp_path):
     assert "0.500" in text and "1.000" in text
     save_confusion_png(m["confusion"], ["a", "b"], tmp_path / "c.png", title="t")
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_load_rejects_truncated_lightgbm_even_with_matching_checksum(lgb_model, tmp_path):
+    """LightGBM's own parser can crash on a cut-off file: the end marker check must catch it first."""
+    from recsys.io import sha256_file
+
+    lgb_model.save(tmp_path / "m")
+    model = tmp_path / "m" / "model.lgb.txt"
+    model.write_text(model.read_text()[:5000])
+    meta_path = tmp_path / "m" / "genre_model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["files"]["model.lgb.txt"] = sha256_file(model)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="truncated or corrupted"):
+        GenreClassifier.load(tmp_path / "m")

@@ -415,9 +415,17 @@ class GenreClassifier:
         if self.model == "lightgbm":
             path = d / "model.lgb.txt"
             try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ModelError(f"{path}: LightGBM model is corrupted (not a text model)") from None
+            # LightGBM's parser can crash on a cut-off file; the checksum above and this end
+            # marker keep a damaged file from ever reaching it.
+            if not text.startswith("tree") or "end of trees" not in text:
+                raise ModelError(f"{path}: LightGBM model is truncated or corrupted (no end-of-trees marker)")
+            try:
                 import lightgbm as lgb
 
-                self.model_ = lgb.Booster(model_file=str(path))
+                self.model_ = lgb.Booster(model_str=text)
             except Exception as exc:  # LightGBMError on a damaged file
                 raise ModelError(f"{path}: cannot load LightGBM model ({str(exc).splitlines()[0][:200]})") from None
         else:
