@@ -30,8 +30,9 @@ MODEL_KINDS = ("lightgbm", "dnn")
 META_FEATURES: tuple[str, ...] = (
     "release_year", "release_date_precision", "track_popularity",
     "name_words", "name_chars", "name_remix", "name_feat", "name_live_acoustic", "name_nonascii",
-    "name_spanish_words", "name_upper_ratio",
-    "album_words", "album_is_single", "album_compilation", "album_remaster",
+    "name_spanish_words", "name_upper_ratio", "name_remaster", "name_dash", "name_paren",
+    "album_words", "album_is_single", "album_compilation", "album_remaster", "album_nonascii",
+    "album_spanish_words",
 )
 FEATURES: tuple[str, ...] = (*STATS, *META_FEATURES)
 
@@ -123,6 +124,9 @@ def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
     out["name_nonascii"] = _map_text(name, n, lambda s: any(ord(c) > 127 and c.isalpha() for c in s))
     out["name_spanish_words"] = _map_text(name, n, _spanish_words)
     out["name_upper_ratio"] = _map_text(name, n, _upper_ratio)
+    out["name_remaster"] = _map_text(name, n, lambda s: bool(_REMASTER.search(s)))
+    out["name_dash"] = _map_text(name, n, lambda s: " - " in s)
+    out["name_paren"] = _map_text(name, n, lambda s: "(" in s or "[" in s)
     album = _text(df, "track_album_name")
     out["album_words"] = _map_text(album, n, lambda s: len(s.split()))
     if album is not None and name is not None:
@@ -132,6 +136,8 @@ def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
         out["album_is_single"] = np.nan
     out["album_compilation"] = _map_text(album, n, lambda s: bool(_COMPILATION.search(s)))
     out["album_remaster"] = _map_text(album, n, lambda s: bool(_REMASTER.search(s)))
+    out["album_nonascii"] = _map_text(album, n, lambda s: any(ord(c) > 127 and c.isalpha() for c in s))
+    out["album_spanish_words"] = _map_text(album, n, _spanish_words)
     return out[list(FEATURES)].astype("float64")
 
 
