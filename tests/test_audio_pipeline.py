@@ -118,7 +118,9 @@ def test_parallel_matches_serial(tmp_path):
         sf.write(d / f"s{i}.wav", synth_song(["thump", "tick"][i % 2], seconds=3.0, seed=i), SR)
     serial = run(d, tmp_path / "a", ExtractConfig(blocks=("spectral",)), progress=False).tables["spectral"]
     par = run(d, tmp_path / "b", ExtractConfig(blocks=("spectral",), jobs=2), progress=False).tables["spectral"]
-    pd.testing.assert_frame_equal(serial, par)
+    # Same files, same features; float32 reductions may differ in the last digits when the
+    # workers' BLAS/OpenMP thread count differs from the parent's.
+    pd.testing.assert_frame_equal(serial, par, check_exact=False, rtol=1e-4, atol=1e-5)
 
 
 def test_a_worker_crash_costs_only_its_file(tmp_path):
