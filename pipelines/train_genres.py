@@ -76,7 +76,7 @@ def run(catalog: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, *, mo
     echo(table)
 
     echo(f"fitting final {model} on all {len(cat)} tracks ...")
-    final = make().fit(X, y)
+    final = make().fit(X, y, groups=groups)
     chosen = cv["results"][model]
     report = {
         "stage": "train_genres", "model": model, "smote": smote, "seed": seed, "params": final.get_params(),

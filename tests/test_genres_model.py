@@ -12,6 +12,7 @@ from recsys.errors import InputError, ModelError, SchemaError
 from recsys.genres.evaluate import (artist_groups, confusion_text, genre_metrics, grouped_folds,
                                     save_confusion_png)
 from recsys.genres.tabular import FEATURES, META_FEATURES, GenreClassifier, predict_table, tabular_features
+from recsys.genres.text import TEXT_COLUMN, TitleTextModel, clean_title
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def dnn_model(demo_xy):
 # -- features ---------------------------------------------------------------------------------
 def test_features_from_stats_only_gives_nan_metadata(demo):
     X = tabular_features(demo[list(STATS)])
-    assert list(X.columns) == list(FEATURES)
+    assert list(X.columns) == [*FEATURES, TEXT_COLUMN]
+    assert (X[TEXT_COLUMN] == "").all()
     assert X[list(META_FEATURES)].isna().all().all()
     assert not X[list(STATS)].isna().all().any()
 
@@ -60,6 +62,7 @@ def test_features_from_metadata():
     assert X["album_remaster"].tolist() == [0, 1]
     assert X["album_is_single"].tolist() == [1, 0]
     assert X["track_popularity"].tolist() == [80, 70]
+    assert X[TEXT_COLUMN].tolist() == ["despacito - remix | despacito (remixes)", "yesterday | help! (remastered)"]
 
 
 def test_features_never_use_artist_or_playlist():
@@ -86,7 +89,8 @@ def test_features_bad_input():
 def test_lightgbm_probabilities_follow_classes(lgb_model, demo_xy):
     X, y = demo_xy
     assert list(lgb_model.classes_) == sorted(set(y))
-    assert lgb_model.feature_names_ == list(FEATURES)
+    assert lgb_model.input_features_ == list(FEATURES)
+    assert lgb_model.feature_names_ == [*FEATURES, *[f"text_p_{c}" for c in lgb_model.classes_]]
     p = lgb_model.predict_proba(X.head(50))
     assert p.shape == (50, len(lgb_model.classes_))
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
@@ -297,4 +301,43 @@ def test_load_rejects_truncated_lightgbm_even_with_matching_checksum(lgb_model, 
     meta["files"]["model.lgb.txt"] = sha256_file(model)
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="truncated or corrupted"):
+        GenreClassifier.load(tmp_path / "m")
+
+
+def test_clean_title_drops_featured_artists():
+    assert clean_title("Taki Taki (feat. Selena Gomez, Ozuna & Cardi B)") == "taki taki"
+    assert clean_title("I Don't Care (with Justin Bieber) - Loud Luxury Remix") == "i don't care - loud luxury remix"
+    assert clean_title(None) == "" and clean_title(float("nan")) == ""
+
+
+def test_title_text_model_learns_language_and_roundtrips():
+    texts = [f"{w} {v} | {w}" for w in ("amor", "corazón", "noche", "baila", "vida") for v in range(12)]
+    texts += [f"{w} {v} | {w}" for w in ("night", "heart", "love", "dance", "life") for v in range(12)]
+    codes = np.array([0] * 60 + [1] * 60)
+    tm = TitleTextModel(random_state=0).fit(texts, codes, 2)
+    assert tm.oof_.shape == (120, 2)
+    assert (tm.oof_.argmax(1) == codes).mean() > 0.6  # out-of-fold, grouped by album name
+    p = tm.predict_proba(["mi amor | corazón de noche", "love tonight | heart"])
+    assert p[0, 0] > 0.5 and p[1, 1] > 0.5
+    again = TitleTextModel.from_json(json.loads(json.dumps(tm.to_json())))
+    np.testing.assert_array_equal(again.predict_proba(texts), tm.predict_proba(texts))
+
+
+def test_text_model_optional(demo_xy, tmp_path):
+    X, y = demo_xy
+    off = GenreClassifier(n_estimators=10, text=False).fit(X, y)
+    assert off.text_model_ is None and off.feature_names_ == list(FEATURES)
+    off.save(tmp_path / "off")
+    assert not (tmp_path / "off" / "text_model.json").exists()
+    # a model trained with titles still predicts for a table without names (empty titles)
+    on = GenreClassifier(n_estimators=10).fit(X, y)
+    p = on.predict_proba(tabular_features(X[list(STATS)].head(5)))
+    assert p.shape == (5, len(on.classes_))
+
+
+def test_load_rejects_damaged_text_model(lgb_model, tmp_path):
+    lgb_model.save(tmp_path / "m")
+    path = tmp_path / "m" / "text_model.json"
+    path.write_text(path.read_text()[:1000])
+    with pytest.raises(ModelError, match="text_model.json"):
         GenreClassifier.load(tmp_path / "m")

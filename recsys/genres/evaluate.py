@@ -108,9 +108,11 @@ def cross_validate(candidates: Sequence[Candidate], X: pd.DataFrame, y: Sequence
     Each candidate reports the mean and standard deviation of accuracy and macro-F1 across folds,
     and per-genre F1 and a confusion matrix from the pooled out-of-fold predictions.
     """
+    import inspect
     import time
 
     y = np.asarray(y, dtype=object).astype(str)
+    groups_arr = np.asarray(groups, dtype=object)
     labels = sorted(set(y.tolist()))
     folds = grouped_folds(y, groups, n_splits=n_splits, seed=seed)
     oof = {c.name: np.empty(len(y), dtype=object) for c in candidates}
@@ -120,7 +122,11 @@ def cross_validate(candidates: Sequence[Candidate], X: pd.DataFrame, y: Sequence
         line = [f"fold {k}/{n_splits}: train {len(tr)} / test {len(te)} tracks"]
         for c in candidates:
             t0 = time.perf_counter()
-            model = c.make().fit(X.iloc[tr], y[tr])
+            model = c.make()
+            if "groups" in inspect.signature(model.fit).parameters:  # title text model's inner folds
+                model.fit(X.iloc[tr], y[tr], groups=groups_arr[tr])
+            else:
+                model.fit(X.iloc[tr], y[tr])
             pred = np.asarray(model.predict(X.iloc[te]), dtype=object).astype(str)
             seconds[c.name] += time.perf_counter() - t0
             oof[c.name][te] = pred

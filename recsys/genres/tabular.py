@@ -21,9 +21,10 @@ import pandas as pd
 from ..catalog import STATS
 from ..errors import InputError, ModelError, SchemaError
 from ..io import atomic_dir, sha256_file, write_json
+from .text import TEXT_COLUMN, TitleTextModel, title_text
 
 #: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_KINDS = ("lightgbm", "dnn")
 
 #: Metadata features derived from columns a user's table usually has (never artist or playlist).
@@ -91,6 +92,8 @@ def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
     Uses only what a user's own table has (statistics, release date, popularity, track and
     album names); never artist identity or playlist fields, which would leak the label.
     A missing metadata column gives a NaN column, so a table of the 12 statistics alone works.
+    The numeric columns are :data:`FEATURES`; a last text column ``title_text`` (track | album
+    name, featured artists removed) feeds the classifier's title text model.
     """
     if df is None or len(df) == 0:
         raise SchemaError("feature table: input is empty")
@@ -138,7 +141,9 @@ def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
     out["album_remaster"] = _map_text(album, n, lambda s: bool(_REMASTER.search(s)))
     out["album_nonascii"] = _map_text(album, n, lambda s: any(ord(c) > 127 and c.isalpha() for c in s))
     out["album_spanish_words"] = _map_text(album, n, _spanish_words)
-    return out[list(FEATURES)].astype("float64")
+    out = out[list(FEATURES)].astype("float64")
+    out[TEXT_COLUMN] = title_text(df)
+    return out
 
 
 @dataclass
@@ -149,6 +154,8 @@ class GenreModelConfig:
     smote: bool = True
     smote_k: int = 5
     random_state: int = 0
+    text: bool = True
+    text_C: float = 2.0
     # LightGBM
     n_estimators: int = 600
     learning_rate: float = 0.03
@@ -180,7 +187,7 @@ class GenreClassifier:
     """
 
     def __init__(self, model: str = "lightgbm", smote: bool = True, random_state: int = 0, *,
-                 smote_k: int = 5, n_estimators: int = 600, learning_rate: float = 0.03,
+                 smote_k: int = 5, text: bool = True, text_C: float = 2.0, n_estimators: int = 600, learning_rate: float = 0.03,
                  num_leaves: int = 31, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.7, reg_lambda: float = 1.0,
                  hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3, weight_decay: float = 1e-4,
@@ -190,6 +197,8 @@ class GenreClassifier:
         self.smote = smote
         self.random_state = random_state
         self.smote_k = smote_k
+        self.text = text
+        self.text_C = text_C
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -262,14 +271,15 @@ class GenreClassifier:
 
     def _matrix(self, X: pd.DataFrame | np.ndarray, *, fitting: bool) -> np.ndarray:
         if isinstance(X, pd.DataFrame):
+            X = X.drop(columns=[TEXT_COLUMN], errors="ignore")
             if fitting:
-                self.feature_names_ = [str(c) for c in X.columns]
+                self.input_features_ = [str(c) for c in X.columns]
             else:
-                missing = [c for c in self.feature_names_ if c not in X.columns]
+                missing = [c for c in self.input_features_ if c not in X.columns]
                 if missing:
                     raise SchemaError(f"feature table lacks column(s) {', '.join(missing[:5])}"
                                       + (" ..." if len(missing) > 5 else ""))
-                X = X[self.feature_names_]
+                X = X[self.input_features_]
             try:
                 arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError):
@@ -283,16 +293,21 @@ class GenreClassifier:
             if arr.ndim != 2:
                 raise SchemaError(f"features must be a 2-D table, got shape {arr.shape}")
             if fitting:
-                self.feature_names_ = [f"f{i}" for i in range(arr.shape[1])]
-            elif arr.shape[1] != len(self.feature_names_):
-                raise SchemaError(f"expected {len(self.feature_names_)} feature columns, got {arr.shape[1]}")
+                self.input_features_ = [f"f{i}" for i in range(arr.shape[1])]
+            elif arr.shape[1] != len(self.input_features_):
+                raise SchemaError(f"expected {len(self.input_features_)} feature columns, got {arr.shape[1]}")
         if np.isinf(arr).any():
             raise SchemaError("features contain infinite values")
         return arr
 
     # -- fit / predict ---------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame | np.ndarray, y: Sequence[Any]) -> "GenreClassifier":
-        """Fit imputer/scaler/SMOTE/model on (X, y); rows with a missing label are an error."""
+    def fit(self, X: pd.DataFrame | np.ndarray, y: Sequence[Any], *,
+            groups: Sequence[Any] | None = None) -> "GenreClassifier":
+        """Fit text model, imputer/scaler/SMOTE/model on (X, y); rows with a missing label are an error.
+
+        ``groups`` (e.g. artists) only shapes the title text model's inner out-of-fold split;
+        without it the inner split is grouped by album name.
+        """
         if self.model not in MODEL_KINDS:
             raise InputError(f"unknown model {self.model!r} (choose {' or '.join(MODEL_KINDS)})")
         if X is None or len(X) == 0:
@@ -308,6 +323,15 @@ class GenreClassifier:
         if len(classes) < 2:
             raise SchemaError(f"labels have a single class ({classes[0]!r}); need at least two genres to train")
         counts = np.bincount(codes)
+        self.text_model_ = None
+        texts = _texts(X)
+        if self.text and texts is not None and any(texts):
+            tm = TitleTextModel(C=self.text_C, random_state=self.random_state)
+            tm.fit(texts, codes, len(classes), groups=None if groups is None else list(groups))
+            arr = np.hstack([arr, tm.oof_])
+            self.text_model_ = tm
+        self.feature_names_ = list(self.input_features_) + (
+            [f"text_p_{c}" for c in classes] if self.text_model_ is not None else [])
         pipe = self._pipeline(len(classes), int(counts.min()))
         pipe.fit(arr, codes)
         self.classes_ = np.asarray([str(c) for c in classes], dtype=object)
@@ -340,7 +364,11 @@ class GenreClassifier:
         self._check_fitted()
         if X is None or len(X) == 0:
             return np.zeros((0, len(self.classes_)))
-        arr = self._transform(self._matrix(X, fitting=False))
+        arr = self._matrix(X, fitting=False)
+        if self.text_model_ is not None:
+            texts = _texts(X)
+            arr = np.hstack([arr, self.text_model_.predict_proba(texts if texts is not None else [""] * len(arr))])
+        arr = self._transform(arr)
         if self.model == "lightgbm":
             proba = np.asarray(self.model_.predict(arr), dtype=np.float64)
             if proba.ndim == 1:  # binary objective returns P(class 1)
@@ -364,11 +392,16 @@ class GenreClassifier:
             arch: dict[str, Any] = {}
         else:
             arch = self.model_.save_state(d / model_file)
+        names = [model_file, "preprocess.json"]
+        if self.text_model_ is not None:
+            write_json(d / "text_model.json", self.text_model_.to_json())
+            names.append("text_model.json")
         write_json(d / "preprocess.json", {
+            "input_features": self.input_features_,
             "feature_names": self.feature_names_, "impute_medians": self.impute_medians_.tolist(),
             "scale_mean": None if self.scale_mean_ is None else self.scale_mean_.tolist(),
             "scale_std": None if self.scale_std_ is None else self.scale_std_.tolist()})
-        files = {name: sha256_file(d / name) for name in (model_file, "preprocess.json")}
+        files = {name: sha256_file(d / name) for name in names}
         write_json(d / "genre_model.json", {
             "format_version": FORMAT_VERSION, "kind": "recsys.genres.GenreClassifier",
             "model": self.model, "classes": list(self.classes_), "class_counts": self.class_counts_,
@@ -409,6 +442,7 @@ class GenreClassifier:
         pre = _read_json(d / "preprocess.json")
         self = cls(**params)
         try:
+            self.input_features_ = [str(c) for c in pre["input_features"]]
             self.feature_names_ = [str(c) for c in pre["feature_names"]]
             self.impute_medians_ = np.asarray(pre["impute_medians"], dtype=np.float64)
             self.scale_mean_ = None if pre["scale_mean"] is None else np.asarray(pre["scale_mean"], dtype=np.float64)
@@ -418,6 +452,15 @@ class GenreClassifier:
         self.classes_ = np.asarray(classes, dtype=object)
         self.class_counts_ = dict(meta.get("class_counts") or {})
         self.n_features_in_ = len(self.feature_names_)
+        self.text_model_ = None
+        if "text_model.json" in files:
+            obj = _read_json(d / "text_model.json")
+            try:
+                self.text_model_ = TitleTextModel.from_json(obj)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ModelError(f"{d / 'text_model.json'}: malformed text model ({exc})") from None
+            if self.text_model_.n_classes_ != len(classes):
+                raise ModelError(f"{d / 'text_model.json'}: text model classes do not match the genre model")
         if self.model == "lightgbm":
             path = d / "model.lgb.txt"
             try:
@@ -440,6 +483,14 @@ class GenreClassifier:
             self.model_ = TorchMLPClassifier.load_state(d / "model.pt", meta.get("architecture") or {},
                                                         n_features=self.n_features_in_, n_classes=len(classes))
         return self
+
+
+def _texts(X: Any) -> list[str] | None:
+    if isinstance(X, pd.DataFrame) and TEXT_COLUMN in X.columns:
+        col = X[TEXT_COLUMN]
+        return ["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
+                for v in col.tolist()]
+    return None
 
 
 def _read_json(path: Path) -> Any:
