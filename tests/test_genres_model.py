@@ -341,3 +341,15 @@ def test_load_rejects_damaged_text_model(lgb_model, tmp_path):
     path.write_text(path.read_text()[:1000])
     with pytest.raises(ModelError, match="text_model.json"):
         GenreClassifier.load(tmp_path / "m")
+
+
+def test_text_model_skipped_when_titles_are_too_few_or_useless(demo_xy):
+    X, y = demo_xy
+    few = X.head(40).copy()
+    few[TEXT_COLUMN] = ""
+    few.iloc[:5, few.columns.get_loc(TEXT_COLUMN)] = "a | b"
+    assert GenreClassifier(n_estimators=5).fit(few, y[:40]).text_model_ is None
+    same = X.head(60).copy()
+    same[TEXT_COLUMN] = "x"  # one-character titles: no 2-gram, empty vocabulary
+    clf = GenreClassifier(n_estimators=5).fit(same, y[:60])
+    assert clf.predict_proba(same).shape == (60, len(clf.classes_))

@@ -26,6 +26,8 @@ from .text import TEXT_COLUMN, TitleTextModel, title_text
 #: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
 FORMAT_VERSION = 2
 MODEL_KINDS = ("lightgbm", "dnn")
+#: Fewer non-empty titles than this and the title text model is skipped (nothing to learn).
+MIN_TEXT_ROWS = 30
 
 #: Metadata features derived from columns a user's table usually has (never artist or playlist).
 META_FEATURES: tuple[str, ...] = (
@@ -325,11 +327,15 @@ class GenreClassifier:
         counts = np.bincount(codes)
         self.text_model_ = None
         texts = _texts(X)
-        if self.text and texts is not None and any(texts):
+        if self.text and texts is not None and sum(bool(t) for t in texts) >= MIN_TEXT_ROWS:
             tm = TitleTextModel(C=self.text_C, random_state=self.random_state)
-            tm.fit(texts, codes, len(classes), groups=None if groups is None else list(groups))
-            arr = np.hstack([arr, tm.oof_])
-            self.text_model_ = tm
+            try:
+                tm.fit(texts, codes, len(classes), groups=None if groups is None else list(groups))
+            except ValueError:  # vocabulary empty: titles too few or too short to learn from
+                tm = None
+            if tm is not None:
+                arr = np.hstack([arr, tm.oof_])
+                self.text_model_ = tm
         self.feature_names_ = list(self.input_features_) + (
             [f"text_p_{c}" for c in classes] if self.text_model_ is not None else [])
         pipe = self._pipeline(len(classes), int(counts.min()))

@@ -111,7 +111,10 @@ class TitleTextModel:
             for tr, te in splits:
                 if len(np.unique(codes[tr])) < 2:
                     continue
-                state = self._fit_one([texts[i] for i in tr], codes[tr], n_classes)
+                try:
+                    state = self._fit_one([texts[i] for i in tr], codes[tr], n_classes)
+                except ValueError:  # e.g. no n-gram seen twice in a tiny fold: leave it uniform
+                    continue
                 self.oof_[te] = self._proba(state, [texts[i] for i in te])
         self.state_ = self._fit_one(texts, codes, n_classes)
         self.n_classes_ = n_classes
