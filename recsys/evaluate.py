@@ -7,18 +7,23 @@ hybrid. The baselines run on the same split in the same call:
 - ``popularity``: most-played training tracks;
 - ``itemknn``: item-item cosine over user co-occurrence in training, summed over the recent tracks;
 - ``content``: FAISS neighbours of the recent tracks only (no histories at all).
+
+:func:`ablate` reruns the hybrid and ``content`` on the same split with feature blocks removed from
+the stored embeddings, to show what each block contributes.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import InputError
+from .errors import InputError, ModelError
 from .rules import RuleIndex, mine_rules
 from .users import read_histories
 
@@ -82,11 +87,32 @@ class ItemKNN:
         return top.tolist()
 
 
-def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
-             n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Leave-last-out comparison of the hybrid and its baselines; returns (table, split info)."""
-    from tqdm import tqdm
+@dataclass
+class Split:
+    """One leave-last-out split prepared for ranking: every method of a run is scored on it."""
 
+    train: pd.DataFrame
+    test: pd.DataFrame
+    recent: list[list[int]]  # per test user, the last n_recent training rows (oldest first)
+    targets: np.ndarray  # per test user, the held-out row
+    popularity: np.ndarray  # training play counts per row
+    rules: pd.DataFrame  # mined from the training plays only
+    rule_index: RuleIndex | None
+    n_items: int
+    n_recent: int
+    n_unknown: int
+    k: int
+
+    def info(self) -> dict:
+        cold = self.popularity == 0
+        return {"test_users": int(len(self.test)), "train_plays": int(len(self.train)), "unknown_plays": self.n_unknown,
+                "rules": int(len(self.rules)), "cold_targets": float(np.mean(cold[self.targets])), "k": self.k,
+                "n_recent": self.n_recent}
+
+
+def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
+                  n_recent: int | None = None) -> Split:
+    """Hold out each user's last play, re-derive play counts and rules from the rest (no leakage)."""
     h = read_histories(histories)
     known = h["track_id"].isin(engine.row_of_)
     n_unknown = int((~known).sum())
@@ -110,31 +136,160 @@ def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, se
     pop = np.bincount(train["track_id"].map(row_of).to_numpy(), minlength=n_items).astype(np.float64)
     rules = mine_rules(train, engine.config.rules)
     rindex = RuleIndex(rules, row_of, n_items) if len(rules) else None
-    cfg = dataclasses.replace(engine.config.recommend, max_recent=n_recent)
-    hybrid = engine.make_recommender(rindex, pop, cfg)
-    knn = ItemKNN().fit(train, row_of, n_items)
-    pop_order = np.lexsort((np.arange(n_items), -pop))
+    return Split(train=train, test=test, recent=[recent_of[u] for u in test["user_id"].tolist()], targets=targets,
+                 popularity=pop, rules=rules, rule_index=rindex, n_items=n_items, n_recent=n_recent,
+                 n_unknown=n_unknown, k=k)
+
+
+def split_recommender(engine, split: Split, *, embeddings: np.ndarray | None = None, index=None):
+    """The hybrid for this split (training rules and play counts), optionally over other embeddings + index.
+
+    The override goes through a shallow copy of the engine, so the candidate sources and blending are
+    exactly the engine's own (``Engine.make_recommender``) and the engine itself is left untouched.
+    """
+    cfg = dataclasses.replace(engine.config.recommend, max_recent=split.n_recent)
+    if embeddings is not None or index is not None:
+        engine = copy.copy(engine)
+        if embeddings is not None:
+            engine.embeddings_ = embeddings
+        if index is not None:
+            engine.index_ = index
+    return engine.make_recommender(split.rule_index, split.popularity, cfg)
+
+
+def hybrid_methods(rec, k: int) -> dict[str, Callable[[list[int]], list[int]]]:
+    """The hybrid and its content-only variant (FAISS neighbours alone) over one recommender."""
+    return {"hybrid": lambda r: [x for x, _, _ in rec.recommend_rows(r, k)],
+            "content": lambda r: [x for x, _, _ in rec.recommend_rows(r, k, use=("neighbours",))]}
+
+
+def run_methods(methods: dict[str, Callable[[list[int]], list[int]]], split: Split, *,
+                progress: bool = False) -> pd.DataFrame:
+    """Rank for every test user with every method; one row of metrics per method (same split, same metrics)."""
+    from tqdm import tqdm
+
+    k = split.k
+    ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
+    for r in tqdm(split.recent, desc="evaluating", unit="user", disable=not progress, leave=False):
+        for m, fn in methods.items():
+            ranked[m].append(fn(r))
+    cold = split.popularity == 0
+    targets = split.targets.tolist()
+    rows = []
+    for m, lists in ranked.items():
+        met = rank_metrics(lists, targets, k=k)
+        recs = [x for lst in lists for x in lst]
+        met["cold_hits"] = float(np.mean([t in lst[:k] and cold[t] for lst, t in zip(lists, targets)]))
+        met["coverage"] = len(set(recs)) / split.n_items
+        met["cold_share"] = float(np.mean(cold[recs])) if recs else 0.0
+        rows.append({"method": m, **met})
+    return pd.DataFrame(rows)
+
+
+def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
+             n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Leave-last-out comparison of the hybrid and its baselines; returns (table, split info)."""
+    split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent)
+    hybrid = split_recommender(engine, split)
+    knn = ItemKNN().fit(split.train, engine.row_of_, split.n_items)
+    pop_order = np.lexsort((np.arange(split.n_items), -split.popularity))
     methods = {
-        "hybrid": lambda r: [x for x, _, _ in hybrid.recommend_rows(r, k)],
-        "content": lambda r: [x for x, _, _ in hybrid.recommend_rows(r, k, use=("neighbours",))],
+        **hybrid_methods(hybrid, k),
         "hybrid-no-meta": lambda r: [x for x, _, _ in hybrid.recommend_rows(r, k, use=("rules", "cluster", "neighbours"))],
         "itemknn": lambda r: knn.recommend_rows(r, k),
         "popularity": lambda r: [int(x) for x in pop_order[:k + len(r)] if x not in set(r)][:k],
     }
-    ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
-    for u in tqdm(test["user_id"].tolist(), desc="evaluating", unit="user", disable=not progress, leave=False):
-        r = recent_of[u]
-        for m, fn in methods.items():
-            ranked[m].append(fn(r))
-    cold = pop == 0
+    return run_methods(methods, split, progress=progress), split.info()
+
+
+# ---------------------------------------------------------------------------------------------- block ablation
+def block_slices(engine) -> dict[str, slice]:
+    """Columns of each block in the stored embeddings, from the embedding builder's layout."""
+    out, col = {}, 0
+    for name, d, _ in engine.builder_.layout_:
+        out[name] = slice(col, col + int(d))
+        col += int(d)
+    if col != engine.embeddings_.shape[1]:
+        raise ModelError(f"embedding layout covers {col} columns but the stored embeddings have "
+                         f"{engine.embeddings_.shape[1]}: rebuild the index")
+    return out
+
+
+def drop_blocks(embeddings: np.ndarray, slices: dict[str, slice], drop: Iterable[str]) -> np.ndarray:
+    """Zero the dropped blocks' columns and L2-normalise again (rows left with nothing stay zero).
+
+    The stored rows are already normalised and every column of a row shares one scale, so this equals
+    embedding the track from the kept blocks alone with the same fitted means and weights.
+    """
+    X = np.array(embeddings, dtype=np.float32, copy=True)
+    for name in drop:
+        X[:, slices[name]] = 0.0
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    np.divide(X, norms, out=X, where=norms > 0)
+    return X
+
+
+def cosine_change(base: np.ndarray, other: np.ndarray) -> tuple[float, int]:
+    """Mean (1 - cosine) between rows of two L2-normalised embeddings over rows non-zero in ``base``,
+    and how many of those rows became all-zero (their cosine counts as 0)."""
+    live = np.linalg.norm(base, axis=1) > 0
+    if not live.any():
+        return 0.0, 0
+    cos = np.einsum("ij,ij->i", base[live].astype(np.float64), other[live].astype(np.float64))
+    emptied = int((np.linalg.norm(other[live], axis=1) == 0).sum())
+    return float(np.mean(1.0 - cos)), emptied
+
+
+def ablation_variants(blocks: list[str]) -> list[tuple[str, list[str]]]:
+    """(label, blocks dropped): all blocks, each block removed in turn, and each block alone (3+ blocks)."""
+    out = [("all", [])]
+    out += [(f"-{b}", [b]) for b in blocks]
+    if len(blocks) >= 3:
+        out += [(f"only {b}", [x for x in blocks if x != b]) for b in blocks]
+    return out
+
+
+def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_users: int | None = None, seed: int = 0,
+           n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Which feature blocks matter: hybrid and content-only on ONE leave-last-out split, per block subset.
+
+    For every variant the stored embeddings lose the dropped blocks' columns (builder layout), are
+    re-normalised and searched through a new exact (flat) FAISS index; ``clusters="recompute"`` re-runs
+    k-means on them (same k and seed), ``"keep"`` keeps the built clusters. Rules and play counts are
+    mined once from the training part and shared by every variant. Returns (one row per variant, info).
+    """
+    from .index import TrackIndex, make_index
+
+    if clusters not in ("recompute", "keep"):
+        raise InputError(f"clusters must be 'recompute' or 'keep', not {clusters!r}")
+    slices = block_slices(engine)
+    names = list(slices)
+    if len(names) < 2:
+        raise InputError(f"the index has one feature block ({names[0]}): nothing to ablate "
+                         "(build it with several, e.g. --features DIR)")
+    split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent)
+    icfg = dataclasses.replace(engine.config.index, kind="flat", n_clusters=engine.index_.n_clusters)
+    base = drop_blocks(engine.embeddings_, slices, [])
     rows = []
-    for m, lists in ranked.items():
-        met = rank_metrics(lists, targets.tolist(), k=k)
-        recs = [x for lst in lists for x in lst]
-        met["cold_hits"] = float(np.mean([t in lst[:k] and cold[t] for lst, t in zip(lists, targets.tolist())]))
-        met["coverage"] = len(set(recs)) / n_items
-        met["cold_share"] = float(np.mean(cold[recs])) if recs else 0.0
-        rows.append({"method": m, **met})
-    info = {"test_users": int(len(test)), "train_plays": int(len(train)), "unknown_plays": n_unknown,
-            "rules": int(len(rules)), "cold_targets": float(np.mean(cold[targets])), "k": k, "n_recent": n_recent}
+    for label, drop in ablation_variants(names):
+        X = drop_blocks(engine.embeddings_, slices, drop)
+        if clusters == "recompute":
+            index = TrackIndex(icfg).fit(X)
+        else:
+            index = TrackIndex(icfg)
+            index.index_ = make_index(X, icfg)
+            index.centroids_, index.clusters_ = engine.index_.centroids_, engine.index_.clusters_
+        rec = split_recommender(engine, split, embeddings=X, index=index)
+        table = run_methods(hybrid_methods(rec, k), split, progress=progress).set_index("method")
+        change, emptied = cosine_change(base, X)
+        row = {"variant": label, "blocks": ",".join(b for b in names if b not in drop)}
+        for m in ("hybrid", "content"):
+            for met in (f"hit@{k}", f"mrr@{k}", f"ndcg@{k}"):
+                row[f"{m} {met}"] = float(table.loc[m, met])
+        row["cos_change"] = change
+        row["emptied"] = emptied
+        rows.append(row)
+        log.info("ablation %s: %s", label, row)
+    info = {**split.info(), "blocks": names, "clusters": clusters, "n_clusters": int(icfg.n_clusters),
+            "index": "flat", "dims": {n: s.stop - s.start for n, s in slices.items()}}
     return pd.DataFrame(rows), info
