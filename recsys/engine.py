@@ -348,10 +348,7 @@ class Engine:
         d = Path(directory)
         if not d.is_dir():
             raise IndexFormatError(f"{d}: index directory not found")
-        try:
-            man = read_json(d / "manifest.json", what="index manifest")
-        except InputError as exc:
-            raise IndexFormatError(str(exc)) from None
+        man = read_json(d / "manifest.json", what="index manifest", error=IndexFormatError)
         if not isinstance(man, dict) or man.get("kind") != "recsys.Engine":
             raise IndexFormatError(f"{d}: not a recsys index (manifest kind {man.get('kind') if isinstance(man, dict) else None!r})")
         if man.get("format_version") != FORMAT_VERSION:

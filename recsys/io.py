@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, RecsysError
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
 
@@ -98,15 +98,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
-    """Read JSON; a missing or corrupted file is an InputError naming the path."""
+def read_json(path: str | os.PathLike, *, what: str = "JSON file", error: type[RecsysError] = InputError) -> Any:
+    """Read JSON; a missing or corrupted file raises ``error`` (InputError by default) naming the path."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: {what} not found")
+        raise error(f"{path}: {what} not found")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: {what} is corrupted ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+        raise error(f"{path}: {what} is truncated or corrupted ({getattr(exc, 'msg', exc)})") from None
 
 
 def _json_default(obj: Any) -> Any:

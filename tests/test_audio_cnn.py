@@ -104,7 +104,7 @@ def test_damaged_model_is_a_model_error(trained, tmp_path):
     with pytest.raises(ModelError, match="cannot load CNN weights"):
         cnn.load_model(bad)
     (bad / "model.json").write_text("{not json")
-    with pytest.raises(InputError, match="corrupted"):
+    with pytest.raises(ModelError, match="corrupted"):
         cnn.load_model(bad)
     with pytest.raises(ModelError, match="not found"):
         cnn.load_model(tmp_path / "nope")

@@ -452,7 +452,7 @@ def load_model(path: str | Path) -> LoadedCNN:
     path = Path(path)
     if not path.is_dir():
         raise ModelError(f"{path}: CNN model directory not found")
-    meta = read_json(path / "model.json", what="CNN model metadata")
+    meta = read_json(path / "model.json", what="CNN model metadata", error=ModelError)
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path}: not a {FORMAT} model (format {meta.get('format')!r})")
     weights = path / "model.pt"

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..catalog import STATS
 from ..errors import InputError, ModelError, SchemaError
-from ..io import atomic_dir, sha256_file, write_json
+from ..io import atomic_dir, read_json, sha256_file, write_json
 from .text import TEXT_COLUMN, TitleTextModel, title_text
 
 #: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
@@ -427,7 +427,7 @@ class GenreClassifier:
             raise ModelError(f"{d}: model directory not found")
         if not d.is_dir():
             raise ModelError(f"{d}: not a directory (expected a saved genre model)")
-        meta = _read_json(d / "genre_model.json")
+        meta = read_json(d / "genre_model.json", what="model metadata", error=ModelError)
         try:
             if meta.get("kind") != "recsys.genres.GenreClassifier":
                 raise ModelError(f"{d / 'genre_model.json'}: not a recsys genre model")
@@ -445,7 +445,7 @@ class GenreClassifier:
                 raise ModelError(f"{path}: model file missing")
             if sha256_file(path) != digest:
                 raise ModelError(f"{path}: model file is truncated or corrupted (checksum mismatch)")
-        pre = _read_json(d / "preprocess.json")
+        pre = read_json(d / "preprocess.json", what="model metadata", error=ModelError)
         self = cls(**params)
         try:
             self.input_features_ = [str(c) for c in pre["input_features"]]
@@ -460,7 +460,7 @@ class GenreClassifier:
         self.n_features_in_ = len(self.feature_names_)
         self.text_model_ = None
         if "text_model.json" in files:
-            obj = _read_json(d / "text_model.json")
+            obj = read_json(d / "text_model.json", what="model metadata", error=ModelError)
             try:
                 self.text_model_ = TitleTextModel.from_json(obj)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -497,15 +497,6 @@ def _texts(X: Any) -> list[str] | None:
         return ["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
                 for v in col.tolist()]
     return None
-
-
-def _read_json(path: Path) -> Any:
-    if not path.exists():
-        raise ModelError(f"{path}: model file missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: model metadata is truncated or corrupted ({exc})") from None
 
 
 def predict_table(model: "GenreClassifier | str | os.PathLike", source: "str | os.PathLike | pd.DataFrame", *,
