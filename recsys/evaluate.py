@@ -237,7 +237,7 @@ def cosine_change(base: np.ndarray, other: np.ndarray) -> tuple[float, int]:
         return 0.0, 0
     cos = np.einsum("ij,ij->i", base[live].astype(np.float64), other[live].astype(np.float64))
     emptied = int((np.linalg.norm(other[live], axis=1) == 0).sum())
-    return float(np.mean(1.0 - cos)), emptied
+    return float(np.mean(np.clip(1.0 - cos, 0.0, 2.0))), emptied
 
 
 def ablation_variants(blocks: list[str]) -> list[tuple[str, list[str]]]:
