@@ -64,9 +64,8 @@ def main() -> None:
 
     threadpool_limits(args.threads)
     torch.set_num_threads(args.threads)
-    from recsys.audio.load import load_excerpt
-    from recsys.audio.separation import (ClassicalSeparator, DemucsSeparator, _resample, accompaniment_features,
-                                         summarise)
+    from recsys.audio.load import load_excerpt, resample
+    from recsys.audio.separation import ClassicalSeparator, DemucsSeparator, accompaniment_features, summarise
     from recsys.audio.transcription import (FasterWhisperTranscriber, LyricsSettings, TranscriptCache,
                                             speech_seconds, transcribe_excerpt)
 
@@ -116,7 +115,7 @@ def main() -> None:
     except ImportError:
         folder = None
     if folder:
-        vocals16 = _resample(stems.vocals, sr, 16000)
+        vocals16 = resample(stems.vocals, sr, 16000)
         t, sp = _time(lambda: speech_seconds(vocals16), args.repeat)
         res["vad_s"], res["vad_voice_s"] = t, sp
         print(f"VAD vocal gate            {t:6.2f} s  RTF {t / dur:.3f}  ({sp:.1f} s of voice)")

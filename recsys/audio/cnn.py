@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from scipy.special import softmax
 import pandas as pd
 
 from ..errors import InputError, ModelError, RecsysError, SchemaError
@@ -151,12 +152,6 @@ def _predict_logits(model, X: np.ndarray, *, batch_size: int = 64) -> np.ndarray
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def fit_cnn(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None, progress: bool = False):
     """Train a fresh CNN on chunks; early stopping on validation chunk loss; returns (best model, history)."""
@@ -197,7 +192,7 @@ def fit_cnn(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
         sched.step()
         rec = {"epoch": epoch + 1, "train_loss": total / max(len(X), 1)}
         if has_val:
-            p = _softmax(_predict_logits(model, X_val))
+            p = softmax(_predict_logits(model, X_val), axis=1)
             rec["val_loss"] = float(-np.mean(np.log(np.clip(p[np.arange(len(y_val)), y_val], 1e-9, 1))))
             rec["val_acc"] = float(np.mean(p.argmax(1) == y_val))
             if rec["val_loss"] < best_loss - 1e-4:
@@ -333,7 +328,7 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
         cfg = dataclasses.replace(config, seed=config.seed + k)
         model, hist = fit_cnn(Xtr, labels[otr], n_classes, cfg, X_val=Xval if len(val_s) else None,
                               y_val=labels[oval] if len(val_s) else None)
-        p_cnn = _softmax(_predict_logits(model, Xte))
+        p_cnn = softmax(_predict_logits(model, Xte), axis=1)
         Btr, _ = _stack(bases, tr)  # the baseline has no early stopping: it trains on all training songs
         Bte, _ = _stack(bases, te)
         base = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5))
@@ -443,7 +438,7 @@ class LoadedCNN:
                             n_mels=fe["n_mels"], chunk_seconds=fe["chunk_seconds"])
         if len(X) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return _softmax(_predict_logits(self.model, X, batch_size=batch_size))
+        return softmax(_predict_logits(self.model, X, batch_size=batch_size), axis=1)
 
 
 def load_model(path: str | Path) -> LoadedCNN:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .load import resample
 
 #: RMS below this (dBFS) counts as silence: features are still computed but flagged.
 SILENCE_DB = -60.0
@@ -440,11 +441,7 @@ def prepare(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim > 1:
         y = y.mean(axis=0)
-    if sr != target_sr:
-        import soxr
-
-        y = soxr.resample(y, sr, target_sr).astype(np.float32, copy=False)
-    return y
+    return resample(y, sr, target_sr)
 
 
 def spectral_features(a: Analysis) -> dict[str, float]:

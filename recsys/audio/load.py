@@ -17,7 +17,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".aif
 _FFMPEG_ONLY = (".m4a", ".aac", ".mp4", ".opus", ".wma")
 
 
-def _resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+def resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+    """``y`` as float32 at ``sr`` Hz (soxr); a no-op but for the dtype when the rates match."""
+    y = np.asarray(y, dtype=np.float32)
     if orig_sr == sr:
         return y
     import soxr
@@ -68,9 +70,9 @@ def load_audio(path: str | Path, *, sr: int = 22050, mono: bool = True,
     y = data.T  # (channels, samples)
     if mono:
         y = y.mean(axis=0)
-        y = _resample(y, native, sr)
+        y = resample(y, native, sr)
     else:
-        y = np.stack([_resample(c, native, sr) for c in y])
+        y = np.stack([resample(c, native, sr) for c in y])
     if not np.all(np.isfinite(y)):
         y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
     return np.ascontiguousarray(y, dtype=np.float32), sr

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import DependencyError, InputError, ModelError
+from .load import resample
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,6 @@ def config_from_options(cls: type, options: dict[str, Any], *, where: str) -> An
             raise InputError(f"{where}.{f.name}: expected {kind}, got {getattr(cfg, f.name)!r}") from None
         setattr(cfg, f.name, v)
     return cfg
-
-
-def _resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
-    if orig_sr == sr:
-        return np.asarray(y, dtype=np.float32)
-    import soxr
-
-    return soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, sr).astype(np.float32, copy=False)
 
 
 def _fix_length(y: np.ndarray, n: int) -> np.ndarray:
@@ -506,7 +499,7 @@ class DemucsSeparator:
         if "vocals" not in sources:
             raise ModelError(f"{self.model}: demucs model has no 'vocals' source (sources: {sources})")
         y = np.asarray(y, dtype=np.float32)
-        x = _resample(y, sr, msr)
+        x = resample(y, sr, msr)
         wav = torch.from_numpy(np.ascontiguousarray(np.tile(x[None, :], (channels, 1))))
         ref = wav.mean(0)
         mean, std = ref.mean(), ref.std()
@@ -521,10 +514,10 @@ class DemucsSeparator:
                               progress=False, device=self.device, num_workers=self.jobs, **kwargs)[0]
         out = out * std + mean
         vocals_m = out[sources.index("vocals")].mean(0).cpu().numpy()
-        vocals = _fix_length(_resample(vocals_m, msr, sr), len(y))
+        vocals = _fix_length(resample(vocals_m, msr, sr), len(y))
         others = [i for i, s in enumerate(sources) if s != "vocals"]
         acc_m = out[others].sum(0).mean(0).cpu().numpy()
-        acc = _fix_length(_resample(acc_m, msr, sr), len(y))
+        acc = _fix_length(resample(acc_m, msr, sr), len(y))
         return Stems(vocals.astype(np.float32), acc.astype(np.float32), sr, self.backend)
 
 

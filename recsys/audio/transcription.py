@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import DependencyError, InputError, ModelError
-from ..io import read_json, sha256_json, write_json
+from ..io import read_json, sha256_file, sha256_json, write_json
+from .load import resample
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,6 @@ def _looks_like_path(model: str) -> bool:
     return os.sep in model or model.startswith((".", "~")) or model.endswith(".pt") or Path(model).expanduser().exists()
 
 
-def _hash_file(path: Path, *, n: int = 16) -> str:
-    """The first ``n`` hex digits of a file's SHA-256."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:n]
-
-
 def _to_bool(value: Any) -> bool:
     from .separation import _to_bool as tb
 
@@ -134,9 +126,9 @@ class _WhisperBase:
         if self._weights is None:
             p = Path(self.model).expanduser()
             if self.is_local and p.is_file():
-                self._weights = f"sha256:{_hash_file(p)}"
+                self._weights = f"sha256:{sha256_file(p)[:16]}"
             elif self.is_local and (p / "model.bin").is_file():
-                self._weights = f"sha256:{_hash_file(p / 'model.bin')}"
+                self._weights = f"sha256:{sha256_file(p / 'model.bin')[:16]}"
             else:
                 self._weights = f"name:{self.model}"
         return self._weights
@@ -302,7 +294,7 @@ class OpenAIWhisperTranscriber(_WhisperBase):
             cached = Path(root) / os.path.basename(url)
             if cached.is_file() and not self.download:
                 # load the cached file by path: whisper would re-download one whose checksum is wrong
-                if _hash_file(cached, n=64) != url.split("/")[-2]:
+                if sha256_file(cached) != url.split("/")[-2]:
                     raise ModelError(f"{cached}: cached openai-whisper weights are corrupted (SHA-256 differs "
                                      f"from the published one); delete the file and download again")
                 try:
@@ -500,7 +492,7 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
     Returns a :class:`Transcript` whose ``status`` says what happened; never raises for
     silent/instrumental/short excerpts or an unsupported language.
     """
-    from .separation import _resample, separate_cached
+    from .separation import separate_cached
 
     s = settings or LyricsSettings()
     y = np.ascontiguousarray(y, dtype=np.float32)
@@ -522,7 +514,7 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
         vocals, mix = stems.vocals, y
     else:
         vocals, mix = y, None
-    vocals16 = _resample(vocals, sr, WHISPER_SR)
+    vocals16 = resample(vocals, sr, WHISPER_SR)
     if s.gate == "vad":
         active = vocal_activity(vocals, sr, floor_db=s.floor_db)  # silence needs no VAD
         if active > 0:

@@ -13,6 +13,7 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.special import softmax
 import pandas as pd
 
 #: Name of the text column :func:`recsys.genres.tabular.tabular_features` adds.
@@ -39,12 +40,6 @@ def title_text(df: pd.DataFrame) -> pd.Series:
 
 def _album_key(text: str) -> str:
     return text.split(" | ", 1)[1] if " | " in text else text
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class TitleTextModel:
@@ -86,7 +81,7 @@ class TitleTextModel:
         norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1))).ravel()
         norms[norms == 0] = 1.0
         M = M.multiply(1.0 / norms[:, None]).tocsr()
-        return _softmax(np.asarray(M @ state["coef"].T) + state["intercept"][None, :])
+        return softmax(np.asarray(M @ state["coef"].T) + state["intercept"][None, :], axis=1)
 
     def fit(self, texts: Sequence[str], codes: np.ndarray, n_classes: int,
             groups: Sequence[Any] | None = None) -> "TitleTextModel":
