@@ -38,6 +38,8 @@ demo: install
 	$(RECSYS) evaluate --index $(DEMO_OUT)/index --histories $(DEMO_OUT)/index/histories.parquet
 
 test: install
+	@command -v java >/dev/null 2>&1 || echo "note: no 'java' on PATH: the Spark rule-mining tests will be skipped." \
+		"Install Java 17+ (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17)."
 	$(PY) -m pytest -q
 
 clean:
