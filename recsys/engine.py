@@ -26,7 +26,7 @@ from .catalog import load_catalog
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
-from .io import atomic_dir, read_json, write_json, write_table
+from .io import artifact_dir, check_output_dir, read_manifest, write_table
 from .recommend import Recommendation, RecommendConfig, Recommender
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .users import SimulationConfig, read_histories
@@ -34,7 +34,8 @@ from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifest with a SHA-256 per file (io.artifact_dir)
+INDEX_KIND = "recsys.index"
 TRACK_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "track_popularity",
                  "release_year", "parent_genre", "source")
 
@@ -72,7 +73,8 @@ class Engine:
     def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None, out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
-              seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> "Engine":
+              seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
+              force: bool = False) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic
@@ -81,6 +83,9 @@ class Engine:
         ``features``). ``cache_dir`` keeps the genre model's out-of-fold probabilities between builds
         of the same catalogue. The caller's ``config`` is copied, never modified.
         """
+        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir) if isinstance(p, (str, os.PathLike))]
+        if out is not None:  # fail before the work, not after it
+            check_output_dir(out, kind=INDEX_KIND, inputs=inputs, force=force)
         self = cls(copy.deepcopy(config) if config is not None else None)
         c = self.config
         if seed is not None:
@@ -155,7 +160,7 @@ class Engine:
         steps.close()
         self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only}
         if out is not None:
-            self.save(out)
+            self.save(out, force=force, inputs=inputs)
         return self
 
     def _set_histories(self, h: pd.DataFrame | None) -> None:
@@ -303,10 +308,13 @@ class Engine:
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, out: str | os.PathLike) -> Path:
-        """Write the index directory atomically (an interrupted save leaves the previous one intact)."""
+    def save(self, out: str | os.PathLike, *, force: bool = False, inputs: Sequence = ()) -> Path:
+        """Write the index directory atomically (an interrupted save leaves the previous one intact).
+
+        ``out`` may replace an earlier index, a new or an empty directory; anything else needs ``force``.
+        """
         out = Path(out)
-        with atomic_dir(out) as tmp:
+        with artifact_dir(out, kind=INDEX_KIND, version=FORMAT_VERSION, inputs=inputs, force=force) as (tmp, extra):
             write_table(self.tracks_.assign(plays=self.popularity_.astype(np.int64)), tmp / "tracks.parquet")
             np.save(tmp / "embeddings.npy", self.embeddings_.astype(np.float32), allow_pickle=False)
             self.index_.save(tmp)
@@ -322,11 +330,8 @@ class Engine:
             if self.genre_model_ is not None:
                 (tmp / "genre_model").mkdir()
                 self.genre_model_.write_files(tmp / "genre_model")
-            files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
             rules = self.rules_table_
-            write_json(tmp / "manifest.json", {
-                "format_version": FORMAT_VERSION,
-                "kind": "recsys.Engine",
+            extra.update({
                 "blocks": list(self.config.embedding.blocks),
                 "config": dataclasses.asdict(self.config),
                 "counts": {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]),
@@ -337,7 +342,6 @@ class Engine:
                 "embedding": self.builder_.to_dict(),
                 "tabular": self.tabular_,
                 "genre_model": self.genre_model_ is not None,
-                "files": files,
                 "stats": getattr(self, "stats_", {}),
             })
         return out
@@ -346,20 +350,7 @@ class Engine:
     def load(cls, directory: str | os.PathLike) -> "Engine":
         """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
         d = Path(directory)
-        if not d.is_dir():
-            raise IndexFormatError(f"{d}: index directory not found")
-        man = read_json(d / "manifest.json", what="index manifest", error=IndexFormatError)
-        if not isinstance(man, dict) or man.get("kind") != "recsys.Engine":
-            raise IndexFormatError(f"{d}: not a recsys index (manifest kind {man.get('kind') if isinstance(man, dict) else None!r})")
-        if man.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(f"{d}: index format version {man.get('format_version')!r} is not supported "
-                                   f"(this recsys reads version {FORMAT_VERSION}); rebuild with recsys build-index")
-        for name, size in man.get("files", {}).items():
-            p = d / name
-            if not p.exists():
-                raise IndexFormatError(f"{p}: missing from index directory")
-            if p.stat().st_size != size:
-                raise IndexFormatError(f"{p}: truncated or modified ({p.stat().st_size} bytes, manifest says {size})")
+        man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
         from .config import from_dict
 
         try:

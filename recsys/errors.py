@@ -20,6 +20,14 @@ class SchemaError(InputError):
     """A table is readable but its columns or values are not what we need."""
 
 
+class OutputError(InputError):
+    """An output path would overwrite something that is not ours (a user's files, an input)."""
+
+
+class NotFittedError(RecsysError):
+    """A method that needs a built or fitted object was called before build/fit/load."""
+
+
 class ModelError(RecsysError):
     """A saved model is missing, truncated, corrupted or from an incompatible version."""
 

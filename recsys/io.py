@@ -9,14 +9,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from .errors import InputError, RecsysError
+from .errors import InputError, ModelError, OutputError, RecsysError
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
 
@@ -133,15 +134,45 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
                       compression="gzip" if path.name.lower().endswith(".gz") else None)
 
 
+MANIFEST = "manifest.json"
+_BUILDING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.building$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_builds(path: str | os.PathLike) -> int:
+    """Delete ``.<name>.<pid>.*.building`` siblings of ``path`` left by processes that no longer run."""
+    path = Path(path).resolve()
+    n = 0
+    if not path.parent.is_dir():
+        return 0
+    for p in path.parent.iterdir():
+        m = _BUILDING.match(p.name)
+        if m and m["name"] == path.name and p.is_dir() and not _pid_alive(int(m["pid"])):
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+    return n
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a directory in a temporary sibling, then swap it in place of ``path``.
 
-    If the body raises, the previous directory (if any) is left untouched.
+    If the body raises, the previous directory (if any) is left untouched. Works for any valid path,
+    ``.`` included (the swap happens in the resolved parent), and clears builds left by killed runs.
     """
-    path = Path(path)
+    path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent))
+    remove_stale_builds(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".building", dir=path.parent))
     try:
         yield tmp
     except BaseException:
@@ -150,11 +181,111 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
     old = None
     if path.exists():
-        old = path.parent / f".{path.name}.old.{os.getpid()}"
+        old = path.parent / f".{path.name}.{os.getpid()}.old.building"
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- artefact directories
+def manifest_kind(directory: str | os.PathLike) -> str | None:
+    """The ``kind`` recorded in a directory's manifest, or None when it holds no readable manifest."""
+    try:
+        man = json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return man.get("kind") if isinstance(man, dict) else None
+
+
+def check_output_dir(path: str | os.PathLike, *, kind: str, inputs: Iterable[str | os.PathLike | None] = (),
+                     force: bool = False) -> Path:
+    """Refuse to replace a directory that is not an artefact of ``kind`` (unless ``force``) or holds an input.
+
+    A new, empty, or same-kind directory may be replaced; anything else would silently delete a user's
+    files, so it is an :class:`OutputError` naming the way out.
+    """
+    out = Path(path).resolve()
+    for i in inputs:
+        if i is None:
+            continue
+        src = Path(i).resolve()
+        if src == out or out in src.parents:
+            raise OutputError(f"{path}: output directory would replace the input {i}; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{path}: exists and is not a directory; choose another --out")
+    if force or not out.is_dir() or not any(out.iterdir()):
+        return out
+    found = manifest_kind(out)
+    if found != kind:
+        what = f"a {found} artefact" if found else "files that recsys did not write"
+        raise OutputError(f"{path}: holds {what}; refusing to replace it with a {kind} "
+                          f"(choose another --out, or pass --force to replace it)")
+    return out
+
+
+def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Refuse an output file that is one of the inputs (it would be overwritten before it is read)."""
+    out = Path(path).resolve()
+    for i in inputs:
+        if i is not None and Path(i).resolve() == out:
+            raise OutputError(f"{path}: output file is the input {i}; choose another --out")
+    if out.is_dir():
+        raise OutputError(f"{path}: is a directory, expected a file path")
+    return out
+
+
+def write_manifest(directory: str | os.PathLike, *, kind: str, version: int,
+                   settings: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """Write ``manifest.json``: kind, format version, settings, and the SHA-256 of every other file."""
+    d = Path(directory)
+    files = {p.relative_to(d).as_posix(): sha256_file(p)
+             for p in sorted(d.rglob("*")) if p.is_file() and p.relative_to(d).as_posix() != MANIFEST}
+    man = {"kind": kind, "format_version": int(version), "settings": settings or {}, "files": files, **extra}
+    write_json(d / MANIFEST, man)
+    return man
+
+
+def read_manifest(directory: str | os.PathLike, *, kind: str, version: int, what: str = "artefact",
+                  error: type[RecsysError] = ModelError, verify: bool = True) -> dict[str, Any]:
+    """Read and check a manifest: one clear ``error`` for a missing dir, wrong kind, version or checksum."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise error(f"{d}: {what} directory not found")
+    man = read_json(d / MANIFEST, what=f"{what} manifest", error=error)
+    found = man.get("kind") if isinstance(man, dict) else None
+    if found != kind:
+        raise error(f"{d}: not a {what} (manifest kind {found!r}, expected {kind!r})")
+    if man.get("format_version") != version:
+        raise error(f"{d}: {what} format version {man.get('format_version')!r} is not supported "
+                    f"(this recsys reads version {version}); rebuild it with this version of recsys")
+    files = man.get("files")
+    if not isinstance(files, dict):
+        raise error(f"{d / MANIFEST}: malformed manifest (no file list)")
+    if verify:
+        for name, digest in files.items():
+            p = d / name
+            if not p.is_file():
+                raise error(f"{p}: missing from the {what} directory")
+            if sha256_file(p) != digest:
+                raise error(f"{p}: truncated or modified (checksum mismatch); rebuild the {what}")
+    return man
+
+
+@contextlib.contextmanager
+def artifact_dir(path: str | os.PathLike, *, kind: str, version: int, settings: dict[str, Any] | None = None,
+                 inputs: Iterable[str | os.PathLike | None] = (), force: bool = False,
+                 ) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Build an artefact directory aside; on success write its manifest and swap it in atomically.
+
+    Yields (build dir, extra manifest fields the body may fill). The one way recsys saves a model
+    or an index: every artefact gets the same manifest and the same checks on load.
+    """
+    check_output_dir(path, kind=kind, inputs=inputs, force=force)
+    extra: dict[str, Any] = {}
+    with atomic_dir(path) as tmp:
+        yield tmp, extra
+        write_manifest(tmp, kind=kind, version=version, settings=settings, **extra)
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
