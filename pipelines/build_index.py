@@ -4,13 +4,11 @@ Reads its inputs, builds embeddings, the FAISS index, clusters and rules, and wr
 directory atomically (an interrupted run leaves the previous index untouched). The heavy work is
 :meth:`recsys.engine.Engine.build`; this stage adds config loading, progress and a summary.
 
-    python -m pipelines.build_index --catalog data/spotify_demo.csv.gz --simulate-users 500 --out out/idx
+Run it as ``recsys build-index --catalog data/spotify_demo.csv.gz --simulate-users 500 --out out/idx``.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from typing import Sequence
 
 
@@ -24,7 +22,7 @@ def load_engine_config(path: str | os.PathLike | None):
 
 def run(*, catalog=None, out, histories=None, simulate_users: int | None = None, features=None,
         blocks: Sequence[str] | None = None, genre_model=None, config=None, seed: int | None = None,
-        no_genre_probs: bool = False, progress: bool = True, cache_dir=None):
+        no_genre_probs: bool = False, progress: bool = True, cache_dir=None, force: bool = False):
     """Build and save an index; returns the Engine."""
     from recsys.engine import Engine
     from recsys.errors import InputError
@@ -36,7 +34,7 @@ def run(*, catalog=None, out, histories=None, simulate_users: int | None = None,
         cfg.genre_probs = False
     return Engine.build(catalog, histories=histories, simulate_users=simulate_users, out=out, blocks=blocks,
                         features=features, genre_model=genre_model, config=cfg, seed=seed, progress=progress,
-                        cache_dir=cache_dir)
+                        cache_dir=cache_dir, force=force)
 
 
 def format_summary(engine, out) -> str:
@@ -57,33 +55,3 @@ def format_summary(engine, out) -> str:
         lines.append(f"  built in {engine.stats_['build_seconds']:.1f} s")
     return "\n".join(lines)
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--catalog")
-    ap.add_argument("--histories")
-    ap.add_argument("--simulate-users", type=int, default=None,
-                    help="synthetic users when no histories are given (default 500; 0 = content only)")
-    ap.add_argument("--features")
-    ap.add_argument("--blocks")
-    ap.add_argument("--genre-model")
-    ap.add_argument("--config")
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--cache", help="cache dir for the genre model's out-of-fold probabilities")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
-    from recsys.errors import RecsysError
-
-    try:
-        eng = run(catalog=args.catalog, out=args.out, histories=args.histories, simulate_users=args.simulate_users,
-                  features=args.features, blocks=args.blocks.split(",") if args.blocks else None,
-                  genre_model=args.genre_model, config=args.config, seed=args.seed, cache_dir=args.cache)
-    except RecsysError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_summary(eng, args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ runs the chosen model and two baselines on the same artist-grouped folds (SMOTE 
 each training fold), fits the final model on every labelled track, and writes the model dir
 atomically: model files + report.json + confusion.txt + confusion.png.
 
-    python -m pipelines.train_genres --catalog data/spotify_demo.csv.gz --out out/genre_model
+Run it as ``recsys genres train --catalog data/spotify_demo.csv.gz --out out/genre_model``.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from recsys.catalog import load_catalog
 from recsys.errors import SchemaError
 from recsys.genres.evaluate import (Candidate, artist_groups, confusion_text, cross_validate, logreg_baseline,
                                     majority_baseline, metrics_table, save_confusion_png)
-from recsys.genres.tabular import FEATURES, GenreClassifier, tabular_features
+from recsys.genres.tabular import FEATURES, KIND, GenreClassifier, tabular_features
 from recsys.genres.taxonomy import Taxonomy
-from recsys.io import atomic_dir, write_json, write_text
+from recsys.io import atomic_dir, check_output_dir, write_json, write_text
 
 Echo = Callable[[str], None]
 
@@ -52,10 +52,12 @@ def labelled_tracks(catalog: str | os.PathLike | pd.DataFrame, *, genre_map: str
 
 def run(catalog: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, *, model: str = "lightgbm",
         folds: int = 5, genre_map: str | os.PathLike | None = None, smote: bool = True, seed: int = 0,
-        params: dict[str, Any] | None = None, echo: Echo = print) -> dict[str, Any]:
+        params: dict[str, Any] | None = None, echo: Echo = print, force: bool = False) -> dict[str, Any]:
     """Grouped CV of ``model`` beside baselines, then the final fit; returns the report dict."""
     params = dict(params or {})
     t0 = time.perf_counter()
+    check_output_dir(out, kind=KIND, force=force,
+                     inputs=[catalog if not isinstance(catalog, pd.DataFrame) else None, genre_map])
     cat = labelled_tracks(catalog, genre_map=genre_map, echo=echo)
     X = tabular_features(cat)
     y = cat["parent_genre"].astype(str).to_numpy()
@@ -91,21 +93,11 @@ def run(catalog: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, *, mo
              f"macro-F1 {chosen['macro_f1_mean']:.3f}")
     out = Path(out)
     with atomic_dir(out) as tmp:
-        final.write_files(tmp)
         write_json(tmp / "report.json", report)
         write_text(tmp / "metrics.txt", table + "\n")
         write_text(tmp / "confusion.txt", confusion_text(chosen["confusion"], chosen["labels"], title=title))
         save_confusion_png(chosen["confusion"], chosen["labels"], tmp / "confusion.png", title=title)
+        final.write_files(tmp)  # last: its manifest checksums every file of the directory
     echo(f"model, report.json, confusion.txt and confusion.png written to {out}")
     return report
 
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the stage through the same CLI as ``recsys genres train``."""
-    from recsys.cli import main as cli
-
-    cli.main(args=["genres", "train", *(argv if argv is not None else __import__("sys").argv[1:])])
-
-
-if __name__ == "__main__":
-    main()

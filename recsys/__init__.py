@@ -4,7 +4,8 @@
 """
 from __future__ import annotations
 
-from .catalog import STATS, load_catalog
+from .catalog import load_catalog
+from .schema import STATS
 from .errors import RecsysError
 from .genres.taxonomy import PARENT_GENRES, Taxonomy
 

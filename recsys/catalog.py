@@ -16,26 +16,7 @@ import pandas as pd
 from .errors import SchemaError
 from .genres.taxonomy import Taxonomy, parent_for_row, primary_label
 from .io import read_table
-
-#: The 12 audio statistics of Spotify's audio-features endpoint, in a fixed order.
-STATS: tuple[str, ...] = (
-    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "duration_ms",
-)
-
-#: Valid ranges; a value outside is a data error, not something to learn from.
-STAT_RANGES: dict[str, tuple[float, float]] = {
-    "danceability": (0, 1), "energy": (0, 1), "key": (-1, 11), "loudness": (-80, 10), "mode": (0, 1),
-    "speechiness": (0, 1), "acousticness": (0, 1), "instrumentalness": (0, 1), "liveness": (0, 1),
-    "valence": (0, 1), "tempo": (0, 400), "duration_ms": (0, 3.6e7),
-}
-
-TEXT_COLUMNS = ("track_name", "track_artist", "track_album_name", "track_album_release_date",
-                "playlist_name", "playlist_genre", "playlist_subgenre", "genre")
-NUMERIC_META = ("track_popularity", "release_year")
-#: Columns a merged track keeps as lists (one entry per distinct value across its rows).
-LABEL_LISTS = {"playlist_genre": "genres", "playlist_subgenre": "subgenres", "playlist_name": "playlists"}
-
+from .schema import LABEL_LISTS, NUMERIC_META, STAT_RANGES, STATS, TEXT_COLUMNS
 
 def _bad_row(df: pd.DataFrame, mask: pd.Series) -> str:
     i = int(np.flatnonzero(mask.to_numpy())[0])

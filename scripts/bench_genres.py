@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from recsys.catalog import STATS
+from recsys.schema import STATS
 from recsys.genres.evaluate import (Candidate, artist_groups, cross_validate, logreg_baseline, majority_baseline,
                                     metrics_table)
 from recsys.genres.tabular import GenreClassifier, tabular_features

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from _audio_helpers import GENRES, SR, synth_song, write_labelled_set
+from pipelines import train_cnn
 from recsys.audio import cnn
 from recsys.errors import InputError, ModelError, SchemaError
-from recsys.features import SkipFile, get_extractor
+from recsys.blocks import SkipFile, get_extractor
 
 #: tiny and quick: 1-s chunks, 32 mel bands, two conv layers
 TINY = dict(chunk_seconds=1.0, train_hop_seconds=None, n_mels=32, channels=(8, 16), epochs=20, batch_size=8,
@@ -24,7 +25,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cnn")
     labels = write_labelled_set(root / "audio", per_genre=6, seconds=5.0, seed=1)
     cfg = cnn.CNNConfig(folds=3, **TINY)
-    report = cnn.train(root / "audio", root / "model", labels=labels, config=cfg, progress=False)
+    report = train_cnn.run(root / "audio", root / "model", labels=labels, config=cfg, progress=False)
     return root, report
 
 

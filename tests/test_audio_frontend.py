@@ -12,7 +12,7 @@ from _audio_helpers import SR, chord_progression, click_track, synth_song
 from recsys.audio import frontend as F
 from recsys.audio.load import chunk, load_audio, load_excerpt
 from recsys.errors import DependencyError, InputError
-from recsys.features import SkipFile, get_extractor
+from recsys.blocks import SkipFile, get_extractor
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "audio"
 

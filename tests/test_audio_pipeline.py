@@ -26,13 +26,14 @@ HAVE_FFMPEG = shutil.which("ffmpeg") is not None
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
+    from pipelines import train_cnn
     from recsys.audio import cnn
 
     root = tmp_path_factory.mktemp("pipe_model")
     labels = write_labelled_set(root / "audio", per_genre=2, seconds=2.0, seed=4)
     cfg = cnn.CNNConfig(chunk_seconds=1.0, train_hop_seconds=None, n_mels=32, channels=(4, 8), epochs=1,
                         excerpt_seconds=None)
-    cnn.train(root / "audio", root / "model", labels=labels, config=cfg, cross_validation=False, progress=False)
+    train_cnn.run(root / "audio", root / "model", labels=labels, config=cfg, cross_validation=False, progress=False)
     return root / "model"
 
 

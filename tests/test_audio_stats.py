@@ -10,8 +10,8 @@ from _audio_helpers import SR, chord_progression, click_track
 from recsys.audio import frontend as F
 from recsys.audio.load import load_excerpt
 from recsys.audio.stats import ESTIMATED, estimate_key, integrated_loudness
-from recsys.catalog import STATS
-from recsys.features import SkipFile, get_extractor
+from recsys.schema import STATS
+from recsys.blocks import SkipFile, get_extractor
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "audio"
 

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.catalog import STATS, load_catalog, read_rows, stats_matrix
+from recsys.catalog import load_catalog, read_rows, stats_matrix
+from recsys.schema import STATS
 from recsys.errors import InputError, SchemaError
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from recsys.blocks import Block, build_audio_block, extend_catalog, tabular_stats
-from recsys.catalog import STATS
+from recsys.schema import STATS
 from recsys.embedding import EmbeddingBuilder
 from recsys.engine import Engine
 from recsys.errors import InputError, SchemaError

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from recsys.catalog import STATS
+from recsys.schema import STATS
 from recsys.cli import main
 
 
@@ -56,7 +56,7 @@ def test_train_prints_grouped_cv_beside_baselines(trained):
     # on unseen artists the model must beat both baselines computed on the same folds
     assert res["lightgbm"]["accuracy_mean"] > res["logreg-12-stats"]["accuracy_mean"] > res["majority"]["accuracy_mean"]
     assert res["lightgbm"]["macro_f1_mean"] > res["majority"]["macro_f1_mean"]
-    for name in ("confusion.txt", "confusion.png", "model.lgb.txt", "genre_model.json", "preprocess.json"):
+    for name in ("confusion.txt", "confusion.png", "model.lgb.txt", "manifest.json", "preprocess.json"):
         assert (out / name).stat().st_size > 0
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert "true \\ predicted" in (out / "confusion.txt").read_text()
@@ -69,7 +69,7 @@ def test_predict_one_row_per_input_row(trained, demo_csv, demo_rows, tmp_path):
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(preds_path)
     assert len(preds) == len(demo_rows)
-    classes = json.loads((out / "genre_model.json").read_text())["classes"]
+    classes = json.loads((out / "manifest.json").read_text())["classes"]
     assert list(preds.columns) == ["track_id", "predicted_genre", "true_genre", *[f"p_{g}" for g in classes]]
     assert preds["track_id"].tolist() == demo_rows["track_id"].tolist()
     assert set(preds["predicted_genre"]) <= set(classes)
@@ -183,9 +183,9 @@ def test_predict_corrupted_model_file(trained, demo_csv, tmp_path):
 
 def test_predict_corrupted_metadata(trained, demo_csv, tmp_path):
     model = _copy_model(trained[0], tmp_path / "m")
-    (model / "genre_model.json").write_bytes(b"\x00\x01garbage")
+    (model / "manifest.json").write_bytes(b"\x00\x01garbage")
     _assert_user_error(_run("genres", "predict", "--model", str(model), "--catalog", str(demo_csv),
-                            "--out", str(tmp_path / "p.csv")), "genre_model.json")
+                            "--out", str(tmp_path / "p.csv")), "manifest.json")
 
 
 def test_predict_missing_catalog_and_gz_garbage(trained, tmp_path):

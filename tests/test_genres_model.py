@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.catalog import STATS, load_catalog
+from recsys.catalog import load_catalog
+from recsys.schema import STATS
 from recsys.errors import InputError, ModelError, SchemaError
 from recsys.genres.evaluate import (artist_groups, confusion_text, genre_metrics, grouped_folds,
                                     save_confusion_png)
@@ -175,7 +176,7 @@ def test_save_load_roundtrip(which, request, demo_xy, tmp_path):
     loaded = GenreClassifier.load(tmp_path / "m")
     assert list(loaded.classes_) == list(model.classes_)
     np.testing.assert_allclose(loaded.predict_proba(X.head(100)), model.predict_proba(X.head(100)), atol=1e-6)
-    meta = json.loads((tmp_path / "m" / "genre_model.json").read_text())
+    meta = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert meta["model"] == model.model and meta["classes"] == list(model.classes_)
 
 
@@ -209,7 +210,7 @@ def test_load_rejects_corrupted_file(which, name, request, tmp_path):
 def test_load_rejects_damaged_weights_even_with_matching_metadata(dnn_model, tmp_path):
     """Without the checksum, a garbage .pt must still fail through torch.load(weights_only=True)."""
     dnn_model.save(tmp_path / "m")
-    meta_path = tmp_path / "m" / "genre_model.json"
+    meta_path = tmp_path / "m" / "manifest.json"
     meta = json.loads(meta_path.read_text())
     (tmp_path / "m" / "model.pt").write_bytes(b"not a torch file")
     from recsys.io import sha256_file
@@ -227,7 +228,7 @@ def test_load_missing_dir_and_files(lgb_model, tmp_path):
     (tmp_path / "m" / "model.lgb.txt").unlink()
     with pytest.raises(ModelError, match="missing"):
         GenreClassifier.load(tmp_path / "m")
-    (tmp_path / "m" / "genre_model.json").write_text('{"format_version": ')
+    (tmp_path / "m" / "manifest.json").write_text('{"format_version": ')
     with pytest.raises(ModelError, match="corrupted"):
         GenreClassifier.load(tmp_path / "m")
 
@@ -296,7 +297,7 @@ def test_load_rejects_truncated_lightgbm_even_with_matching_checksum(lgb_model, 
     lgb_model.save(tmp_path / "m")
     model = tmp_path / "m" / "model.lgb.txt"
     model.write_text(model.read_text()[:5000])
-    meta_path = tmp_path / "m" / "genre_model.json"
+    meta_path = tmp_path / "m" / "manifest.json"
     meta = json.loads(meta_path.read_text())
     meta["files"]["model.lgb.txt"] = sha256_file(model)
     meta_path.write_text(json.dumps(meta))

@@ -12,7 +12,8 @@ import pytest
 
 from fake_spotify import (CLIENT_ID, CLIENT_SECRET, FakeSpotify, fake, make_track, spotify_env,  # noqa: F401
                           write_user_token)
-from recsys.catalog import STATS, load_catalog
+from recsys.catalog import load_catalog
+from recsys.schema import STATS
 from recsys.errors import ExternalServiceError, InputError, SchemaError
 from recsys.spotify.client import Credentials, SpotifyClient, SpotifyConfig, redact
 from recsys.spotify.importer import FEATURE_STATS, Importer, fill_stats, read_stats, track_row

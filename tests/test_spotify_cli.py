@@ -202,7 +202,7 @@ def test_sort_liked_dry_run_apply_and_idempotent(fake, spotify_env, tmp_path):
 
 
 def test_sort_liked_with_a_saved_genre_model(fake, spotify_env, tmp_path):
-    from recsys.catalog import STATS
+    from recsys.schema import STATS
     from recsys.genres.tabular import GenreClassifier, tabular_features
 
     rng = np.random.default_rng(0)

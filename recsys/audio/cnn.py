@@ -369,21 +369,6 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
 
 # ----------------------------------------------------------------------------- train / save / load
 
-def train(audio_dir: str | Path, out: str | Path, *, labels: str | Path | None = None,
-          config: CNNConfig | None = None, cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Cross-validate (by song) against the baseline, then fit on all songs and save the model dir.
-
-    Decodes serially; ``pipelines/train_cnn.py`` does the same with parallel decoding and a cache.
-    """
-    config = config or CNNConfig()
-    audio_dir = Path(audio_dir)
-    table = labelled_files(audio_dir, labels)
-    mels, bases, reasons = load_songs(audio_dir, table["file"], config, progress=progress,
-                                      hop_seconds=config.train_hop_seconds)
-    return fit_and_save(table, mels, bases, reasons, out, config=config, cross_validation=cross_validation,
-                        progress=progress)
-
-
 def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str], out: str | Path, *,
                  config: CNNConfig, cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
     """Given decoded songs (``reasons[i]`` non-empty = unusable), run song-grouped CV and save the final model."""
@@ -496,43 +481,3 @@ def predict_files(model_dir: str | Path, audio_dir: str | Path, *, progress: boo
             failures.append((rel, f"{type(exc).__name__}: {exc}"))
         rows.append(row)
     return pd.DataFrame(rows), failures
-
-
-class CNNBlock:
-    """Feature block ``cnn``: ``cnn__p_<genre>`` (mean chunk softmax), ``cnn__vote`` (mode), ``cnn__n_chunks``."""
-
-    name = "cnn"
-
-    def __init__(self, model: str | Path | None = None, batch_size: int | str = 64) -> None:
-        if model is None:
-            raise InputError("block cnn needs a trained model: --set cnn.model=PATH (from `recsys cnn train`)")
-        self.model = str(model)
-        self.batch_size = int(batch_size)
-        self._loaded: LoadedCNN | None = None
-
-    @property
-    def loaded(self) -> LoadedCNN:
-        if self._loaded is None:
-            self._loaded = load_model(self.model)
-        return self._loaded
-
-    def settings(self) -> dict[str, Any]:
-        return {"model_sha256": self.loaded.sha256, "frontend": self.loaded.frontend}
-
-    def extract(self, y: np.ndarray, sr: int, *, path: Path) -> dict[str, Any]:
-        from ..features import SkipFile
-
-        m = self.loaded
-        if y.size and float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) < 1e-3:
-            raise SkipFile("silent (RMS below -60 dBFS): no genre evidence")
-        probs = m.chunk_probs(y, sr, batch_size=self.batch_size)
-        if len(probs) == 0:
-            raise SkipFile(f"shorter than one {m.frontend['chunk_seconds']:g}-s chunk ({len(y) / sr:.1f} s)")
-        mean, vote = song_vote(probs)
-        out: dict[str, Any] = {f"cnn__p_{c}": float(v) for c, v in zip(m.classes, mean)}
-        out["cnn__vote"] = m.classes[vote]
-        out["cnn__n_chunks"] = int(len(probs))
-        return out
-
-    def finalize(self, table):
-        return table

@@ -41,44 +41,6 @@ class FrontendConfig:
     percentiles: tuple[int, ...] = (10, 50, 90)
 
 
-def config_from_options(options: dict[str, Any], cls: type = FrontendConfig) -> Any:
-    """Build a config dataclass from keyword options, coercing CLI strings ("stft,cqt", "true", "64")."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise InputError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__} "
-                         f"(known: {', '.join(fields)})")
-    kwargs: dict[str, Any] = {}
-    for name, value in options.items():
-        default = fields[name].default
-        kwargs[name] = _coerce(value, default, name)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, default: Any, name: str) -> Any:
-    try:
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                parts = [p.strip() for p in value.split(",") if p.strip()]
-            else:
-                parts = list(value)
-            kind = type(default[0]) if default else str
-            return tuple(kind(p) for p in parts)
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if default is None or isinstance(default, str):
-            return value
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise InputError(f"option {name}: cannot use {value!r} (expected like {default!r})") from None
-
-
 # ----------------------------------------------------------------------------- pure functions
 
 def stft_magnitude(y: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
@@ -473,27 +435,3 @@ def spectral_features(a: Analysis) -> dict[str, float]:
         strength = a.onset[beats] if len(beats) else np.zeros(0)
         out["beat_strength"] = float(strength.mean() / max(a.onset.mean(), 1e-9)) if len(beats) else 0.0
     return out
-
-
-class SpectralBlock:
-    """Feature block ``spectral``: summarised front-end features (columns ``spectral__*``)."""
-
-    name = "spectral"
-
-    def __init__(self, **options: Any) -> None:
-        self.config: FrontendConfig = config_from_options(options)
-
-    def settings(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
-
-    def extract(self, y: np.ndarray, sr: int, *, path: Path) -> dict[str, Any]:
-        from ..features import SkipFile
-
-        y = prepare(y, sr, self.config.sr)
-        if len(y) < MIN_SECONDS * self.config.sr:
-            raise SkipFile(f"too short for spectral features ({len(y) / self.config.sr:.2f} s < {MIN_SECONDS} s)")
-        feats = spectral_features(analyse(y, self.config.sr, self.config))
-        return {f"spectral__{k}": v for k, v in feats.items()}
-
-    def finalize(self, table):
-        return table

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .frontend import Analysis, FrontendConfig, config_from_options, prepare, shared_analysis, tempogram_profile
+from .frontend import Analysis, tempogram_profile
 
 #: Krumhansl-Kessler key profiles (probe-tone ratings), index 0 = tonic.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -192,57 +192,3 @@ def estimate_stats(a: Analysis, *, duration_s: float | None = None) -> dict[str,
     out.update({"audiostats__lufs": lufs, "audiostats__rms_db": a.rms_db, "audiostats__key_confidence": key_conf})
     out.update({f"audiostats__{k}": v for k, v in d.items()})
     return out
-
-
-@dataclass(frozen=True)
-class AudioStatsConfig:
-    """Front-end settings the statistics are computed with (defaults share the spectral block's STFT)."""
-
-    sr: int = 22050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 64
-    key_chroma: str = "stft"  # "cqt" is slower but resolves low notes better
-
-
-class AudioStatsBlock:
-    """Feature block ``audiostats``: columns named like ``recsys.catalog.STATS`` + ``audiostats__*``.
-
-    A silent excerpt is skipped (no key, tempo or loudness to estimate), reason ``silent``.
-    """
-
-    name = "audiostats"
-
-    def __init__(self, **options: Any) -> None:
-        self.config: AudioStatsConfig = config_from_options(options, AudioStatsConfig)
-
-    def settings(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
-
-    def _frontend(self) -> FrontendConfig:
-        c = self.config
-        return FrontendConfig(sr=c.sr, n_fft=c.n_fft, hop_length=c.hop_length, n_mels=c.n_mels)
-
-    def extract(self, y: np.ndarray, sr: int, *, path: Path) -> dict[str, Any]:
-        from ..features import SkipFile
-        from .frontend import MIN_SECONDS
-        from .load import audio_duration
-
-        y = prepare(y, sr, self.config.sr)
-        if len(y) < MIN_SECONDS * self.config.sr:
-            raise SkipFile(f"too short for statistics ({len(y) / self.config.sr:.2f} s)")
-        # the spectral block's analysis of this excerpt when its STFT settings agree, else our own
-        a = shared_analysis(y, self.config.sr, self._frontend())
-        if a.silent:
-            raise SkipFile(f"silent (RMS {a.rms_db:.0f} dBFS): no tempo, key or loudness to estimate")
-        if self.config.key_chroma == "cqt":
-            a.chroma_cqt  # noqa: B018 - computes and caches the CQT so estimate_key uses it
-        try:
-            duration = audio_duration(path) if path is not None and Path(path).exists() else None
-        except Exception:
-            duration = None
-        return estimate_stats(a, duration_s=duration)
-
-    def finalize(self, table):
-        return table
-

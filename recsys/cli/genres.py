@@ -24,8 +24,11 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
     """Map genre/subgenre strings to the 13 parent genres and merge duplicate tracks."""
     from ..catalog import merge_tracks, read_rows
     from ..genres.taxonomy import Taxonomy
-    from ..io import write_table
+    from ..io import check_output_file, write_table
 
+    check_output_file(out, inputs=[catalog_path, genre_map])
+    if report is not None:
+        check_output_file(report, inputs=[catalog_path, genre_map, out])
     taxonomy = Taxonomy.load(genre_map)
     rows = read_rows(catalog_path, taxonomy=taxonomy)
     strings = [*rows.get("playlist_genre", rows.get("genre", [])), *rows.get("playlist_subgenre", [])]
@@ -54,16 +57,19 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
               help="Model directory to write (replaced atomically): model, report.json, confusion.*")
 @click.option("--model", "model_kind", type=click.Choice(["lightgbm", "dnn"]), default="lightgbm",
               show_default=True, help="Estimator behind the genre classifier.")
-@click.option("--folds", type=int, default=5, show_default=True,
+@click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True,
               help="Artist-grouped cross-validation folds (>= 2).")
 @click.option("--genre-map", type=click.Path(path_type=Path), default=None,
               help="Your edited genre,parent CSV (default: the bundled one).")
 @click.option("--no-smote", is_flag=True, help="Do not oversample minority genres in training folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds, SMOTE and models.")
-@click.option("--n-estimators", type=int, default=None, help="LightGBM trees (default from the estimator).")
-@click.option("--epochs", type=int, default=None, help="DNN maximum epochs (early stopping may end sooner).")
+@click.option("--n-estimators", type=click.IntRange(1, 100_000), default=None,
+              help="LightGBM trees (default from the estimator).")
+@click.option("--epochs", type=click.IntRange(1, 100_000), default=None,
+              help="DNN maximum epochs (early stopping may end sooner).")
+@click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
 def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_map: Path | None,
-              no_smote: bool, seed: int, n_estimators: int | None, epochs: int | None) -> None:
+              no_smote: bool, seed: int, n_estimators: int | None, epochs: int | None, force: bool) -> None:
     """Artist-grouped CV of the genre model beside baselines, then fit on all tracks and save."""
     from pipelines.train_genres import run
 
@@ -73,7 +79,7 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
     if epochs is not None:
         params["epochs"] = epochs
     run(catalog_path, out, model=model_kind, folds=folds, genre_map=genre_map, smote=not no_smote,
-        seed=seed, params=params, echo=click.echo)
+        seed=seed, params=params, echo=click.echo, force=force)
 
 
 @genres.command("predict")
@@ -88,8 +94,9 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
 def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None) -> None:
     """Predict a parent genre and per-genre probabilities for every input row."""
     from ..genres.tabular import predict_table
-    from ..io import write_table
+    from ..io import check_output_file, write_table
 
+    check_output_file(out, inputs=[catalog_path, genre_map])
     preds = predict_table(model_dir, catalog_path, genre_map=genre_map)
     write_table(preds, out)
     click.echo(f"{len(preds)} rows -> {out}")

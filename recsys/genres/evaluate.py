@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..catalog import STATS
+from ..schema import STATS
 from ..errors import SchemaError
 from ..io import atomic_path
 

@@ -18,13 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..catalog import STATS
+from ..schema import STATS
 from ..errors import InputError, ModelError, SchemaError
-from ..io import atomic_dir, read_json, sha256_file, write_json
+from ..io import MANIFEST, atomic_dir, check_output_dir, read_json, read_manifest, write_json, write_manifest
 from .text import TEXT_COLUMN, TitleTextModel, title_text
 
 #: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: io manifest (kind, version, SHA-256 per file)
+KIND = "recsys.genre_model"
 MODEL_KINDS = ("lightgbm", "dnn")
 #: Fewer non-empty titles than this and the title text model is skipped (nothing to learn).
 MIN_TEXT_ROWS = 30
@@ -398,23 +399,19 @@ class GenreClassifier:
             arch: dict[str, Any] = {}
         else:
             arch = self.model_.save_state(d / model_file)
-        names = [model_file, "preprocess.json"]
         if self.text_model_ is not None:
             write_json(d / "text_model.json", self.text_model_.to_json())
-            names.append("text_model.json")
         write_json(d / "preprocess.json", {
             "input_features": self.input_features_,
             "feature_names": self.feature_names_, "impute_medians": self.impute_medians_.tolist(),
             "scale_mean": None if self.scale_mean_ is None else self.scale_mean_.tolist(),
             "scale_std": None if self.scale_std_ is None else self.scale_std_.tolist()})
-        files = {name: sha256_file(d / name) for name in names}
-        write_json(d / "genre_model.json", {
-            "format_version": FORMAT_VERSION, "kind": "recsys.genres.GenreClassifier",
-            "model": self.model, "classes": list(self.classes_), "class_counts": self.class_counts_,
-            "params": self.get_params(), "architecture": arch, "files": files})
+        write_manifest(d, kind=KIND, version=FORMAT_VERSION, settings=self.get_params(), model=self.model,
+                       classes=list(self.classes_), class_counts=self.class_counts_, architecture=arch)
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Save atomically: the directory appears complete or not at all."""
+    def save(self, directory: str | os.PathLike, *, force: bool = False) -> Path:
+        """Save atomically: the directory appears complete or not at all (never over a user's files)."""
+        check_output_dir(directory, kind=KIND, force=force)
         with atomic_dir(directory) as tmp:
             self.write_files(tmp)
         return Path(directory)
@@ -423,28 +420,15 @@ class GenreClassifier:
     def load(cls, directory: str | os.PathLike) -> "GenreClassifier":
         """Load a saved model; any missing, truncated or corrupted file is a one-line ModelError."""
         d = Path(directory)
-        if not d.exists():
-            raise ModelError(f"{d}: model directory not found")
-        if not d.is_dir():
+        if d.exists() and not d.is_dir():
             raise ModelError(f"{d}: not a directory (expected a saved genre model)")
-        meta = read_json(d / "genre_model.json", what="model metadata", error=ModelError)
+        meta = read_manifest(d, kind=KIND, version=FORMAT_VERSION, what="genre model", error=ModelError)
         try:
-            if meta.get("kind") != "recsys.genres.GenreClassifier":
-                raise ModelError(f"{d / 'genre_model.json'}: not a recsys genre model")
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise ModelError(f"{d / 'genre_model.json'}: format version {meta.get('format_version')} "
-                                 f"unsupported (expected {FORMAT_VERSION}); retrain the model")
-            params = {k: v for k, v in meta["params"].items() if k in _PARAM_NAMES}
+            params = {k: v for k, v in meta["settings"].items() if k in _PARAM_NAMES}
             files: dict[str, str] = meta["files"]
             classes = [str(c) for c in meta["classes"]]
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ModelError(f"{d / 'genre_model.json'}: malformed model metadata ({exc})") from None
-        for name, digest in files.items():
-            path = d / name
-            if not path.exists():
-                raise ModelError(f"{path}: model file missing")
-            if sha256_file(path) != digest:
-                raise ModelError(f"{path}: model file is truncated or corrupted (checksum mismatch)")
+            raise ModelError(f"{d / MANIFEST}: malformed model metadata ({exc})") from None
         pre = read_json(d / "preprocess.json", what="model metadata", error=ModelError)
         self = cls(**params)
         try:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ..catalog import STATS
+from ..schema import STATS
 from ..errors import ExternalServiceError, InputError, SchemaError
 from ..genres.taxonomy import Taxonomy
 from ..io import read_json, read_table, sha256_json, write_json

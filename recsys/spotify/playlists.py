@@ -254,7 +254,7 @@ def predictions_from_model(model_dir: str | Path, rows: pd.DataFrame) -> tuple[p
     Tracks without any audio statistic cannot be predicted and are left out; returns
     ``(predictions, n_without_stats)``.
     """
-    from ..catalog import STATS
+    from ..schema import STATS
     from ..errors import SchemaError
     from ..genres.tabular import GenreClassifier, tabular_features
 
