@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 DATA = ROOT / "data" / "audio"
 SHARED = ROOT.parent / "shared" / "data" / "audio"
 
@@ -77,7 +76,7 @@ def bench_frontend(repeats: int) -> dict:
 def bench_extract(n_tracks: int, seconds: float) -> dict:
     import soundfile as sf
 
-    from _audio_helpers import GENRES, synth_song
+    from recsys.testing.audio import GENRES, synth_song
     from pipelines.extract_features import ExtractConfig, run
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_audio_"))
@@ -125,7 +124,7 @@ def bench_cnn(per_genre: int, epochs: int, real_seeds: int = 5, *, synthetic: bo
 
 
 def _cnn_synthetic(tmp: Path, per_genre: int, epochs: int) -> dict:
-    from _audio_helpers import RHYTHM_GENRES, write_labelled_set
+    from recsys.testing.audio import RHYTHM_GENRES, write_labelled_set
     from recsys.audio import cnn
 
     out: dict = {}

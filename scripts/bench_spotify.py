@@ -13,11 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
 import pandas as pd  # noqa: E402
 
-from fake_spotify import CLIENT_ID, CLIENT_SECRET, FakeSpotify, make_track, write_user_token  # noqa: E402
+from recsys.testing.spotify import CLIENT_ID, CLIENT_SECRET, FakeSpotify, make_track, write_user_token
 from recsys.spotify.client import Credentials, SpotifyClient, SpotifyConfig  # noqa: E402
 from recsys.spotify.importer import Importer  # noqa: E402
 from recsys.spotify.labels import parse_playlist_spec  # noqa: E402

@@ -5,7 +5,7 @@
 
 Produces WAV files plus ``labels.csv`` (``file,genre``), ready for
 ``recsys cnn train --audio-dir out/synth_audio --labels out/synth_audio/labels.csv --out MODEL``.
-The generator lives in tests/_audio_helpers.py (the tests use the same songs).
+The generator lives in recsys/testing/audio.py (the tests use the same songs).
 """
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from _audio_helpers import GENRES, write_labelled_set  # noqa: E402
+from recsys.testing.audio import GENRES, write_labelled_set
 
 
 def main() -> None:

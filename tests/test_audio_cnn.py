@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from _audio_helpers import GENRES, SR, synth_song, write_labelled_set
+from recsys.testing.audio import GENRES, SR, synth_song, write_labelled_set
 from pipelines import train_cnn
 from recsys.audio import cnn
 from recsys.errors import InputError, ModelError, SchemaError

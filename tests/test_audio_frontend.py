@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from _audio_helpers import SR, chord_progression, click_track, synth_song
+from recsys.testing.audio import SR, chord_progression, click_track, synth_song
 from recsys.audio import frontend as F
 from recsys.audio.load import chunk, load_audio, load_excerpt
 from recsys.errors import DependencyError, InputError

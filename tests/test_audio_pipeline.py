@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from _audio_helpers import SR, click_track, synth_song, write_labelled_set
+from recsys.testing.audio import SR, click_track, synth_song, write_labelled_set
 from pipelines.extract_features import ExtractConfig, parse_sets, run
 from recsys.errors import InputError
 
@@ -129,7 +129,7 @@ def test_a_worker_crash_costs_only_its_file(tmp_path):
     d.mkdir()
     for name in ("a.wav", "crash.wav", "b.wav", "c.wav"):
         sf.write(d / name, synth_song("tick", seconds=1.0, seed=len(name)), SR)
-    s = run(d, tmp_path / "o", ExtractConfig(blocks=("_audio_helpers:CrashBlock",), jobs=2), progress=False)
+    s = run(d, tmp_path / "o", ExtractConfig(blocks=("recsys.testing.audio:CrashBlock",), jobs=2), progress=False)
     t = _by_file(s.tables["crashy"])
     assert not t["crash.wav"].ok and "worker process crashed" in t["crash.wav"].reason
     assert all(t[f].ok for f in ("a.wav", "b.wav", "c.wav"))
@@ -158,7 +158,7 @@ def test_kill_9_midway_then_resume_redoes_nothing_finished(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
            "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, "-c", "from recsys.cli import main; main()", "features", "extract",
-           "--audio-dir", str(d), "--out", str(out), "--blocks", "_audio_helpers:SlowBlock",
+           "--audio-dir", str(d), "--out", str(out), "--blocks", "recsys.testing.audio:SlowBlock",
            "--set", "slow.delay=0.25", "--set", f"slow.log={log1}", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     cache = out / "cache" / "slow"
@@ -171,9 +171,7 @@ def test_kill_9_midway_then_resume_redoes_nothing_finished(tmp_path):
     assert 4 <= len(done_before) < 16, "the run was not killed midway"
     assert not (out / "slow.parquet").exists()
 
-    from _audio_helpers import SlowBlock  # noqa: F401  (importable in-process: tests/ is on sys.path)
-
-    cfg = ExtractConfig(blocks=("_audio_helpers:SlowBlock",), options={"slow": {"delay": 0.0, "log": str(log2)}})
+    cfg = ExtractConfig(blocks=("recsys.testing.audio:SlowBlock",), options={"slow": {"delay": 0.0, "log": str(log2)}})
     summary = run(d, out, cfg, progress=False)
     redone = set(log2.read_text().split())
     assert not redone & done_before  # finished tracks were not recomputed

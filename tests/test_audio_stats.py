@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _audio_helpers import SR, chord_progression, click_track
+from recsys.testing.audio import SR, chord_progression, click_track
 from recsys.audio import frontend as F
 from recsys.audio.load import load_excerpt
 from recsys.audio.stats import ESTIMATED, estimate_key, integrated_loudness

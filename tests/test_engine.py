@@ -11,7 +11,7 @@ import pytest
 from recsys.engine import FORMAT_VERSION, Engine
 from recsys.errors import IndexFormatError, InputError
 
-from _engine_helpers import fast_config, make_catalog, planted_histories
+from recsys.testing.engine import fast_config, make_catalog, planted_histories
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_genre_probabilities_enter_tabular_block(catalog, tmp_path):
     assert classes and set(classes) <= {"pop", "rock", "hip-hop", "electronic"}
     cols = eng.builder_.layout_[0][2]
     assert [c for c in cols if c.startswith("p_")] == [f"p_{c}" for c in classes]
-    assert (tmp_path / "g" / "genre_model" / "genre_model.json").exists()
+    assert (tmp_path / "g" / "genre_model" / "manifest.json").exists()
     loaded = Engine.load(tmp_path / "g")
     assert loaded.genre_model_ is not None
     extra = make_catalog(4, seed=9)
@@ -246,7 +246,7 @@ def test_recommend_weights_override_ablates_sources(built):
 
 def test_genre_cache_reused_between_builds(catalog, tmp_path, monkeypatch):
     pytest.importorskip("recsys.genres.tabular")
-    import recsys.blocks as blocks
+    import recsys.genres.oof as blocks
 
     a = Engine.build(catalog, simulate_users=0, config=fast_config(), cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("genre-*"))) == 1

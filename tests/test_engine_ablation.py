@@ -12,14 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from recsys.blocks import Block
-from recsys.catalog import STATS
+from recsys.schema import STATS
 from recsys.cli import main
 from recsys.embedding import EmbeddingBuilder
 from recsys.engine import Engine
 from recsys.errors import InputError
 from recsys.evaluate import ablate, ablation_variants, block_slices, drop_blocks, evaluate
 
-from _engine_helpers import fast_config, make_catalog
+from recsys.testing.engine import fast_config, make_catalog
 
 N_TRACKS, GROUP_SIZE = 120, 10
 

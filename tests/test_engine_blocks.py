@@ -11,7 +11,7 @@ from recsys.embedding import EmbeddingBuilder
 from recsys.engine import Engine
 from recsys.errors import InputError, SchemaError
 
-from _engine_helpers import fast_config, make_catalog
+from recsys.testing.engine import fast_config, make_catalog
 
 
 @pytest.fixture()

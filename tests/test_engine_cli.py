@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from recsys.cli import main
 
-from _engine_helpers import make_catalog
+from recsys.testing.engine import make_catalog
 
 
 @pytest.fixture(scope="module")

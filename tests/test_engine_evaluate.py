@@ -9,7 +9,7 @@ from recsys.engine import Engine
 from recsys.errors import InputError
 from recsys.evaluate import ItemKNN, evaluate, leave_last_out, rank_metrics
 
-from _engine_helpers import fast_config, make_catalog, planted_histories
+from recsys.testing.engine import fast_config, make_catalog, planted_histories
 
 
 def test_rank_metrics_by_hand():

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from recsys.cli import main
 from recsys.errors import InputError, ModelError, SchemaError
-from recsys.features import get_extractor
+from recsys.blocks import get_extractor
 from recsys.lyrics import LyricsBlock, LyricTopics, read_user_lyrics
 
 # Lines from traditional songs in the public domain, grouped by what they are about.

@@ -10,8 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from fake_spotify import (CLIENT_ID, CLIENT_SECRET, FakeSpotify, fake, make_track, spotify_env,  # noqa: F401
-                          write_user_token)
+from recsys.testing.spotify import CLIENT_ID, CLIENT_SECRET, FakeSpotify, make_track, write_user_token
 from recsys.catalog import load_catalog
 from recsys.schema import STATS
 from recsys.errors import ExternalServiceError, InputError, SchemaError

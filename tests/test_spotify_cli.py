@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
-from fake_spotify import (CLIENT_ID, CLIENT_SECRET, USER_ID, fake, make_track, spotify_env,  # noqa: F401
-                          write_user_token)
+from recsys.testing.spotify import CLIENT_ID, CLIENT_SECRET, USER_ID, make_track, write_user_token
 from recsys.catalog import load_catalog
 from recsys.cli import main
 

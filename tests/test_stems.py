@@ -8,7 +8,7 @@ from recsys.audio.load import load_audio
 from recsys.audio.separation import (ClassicalSeparator, DemucsSeparator, StemsBlock, feature_columns,
                                      load_demucs_local, make_separator)
 from recsys.errors import DependencyError, ModelError
-from recsys.features import get_extractor
+from recsys.blocks import get_extractor
 
 from _stems_helpers import SPEECH, mix_at, music_file, save_demucs_repo, sdr
 

@@ -183,7 +183,7 @@ def test_cached_whisper_name_is_checked_not_redownloaded(ckpts, tmp_path):
 
 
 def test_lyrics_block_with_openai_whisper_options_from_strings(ckpts, speech, tmp_path):
-    from recsys.features import get_extractor
+    from recsys.blocks import get_extractor
 
     block = get_extractor("lyrics", backend="openai-whisper", model=str(ckpts["en"]), separate="false",
                           min_vocal_seconds="1", languages="es, fr", cache_dir=str(tmp_path / "c"))

@@ -65,7 +65,7 @@ def test_vocal_stem_of_speech_over_music_is_transcribed(tiny_en, tmp_path):
 def test_lyrics_block_end_to_end(tiny_en, tmp_path):
     import pandas as pd
 
-    from recsys.features import get_extractor
+    from recsys.blocks import get_extractor
 
     block = get_extractor("lyrics", model=str(tiny_en_folder()), separator="classical", cpu_threads="1",
                           cache_dir=str(tmp_path / "tc"), topics="2", lyrics=str(tmp_path / "user.csv"),

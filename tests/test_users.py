@@ -8,7 +8,7 @@ import pytest
 from recsys.errors import InputError, SchemaError
 from recsys.users import SimulationConfig, read_histories, simulate_users
 
-from _engine_helpers import make_catalog
+from recsys.testing.engine import make_catalog
 
 
 @pytest.fixture(scope="module")

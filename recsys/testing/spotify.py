@@ -400,39 +400,6 @@ class FakeSpotify:
                 "snapshot_id": f"s{len(pl['items'])}"}
 
 
-# ---- pytest fixtures (import them into a test module to use them) ------------------------------
-try:
-    import pytest
-except ImportError:  # pragma: no cover
-    pytest = None
-
-if pytest is not None:
-    @pytest.fixture
-    def fake():
-        server = FakeSpotify().start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-    @pytest.fixture
-    def spotify_env(fake, tmp_path, monkeypatch):
-        """Environment pointing recsys at the fake (and a private config dir), cwd without a .env."""
-        env = {"RECSYS_SPOTIFY_API_URL": fake.api_url, "RECSYS_SPOTIFY_AUTH_URL": fake.auth_url,
-               "RECSYS_CONFIG_DIR": str(tmp_path / "config"), "RECSYS_SPOTIFY_CLIENT_ID": CLIENT_ID,
-               "RECSYS_SPOTIFY_CLIENT_SECRET": CLIENT_SECRET, "RECSYS_SPOTIFY_BACKOFF": "0.01",
-               "RECSYS_SPOTIFY_RETRIES": "3", "RECSYS_SPOTIFY_TIMEOUT": "5"}
-        for k in ("SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET", "SPOTIPY_REDIRECT_URI", "SPOTIFY_CLIENT_ID",
-                  "SPOTIFY_CLIENT_SECRET", "XDG_CONFIG_HOME"):
-            monkeypatch.delenv(k, raising=False)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        work = tmp_path / "work"
-        work.mkdir()
-        monkeypatch.chdir(work)
-        return env
-
-
 def write_user_token(config_dir, fake: FakeSpotify, *, token: str = "user-token-1", ttl: float = 3600,
                      refresh: str = "refresh-initial") -> str:
     """Inject a user token the way `recsys spotify login` would have cached it."""

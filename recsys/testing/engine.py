@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys.catalog import STATS
+from recsys.schema import STATS
 
 GENRES = ["pop", "rock", "rap", "edm"]
 
