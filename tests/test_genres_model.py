@@ -120,17 +120,34 @@ def test_missing_values_imputed_with_training_medians(lgb_model, demo_xy):
     assert lgb_model.impute_medians_[list(FEATURES).index("tempo")] == pytest.approx(X["tempo"].median())
 
 
-def test_smote_runs_only_in_fit_and_balances_training(demo_xy):
-    """SMOTE is a step of the fit pipeline: the model sees balanced classes, predict sees the rows as given."""
+def test_smote_runs_only_in_fit_and_balances_training(demo_xy, monkeypatch):
+    """SMOTE is a step of the fit pipeline: the estimator is fitted on balanced classes, predict sees the rows as given.
+
+    The LightGBM estimator's own fit is spied on, so the test fails if SMOTE is dropped from the pipeline.
+    """
+    from lightgbm import LGBMClassifier
+
+    seen: list[np.ndarray] = []
+    original = LGBMClassifier.fit
+
+    def spy(self, X, y, *args, **kwargs):
+        seen.append(np.bincount(np.asarray(y)))
+        return original(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(LGBMClassifier, "fit", spy)
     X, y = demo_xy
-    keep = np.flatnonzero(y != "rock")[:300].tolist() + np.flatnonzero(y == "rock")[:20].tolist()
+    big = [g for g in pd.Series(y).value_counts().index if g != "rock"][:2]
+    keep = (np.flatnonzero(y == big[0])[:150].tolist() + np.flatnonzero(y == big[1])[:80].tolist()
+            + np.flatnonzero(y == "rock")[:20].tolist())
     Xs, ys = X.iloc[keep], y[keep]
-    on = GenreClassifier(n_estimators=20).fit(Xs, ys)
-    off = GenreClassifier(n_estimators=20, smote=False).fit(Xs, ys)
-    assert on.class_counts_["rock"] == 20 == off.class_counts_["rock"]
-    # share of rock predicted on the training rows rises when the minority was oversampled
-    assert (on.predict(Xs) == "rock").sum() >= (off.predict(Xs) == "rock").sum()
-    assert len(on.predict(Xs)) == len(Xs)
+    on = GenreClassifier(n_estimators=20, text=False).fit(Xs, ys)
+    off = GenreClassifier(n_estimators=20, text=False, smote=False).fit(Xs, ys)
+    rock = list(on.classes_).index("rock")
+    assert on.class_counts_["rock"] == 20 == off.class_counts_["rock"]  # the data as given
+    fitted_on, fitted_off = seen
+    assert fitted_off[rock] == 20 and len(set(fitted_off.tolist())) > 1
+    assert fitted_on[rock] > 20 and len(set(fitted_on.tolist())) == 1  # every class oversampled to the largest
+    assert len(on.predict(Xs)) == len(Xs) and len(on.predict_proba(Xs.head(7))) == 7
 
 
 def test_dnn_deterministic_with_seed(demo_xy):
