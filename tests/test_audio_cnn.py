@@ -67,9 +67,10 @@ def test_folds_never_put_a_test_song_in_training(monkeypatch):
 
 def test_model_dir_roundtrip_and_vote(trained):
     root, report = trained
-    meta = json.loads((root / "model" / "model.json").read_text())
+    meta = json.loads((root / "model" / "manifest.json").read_text())
     assert meta["classes"] == sorted(GENRES) and meta["frontend"]["chunk_seconds"] == 1.0
-    m = cnn.load_model(root / "model")
+    assert meta["kind"] == cnn.KIND and set(meta["files"]) == {"model.pt", "metrics.json"}
+    m = cnn.CNNModel.load(root / "model")
     probs = m.chunk_probs(synth_song("tick", seconds=4.0, seed=999), SR)
     assert probs.shape == (4, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     mean, vote = cnn.song_vote(probs)
@@ -102,13 +103,20 @@ def test_damaged_model_is_a_model_error(trained, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(root / "model", bad)
     (bad / "model.pt").write_bytes((root / "model" / "model.pt").read_bytes()[:100])
+    with pytest.raises(ModelError, match="checksum"):
+        cnn.CNNModel.load(bad)
+    from recsys.io import sha256_file
+
+    man = json.loads((bad / "manifest.json").read_text())  # a damaged file the manifest agrees with
+    man["files"]["model.pt"] = sha256_file(bad / "model.pt")
+    (bad / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ModelError, match="cannot load CNN weights"):
-        cnn.load_model(bad)
-    (bad / "model.json").write_text("{not json")
+        cnn.CNNModel.load(bad)
+    (bad / "manifest.json").write_text("{not json")
     with pytest.raises(ModelError, match="corrupted"):
-        cnn.load_model(bad)
+        cnn.CNNModel.load(bad)
     with pytest.raises(ModelError, match="not found"):
-        cnn.load_model(tmp_path / "nope")
+        cnn.CNNModel.load(tmp_path / "nope")
 
 
 def test_labels_input_errors(tmp_path):

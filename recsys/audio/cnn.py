@@ -4,7 +4,7 @@ Training splits by *song* (StratifiedKFold over songs), so no chunk of a test so
 training; each fold also fits a classical baseline (MFCC/chroma statistics + logistic regression)
 on the same songs, and the report gives per-chunk and per-song accuracy/macro-F1 for both.
 A model directory holds ``model.pt`` (state_dict, loaded with ``weights_only=True``),
-``model.json`` (classes + front-end settings) and ``metrics.json`` (the cross-validation report).
+``manifest.json`` (classes, front-end settings, checksums) and ``metrics.json`` (the cross-validation report).
 """
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ from scipy.special import softmax
 import pandas as pd
 
 from ..errors import InputError, ModelError, RecsysError, SchemaError
-from ..io import read_json, read_table, sha256_file, write_json
+from ..io import artifact_dir, read_manifest, read_table, write_json
 from .frontend import chroma_stft, log_mel, mel_power, mfcc, prepare, stft_magnitude
 from .load import AUDIO_SUFFIXES, chunk, load_excerpt
 
 log = logging.getLogger(__name__)
 
-FORMAT = "recsys-cnn/1"
+FORMAT_VERSION = 2  # 2: io manifest (kind, version, SHA-256 per file)
+KIND = "recsys.cnn_model"
 
 
 @dataclass(frozen=True)
@@ -372,8 +373,6 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
 def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str], out: str | Path, *,
                  config: CNNConfig, cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
     """Given decoded songs (``reasons[i]`` non-empty = unusable), run song-grouped CV and save the final model."""
-    from ..io import atomic_dir
-
     torch = _torch()
     skipped = [(f, r) for f, r in zip(table["file"], reasons) if r]
     keep = [i for i, r in enumerate(reasons) if not r]
@@ -396,25 +395,24 @@ def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str
                           y_val=y[oval] if len(val_s) else None, progress=progress)
     report["final"] = {"train_songs": int(len(fit_s)), "val_songs": int(len(val_s)), "epochs": len(hist),
                        "history": hist}
-    meta = {"format": FORMAT, "classes": classes, "frontend": config.frontend(),
-            "architecture": {"channels": list(config.channels), "dropout": config.dropout},
-            "config": dataclasses.asdict(config), "torch": torch.__version__,
-            "n_songs": int(len(mels)), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with atomic_dir(out) as tmp:
-        torch.save(model.state_dict(), tmp / "model.pt")
-        write_json(tmp / "model.json", meta)
-        write_json(tmp / "metrics.json", report)
+    CNNModel(model=model, classes=classes, frontend=config.frontend(),
+             architecture={"channels": list(config.channels), "dropout": config.dropout}
+             ).save(out, config=dataclasses.asdict(config), report=report, n_songs=int(len(mels)))
     return report
 
 
 @dataclass
-class LoadedCNN:
-    """A model ready for inference: the network, its classes and the front-end it was trained with."""
+class CNNModel:
+    """A trained chunk CNN: the network, its classes and the front-end it was trained with.
+
+    Saved as an artefact directory: ``model.pt`` (state_dict), ``metrics.json`` and ``manifest.json``.
+    """
 
     model: Any
     classes: list[str]
     frontend: dict[str, Any]
-    sha256: str
+    architecture: dict[str, Any]
+    sha256: str = ""
 
     def chunk_probs(self, y: np.ndarray, sr: int, *, batch_size: int = 64) -> np.ndarray:
         """Softmax per non-overlapping chunk, shape ``(n_chunks, n_classes)``."""
@@ -425,37 +423,43 @@ class LoadedCNN:
             return np.zeros((0, len(self.classes)), np.float32)
         return softmax(_predict_logits(self.model, X, batch_size=batch_size), axis=1)
 
+    def save(self, out: str | Path, *, config: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
+             n_songs: int | None = None, force: bool = False) -> Path:
+        """Write the model directory atomically (never over a directory recsys did not write)."""
+        torch = _torch()
+        with artifact_dir(out, kind=KIND, version=FORMAT_VERSION, settings=config or {}, force=force) as (tmp, extra):
+            torch.save(self.model.state_dict(), tmp / "model.pt")
+            write_json(tmp / "metrics.json", report or {})
+            extra.update(classes=list(self.classes), frontend=self.frontend, architecture=self.architecture,
+                         torch=torch.__version__, n_songs=n_songs,
+                         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return Path(out)
 
-def load_model(path: str | Path) -> LoadedCNN:
-    """Load a model directory written by :func:`train` (state_dict with ``weights_only=True``)."""
-    torch = _torch()
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelError(f"{path}: CNN model directory not found")
-    meta = read_json(path / "model.json", what="CNN model metadata", error=ModelError)
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{path}: not a {FORMAT} model (format {meta.get('format')!r})")
-    weights = path / "model.pt"
-    if not weights.exists():
-        raise ModelError(f"{path}: model.pt missing")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        arch = meta["architecture"]
-        model = build_model(meta["frontend"]["n_mels"], len(meta["classes"]),
-                            channels=arch["channels"], dropout=arch["dropout"])
-        model.load_state_dict(state)
-    except (KeyError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise ModelError(f"{path}: cannot load CNN weights ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    model.eval()
-    digest = sha256_file(weights)[:16] + sha256_file(path / "model.json")[:16]
-    return LoadedCNN(model=model, classes=list(meta["classes"]), frontend=dict(meta["frontend"]), sha256=digest)
+    @classmethod
+    def load(cls, path: str | Path) -> "CNNModel":
+        """Load a model directory (checksums verified; state_dict read with ``weights_only=True``)."""
+        torch = _torch()
+        path = Path(path)
+        meta = read_manifest(path, kind=KIND, version=FORMAT_VERSION, what="CNN model", error=ModelError)
+        try:
+            state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+            arch = meta["architecture"]
+            model = build_model(meta["frontend"]["n_mels"], len(meta["classes"]),
+                                channels=arch["channels"], dropout=arch["dropout"])
+            model.load_state_dict(state)
+        except (KeyError, RuntimeError, EOFError, ValueError, OSError) as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise ModelError(f"{path}: cannot load CNN weights ({type(exc).__name__}: {first})") from None
+        model.eval()
+        return cls(model=model, classes=list(meta["classes"]), frontend=dict(meta["frontend"]),
+                   architecture=dict(arch), sha256=meta["files"]["model.pt"][:32])
 
 
 def predict_files(model_dir: str | Path, audio_dir: str | Path, *, progress: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """One row per audio file: ``file``, ``predicted_genre`` (vote), ``p_<genre>`` (mean); plus failures."""
     from tqdm.auto import tqdm
 
-    m = load_model(model_dir)
+    m = CNNModel.load(model_dir)
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise InputError(f"{audio_dir}: audio directory not found")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..audio.cnn import LoadedCNN, load_model, song_vote
+from ..audio.cnn import CNNModel, song_vote
 from ..errors import InputError
 from .base import BlockSpec, SkipFile
 
@@ -22,13 +22,13 @@ class CNNBlock:
             raise InputError("block cnn needs a trained model: --set cnn.model=PATH (from `recsys cnn train`)")
         self.model = str(model)
         self.batch_size = int(batch_size)
-        self._loaded: LoadedCNN | None = None
+        self._loaded: CNNModel | None = None
 
     @property
-    def loaded(self) -> LoadedCNN:
+    def loaded(self) -> CNNModel:
         """The model, loaded once on first use."""
         if self._loaded is None:
-            self._loaded = load_model(self.model)
+            self._loaded = CNNModel.load(self.model)
         return self._loaded
 
     def settings(self) -> dict[str, Any]:
