@@ -337,7 +337,7 @@ def test_title_text_model_learns_language_and_roundtrips():
     assert (tm.oof_.argmax(1) == codes).mean() > 0.6  # out-of-fold, grouped by album name
     p = tm.predict_proba(["mi amor | corazón de noche", "love tonight | heart"])
     assert p[0, 0] > 0.5 and p[1, 1] > 0.5
-    again = TitleTextModel.from_json(json.loads(json.dumps(tm.to_json())))
+    again = TitleTextModel.from_dict(json.loads(json.dumps(tm.to_dict())))
     np.testing.assert_array_equal(again.predict_proba(texts), tm.predict_proba(texts))
 
 

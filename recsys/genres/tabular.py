@@ -400,7 +400,7 @@ class GenreClassifier:
         else:
             arch = self.model_.save_state(d / model_file)
         if self.text_model_ is not None:
-            write_json(d / "text_model.json", self.text_model_.to_json())
+            write_json(d / "text_model.json", self.text_model_.to_dict())
         write_json(d / "preprocess.json", {
             "input_features": self.input_features_,
             "feature_names": self.feature_names_, "impute_medians": self.impute_medians_.tolist(),
@@ -446,7 +446,7 @@ class GenreClassifier:
         if "text_model.json" in files:
             obj = read_json(d / "text_model.json", what="model metadata", error=ModelError)
             try:
-                self.text_model_ = TitleTextModel.from_json(obj)
+                self.text_model_ = TitleTextModel.from_dict(obj)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ModelError(f"{d / 'text_model.json'}: malformed text model ({exc})") from None
             if self.text_model_.n_classes_ != len(classes):

@@ -118,7 +118,7 @@ class TitleTextModel:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self._proba(self.state_, [str(t) for t in texts])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         s = self.state_
         return {"ngram_range": list(NGRAMS), "vocabulary": s["vocabulary"], "idf": s["idf"].tolist(),
                 "coef": s["coef"].tolist(), "intercept": s["intercept"].tolist(),
@@ -126,7 +126,7 @@ class TitleTextModel:
                            "random_state": self.random_state}}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "TitleTextModel":
+    def from_dict(cls, obj: dict[str, Any]) -> "TitleTextModel":
         self = cls(**obj.get("params", {}))
         idf = np.asarray(obj["idf"], dtype=np.float64)
         coef = np.asarray(obj["coef"], dtype=np.float64)
