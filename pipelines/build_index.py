@@ -51,6 +51,9 @@ def format_summary(engine, out) -> str:
         lines.append("  block coverage: " + ", ".join(f"{k} {v:,}/{s['tracks']:,}" for k, v in presence.items()))
     if getattr(engine, "stats_", {}).get("audio_only_tracks"):
         lines.append(f"  audio-only tracks added: {engine.stats_['audio_only_tracks']:,}")
+    if getattr(engine, "stats_", {}).get("audio_files_left_out"):
+        lines.append(f"  audio files left out (every block failed; see the features dir's failures.csv): "
+                     f"{engine.stats_['audio_files_left_out']:,}")
     if getattr(engine, "stats_", {}).get("build_seconds") is not None:
         lines.append(f"  built in {engine.stats_['build_seconds']:.1f} s")
     return "\n".join(lines)

@@ -7,16 +7,19 @@ keeps both).
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from .errors import SchemaError
+from .errors import InputError, SchemaError
 from .genres.taxonomy import Taxonomy, parent_for_row, primary_label
 from .io import read_table
 from .schema import LABEL_LISTS, NUMERIC_META, STAT_RANGES, STATS, TEXT_COLUMNS
+
+log = logging.getLogger(__name__)
 
 def _bad_row(df: pd.DataFrame, mask: pd.Series) -> str:
     i = int(np.flatnonzero(mask.to_numpy())[0])
@@ -113,12 +116,46 @@ def _as_lists(s: pd.Series) -> pd.Series:
     return pd.Series(list(s), index=s.index, dtype=object)
 
 
-def merge_tracks(rows: pd.DataFrame) -> pd.DataFrame:
+def _check_conflicts(rows: pd.DataFrame, on_conflict: str) -> None:
+    """Rows sharing a track_id must describe one song: same name and statistics up to rounding."""
+    if on_conflict not in ("error", "first"):
+        raise InputError(f"on_conflict must be 'error' or 'first', not {on_conflict!r}")
+    dup = rows["track_id"].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    d = rows.loc[dup]
+    first = d.groupby("track_id", sort=False).transform("first")
+    stats = d[list(STATS)].to_numpy(dtype=np.float64, na_value=np.nan)
+    ref = first[list(STATS)].to_numpy(dtype=np.float64, na_value=np.nan)
+    differs = ~(np.isclose(stats, ref, rtol=1e-3, atol=1e-3) | (np.isnan(stats) & np.isnan(ref))).all(axis=1)
+    if "track_name" in d.columns:
+        a = d["track_name"].astype("string").str.strip().str.lower().fillna("")
+        b = first["track_name"].astype("string").str.strip().str.lower().fillna("")
+        differs |= (a != b).to_numpy()
+    if not differs.any():
+        return
+    pos = np.flatnonzero(dup)[np.flatnonzero(differs)[0]]
+    tid = rows["track_id"].iloc[pos]
+    first_pos = int(np.flatnonzero((rows["track_id"] == tid).to_numpy())[0])
+    n = int(d.loc[differs, "track_id"].nunique())
+    what = f"{n} track id(s) name different songs, e.g. track_id {tid}: row {first_pos + 1} and row {pos + 1} " \
+           f"differ in name or statistics"
+    if on_conflict == "error":
+        raise SchemaError(f"{what}; fix the table, or keep the first row of each id (on_conflict='first', "
+                          f"CLI --on-conflict first)")
+    log.warning("%s; keeping the first row of each id (on_conflict='first')", what)
+
+
+def merge_tracks(rows: pd.DataFrame, *, on_conflict: str = "error") -> pd.DataFrame:
     """One row per track_id: first row's values, label columns gathered into lists.
+
+    Rows of one id that disagree in name or statistics (beyond rounding) are two songs: an error,
+    or with ``on_conflict="first"`` a warning that keeps the first row.
 
     ``parent_genre`` becomes the track's most frequent parent (ties: first listed) and
     ``parent_genres`` keeps all of them; ``n_listings`` counts the input rows merged.
     """
+    _check_conflicts(rows, on_conflict)
     grouped = rows.groupby("track_id", sort=False)
     merged = grouped.head(1).set_index("track_id")
     merged["n_listings"] = grouped.size()
@@ -132,9 +169,10 @@ def merge_tracks(rows: pd.DataFrame) -> pd.DataFrame:
     return merged.reset_index()
 
 
-def load_catalog(source: str | os.PathLike | pd.DataFrame, *, taxonomy: Taxonomy | None = None) -> pd.DataFrame:
-    """Read, validate, map genres to parents and merge to one row per track."""
-    return merge_tracks(read_rows(source, taxonomy=taxonomy))
+def load_catalog(source: str | os.PathLike | pd.DataFrame, *, taxonomy: Taxonomy | None = None,
+                 on_conflict: str = "error") -> pd.DataFrame:
+    """Read, validate, map genres to parents and merge to one row per track (see :func:`merge_tracks`)."""
+    return merge_tracks(read_rows(source, taxonomy=taxonomy), on_conflict=on_conflict)
 
 
 def stats_matrix(catalog: pd.DataFrame) -> np.ndarray:

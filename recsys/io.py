@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from .errors import InputError, ModelError, OutputError, RecsysError
+
+log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
 
@@ -39,26 +42,70 @@ def _kind(path: Path) -> str:
     raise InputError(f"{path}: unsupported table extension (use one of {', '.join(TABLE_SUFFIXES)})")
 
 
+def _sniff_text(path: Path, kind: str) -> tuple[str, str]:
+    """(encoding, delimiter) of a text table from its first bytes: BOMs, UTF-8 or Latin-1; , ; tab |."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read {kind} table ({exc})") from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif head.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    else:
+        try:
+            head.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError as exc:
+            # a cut multi-byte character at the end of the sample is still UTF-8
+            encoding = "utf-8" if exc.start >= len(head) - 3 else "latin-1"
+    text = head.decode(encoding, errors="ignore")
+    first = text.splitlines()[0] if text.splitlines() else ""
+    default = "\t" if kind == "tsv" else ","
+    delimiter = default
+    if first.count(default) == 0:
+        try:
+            delimiter = csv.Sniffer().sniff("\n".join(text.splitlines()[:20]), delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = default
+    return encoding, delimiter
+
+
 def read_table(path: str | os.PathLike, *, dtype: dict | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV/Parquet table chosen by extension; raise InputError on anything unreadable."""
+    """Read a CSV/TSV/Parquet table chosen by extension; raise InputError on anything unreadable.
+
+    Text tables may be UTF-8, UTF-16 (with BOM) or Latin-1, separated by commas, semicolons, tabs or
+    bars: both are detected from the first bytes and said in a warning when unusual.
+    """
     path = Path(path)
     kind = _kind(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a table file")
+    hint = "save it as UTF-8, comma-separated CSV or as Parquet"
     try:
         if kind == "parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=dtype, low_memory=False)
+            encoding, sep = _sniff_text(path, kind)
+            if encoding not in ("utf-8", "utf-8-sig") or sep != ("\t" if kind == "tsv" else ","):
+                log.warning("%s: read as %s, separated by %r", path, encoding, sep)
+            df = pd.read_csv(path, sep=sep, dtype=dtype, low_memory=False, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: table is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+    except InputError:
+        raise
+    except (pd.errors.ParserError, UnicodeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot read {kind} table ({first})") from None
+        raise InputError(f"{path}: cannot read {kind} table ({first[:200]}); {hint}") from None
     except Exception as exc:  # pyarrow raises its own exception types
-        raise InputError(f"{path}: cannot read {kind} table ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: cannot read {kind} table ({type(exc).__name__}: {str(exc)[:200]}); {hint}") from None
     if df.empty:
         raise InputError(f"{path}: table is empty")
     return df

@@ -47,13 +47,26 @@ def test_audio_block_alignment_and_mask(features):
 
 def test_extend_catalog_adds_audio_only_tracks_with_audiostats(features):
     cat = make_catalog(40)
-    out, added = extend_catalog(cat, features)
+    out, added, _ = extend_catalog(cat, features)
     assert added == 3 and len(out) == 43
     new = out[out["track_id"] == "song_b"].iloc[0]
     stats = pd.read_parquet(features / "audiostats.parquet").set_index("track_id")
     assert new["track_name"] == "song_b"
     assert new["danceability"] == pytest.approx(stats.loc["song_b", "danceability"])
     assert new["source"] == "audio"
+
+
+def test_files_every_block_failed_on_are_not_tracks(features, tmp_path):
+    """A file with no extracted block (0-byte, not audio) has nothing to embed: left out and counted."""
+    d = tmp_path / "f2"
+    d.mkdir()
+    for name in ("spectral", "audiostats"):
+        t = pd.read_parquet(features / f"{name}.parquet")
+        bad = t.iloc[[0]].copy()
+        bad["track_id"], bad["file"], bad["ok"], bad["reason"] = "broken", "broken.mp3", False, "not an audio file"
+        pd.concat([t, bad], ignore_index=True).to_parquet(d / f"{name}.parquet", index=False)
+    out, added, left_out = extend_catalog(make_catalog(40), d)
+    assert added == 3 and left_out == 1 and "broken" not in set(out["track_id"])
 
 
 def test_build_with_features_dir(features, tmp_path):

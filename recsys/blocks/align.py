@@ -7,14 +7,19 @@ Parquet per block in a features dir: columns ``file, track_id, ok, reason`` plus
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError, SchemaError
+from ..io import read_table
 from ..schema import META_COLUMNS, STATS
 from .base import Block
+from .registry import audio_names
+
+log = logging.getLogger(__name__)
 
 
 def read_feature_block(features_dir: str | Path, name: str) -> pd.DataFrame:
@@ -22,8 +27,6 @@ def read_feature_block(features_dir: str | Path, name: str) -> pd.DataFrame:
     path = Path(features_dir) / f"{name}.parquet"
     if not path.exists():
         raise InputError(f"{path}: feature block {name!r} not found in {features_dir}")
-    from .io import read_table
-
     df = read_table(path)
     missing = [c for c in ("track_id", "ok") if c not in df.columns]
     if missing:
@@ -60,31 +63,39 @@ def available_blocks(features_dir: str | Path | None) -> list[str]:
     d = Path(features_dir)
     if not d.is_dir():
         raise InputError(f"{d}: features dir not found")
-    from . import audio_names
-
     return [b for b in audio_names() if (d / f"{b}.parquet").exists()]
 
 
-def extend_catalog(catalog: pd.DataFrame | None, features_dir: str | Path) -> tuple[pd.DataFrame, int]:
+def extend_catalog(catalog: pd.DataFrame | None, features_dir: str | Path) -> tuple[pd.DataFrame, int, int]:
     """Add audio files whose track_id has no catalogue row as tracks of their own.
 
-    Their 12 statistics come from ``audiostats.parquet`` (columns named like STATS) when present,
-    else stay missing. Returns (catalogue, number of tracks added).
+    Only files with at least one block extracted (``ok``) become tracks: a file every block failed
+    on (empty, not audio, truncated) has nothing to embed. Their 12 statistics come from
+    ``audiostats.parquet`` when present, else stay missing. Returns (catalogue, tracks added,
+    files left out because every block failed).
     """
     names = available_blocks(features_dir)
     ids: dict[str, str] = {}
+    seen: set[str] = set()
     for b in names:
         t = read_feature_block(features_dir, b)
         files = t["file"].astype("string") if "file" in t.columns else t["track_id"]
-        for tid, f in zip(t["track_id"].tolist(), files.tolist()):
-            if tid is not pd.NA and tid is not None and tid not in ids:
+        for tid, f, ok in zip(t["track_id"].tolist(), files.tolist(), t["ok"].tolist()):
+            if tid is pd.NA or tid is None:
+                continue
+            seen.add(str(tid))
+            if ok and str(tid) not in ids:
                 ids[str(tid)] = str(f) if f is not pd.NA and f is not None else str(tid)
     known = set(catalog["track_id"].astype(str)) if catalog is not None else set()
     new = [t for t in ids if t not in known]
+    left_out = len(seen - set(ids) - known)
+    if left_out:
+        log.warning("%d audio file(s) left out: every feature block failed on them (see %s)", left_out,
+                    Path(features_dir) / "failures.csv")
     if not new:
         if catalog is None:
-            raise InputError(f"{features_dir}: no catalogue given and no audio feature rows found")
-        return catalog, 0
+            raise InputError(f"{features_dir}: no catalogue given and no audio file with extracted features")
+        return catalog, 0, left_out
     rows = pd.DataFrame({"track_id": new, "track_name": [Path(ids[t]).stem for t in new],
                          "track_artist": pd.array([None] * len(new), dtype="string")})
     for c in STATS:
@@ -100,8 +111,8 @@ def extend_catalog(catalog: pd.DataFrame | None, features_dir: str | Path) -> tu
     rows["n_missing_stats"] = rows[list(STATS)].isna().sum(axis=1).astype("int64")
     rows["source"] = "audio"
     if catalog is None:
-        return rows.reset_index(drop=True), len(new)
+        return rows.reset_index(drop=True), len(new), left_out
     cat = catalog.copy()
     if "source" not in cat.columns:
         cat["source"] = "catalog"
-    return pd.concat([cat, rows], ignore_index=True), len(new)
+    return pd.concat([cat, rows], ignore_index=True), len(new), left_out
