@@ -1,25 +1,24 @@
 """recsys: a hybrid tabular + audio music recommender.
 
-``import recsys`` is cheap; heavy pieces (torch, faiss) load when first used.
+``import recsys`` is cheap: everything numeric (pandas, torch, faiss) loads when first used, so the
+command line can size thread pools before any numeric library starts (``recsys.threads``).
 """
 from __future__ import annotations
 
-from .catalog import load_catalog
-from .schema import STATS
+from importlib import import_module
+from typing import Any
+
 from .errors import RecsysError
-from .genres.taxonomy import PARENT_GENRES, Taxonomy
+from .schema import STATS
 
 __version__ = "0.1.0"
 __all__ = ["STATS", "PARENT_GENRES", "Taxonomy", "RecsysError", "load_catalog", "Engine", "Recommendation"]
 
+_LAZY = {"Engine": "engine", "Recommendation": "recommend", "load_catalog": "catalog",
+         "PARENT_GENRES": "genres.taxonomy", "Taxonomy": "genres.taxonomy"}
 
-def __getattr__(name: str):
-    if name == "Engine":
-        from .engine import Engine
 
-        return Engine
-    if name == "Recommendation":
-        from .recommend import Recommendation
-
-        return Recommendation
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")

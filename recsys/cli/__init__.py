@@ -8,9 +8,13 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
+from .. import threads
 
-from ..errors import RecsysError
+threads.configure()  # before click/pandas/numpy import anything numeric
+
+import click  # noqa: E402
+
+from ..errors import RecsysError  # noqa: E402
 
 
 class _Main(click.Group):
@@ -37,9 +41,9 @@ def main(verbose: int) -> None:
 
 
 def _register_all() -> None:
-    from . import audio, engine, genres, spotify, stems
+    from . import audio, engine, genres, serve, spotify, stems
 
-    for module in (genres, engine, audio, stems, spotify):
+    for module in (genres, engine, audio, stems, spotify, serve):
         module.register(main)
 
 
