@@ -8,7 +8,7 @@ EXTRAS ?= all,dev
 export OMP_WAIT_POLICY := PASSIVE
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean chromium
 
 install: $(VENV)/.installed
 
@@ -36,8 +36,18 @@ demo: install
 	@echo "== 5/5 leave-last-out evaluation beside popularity, item-kNN and content baselines"
 	@echo "   (synthetic users: the rules find what the generator planted; see docs/engine.md for real playlists)"
 	$(RECSYS) evaluate --index $(DEMO_OUT)/index --histories $(DEMO_OUT)/index/histories.parquet
+	@echo "== serve it: search, what to play next with reasons, the 2-D map, a report per track"
+	@echo "   $(RECSYS) serve --index $(DEMO_OUT)/index --features $(DEMO_OUT)/features --audio-dir data/audio"
+	@echo "   then open http://127.0.0.1:8000/"
 
-test: install
+# The browser test (tests/test_serve_browser.py) drives Debian's Chromium through Playwright (never
+# `playwright install`, which downloads a browser): install it with apt-get when it is missing.
+chromium:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: /usr/bin/chromium missing and apt-get failed: the browser test will be skipped."; }
+
+test: install chromium
 	@command -v java >/dev/null 2>&1 || echo "note: no 'java' on PATH: the Spark rule-mining tests will be skipped." \
 		"Install Java 17+ (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17)."
 	$(PY) -m pytest -q

@@ -27,6 +27,7 @@ from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
 from .io import artifact_dir, check_output_dir, read_manifest, write_table
+from .projection import Projection, ProjectionConfig, load_map, save_map
 from .recommend import Recommendation, RecommendConfig, Recommender
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .users import SimulationConfig, read_histories
@@ -49,6 +50,7 @@ class EngineConfig:
     rules: RulesConfig = field(default_factory=RulesConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)  # the 2-D map (map.parquet)
     genre_probs: bool = True  # add genre-model probabilities to the tabular block when possible
     genre_folds: int = 3
     genre_model: str = "lightgbm"
@@ -139,6 +141,7 @@ class Engine:
         steps.update()
         # 4. FAISS + clusters
         self.index_ = TrackIndex(c.index).fit(self.embeddings_)
+        self.projection_ = Projection(c.projection).fit(self.embeddings_)  # 2-D map (projection.py)
         steps.update()
         self.tracks_ = _track_table(cat)
         self._rebuild_maps()
@@ -300,6 +303,8 @@ class Engine:
                           for n, d, _ in self.builder_.layout_ if n != "tabular"]
         X = self.builder_.transform(blocks)
         self.index_.add(X)  # appends rows and assigns them to the nearest centroids
+        if getattr(self, "projection_", None) is not None:  # map positions through the fitted transform
+            self.projection_.extend(X, reference=self.embeddings_[self.projection_.fitted_])
         self.embeddings_ = np.vstack([self.embeddings_, X])
         self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
         self._rebuild_maps()
@@ -320,6 +325,8 @@ class Engine:
             self.index_.save(tmp)
             write_table(self.rules_table_, tmp / "rules.parquet")
             ids = self.track_ids_
+            if getattr(self, "projection_", None) is not None:
+                save_map(self.projection_, ids, tmp)
             users = pd.DataFrame({"user_id": list(self.users_),
                                   "recent": [[str(ids[r]) for r in rows] for rows in self.users_.values()]})
             write_table(users if len(users) else pd.DataFrame({"user_id": pd.Series(dtype=str),
@@ -379,6 +386,7 @@ class Engine:
 
             self.genre_model_ = GenreClassifier.load(d / "genre_model")
         self._rebuild_maps()
+        self.projection_ = load_map(d, self.track_ids_)  # None for an index saved without map.parquet
         self.rules_table_ = rules
         if len(rules):
             rules["antecedents"] = rules["antecedents"].map(lambda a: tuple(str(x) for x in a))
@@ -429,7 +437,9 @@ def _catalog_pop(tracks: pd.DataFrame) -> np.ndarray | None:
 
 
 def _track_table(cat: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in TRACK_COLUMNS if c in cat.columns]
+    from .schema import STATS  # the statistics stay with the index: the report plots them against the catalogue
+
+    cols = [c for c in (*TRACK_COLUMNS, *STATS) if c in cat.columns]
     t = cat[cols].copy()
     for c in ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "parent_genre", "source"):
         if c in t.columns:

@@ -35,6 +35,8 @@ class RulesConfig:
     """Rule mining parameters and guards."""
 
     algorithm: str = "fpgrowth"  # fpgrowth | apriori
+    engine: str = "mlxtend"  # mlxtend (one process) | spark (pyspark FPGrowth, recsys/rules_spark.py)
+    spark_master: str = ""  # "" = spark-submit's master, else local[*]; or any master URL (spark://host:7077)
     min_support: float = 0.0  # 0: auto = max(min_count / n_transactions, support_floor)
     support_floor: float = 0.001
     min_count: int = 2  # an itemset must occur in at least this many transactions
@@ -256,7 +258,14 @@ def mine_rules(histories: pd.DataFrame, config: RulesConfig | None = None) -> pd
     X = one_hot(tx, codes, len(item_ids))
     n = X.shape[0]
     support = config.min_support or max(config.min_count / n, config.support_floor)
-    parts = [_assoc_rules(X, item_ids, support, config)]
+    if config.engine not in ("mlxtend", "spark"):
+        raise InputError(f"unknown rules engine {config.engine!r} (mlxtend or spark)")
+    if config.engine == "spark":
+        from .rules_spark import assoc_rules_spark
+
+        parts = [assoc_rules_spark(X, item_ids, support, config)]
+    else:
+        parts = [_assoc_rules(X, item_ids, support, config)]
     if config.sequential:
         parts.append(next_rules(h, codes, item_ids, config))
     parts = [p for p in parts if len(p)]
@@ -265,9 +274,11 @@ def mine_rules(histories: pd.DataFrame, config: RulesConfig | None = None) -> pd
             RULE_COLUMNS, [object, object, float, float, float, np.int64, object])})
     rules = pd.concat(parts, ignore_index=True)
     rules["_key"] = rules["antecedents"].map(lambda a: "\x1f".join(a)) + "|" + rules["kind"]
-    rules = rules.sort_values(["_key", "confidence", "lift"], ascending=[True, False, False], kind="stable")
+    rules["_c"] = rules["consequents"].map(lambda c: c[0])  # ties broken by track id: the same rows whatever the engine
+    rules = rules.sort_values(["_key", "confidence", "lift", "_c"], ascending=[True, False, False, True], kind="stable")
     rules = rules.groupby("_key", sort=False).head(config.max_rules_per_antecedent)
-    return rules.drop(columns="_key").sort_values(["confidence", "lift"], ascending=False).reset_index(drop=True)
+    return (rules.drop(columns=["_key", "_c"]).sort_values(["confidence", "lift"], ascending=False, kind="stable")
+            .reset_index(drop=True))
 
 
 # ----------------------------------------------------------------------------- lookup

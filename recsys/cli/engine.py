@@ -134,8 +134,12 @@ def register(main: click.Group) -> None:
     @click.option("--memory-limit-mb", type=int, default=2048, show_default=True)
     @click.option("--max-itemsets", type=int, default=2_000_000, show_default=True)
     @click.option("--no-sequential", is_flag=True, help="Only co-occurrence rules, no next-track rules.")
+    @click.option("--engine", type=click.Choice(["mlxtend", "spark"]), default="mlxtend", show_default=True,
+                  help="spark: pyspark FPGrowth (co-occurrence rules; next-track rules stay local). See docs/scale.md.")
+    @click.option("--spark-master", default="", metavar="URL",
+                  help="Spark master for --engine spark (default: spark-submit's, else local[*]), e.g. spark://host:7077.")
     def mine(histories, out, algorithm, min_support, min_count, min_confidence, min_lift, max_len, transactions,
-             window, memory_limit_mb, max_itemsets, no_sequential):
+             window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master):
         """Mine rules with FP-growth (default) or Apriori; guarded against blow-up."""
         import time
 
@@ -146,7 +150,8 @@ def register(main: click.Group) -> None:
         cfg = RulesConfig(algorithm=algorithm, min_support=min_support, min_count=min_count,
                           min_confidence=min_confidence, min_lift=min_lift, max_len=max_len,
                           transactions=transactions, window=window, memory_limit_mb=memory_limit_mb,
-                          max_itemsets=max_itemsets, sequential=not no_sequential)
+                          max_itemsets=max_itemsets, sequential=not no_sequential, engine=engine,
+                          spark_master=spark_master)
         h = read_histories(histories)
         t0 = time.perf_counter()
         table = mine_rules(h, cfg)

@@ -1,0 +1,115 @@
+"""Co-occurrence rules mined on Spark (``pyspark.ml.fpm.FPGrowth``): same table as the mlxtend engine.
+
+Selected by ``RulesConfig(engine="spark")`` (``rules mine --engine spark``, ``[engine.rules] engine =
+"spark"``). The transactions built by :func:`recsys.rules.mine_rules` go to Spark as (transaction,
+item) integer pairs, are grouped into item sets there, and FPGrowth mines the frequent itemsets and
+single-consequent rules on the executors. Spark's FPGrowth has no length cap, so itemsets longer
+than ``max_len`` are dropped before rules leave the cluster; the lift threshold is applied there
+too, and only the surviving rules are collected. The minimum count is ``ceil(min_support * n)`` in
+both engines, confidence = count(A+B) / count(A), lift = confidence / P(B), support = count(A+B) / n,
+so the rows equal mlxtend's to float precision. Next-track rules stay local (numpy, one pass over
+the plays; see :func:`recsys.rules.next_rules`).
+
+The session: an active one is reused; else ``config.spark_master`` (any master URL), else the
+master given by ``spark-submit``, else ``local[*]``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import DependencyError, GuardError
+
+if TYPE_CHECKING:
+    from .rules import RulesConfig
+
+log = logging.getLogger(__name__)
+
+
+def spark_session(master: str | None = None) -> Any:
+    """The active SparkSession, or a new one on ``master`` (default: spark-submit's, else ``local[*]``)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DependencyError("the spark rules engine needs PySpark: pip install 'recsys[spark]'") from None
+    active = SparkSession.getActiveSession()
+    if active is not None and (not master or active.sparkContext.master == master):
+        return active
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise DependencyError("the spark rules engine needs Java 17+ (e.g. apt-get install -y openjdk-17-jre-headless)")
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver and set the master
+    builder = SparkSession.builder.appName("recsys-rules")
+    if master or not under_submit:
+        builder = builder.master(master or "local[*]")
+    local = (master or "local").startswith("local") and not under_submit
+    if local:  # one machine: few shuffle partitions, no web UI
+        builder = (builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
+                   .config("spark.ui.enabled", "false"))
+    t0 = time.perf_counter()
+    spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    log.info("spark session on %s in %.1f s", spark.sparkContext.master, time.perf_counter() - t0)
+    return spark
+
+
+def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, support: float, config: RulesConfig) -> pd.DataFrame:
+    """Co-occurrence rules (single-track consequents) of transactions ``X`` with Spark FPGrowth."""
+    import pyarrow as pa
+    from pyspark.ml.fpm import FPGrowth
+    from pyspark.sql import functions as F
+
+    from .rules import RULE_COLUMNS
+
+    spark = spark_session(config.spark_master or None)
+    n = X.shape[0]
+    X = X.tocsr()
+    # one row per transaction, its item codes as an Arrow list column (no per-row Python objects)
+    items = pa.ListArray.from_arrays(pa.array(X.indptr.astype(np.int32)), pa.array(X.indices.astype(np.int32)))
+    # thresholds a hair lower on the cluster, exact ones below with mlxtend's arithmetic (8/160 is 0.05 in
+    # Spark but (8/n)/(160/n) < 0.05 in mlxtend: the same comparison must see the same float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark warns about pandas 3 on every conversion
+        tx = spark.createDataFrame(pa.table({"items": items}))
+        model = FPGrowth(itemsCol="items", minSupport=float(support),
+                         minConfidence=float(config.min_confidence) * (1 - 1e-9)).fit(tx)
+        freq = model.freqItemsets.cache()  # mined once: counted for the guard, then turned into rules
+        try:
+            n_itemsets = freq.filter(F.size("items") <= config.max_len).count()
+            log.info("spark FPGrowth: %d transactions, %d frequent itemsets of length <= %d",
+                     n, n_itemsets, config.max_len)
+            if n_itemsets > config.max_itemsets:
+                raise GuardError(f"spark FPGrowth found {n_itemsets:,} frequent itemsets (cap "
+                                 f"{config.max_itemsets:,}): raise min_support or max_itemsets")
+            rules = (model.associationRules
+                     .filter((F.size("antecedent") <= config.max_len - 1)
+                             & (F.col("lift") >= config.min_lift * (1 - 1e-9)))
+                     .select("antecedent", F.col("consequent")[0].alias("consequent"), "support", "confidence",
+                             "lift")
+                     .toPandas())
+        finally:
+            freq.unpersist()
+    if len(rules) == 0:
+        return pd.DataFrame(columns=RULE_COLUMNS)
+    # exact integer counts back from Spark's ratios, then mlxtend's formulas on supports count / n
+    c_ac = np.rint(rules["support"].to_numpy(dtype=float) * n)
+    c_a = np.rint(c_ac / rules["confidence"].to_numpy(dtype=float))
+    c_c = np.rint(rules["confidence"].to_numpy(dtype=float) * n / rules["lift"].to_numpy(dtype=float))
+    s_ac, s_a, s_c = c_ac / float(n), c_a / float(n), c_c / float(n)
+    conf = (s_ac * n) / (s_a * n)
+    lift = conf / s_c
+    keep = (conf >= config.min_confidence) & (lift >= config.min_lift)
+    rules, s_ac, conf, lift, c_ac = rules[keep], s_ac[keep], conf[keep], lift[keep], c_ac[keep]
+    ids = np.asarray(item_ids, dtype=object).astype(str)
+    return pd.DataFrame({"antecedents": [tuple(sorted(ids[np.asarray(a, dtype=np.int64)])) for a in rules["antecedent"]],
+                         "consequents": [(ids[int(c)],) for c in rules["consequent"]],
+                         "support": s_ac, "confidence": conf, "lift": lift,
+                         "count": c_ac.astype(np.int64), "kind": "assoc"})

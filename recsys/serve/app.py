@@ -1,0 +1,358 @@
+"""The FastAPI application: JSON API under ``/api``, the page at ``/``.
+
+Every error a client can cause is a 4xx with ``{"error": "..."}`` (and ``detail`` for validation
+errors): unknown id 404, malformed JSON / wrong types / out-of-range values 422, a body over the cap
+413, admin calls from a non-loopback address 403. Handlers are plain ``def`` functions: Starlette
+runs them in its thread pool, and each takes the current index snapshot once (see ``state.py``).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import RecsysError
+from ..report import AUDIO_SUFFIXES, genre_probabilities
+from .state import IndexHolder, ServeOptions, Snapshot
+
+log = logging.getLogger("recsys.serve")
+STATIC = Path(__file__).parent / "static"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+K_MAX = 100
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while a request body is read past its cap (FastAPI passes HTTPException through)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body larger than {limit:,} bytes")
+
+
+class LimitAndLog:
+    """ASGI middleware: cap request bodies (413) and log one line per request with its latency."""
+
+    def __init__(self, app, *, json_limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        path = scope.get("path", "")
+        limit = self.upload_limit if path == "/api/similar-audio" else self.json_limit
+        status = {"code": 500}
+
+        async def send_logged(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                resp = JSONResponse({"error": f"request body larger than {limit:,} bytes"}, status_code=413)
+                return await resp(scope, receive, send_logged)
+            seen = {"n": 0}
+
+            async def receive_capped():
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen["n"] += len(message.get("body", b""))
+                    if seen["n"] > limit:
+                        raise BodyTooLarge(limit)
+                return message
+
+            await self.app(scope, receive_capped, send_logged)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            log.info("%s %s %s %d %.1fms", client[0], scope.get("method", "-"), path, status["code"],
+                     1000 * (time.perf_counter() - t0))
+
+
+class RecommendRequest(BaseModel):
+    """Body of ``POST /api/recommend``."""
+
+    model_config = ConfigDict(extra="forbid")
+    recent: list[StrictStr] = Field(min_length=1, max_length=100)
+    k: StrictInt = Field(default=10, ge=1, le=K_MAX)
+
+
+def _clean(v):
+    """JSON-safe scalar: NaN/NA -> None, numpy -> Python."""
+    if v is None:
+        return None
+    try:
+        import pandas as pd
+
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _rec_dict(r) -> dict:
+    d = r.to_dict() if hasattr(r, "to_dict") else dict(vars(r))
+    return {k: _clean(v) if not isinstance(v, list) else v for k, v in d.items()}
+
+
+def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None) -> FastAPI:
+    """Build the app over an index directory (``options`` may be just the index path)."""
+    if isinstance(options, str):
+        options = ServeOptions(index=options)
+    holder = holder or IndexHolder(options)
+    app = FastAPI(title="recsys", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.holder = holder
+    report_lock = threading.Lock()  # matplotlib is not thread-safe: one report rendered at a time
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, unknown routes, 405
+    async def _starlette_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        first = detail[0] if detail else {"loc": [], "msg": "invalid request", "type": ""}
+        if first["type"] == "json_invalid":
+            return JSONResponse({"error": "body: malformed JSON", "detail": detail}, status_code=422)
+        where = ".".join(x for x in first["loc"] if x != "body") or "body"
+        return JSONResponse({"error": f"{where}: {first['msg']}", "detail": detail}, status_code=422)
+
+    @app.exception_handler(RecsysError)
+    async def _recsys_error(request: Request, exc: RecsysError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):  # a bug: logged with its traceback, never sent
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal server error (see the server log)"}, status_code=500)
+
+    def snap() -> Snapshot:
+        return holder.current
+
+    def row_or_404(s: Snapshot, track_id: str) -> int:
+        r = s.row(track_id)
+        if r is None:
+            raise HTTPException(404, f"unknown track id {track_id!r}")
+        return r
+
+    # ------------------------------------------------------------------ API
+    @app.get("/api/health")
+    def health():
+        s = snap()
+        e = s.engine
+        return {"status": "ok", "tracks": s.n, "index": str(options.index), "generation": s.generation,
+                "reloads": holder.reloads, "loaded_at": s.loaded_at, "clusters": int(e.index_.n_clusters),
+                "blocks": list(s.block_slices), "map": s.map_method, "audio_files": len(s.audio_files),
+                "similar_audio_blocks": s.clip_matrix()[0]}
+
+    @app.get("/api/tracks")
+    def search(q: Annotated[str, Query(min_length=1, max_length=200)],
+               limit: Annotated[int, Query(ge=1, le=K_MAX)] = 20):
+        s = snap()
+        needle = q.strip().lower()
+        if not needle:
+            raise HTTPException(422, "q: must contain a non-space character")
+        results = _search(s, needle, limit)
+        return {"query": q, "results": [_summary(s, r) for r in results]}
+
+    @app.get("/api/tracks/{track_id}")
+    def track(track_id: Annotated[str, PathParam(max_length=500)]):
+        s = snap()
+        r = row_or_404(s, track_id)
+        out = _summary(s, r)
+        t = s.engine.tracks_
+        for c in ("track_album_name", "release_year", "track_popularity", "source"):
+            if c in t.columns:
+                out[c] = _clean(t.at[r, c])
+        out["statistics"] = {c: {"value": _clean(v[r]), "percentile": s.percentile(c, v[r])}
+                             for c, v in s.stats.items()}
+        out["genre_probabilities"] = genre_probabilities(s.engine, r)
+        out["blocks"] = s.blocks_of(r)
+        out["map"] = {"x": float(s.positions[r, 0]), "y": float(s.positions[r, 1]), "method": s.map_method}
+        out["plays"] = float(s.engine.popularity_[r])
+        out["has_audio"] = out["track_id"] in s.audio_files
+        out["report"] = f"/api/tracks/{out['track_id']}/report.png"
+        return out
+
+    @app.post("/api/recommend")
+    def recommend(body: RecommendRequest):
+        s = snap()
+        unknown = [t for t in body.recent if s.row(t) is None]
+        if unknown:
+            raise HTTPException(404, f"unknown track id(s): {', '.join(repr(u) for u in unknown[:5])}"
+                                + (" ..." if len(unknown) > 5 else ""))
+        recs = s.engine.recommend([t.strip() for t in body.recent], k=body.k)
+        return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
+
+    @app.get("/api/similar/{track_id}")
+    def similar(track_id: Annotated[str, PathParam(max_length=500)], k: Annotated[int, Query(ge=1, le=K_MAX)] = 10):
+        s = snap()
+        row_or_404(s, track_id)
+        return {"track_id": track_id, "similar": [_rec_dict(x) for x in s.engine.similar(track_id, k)]}
+
+    @app.get("/api/map")
+    def map_points():
+        return Response(snap().map_json(), media_type="application/json")
+
+    @app.get("/api/tracks/{track_id}/report.png")
+    def report(track_id: Annotated[str, PathParam(max_length=500)]):
+        s = snap()
+        r = row_or_404(s, track_id)
+        tid = str(s.engine.track_ids_[r])
+        png = s.report_cache.get(tid)
+        if png is None:
+            from ..report import track_report
+
+            with report_lock:
+                png = track_report(s.engine, tid, audio_file=s.audio_files.get(tid), features=options.features,
+                                   cnn_model=options.cnn_model)
+            s.report_cache[tid] = png
+            while len(s.report_cache) > 64:
+                s.report_cache.popitem(last=False)
+        return Response(png, media_type="image/png")
+
+    @app.post("/api/similar-audio")
+    def similar_audio(file: Annotated[UploadFile, File()], k: Annotated[int, Query(ge=1, le=K_MAX)] = 10):
+        s = snap()
+        names, cols, A, rows = s.clip_matrix()
+        if not names:
+            raise HTTPException(409, "this index has no spectral/audiostats block: build it with --features "
+                                     "to compare audio")
+        suffix = Path(file.filename or "clip").suffix.lower()
+        if suffix and suffix not in AUDIO_SUFFIXES:
+            raise HTTPException(415, f"unsupported audio file type {suffix!r} ({', '.join(AUDIO_SUFFIXES)})")
+        data = file.file.read(options.max_upload_bytes + 1)
+        if len(data) > options.max_upload_bytes:
+            raise HTTPException(413, f"upload larger than {options.max_upload_bytes:,} bytes")
+        if not data:
+            raise HTTPException(422, "file: empty upload")
+        q = _clip_query(s, names, data, suffix or ".wav")
+        sims = A @ q
+        top = np.argsort(-sims, kind="stable")[:k]
+        e = s.engine
+        out = []
+        for j in top.tolist():
+            r = int(rows[j])
+            d = _summary(s, r)
+            d.update(score=round(float(sims[j]), 6),
+                     reasons=[f"audio blocks {'+'.join(names)} (cos {float(sims[j]):.2f})"])
+            out.append(d)
+        return {"blocks": names, "similar": out, "tracks_with_audio": int(len(rows)), "index_tracks": e.n_tracks}
+
+    @app.post("/api/admin/reload")
+    def reload(request: Request):
+        host = request.client.host if request.client else ""
+        if host not in LOOPBACK:
+            raise HTTPException(403, "reload is allowed from the loopback interface only")
+        t0 = time.perf_counter()
+        try:
+            s = holder.reload()
+        except RecsysError as exc:
+            raise HTTPException(409, f"reload failed, still serving the previous index: {exc}") from None
+        return {"status": "reloaded", "tracks": s.n, "generation": s.generation,
+                "seconds": round(time.perf_counter() - t0, 3)}
+
+    # ------------------------------------------------------------------ page
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
+
+    app.add_middleware(LimitAndLog, json_limit=options.max_json_bytes, upload_limit=options.max_upload_bytes)
+    return app
+
+
+def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
+    """Rows whose name or artist matches: prefix first, then word prefix, then substring; popular first."""
+    names, artists = s.names, s.artists
+    import pandas as pd
+
+    n = pd.Series(names, dtype=object)
+    a = pd.Series(artists, dtype=object)
+    sub = n.str.contains(needle, regex=False).to_numpy(dtype=bool) | a.str.contains(needle, regex=False).to_numpy(
+        dtype=bool)
+    rows = np.flatnonzero(sub)
+    if not len(rows):
+        return []
+    import re
+
+    word = re.compile(r"(?:^|[\s\-_(\[/&,.])" + re.escape(needle))
+    rank = np.full(len(rows), 2, dtype=np.int64)
+    for i, r in enumerate(rows.tolist()):
+        if names[r].startswith(needle) or artists[r].startswith(needle):
+            rank[i] = 0
+        elif word.search(names[r]) or word.search(artists[r]):
+            rank[i] = 1
+    order = np.lexsort((rows, -s.order_prior[rows], rank))
+    return rows[order][:limit].tolist()
+
+
+def _summary(s: Snapshot, r: int) -> dict:
+    e = s.engine
+    t = e.tracks_
+    return {"track_id": str(e.track_ids_[r]),
+            "track_name": _clean(t.at[r, "track_name"]) if "track_name" in t.columns else None,
+            "track_artist": _clean(t.at[r, "track_artist"]) if "track_artist" in t.columns else None,
+            "parent_genre": None if s.genres[r] == "unknown" else str(s.genres[r]),
+            "cluster": int(s.clusters[r])}
+
+
+def _clip_query(s: Snapshot, names: list[str], data: bytes, suffix: str) -> np.ndarray:
+    """Embed an uploaded clip on the audio blocks ``names`` with the index's fitted scaling."""
+    import pandas as pd
+
+    from ..audio.load import load_excerpt
+    from ..blocks import get_extractor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"clip{suffix}"
+        path.write_bytes(data)
+        try:
+            y, sr = load_excerpt(path, sr=22050, seconds=30.0)
+        except RecsysError as exc:  # the message names our temp path: say "the upload" instead
+            msg = str(exc).replace(str(path), "the upload").replace(str(tmp), "")
+            raise HTTPException(422, f"file: cannot decode audio ({msg})") from None
+        except Exception as exc:  # decoder errors from soundfile / audioread / ffmpeg
+            raise HTTPException(422, f"file: cannot decode audio ({type(exc).__name__})") from None
+        if len(y) < sr * 0.25:
+            raise HTTPException(422, "file: clip shorter than 0.25 s")
+        builder = s.engine.builder_
+        layout = {n: cols for n, _, cols in builder.layout_}
+        parts = []
+        for name in names:
+            ext = get_extractor(name)
+            try:
+                feats = ext.extract(y, sr, path=path)
+            except Exception as exc:  # SkipFile (silent clip) and friends: the clip is unusable
+                raise HTTPException(422, f"file: {exc}") from None
+            table = ext.finalize(pd.DataFrame([feats]))
+            v = np.array([float(table[c].iloc[0]) if c in table.columns and np.isscalar(table[c].iloc[0])
+                          and np.isfinite(float(table[c].iloc[0])) else np.nan for c in layout[name]],
+                         dtype=np.float32)
+            z = (v - builder.mean_[name]) * builder.scale_[name]
+            parts.append(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+    q = np.concatenate(parts).astype(np.float32)
+    nrm = float(np.linalg.norm(q))
+    if nrm == 0:
+        raise HTTPException(422, "file: the clip gives no usable audio features")
+    return q / nrm
