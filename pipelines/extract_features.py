@@ -50,6 +50,7 @@ class ExtractConfig:
     position: str = "middle"
     sr: int = 22050
     jobs: int = 1
+    scheduler: str | None = None  # Dask: "local" or "tcp://host:8786" (pipelines/dask_backend.py); None = here
 
     def decoding(self) -> dict[str, Any]:
         return {"excerpt_seconds": self.excerpt_seconds, "position": self.position, "sr": self.sr}
@@ -363,7 +364,11 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
         computed += len(recs)
         bar.update(1)
 
-    if config.jobs <= 1 or len(tasks) <= 1:
+    if config.scheduler and tasks:
+        from .dask_backend import run_tasks
+
+        run_tasks(tasks, config, out, collect, audio_dir=audio_dir)
+    elif config.jobs <= 1 or len(tasks) <= 1:
         _init_worker(config)
         for path, rel, todo in tasks:
             collect(*process_file(path, rel, todo, str(out)))

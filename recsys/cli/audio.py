@@ -92,13 +92,15 @@ def register(main: click.Group) -> None:
     @click.option("--set", "sets", multiple=True, metavar="BLOCK.KEY=VALUE", help="Block option, e.g. cnn.model=models/cnn.")
     @click.option("--excerpt-seconds", default=30.0, show_default=True, type=float, help="Middle excerpt (0 = whole file).")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
-    def features_extract(audio_dir, out, blocks, jobs, mapping, sets, excerpt_seconds, quiet) -> None:
+    @click.option("--scheduler", default=None, metavar="ADDRESS",
+                  help="Run files on Dask: tcp://host:8786 (running scheduler) or 'local' (LocalCluster, --jobs workers).")
+    def features_extract(audio_dir, out, blocks, jobs, mapping, sets, excerpt_seconds, quiet, scheduler) -> None:
         """Decode each file once, run each block, cache per (content, block, settings); resumable."""
         from pipelines.extract_features import ExtractConfig, parse_sets, run
 
         cfg = ExtractConfig(blocks=tuple(b.strip() for b in blocks.split(",") if b.strip()),
-                            options=parse_sets(sets), excerpt_seconds=excerpt_seconds or None, jobs=max(1, jobs))
+                            options=parse_sets(sets), excerpt_seconds=excerpt_seconds or None, jobs=max(1, jobs),
+                            scheduler=scheduler or None)
         summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet)
         for line in summary.lines():
             click.echo(line)
-

@@ -1,0 +1,130 @@
+"""Run the per-file extraction work of ``pipelines/extract_features.py`` on a Dask cluster.
+
+``--scheduler tcp://host:8786`` connects to a running ``dask scheduler``; ``--scheduler local``
+starts a ``LocalCluster`` with ``--jobs`` single-threaded worker processes. The client does what
+the local path does (discovery, hashing, cache look-ups, tables); only files with missing
+(file, block) records become tasks. Each task runs :func:`pipelines.extract_features.process_file`
+on a worker, which decodes the excerpt once, runs every missing block and writes each cache entry
+the moment it exists, so a killed run resumes and a rerun submits nothing.
+
+Workers read the audio and write the cache at the same absolute paths as the client: the audio
+and output folders must be on storage every worker mounts (checked before any work). Extractors
+(and the models they load: CNN weights, Whisper, Demucs) are built once per worker process and
+kept in a worker-level cache keyed by the block settings; tasks carry only paths and the small
+:class:`ExtractConfig`, and results come back as plain JSON-like records.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+from recsys.errors import DependencyError, InputError
+from recsys.io import sha256_json
+
+from . import extract_features as ef
+
+log = logging.getLogger(__name__)
+
+#: Per worker process: settings key -> (config, extractors). Two entries at most (models are large).
+_EXTRACTORS: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
+#: Blocks keep per-process state (the front-end memoises the last analysis): one file at a time.
+_LOCK = threading.Lock()
+
+
+def settings_key(config: ef.ExtractConfig) -> str:
+    """What makes two configs build the same extractors (blocks, their options, decoding)."""
+    return sha256_json({"blocks": list(config.blocks), "options": config.options, "decoding": config.decoding()})
+
+
+def _worker_extractors(config: ef.ExtractConfig) -> tuple[Any, dict[str, Any]]:
+    key = settings_key(config)
+    if key not in _EXTRACTORS:
+        _EXTRACTORS[key] = (config, ef.build_extractors(config))
+        while len(_EXTRACTORS) > 2:
+            _EXTRACTORS.popitem(last=False)
+    _EXTRACTORS.move_to_end(key)
+    return _EXTRACTORS[key]
+
+
+def extract_on_worker(path: str, rel: str, todo: list[tuple[str, str]], out: str,
+                      config: ef.ExtractConfig) -> tuple[str, dict[str, dict], dict[str, str]]:
+    """One file on a Dask worker: the worker's cached extractors, then ``process_file``."""
+    with _LOCK:
+        cfg, extractors = _worker_extractors(config)
+        ef._WORKER["config"], ef._WORKER["extractors"] = cfg, extractors
+        return ef.process_file(path, rel, todo, out)
+
+
+def _visible(paths: list[str]) -> list[str]:
+    """Runs on each worker: the given folders it cannot see."""
+    return [p for p in paths if not os.path.isdir(p)]
+
+
+def connect(scheduler: str, jobs: int) -> tuple[Any, Any]:
+    """A Dask client for ``scheduler`` (``local`` = a new LocalCluster with ``jobs`` workers)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DependencyError("--scheduler needs Dask: pip install 'recsys[dask]'") from None
+    if not log.isEnabledFor(logging.DEBUG):  # the CLI logs at INFO: keep Dask's start/stop chatter out
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler == "local":
+        # one thread per worker process; Dask's nanny sets OMP/MKL/OpenBLAS threads to 1 before spawning
+        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="20s"), None
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({ef._one_line(exc)})") from None
+
+
+def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: ef.ExtractConfig, out: Path,
+              collect: Callable[[str, dict, dict], None], *, audio_dir: Path) -> None:
+    """Submit one task per file to the cluster and ``collect`` each result as it completes."""
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # older layouts
+        from distributed import KilledWorker  # type: ignore[attr-defined,no-redef]
+
+    client, cluster = connect(config.scheduler or "local", config.jobs)
+    try:
+        folders = [str(audio_dir.resolve()), str(out.resolve())]
+        blind = {w: miss for w, miss in client.run(_visible, folders).items() if miss}
+        if blind:
+            worker, miss = next(iter(blind.items()))
+            raise InputError(f"Dask worker {worker} cannot see {miss[0]}: workers need the audio and output "
+                             f"folders on shared storage at the same path ({len(blind)} worker(s) affected)")
+        log.info("dask: %d file(s) on %d worker(s) via %s", len(tasks), len(client.scheduler_info()["workers"]),
+                 client.scheduler.address)
+        [cfg] = client.scatter([config], broadcast=True)
+        futures = {}
+        for path, rel, todo in tasks:
+            fut = client.submit(extract_on_worker, str(Path(path).resolve()), rel, todo, str(out.resolve()), cfg,
+                                key=f"recsys-extract-{sha256_json([path, todo])[:24]}", retries=0)
+            futures[fut] = (rel, todo)
+
+        def fail(rel: str, todo, reason: str) -> None:
+            collect(rel, {b: ef._record(False, reason) for b, _ in todo}, {b: "error" for b, _ in todo})
+
+        for fut in as_completed(futures):
+            rel, todo = futures.pop(fut)
+            try:
+                collect(*fut.result())
+            except KilledWorker:
+                fail(rel, todo, "worker process crashed on this file")
+            except FutureCancelledError:
+                fail(rel, todo, "task cancelled by the Dask scheduler")
+            except Exception as exc:  # e.g. an import error on a worker: report per file, go on
+                fail(rel, todo, f"{type(exc).__name__}: {ef._one_line(exc)}")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
