@@ -28,14 +28,17 @@ from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
 from .io import artifact_dir, check_output_dir, read_manifest, write_table
 from .projection import Projection, ProjectionConfig, load_map, save_map
-from .recommend import Recommendation, RecommendConfig, Recommender
+from .rank import HybridRecommender, audio_stats, fit_hybrid
+from .recommend import Recommendation, RecommendConfig
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
+from .sources.base import Content, Interactions, SourceData
 from .users import SimulationConfig, read_histories
 from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: manifest with a SHA-256 per file (io.artifact_dir)
+FORMAT_VERSION = 3  # 3: candidate sources + LightGBM ranker files (recommender.json, ranker.txt, source_*)
+# 2: manifest with a SHA-256 per file (io.artifact_dir)
 INDEX_KIND = "recsys.index"
 TRACK_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "track_popularity",
                  "release_year", "parent_genre", "source")
@@ -55,7 +58,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
-    user_recent: int = 20  # plays kept per user for recommend(user_id=...)
+    user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
 def _progress(desc: str, total: int, enabled: bool):
@@ -144,6 +147,7 @@ class Engine:
         self.projection_ = Projection(c.projection).fit(self.embeddings_)  # 2-D map (projection.py)
         steps.update()
         self.tracks_ = _track_table(cat)
+        self.track_stats_ = audio_stats(cat)  # ranker features
         self._rebuild_maps()
         # 5. histories and rules
         if histories is not None:
@@ -167,13 +171,18 @@ class Engine:
         return self
 
     def _set_histories(self, h: pd.DataFrame | None) -> None:
-        """Mine rules, count plays and remember each user's last plays (unknown track ids dropped, reported)."""
+        """Mine rules, count plays, fit the candidate sources and the ranker, remember each user's last plays.
+
+        Unknown track ids are dropped and reported; histories that share no track with the catalogue
+        are an error.
+        """
         c = self.config
         n = len(self.tracks_)
         self.popularity_ = np.zeros(n, dtype=np.float64)
         self.users_ = {}
         self.rules_table_ = pd.DataFrame(columns=RULE_COLUMNS)
         self.history_stats_ = {"users": 0, "plays": 0, "unknown_plays": 0}
+        self.interactions_ = None
         if h is not None:
             known = h["track_id"].isin(self.row_of_)
             n_unknown = int((~known).sum())
@@ -182,10 +191,10 @@ class Engine:
                             n_unknown, h.loc[~known, "track_id"].nunique())
             h = h[known]
             if len(h) == 0:
-                raise InputError("histories: no play refers to a catalogue track")
+                raise InputError("histories: no play refers to a catalogue track (are they from another catalogue?)")
             rows = h["track_id"].map(self.row_of_).to_numpy()
-            played = h if "skipped" not in h.columns else h[~h["skipped"]]
-            self.popularity_ = np.bincount(played["track_id"].map(self.row_of_).to_numpy(), minlength=n).astype(np.float64)
+            self.interactions_ = Interactions.from_histories(h, self.row_of_, n)
+            self.popularity_ = self.interactions_.popularity()
             tail = h.assign(_row=rows).groupby("user_id", sort=False).tail(c.user_recent)
             self.users_ = {u: g["_row"].to_numpy() for u, g in tail.groupby("user_id", sort=False)}
             self.rules_table_ = mine_rules(h, c.rules)
@@ -208,13 +217,29 @@ class Engine:
 
     def _make_recommender(self) -> None:
         rule_index = RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_)) if len(self.rules_table_) else None
-        self.recommender_ = self.make_recommender(rule_index, self.popularity_, self.config.recommend)
+        self.recommender_ = self.make_recommender(self.interactions_, rule_index)
 
-    def make_recommender(self, rules: RuleIndex | None, popularity: np.ndarray, config: RecommendConfig) -> Recommender:
-        """A recommender over this engine's content (embeddings, index, clusters, metadata) with given rules and plays."""
-        return Recommender(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
-                           rules=rules, popularity=popularity, labels=self.track_ids_, config=config,
-                           meta=_meta_codes(self.tracks_), catalog_popularity=_catalog_pop(self.tracks_))
+    def content(self, **override) -> Content:
+        """What the content sources read (embeddings, FAISS index, clusters, metadata); fields can be overridden."""
+        base = Content(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
+                       labels=self.track_ids_, meta=_meta_codes(self.tracks_),
+                       catalog_popularity=_catalog_pop(self.tracks_), stats=getattr(self, "track_stats_", None))
+        return dataclasses.replace(base, **override) if override else base
+
+    def rule_miner(self):
+        """``interactions -> RuleIndex | None`` with this engine's rule settings (for held-out training parts)."""
+        def mine(inter: Interactions):
+            table = mine_rules(inter.to_histories(self.track_ids_), self.config.rules)
+            return RuleIndex(table, self.row_of_, len(self.tracks_)) if len(table) else None
+
+        return mine
+
+    def make_recommender(self, interactions: Interactions | None, rules: RuleIndex | None, *,
+                         config: RecommendConfig | None = None, content: Content | None = None,
+                         sources: Sequence[str] | None = None) -> HybridRecommender:
+        """Fit the sources (and the ranker, with enough histories) on given plays and rules over this content."""
+        data = SourceData(content or self.content(), interactions, rules)
+        return fit_hybrid(data, config or self.config.recommend, mine=self.rule_miner(), sources=sources)
 
     # ------------------------------------------------------------------ queries
     def resolve(self, track_ids: Sequence[str], *, what: str = "recent") -> tuple[list[int], list[str]]:
@@ -243,11 +268,8 @@ class Engine:
             rows += known
         if not rows:
             raise InputError("give at least one recent track id or a user id")
-        rec = self.recommender_
-        if weights:
-            rec = self.make_recommender(self.recommender_.rules, self.popularity_,
-                                        dataclasses.replace(self.config.recommend, **weights))
-        return [self._rec(r, s, why) for r, s, why in rec.recommend_rows(rows, k)]
+        got = self.recommender_.recommend(rows, k, reasons=True, weights=weights)
+        return [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
         name, artist = self._names[row], self._artists[row]
@@ -309,7 +331,14 @@ class Engine:
         self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
         self._rebuild_maps()
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(cat))])
-        self.recommender_ = self.make_recommender(self.recommender_.rules, self.popularity_, self.config.recommend)
+        if getattr(self, "track_stats_", None) is not None:
+            new_stats = audio_stats(cat)
+            self.track_stats_ = np.vstack([self.track_stats_, new_stats if new_stats is not None
+                                           else np.full((len(cat), self.track_stats_.shape[1]), np.nan, np.float32)])
+        if self.interactions_ is not None:
+            self.interactions_ = dataclasses.replace(self.interactions_, n_items=self.n_tracks)
+        rec = self.recommender_
+        rec.grow(SourceData(self.content(), self.interactions_, rec.data.rules, self.popularity_))
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
@@ -324,6 +353,9 @@ class Engine:
             np.save(tmp / "embeddings.npy", self.embeddings_.astype(np.float32), allow_pickle=False)
             self.index_.save(tmp)
             write_table(self.rules_table_, tmp / "rules.parquet")
+            if getattr(self, "track_stats_", None) is not None:
+                np.save(tmp / "track_stats.npy", self.track_stats_.astype(np.float32), allow_pickle=False)
+            self.recommender_.save(tmp)
             ids = self.track_ids_
             if getattr(self, "projection_", None) is not None:
                 save_map(self.projection_, ids, tmp)
@@ -400,7 +432,11 @@ class Engine:
         self.simulated_ = None
         self.manifest_ = man
         self.path_ = d
-        self._make_recommender()
+        self.track_stats_ = load_npy(d / "track_stats.npy") if (d / "track_stats.npy").exists() else None
+        self.interactions_ = None  # the fitted sources are read back; the plays themselves are not stored
+        rule_index = RuleIndex(rules, self.row_of_, len(self.tracks_)) if len(rules) else None
+        self.recommender_ = HybridRecommender.load(d, SourceData(self.content(), None, rule_index, self.popularity_),
+                                                   c.recommend)
         return self
 
     def summary(self) -> dict:
@@ -409,7 +445,8 @@ class Engine:
         return {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]), "blocks": list(self.config.embedding.blocks),
                 "index": _kind_name(self.index_), "clusters": self.index_.n_clusters, "rules": int(len(r)),
                 "rules_next": int((r["kind"] == "next").sum()) if len(r) else 0,
-                "genre_probs": bool(self.tabular_.get("genre_classes")), **self.history_stats_}
+                "genre_probs": bool(self.tabular_.get("genre_classes")), **self.history_stats_,
+                "recommender": dict(self.recommender_.info), "sources": list(self.recommender_.sources)}
 
 
 def _kind_name(index: TrackIndex) -> str:

@@ -1,30 +1,32 @@
-"""Ranking evaluation: leave-last-out HitRate@K, MRR@K, NDCG@K and coverage, hybrid beside baselines.
+"""Ranking evaluation: leave-last-out HitRate@K, MRR@K, NDCG@K, coverage; every method on one split.
 
-Each user's last (non-skipped) play is held out; everything else is training. Rules and play
-counts are re-derived from the training part only, so the held-out play cannot leak into the
-hybrid. The baselines run on the same split in the same call:
+Each user's last (non-skipped) play is held out; everything else is training. Play counts, rules,
+every candidate source and the learned ranker are fitted on the training part only (the ranker
+holds out its own targets inside it), so the held-out play cannot leak. The context of a test user
+is their training plays (the last ``n_recent``). Methods, all composed from public pieces:
 
-- ``popularity``: most-played training tracks;
-- ``itemknn``: item-item cosine over user co-occurrence in training, summed over the recent tracks;
-- ``content``: FAISS neighbours of the recent tracks only (no histories at all).
+- ``hybrid``: the two-stage recommender (sources + LightGBM ranker; the blend when it falls back);
+- ``blend``: the fixed weighted blend of rules, content, cluster, artist and album (the old hybrid);
+- each candidate source alone (``itemknn``, ``sequence``, ``vsknn``, ``als``, ``rules``, ``content``,
+  ``artist``, ``album``, ``cluster``) and ``popularity``.
 
 :func:`ablate` reruns the hybrid and ``content`` on the same split with feature blocks removed from
 the stored embeddings, to show what each block contributes.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .errors import InputError, ModelError
 from .rules import RuleIndex, mine_rules
+from .sources.base import Interactions
 from .users import read_histories
 
 log = logging.getLogger(__name__)
@@ -58,33 +60,19 @@ def leave_last_out(histories: pd.DataFrame, *, min_plays: int = 2) -> tuple[pd.D
     return h.loc[~test_mask].reset_index(drop=True), test
 
 
-class ItemKNN:
-    """Item-item cosine similarity over binary user x item co-occurrence (the classic CF baseline)."""
+def playlist_histories(table) -> pd.DataFrame:
+    """Real playlists as histories: user_id = playlist_id, position = row order (TidyTuesday-shaped tables)."""
+    from .errors import SchemaError
+    from .io import read_table
 
-    def fit(self, train: pd.DataFrame, row_of: dict[str, int], n_items: int) -> "ItemKNN":
-        users = pd.factorize(train["user_id"])[0]
-        items = train["track_id"].map(row_of).to_numpy()
-        X = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(users.max() + 1, n_items))
-        X.data[:] = 1.0
-        X.sum_duplicates()
-        X.data[:] = 1.0
-        norms = np.sqrt(np.asarray(X.sum(axis=0)).ravel())
-        norms[norms == 0] = 1.0
-        Xn = X @ sp.diags(1.0 / norms)
-        S = (Xn.T @ Xn).tocsr()
-        S.setdiag(0)
-        S.eliminate_zeros()
-        self.S_ = S
-        return self
-
-    def recommend_rows(self, recent: list[int], k: int) -> list[int]:
-        scores = np.asarray(self.S_[recent].sum(axis=0)).ravel()
-        scores[recent] = 0
-        nz = np.flatnonzero(scores > 0)
-        if len(nz) == 0:
-            return []
-        top = nz[np.lexsort((nz, -scores[nz]))][:k]
-        return top.tolist()
+    df = read_table(table) if not hasattr(table, "columns") else table
+    missing = [c for c in ("playlist_id", "track_id") if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{table if isinstance(table, str) else 'table'}: missing column(s) {', '.join(missing)}")
+    df = df[df["playlist_id"].notna() & df["track_id"].notna()]
+    out = df[["playlist_id", "track_id"]].rename(columns={"playlist_id": "user_id"}).copy()
+    out["position"] = out.groupby("user_id", sort=False).cumcount()
+    return out[["user_id", "position", "track_id"]].reset_index(drop=True)
 
 
 @dataclass
@@ -93,6 +81,7 @@ class Split:
 
     train: pd.DataFrame
     test: pd.DataFrame
+    interactions: Interactions  # the training plays as catalogue rows
     recent: list[list[int]]  # per test user, the last n_recent training rows (oldest first)
     targets: np.ndarray  # per test user, the held-out row
     popularity: np.ndarray  # training play counts per row
@@ -126,53 +115,55 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
         test = test.sample(n=max_users, random_state=seed).reset_index(drop=True)
     n_items = engine.n_tracks
     row_of = engine.row_of_
-    n_recent = n_recent or engine.config.recommend.max_recent
+    n_recent = n_recent or engine.config.recommend.max_context
     recent_of = {u: g["track_id"].map(row_of).to_numpy()[-n_recent:].tolist()
                  for u, g in train[train["user_id"].isin(set(test["user_id"]))].groupby("user_id", sort=False)}
     test = test[test["user_id"].isin(recent_of)].reset_index(drop=True)
     if len(test) == 0:
         raise InputError("histories: no test user has a training play left")
     targets = test["target"].map(row_of).to_numpy()
-    pop = np.bincount(train["track_id"].map(row_of).to_numpy(), minlength=n_items).astype(np.float64)
+    inter = Interactions.from_histories(train, row_of, n_items)
     rules = mine_rules(train, engine.config.rules)
     rindex = RuleIndex(rules, row_of, n_items) if len(rules) else None
-    return Split(train=train, test=test, recent=[recent_of[u] for u in test["user_id"].tolist()], targets=targets,
-                 popularity=pop, rules=rules, rule_index=rindex, n_items=n_items, n_recent=n_recent,
-                 n_unknown=n_unknown, k=k)
+    return Split(train=train, test=test, interactions=inter, recent=[recent_of[u] for u in test["user_id"].tolist()],
+                 targets=targets, popularity=inter.popularity(), rules=rules, rule_index=rindex, n_items=n_items,
+                 n_recent=n_recent, n_unknown=n_unknown, k=k)
 
 
-def split_recommender(engine, split: Split, *, embeddings: np.ndarray | None = None, index=None):
-    """The hybrid for this split (training rules and play counts), optionally over other embeddings + index.
-
-    The override goes through a shallow copy of the engine, so the candidate sources and blending are
-    exactly the engine's own (``Engine.make_recommender``) and the engine itself is left untouched.
-    """
-    cfg = dataclasses.replace(engine.config.recommend, max_recent=split.n_recent)
-    if embeddings is not None or index is not None:
-        engine = copy.copy(engine)
-        if embeddings is not None:
-            engine.embeddings_ = embeddings
-        if index is not None:
-            engine.index_ = index
-    return engine.make_recommender(split.rule_index, split.popularity, cfg)
+def split_recommender(engine, split: Split, *, content=None, config=None):
+    """The two-stage recommender fitted on this split's training part (optionally over other content)."""
+    cfg = dataclasses.replace(config or engine.config.recommend, max_context=max(split.n_recent, 1))
+    return engine.make_recommender(split.interactions, split.rule_index, config=cfg, content=content)
 
 
-def hybrid_methods(rec, k: int) -> dict[str, Callable[[list[int]], list[int]]]:
-    """The hybrid and its content-only variant (FAISS neighbours alone) over one recommender."""
-    return {"hybrid": lambda r: [x for x, _, _ in rec.recommend_rows(r, k)],
-            "content": lambda r: [x for x, _, _ in rec.recommend_rows(r, k, use=("neighbours",))]}
+def _rows(fn):
+    return lambda r, k: fn(r, k).rows.tolist()
 
 
-def run_methods(methods: dict[str, Callable[[list[int]], list[int]]], split: Split, *,
-                progress: bool = False) -> pd.DataFrame:
-    """Rank for every test user with every method; one row of metrics per method (same split, same metrics)."""
+def hybrid_methods(rec, *, sources: bool = True) -> dict[str, Callable[[list[int], int], list[int]]]:
+    """The hybrid, the old blend and (``sources``) every candidate source alone, over one fitted recommender."""
+    out = {"hybrid": _rows(rec.recommend)}
+    if rec.mode == "lightgbm":
+        out["blend"] = _rows(lambda r, k: rec.recommend(r, k, mode="blend"))
+    for name, src in rec.sources.items():
+        if sources or name == "content":
+            out["popularity" if name == "popular" else name] = _rows(src.recommend)
+    return out
+
+
+def run_methods(methods: dict[str, Callable[[list[int], int], list[int]]], split: Split, *,
+                progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Rank for every test user with every method; one row of metrics per method, and timings per method."""
     from tqdm import tqdm
 
     k = split.k
     ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
     for r in tqdm(split.recent, desc="evaluating", unit="user", disable=not progress, leave=False):
         for m, fn in methods.items():
-            ranked[m].append(fn(r))
+            t0 = time.perf_counter()
+            ranked[m].append(fn(r, k))
+            seconds[m].append(time.perf_counter() - t0)
     cold = split.popularity == 0
     targets = split.targets.tolist()
     rows = []
@@ -183,23 +174,34 @@ def run_methods(methods: dict[str, Callable[[list[int]], list[int]]], split: Spl
         met["coverage"] = len(set(recs)) / split.n_items
         met["cold_share"] = float(np.mean(cold[recs])) if recs else 0.0
         rows.append({"method": m, **met})
-    return pd.DataFrame(rows)
+    ms = {m: np.asarray(v) * 1000 for m, v in seconds.items()}
+    timing = {m: {"p50_ms": round(float(np.percentile(v, 50)), 3), "p99_ms": round(float(np.percentile(v, 99)), 3)}
+              for m, v in ms.items() if len(v)}
+    return pd.DataFrame(rows), timing
+
+
+def candidate_recall(rec, split: Split) -> float:
+    """Share of test users whose held-out track is among the hybrid's candidates at all."""
+    found = 0
+    for r, t in zip(split.recent, split.targets.tolist()):
+        cand = rec.candidates(rec.context(r)).rows
+        pos = np.searchsorted(cand, t)
+        found += int(pos < len(cand) and cand[pos] == t)
+    return found / max(len(split.recent), 1)
 
 
 def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
              n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Leave-last-out comparison of the hybrid and its baselines; returns (table, split info)."""
+    """Leave-last-out comparison of the hybrid, the old blend, every source and popularity: (table, info)."""
     split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent)
-    hybrid = split_recommender(engine, split)
-    knn = ItemKNN().fit(split.train, engine.row_of_, split.n_items)
-    pop_order = np.lexsort((np.arange(split.n_items), -split.popularity))
-    methods = {
-        **hybrid_methods(hybrid, k),
-        "hybrid-no-meta": lambda r: [x for x, _, _ in hybrid.recommend_rows(r, k, use=("rules", "cluster", "neighbours"))],
-        "itemknn": lambda r: knn.recommend_rows(r, k),
-        "popularity": lambda r: [int(x) for x in pop_order[:k + len(r)] if x not in set(r)][:k],
-    }
-    return run_methods(methods, split, progress=progress), split.info()
+    t0 = time.perf_counter()
+    rec = split_recommender(engine, split)
+    fit_s = time.perf_counter() - t0
+    table, timing = run_methods(hybrid_methods(rec), split, progress=progress)
+    info = {**split.info(), "recommender": rec.info, "fit_seconds": round(fit_s, 3),
+            "ranker_seconds": rec.info.get("ranker_seconds"), "candidate_recall": candidate_recall(rec, split),
+            "latency": timing}
+    return table, info
 
 
 # ---------------------------------------------------------------------------------------------- block ablation
@@ -279,8 +281,9 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
             index = TrackIndex(icfg)
             index.index_ = make_index(X, icfg)
             index.centroids_, index.clusters_ = engine.index_.centroids_, engine.index_.clusters_
-        rec = split_recommender(engine, split, embeddings=X, index=index)
-        table = run_methods(hybrid_methods(rec, k), split, progress=progress).set_index("method")
+        rec = split_recommender(engine, split, content=engine.content(embeddings=X, index=index,
+                                                                       clusters=index.clusters_))
+        table = run_methods(hybrid_methods(rec, sources=False), split, progress=progress)[0].set_index("method")
         change, emptied = cosine_change(base, X)
         row = {"variant": label, "blocks": ",".join(b for b in names if b not in drop)}
         for m in ("hybrid", "content"):

@@ -37,7 +37,7 @@ class RulesConfig:
     algorithm: str = "fpgrowth"  # fpgrowth | apriori
     engine: str = "mlxtend"  # mlxtend (one process) | spark (pyspark FPGrowth, recsys/rules_spark.py)
     spark_master: str = ""  # "" = spark-submit's master, else local[*]; or any master URL (spark://host:7077)
-    min_support: float = 0.0  # 0: auto = max(min_count / n_transactions, support_floor)
+    min_support: float = 0.0  # 0: auto: max(min_count / n, support_floor), raised until the guards pass
     support_floor: float = 0.001
     min_count: int = 2  # an itemset must occur in at least this many transactions
     min_confidence: float = 0.05
@@ -141,8 +141,13 @@ def _pruned(X: sp.csr_matrix, support: float) -> tuple[sp.csr_matrix, np.ndarray
     return X[:, keep].tocsr(), keep, min_count
 
 
-def check_guards(X: sp.csr_matrix, support: float, config: RulesConfig) -> tuple[sp.csr_matrix, np.ndarray, dict]:
-    """Prune to frequent items and refuse (GuardError) when mining would blow up; suggest a min_support."""
+def check_guards(X: sp.csr_matrix, support: float, config: RulesConfig, *,
+                 auto: bool = False) -> tuple[sp.csr_matrix, np.ndarray, dict]:
+    """Prune to frequent items and refuse (GuardError) when mining would blow up; suggest a min_support.
+
+    With ``auto`` (min_support not given by the user) the smallest passing doubling is used instead of
+    refusing (``info["min_support"]`` says which); if none passes, no item is kept (no co-occurrence rules).
+    """
     n = X.shape[0]
 
     def verdict(s: float):
@@ -158,7 +163,7 @@ def check_guards(X: sp.csr_matrix, support: float, config: RulesConfig) -> tuple
 
     Xf, keep, info, ok = verdict(support)
     if ok:
-        return Xf, keep, info
+        return Xf, keep, {**info, "min_support": support}
     s = support
     suggestion = None
     for _ in range(24):
@@ -171,6 +176,15 @@ def check_guards(X: sp.csr_matrix, support: float, config: RulesConfig) -> tuple
     what = (f"about {sum(info['itemsets'].values()):,.0f} itemsets (cap {config.max_itemsets:,}), "
             f"~{info['memory_mb']:,.0f} MB (cap {config.memory_limit_mb:,} MB)" if "itemsets" in info
             else f"{info['pairs_work']:,.0f} pair counts")
+    if auto:
+        if suggestion is not None:
+            log.warning("rule mining: min_support %.4g would need %s; using min_support %.4g instead "
+                        "(set min_support to choose)", support, what, suggestion)
+            Xf, keep, info, _ = verdict(suggestion)
+            return Xf, keep, {**info, "min_support": suggestion}
+        log.warning("rule mining: no min_support keeps co-occurrence mining under the caps (%s); "
+                    "only next-track rules are mined", what)
+        return X[:, :0].tocsr(), np.zeros(0, dtype=np.int64), {"min_support": None}
     hint = (f"raise min_support to {suggestion:.4g} or more" if suggestion is not None
             else "raise min_support, lower max_len, or use shorter transactions")
     if config.algorithm == "apriori":
@@ -180,14 +194,16 @@ def check_guards(X: sp.csr_matrix, support: float, config: RulesConfig) -> tuple
 
 # ----------------------------------------------------------------------------- mining
 
-def _assoc_rules(X: sp.csr_matrix, item_ids: np.ndarray, support: float, config: RulesConfig) -> pd.DataFrame:
+def _assoc_rules(X: sp.csr_matrix, item_ids: np.ndarray, support: float, config: RulesConfig, *,
+                 auto: bool = False) -> pd.DataFrame:
     from mlxtend.frequent_patterns import apriori, association_rules, fpgrowth
 
     n = X.shape[0]
-    Xf, keep, info = check_guards(X, support, config)
+    Xf, keep, info = check_guards(X, support, config, auto=auto)
     log.info("mining %d transactions x %d frequent items: %s", n, len(keep), info)
     if Xf.shape[1] < 2:
         return pd.DataFrame(columns=RULE_COLUMNS)
+    support = info["min_support"]
     cols = [str(i) for i in range(Xf.shape[1])]
     df = pd.DataFrame.sparse.from_spmatrix(Xf, columns=cols)
     if config.algorithm == "fpgrowth":
@@ -265,7 +281,7 @@ def mine_rules(histories: pd.DataFrame, config: RulesConfig | None = None) -> pd
 
         parts = [assoc_rules_spark(X, item_ids, support, config)]
     else:
-        parts = [_assoc_rules(X, item_ids, support, config)]
+        parts = [_assoc_rules(X, item_ids, support, config, auto=not config.min_support)]
     if config.sequential:
         parts.append(next_rules(h, codes, item_ids, config))
     parts = [p for p in parts if len(p)]

@@ -15,27 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared" / "data" / "spotify" / "spotify_songs_dev.csv.gz"
 
 
-def playlist_histories(table):
-    """Histories (user_id, position, track_id) from a table with playlist_id and track_id columns."""
-    from recsys.errors import SchemaError
-    from recsys.io import read_table
-
-    df = read_table(table) if not hasattr(table, "columns") else table
-    missing = [c for c in ("playlist_id", "track_id") if c not in df.columns]
-    if missing:
-        raise SchemaError(f"{table}: missing column(s) {', '.join(missing)}")
-    df = df[df["playlist_id"].notna() & df["track_id"].notna()]
-    out = df[["playlist_id", "track_id"]].rename(columns={"playlist_id": "user_id"}).copy()
-    out["position"] = out.groupby("user_id", sort=False).cumcount()
-    return out[["user_id", "position", "track_id"]].reset_index(drop=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("table", nargs="?", default=str(DEFAULT))
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     from recsys.errors import RecsysError
+    from recsys.evaluate import playlist_histories
     from recsys.io import write_table
 
     try:

@@ -7,7 +7,8 @@ import pytest
 
 from recsys.engine import Engine
 from recsys.errors import InputError
-from recsys.evaluate import ItemKNN, evaluate, leave_last_out, rank_metrics
+from recsys.evaluate import evaluate, leave_last_out, rank_metrics
+from recsys.sources import Content, Interactions, SourceData, make_source
 
 from recsys.testing.engine import fast_config, make_catalog, planted_histories
 
@@ -31,30 +32,40 @@ def test_leave_last_out_holds_out_last_play_only():
 
 
 def test_itemknn_scores_cooccurrence():
-    train = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u2", "u3"], "track_id": ["a", "b", "a", "b", "c"]})
+    train = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u2", "u3"], "position": [0, 1, 0, 1, 0],
+                          "track_id": ["a", "b", "a", "b", "c"]})
     row_of = {"a": 0, "b": 1, "c": 2}
-    knn = ItemKNN().fit(train, row_of, 3)
-    assert knn.recommend_rows([0], 2) == [1]
+    content = Content(embeddings=np.eye(3, dtype=np.float32), index=None, clusters=np.zeros(3, int),
+                      labels=np.array(list("abc"), dtype=object))
+    data = SourceData(content, Interactions.from_histories(train, row_of, 3))
+    knn = make_source("itemknn").fit(data)
+    assert knn.recommend([0], 2).rows.tolist() == [1]
 
 
 @pytest.fixture(scope="module")
 def engine_and_histories(tmp_path_factory):
     cat = make_catalog(240)
     hist = planted_histories(cat, n_users=150)
-    eng = Engine.build(cat, histories=hist, config=fast_config(genre_probs=False), seed=0)
+    cfg = fast_config(genre_probs=False)
+    cfg.recommend.min_ranker_users = 50  # small seeded data: train the ranker all the same
+    eng = Engine.build(cat, histories=hist, config=cfg, seed=0)
     return eng, hist
 
 
 def test_evaluate_hybrid_beside_baselines(engine_and_histories):
     eng, hist = engine_and_histories
     table, info = evaluate(eng, hist, k=10)
-    assert set(table["method"]) == {"hybrid", "hybrid-no-meta", "content", "itemknn", "popularity"}
+    assert {"hybrid", "blend", "rules", "content", "itemknn", "vsknn", "als", "artist", "popularity"} <= set(table["method"])
     assert info["test_users"] == 150
+    assert info["recommender"]["mode"] == "lightgbm" and info["ranker_seconds"] > 0
+    assert 0 < info["candidate_recall"] <= 1 and info["latency"]["hybrid"]["p99_ms"] > 0
     got = table.set_index("method")
     # the planted A -> B -> C chains make the last play predictable from the previous one
     assert got.loc["hybrid", "hit@10"] > got.loc["popularity", "hit@10"]
     assert got.loc["hybrid", "hit@10"] >= got.loc["itemknn", "hit@10"]
-    assert ((got[["hit@10", "mrr@10", "ndcg@10", "coverage"]] >= 0) & (got[["hit@10", "mrr@10", "ndcg@10", "coverage"]] <= 1)).all().all()
+    assert got.loc["hybrid", "hit@10"] >= got.loc["blend", "hit@10"]
+    cols = ["hit@10", "mrr@10", "ndcg@10", "coverage"]
+    assert ((got[cols] >= 0) & (got[cols] <= 1)).all().all()
     assert (got["mrr@10"] <= got["hit@10"] + 1e-12).all()
 
 

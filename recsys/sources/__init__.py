@@ -1,0 +1,44 @@
+"""Candidate sources behind one interface (``recsys.sources.base.Source``), one module each.
+
+| name | module | needs histories | reaches cold tracks |
+|---|---|---|---|
+| itemknn, sequence | itemknn.py | yes | no |
+| vsknn | vsknn.py | yes | no |
+| als | als.py | yes | no |
+| rules | assoc.py | yes | no |
+| content | content.py | no | yes |
+| artist, album, cluster | groups.py | no | yes |
+| popular | groups.py | yes | no |
+
+Add a source: one module with a ``Source`` subclass, then one line in ``SOURCES``.
+"""
+from __future__ import annotations
+
+from ..errors import InputError
+from ..recommend import RecommendConfig
+from .als import ALSSource
+from .assoc import RulesSource
+from .base import Content, Context, Interactions, Ranked, Recommender, Source, SourceData, make_context
+from .content import ContentSource
+from .groups import AlbumSource, ArtistSource, ClusterSource, PopularSource
+from .itemknn import ItemKNNSource, SequenceSource
+from .vsknn import VSKNNSource
+
+SOURCES: dict[str, type[Source]] = {s.name: s for s in (
+    RulesSource, ContentSource, ClusterSource, ArtistSource, AlbumSource,
+    ItemKNNSource, SequenceSource, VSKNNSource, ALSSource, PopularSource)}
+
+#: the sources of the blend as it was before the ranker (weights in RecommendConfig)
+BLEND_SOURCES = ("rules", "content", "cluster", "artist", "album")
+
+
+def make_source(name: str, config: RecommendConfig | None = None) -> Source:
+    """A new, unfitted source by name."""
+    cls = SOURCES.get(name)
+    if cls is None:
+        raise InputError(f"unknown candidate source {name!r} (choose from {', '.join(SOURCES)})")
+    return cls(config)
+
+
+__all__ = ["SOURCES", "BLEND_SOURCES", "make_source", "Source", "Recommender", "Ranked", "Context", "Content",
+           "Interactions", "SourceData", "make_context"]

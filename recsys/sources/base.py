@@ -1,0 +1,305 @@
+"""The recommender interface every source, the hybrid and the evaluation baselines share.
+
+``Recommender``: ``recommend(recent, k)``, ``similar_items(row, k)``, ``save(dir)``, ``load(dir, data)``
+(implicit-style, over catalogue rows). ``Source`` adds ``fit(data)``, ``candidates(ctx, n)`` (unique
+rows, best first) and ``explain(ctx, row)`` (one reason string, formatted only for shown tracks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import IndexFormatError, InputError
+from ..recommend import RecommendConfig
+
+EMPTY_I = np.zeros(0, dtype=np.int64)
+EMPTY_F = np.zeros(0, dtype=np.float64)
+
+
+@dataclass
+class Content:
+    """What content sources read: embeddings, FAISS index, clusters, metadata codes, catalogue priors."""
+
+    embeddings: np.ndarray
+    index: object  # recsys.index.TrackIndex
+    clusters: np.ndarray
+    labels: np.ndarray  # track id per row (for reasons)
+    meta: dict[str, np.ndarray] = field(default_factory=dict)  # "artist"/"album" -> code per row (-1 unknown)
+    catalog_popularity: np.ndarray | None = None  # 0..100 or NaN
+    stats: np.ndarray | None = None  # (n, len(AUDIO_STATS)) audio statistics (NaN unknown), for ranker features
+
+    @property
+    def n_items(self) -> int:
+        return len(self.embeddings)
+
+
+@dataclass
+class Interactions:
+    """Training plays as catalogue rows, sorted by user then position (skipped plays removed)."""
+
+    users: np.ndarray  # user code per play, 0..n_users-1
+    items: np.ndarray  # catalogue row per play
+    n_users: int
+    n_items: int
+    user_ids: np.ndarray  # user id per code
+    sessions: np.ndarray | None = None  # session per play when the histories have one (rule transactions)
+
+    @classmethod
+    def from_histories(cls, h: pd.DataFrame, row_of: dict[str, int], n_items: int) -> "Interactions":
+        """From a histories table (ids unknown to ``row_of`` must already be dropped)."""
+        if "skipped" in h.columns:
+            h = h[~h["skipped"].astype(bool)]
+        h = h.sort_values(["user_id", "position"], kind="stable")
+        codes, uniq = pd.factorize(h["user_id"].astype(str), sort=False)
+        items = h["track_id"].map(row_of).to_numpy(dtype=np.int64)
+        sessions = h["session"].astype(str).to_numpy(dtype=object) if "session" in h.columns else None
+        return cls(codes.astype(np.int64), items, len(uniq), n_items, np.asarray(uniq, dtype=object), sessions)
+
+    def subset(self, keep: np.ndarray) -> "Interactions":
+        """The plays where ``keep`` is True (same user codes and catalogue)."""
+        return Interactions(self.users[keep], self.items[keep], self.n_users, self.n_items, self.user_ids,
+                            None if self.sessions is None else self.sessions[keep])
+
+    def to_histories(self, labels: np.ndarray) -> pd.DataFrame:
+        """Back to a histories table (user_id, position, track_id [, session]) with ``labels`` as track ids."""
+        df = pd.DataFrame({"user_id": self.user_ids[self.users], "position": np.arange(len(self.items)),
+                           "track_id": np.asarray(labels, dtype=object)[self.items]})
+        if self.sessions is not None:
+            df["session"] = self.sessions
+        return df
+
+    def matrix(self) -> sp.csr_matrix:
+        """Binary users x items CSR (float32)."""
+        X = sp.csr_matrix((np.ones(len(self.items), np.float32), (self.users, self.items)),
+                          shape=(self.n_users, self.n_items))
+        X.sum_duplicates()
+        X.data[:] = 1.0
+        return X
+
+    def popularity(self) -> np.ndarray:
+        """Plays per catalogue row."""
+        return np.bincount(self.items, minlength=self.n_items).astype(np.float64)
+
+    def starts(self) -> np.ndarray:
+        """Index of each user's first play, plus len (users without plays are empty ranges)."""
+        return np.searchsorted(self.users, np.arange(self.n_users + 1))
+
+
+@dataclass
+class SourceData:
+    """Everything a source may be fitted on: content, training plays (or None) and mined rules."""
+
+    content: Content
+    interactions: Interactions | None = None
+    rules: object | None = None  # recsys.rules.RuleIndex
+    popularity: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.popularity is None:
+            self.popularity = (self.interactions.popularity() if self.interactions is not None
+                               else np.zeros(self.content.n_items))
+
+
+@dataclass
+class Context:
+    """One query: the given plays, their distinct rows (most recent first) with recency weights."""
+
+    seq: np.ndarray  # given rows, oldest first
+    rows: np.ndarray  # distinct rows, most recent first
+    weights: np.ndarray  # decay ** age of each distinct row
+    exclude: np.ndarray  # sorted rows never returned
+    cache: dict = field(default_factory=dict)  # per-query intermediate results shared by candidates/explain
+
+    @property
+    def last(self) -> int:
+        return int(self.rows[0])
+
+    def recent(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The n most recent distinct rows and their weights."""
+        return self.rows[:n], self.weights[:n]
+
+
+def make_context(recent: Sequence[int], config: RecommendConfig, *, exclude=None) -> Context:
+    """Context from catalogue rows (oldest first); the last ``max_context`` plays are kept."""
+    seq = np.asarray([int(r) for r in recent], dtype=np.int64)[-max(1, config.max_context):]
+    if len(seq) == 0:
+        raise InputError("a recommendation needs at least one recent track")
+    rev = seq[::-1]
+    rows, first = np.unique(rev, return_index=True)
+    order = np.argsort(first)
+    rows = rows[order]
+    weights = config.recency_decay ** np.arange(len(rows), dtype=np.float64)
+    ex = np.unique(seq if exclude is None else np.r_[seq, np.fromiter(exclude, dtype=np.int64)])
+    return Context(seq, rows, weights, ex)
+
+
+def top_n(rows: np.ndarray, scores: np.ndarray, n: int, exclude: np.ndarray | None = None,
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The n best (rows, scores) by score then row, excluding ``exclude`` and non-positive scores."""
+    ok = scores > 0
+    if exclude is not None and len(exclude):
+        ok &= ~np.isin(rows, exclude, assume_unique=False)
+    rows, scores = rows[ok], scores[ok]
+    if len(rows) > n:
+        part = np.argpartition(-scores, n - 1)[:n]
+        rows, scores = rows[part], scores[part]
+    order = np.lexsort((rows, -scores))
+    return rows[order].astype(np.int64), scores[order].astype(np.float64)
+
+
+def gather(M: sp.csr_matrix, rows: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sum_i w_i * M[rows_i] as (column indices, values) without touching the other columns."""
+    ip, ind, dat = M.indptr, M.indices, M.data
+    parts_i, parts_v = [], []
+    for r, wr in zip(rows.tolist(), w.tolist()):
+        if 0 <= r < len(ip) - 1:
+            s, e = ip[r], ip[r + 1]
+            if e > s:
+                parts_i.append(ind[s:e])
+                parts_v.append(dat[s:e] * wr)
+    if not parts_i:
+        return EMPTY_I, EMPTY_F
+    idx = np.concatenate(parts_i)
+    if len(parts_i) == 1:
+        return idx.astype(np.int64), parts_v[0].astype(np.float64)
+    uniq, inv = np.unique(idx, return_inverse=True)
+    return uniq.astype(np.int64), np.bincount(inv, weights=np.concatenate(parts_v), minlength=len(uniq))
+
+
+def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of every row (vectorised; ties by column)."""
+    M = M.tocsr()
+    M.eliminate_zeros()
+    lens = np.diff(M.indptr)
+    if not len(lens) or lens.max() <= k:
+        return M
+    row = np.repeat(np.arange(M.shape[0]), lens)
+    order = np.lexsort((M.indices, -M.data, row))
+    pos = np.arange(len(order)) - np.repeat(M.indptr[:-1], lens)
+    keep = order[pos < k]
+    keep.sort()
+    out = sp.csr_matrix((M.data[keep], (row[keep], M.indices[keep])), shape=M.shape)
+    return out
+
+
+@dataclass
+class Ranked:
+    """A ranked list: catalogue rows, scores, and (when asked) the reasons per row."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    reasons: list[list[str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class Recommender:
+    """Base interface: recommend / similar_items / save / load over catalogue rows."""
+
+    name: ClassVar[str] = "recommender"
+
+    def __init__(self, config: RecommendConfig | None = None) -> None:
+        self.config = config or RecommendConfig()
+
+    def context(self, recent: Sequence[int], exclude=None) -> Context:
+        """The query context (recency weights, exclusions) for ``recent`` rows, oldest first."""
+        return make_context(recent, self.config, exclude=exclude)
+
+    def recommend(self, recent: Sequence[int], k: int = 10, *, exclude=None, reasons: bool = False) -> Ranked:
+        """Top-k rows after ``recent`` (oldest first); recent rows and ``exclude`` are never returned."""
+        raise NotImplementedError
+
+    def similar_items(self, row: int, k: int = 10, *, reasons: bool = False) -> Ranked:
+        """The k rows this recommender relates most to ``row``."""
+        return self.recommend([int(row)], k, reasons=reasons)
+
+    def save(self, directory: str | Path) -> None:
+        """Write learned state into ``directory`` (nothing by default: rebuilt from content on load)."""
+
+    @classmethod
+    def load(cls, directory: str | Path, data: SourceData, config: RecommendConfig | None = None) -> "Recommender":
+        """Reopen from ``directory`` (default: refit on ``data``, for sources that learn nothing costly)."""
+        return cls(config).fit(data)
+
+    def fit(self, data: SourceData) -> "Recommender":
+        raise NotImplementedError
+
+
+class Source(Recommender):
+    """A candidate source: ``candidates(ctx, n) -> (rows, scores)`` and a one-line reason per row."""
+
+    needs_histories: ClassVar[bool] = False
+
+    def fit(self, data: SourceData) -> "Source":
+        """Learn from ``data``; returns self."""
+        self.data_ = data
+        return self
+
+    def candidates(self, ctx: Context, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to n (rows, scores), best first, never a row of ``ctx.exclude``."""
+        raise NotImplementedError
+
+    def explain(self, ctx: Context, row: int) -> str | None:
+        """Why ``row`` was proposed for ``ctx`` (None when this source did not propose it)."""
+        return None
+
+    def grow(self, data: SourceData) -> None:
+        """The catalogue gained rows (``add_tracks``): keep working over the larger catalogue."""
+        self.fit(data)
+
+    def recommend(self, recent: Sequence[int], k: int = 10, *, exclude=None, reasons: bool = False) -> Ranked:
+        ctx = self.context(recent, exclude)
+        rows, scores = self.candidates(ctx, k)
+        why = [[r for r in [self.explain(ctx, int(x))] if r] for x in rows.tolist()] if reasons else None
+        return Ranked(rows, scores, why)
+
+    def label(self, row: int) -> str:
+        return str(self.data_.content.labels[int(row)])
+
+    # helpers for sources that keep sparse matrices
+    def _file(self, directory: str | Path) -> Path:
+        return Path(directory) / f"source_{self.name}.npz"
+
+
+def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Arrays of an ``.npz`` written by a source (no pickles); missing/corrupt -> IndexFormatError."""
+    if not path.exists():
+        raise IndexFormatError(f"{path}: missing from index directory")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise IndexFormatError(f"{path}: truncated or corrupted ({str(exc).splitlines()[0] if str(exc) else 'read failed'})"
+                               ) from None
+
+
+def csr_arrays(prefix: str, M: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as plain arrays for ``np.savez``."""
+    return {f"{prefix}_data": M.data, f"{prefix}_indices": M.indices, f"{prefix}_indptr": M.indptr,
+            f"{prefix}_shape": np.asarray(M.shape, dtype=np.int64)}
+
+
+def csr_from(arrays: dict[str, np.ndarray], prefix: str) -> sp.csr_matrix:
+    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+                         shape=tuple(int(x) for x in arrays[f"{prefix}_shape"]))
+
+
+def resize_csr(M: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """M padded with empty rows/columns to ``shape``."""
+    M = M.tocsr().copy()
+    M.resize(shape)
+    return M
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)

@@ -1,0 +1,145 @@
+"""Item co-occurrence sources: item-kNN (cosine over who played what) and "played right after".
+
+``itemknn``: S = cosine between item columns of the binary users x items matrix, pruned to the
+``knn_neighbours`` most similar items per item; a candidate scores sum_r w_r S[r, c] over the
+recent rows r (recency weights). ``sequence``: P(c right after r) = count(r -> c) / (count(r) + 1)
+over consecutive plays of one user, summed the same way. Both reach only tracks played in training.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .base import (Context, Source, SourceData, csr_arrays, csr_from, gather, load_npz_arrays, prune_rows,
+                   resize_csr, save_npz, top_n)
+
+
+def cosine_knn(X: sp.csr_matrix, k: int, *, chunk: int = 4096) -> sp.csr_matrix:
+    """Items x items cosine similarity of the columns of X, top-k per row, diagonal removed."""
+    n_items = X.shape[1]
+    cnt = np.asarray(X.sum(axis=0)).ravel()
+    norms = np.sqrt(np.maximum(cnt, 1.0))
+    Xn = (X @ sp.diags((1.0 / norms).astype(np.float32))).tocsc()
+    XnT = Xn.T.tocsr()
+    played = np.flatnonzero(cnt > 0)
+    blocks = []
+    for s in range(0, len(played), chunk):
+        rows = played[s:s + chunk]
+        B = (XnT[rows] @ Xn).tocsr()
+        B = B.tocoo()
+        keep = B.col != rows[B.row]
+        B = sp.csr_matrix((B.data[keep], (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
+        blocks.append(prune_rows(B, k))
+    if not blocks:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    S = sp.vstack(blocks).tocsr()
+    # place the played rows back at their catalogue positions
+    P = sp.csr_matrix((np.ones(len(played), np.float32), (played, np.arange(len(played)))),
+                      shape=(n_items, len(played)))
+    return (P @ S).tocsr().astype(np.float32)
+
+
+class ItemKNNSource(Source):
+    """Item-item cosine neighbours of the recent tracks (the classic collaborative baseline)."""
+
+    name = "itemknn"
+    needs_histories = True
+
+    def fit(self, data: SourceData) -> "ItemKNNSource":
+        super().fit(data)
+        X = data.interactions.matrix()
+        self.S_ = cosine_knn(X, self.config.knn_neighbours)
+        self.counts_ = np.asarray(X.sum(axis=0)).ravel()
+        return self
+
+    def candidates(self, ctx: Context, n: int):
+        idx, val = gather(self.S_, ctx.rows, ctx.weights)
+        return top_n(idx, val, n, ctx.exclude)
+
+    def explain(self, ctx: Context, row: int) -> str | None:
+        best, best_v = -1, 0.0
+        for r, w in zip(ctx.rows.tolist(), ctx.weights.tolist()):
+            s, e = self.S_.indptr[r], self.S_.indptr[r + 1]
+            hit = np.flatnonzero(self.S_.indices[s:e] == row)
+            if len(hit) and self.S_.data[s + hit[0]] * w > best_v:
+                best, best_v = r, float(self.S_.data[s + hit[0]] * w)
+        if best < 0:
+            return None
+        return f"often in the same playlists as {self.label(best)} (cos {best_v:.2f})"
+
+    def save(self, directory) -> None:
+        save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
+
+    @classmethod
+    def load(cls, directory, data: SourceData, config=None) -> "ItemKNNSource":
+        self = cls(config)
+        self.data_ = data
+        a = load_npz_arrays(self._file(directory))
+        self.S_, self.counts_ = csr_from(a, "S"), a["counts"]
+        return self
+
+    def grow(self, data: SourceData) -> None:
+        self.data_ = data
+        n = data.content.n_items
+        self.S_ = resize_csr(self.S_, (n, n))
+        self.counts_ = np.r_[self.counts_, np.zeros(n - len(self.counts_))]
+
+
+def next_counts(inter, gap: int = 1) -> sp.csr_matrix:
+    """Counts of item b played within ``gap`` plays after item a by the same user (a != b)."""
+    a_all, b_all = [], []
+    for g in range(1, gap + 1):
+        same = inter.users[g:] == inter.users[:-g]
+        a, b = inter.items[:-g][same], inter.items[g:][same]
+        a_all.append(a[a != b])
+        b_all.append(b[a != b])
+    a = np.concatenate(a_all) if a_all else np.zeros(0, np.int64)
+    b = np.concatenate(b_all) if b_all else np.zeros(0, np.int64)
+    M = sp.csr_matrix((np.ones(len(a), np.float32), (a, b)), shape=(inter.n_items, inter.n_items))
+    M.sum_duplicates()
+    return M
+
+
+class SequenceSource(Source):
+    """What was played right after the recent tracks (first-order transitions, shrunk toward 0)."""
+
+    name = "sequence"
+    needs_histories = True
+
+    def fit(self, data: SourceData) -> "SequenceSource":
+        super().fit(data)
+        C = next_counts(data.interactions)
+        out = np.asarray(C.sum(axis=1)).ravel()
+        P = sp.diags((1.0 / (out + 1.0)).astype(np.float32)) @ C
+        self.P_ = prune_rows(P.tocsr(), self.config.knn_neighbours).astype(np.float32)
+        self.C_ = prune_rows(C, self.config.knn_neighbours)
+        return self
+
+    def candidates(self, ctx: Context, n: int):
+        idx, val = gather(self.P_, ctx.rows, ctx.weights)
+        return top_n(idx, val, n, ctx.exclude)
+
+    def explain(self, ctx: Context, row: int) -> str | None:
+        for r in ctx.rows.tolist():
+            s, e = self.C_.indptr[r], self.C_.indptr[r + 1]
+            hit = np.flatnonzero(self.C_.indices[s:e] == row)
+            if len(hit):
+                c = int(self.C_.data[s + hit[0]])
+                return f"played right after {self.label(r)} in {c} histor{'y' if c == 1 else 'ies'}"
+        return None
+
+    def save(self, directory) -> None:
+        save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})
+
+    @classmethod
+    def load(cls, directory, data: SourceData, config=None) -> "SequenceSource":
+        self = cls(config)
+        self.data_ = data
+        a = load_npz_arrays(self._file(directory))
+        self.P_, self.C_ = csr_from(a, "P"), csr_from(a, "C")
+        return self
+
+    def grow(self, data: SourceData) -> None:
+        self.data_ = data
+        n = data.content.n_items
+        self.P_, self.C_ = resize_csr(self.P_, (n, n)), resize_csr(self.C_, (n, n))

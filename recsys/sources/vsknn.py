@@ -1,0 +1,70 @@
+"""Session kNN (V-SKNN, Ludewig & Jannach 2018): the training histories most like the context vote.
+
+The context is weighted linearly by recency (most recent 1, oldest 1/L); a training history h
+scores sim(h) = sum of the weights of the context tracks it contains / sqrt(|h|). The ``vsknn_k``
+most similar histories vote for their tracks with their similarity.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import (Context, Source, SourceData, csr_arrays, csr_from, gather, load_npz_arrays, resize_csr, save_npz,
+                   top_n)
+
+
+class VSKNNSource(Source):
+    """Neighbouring histories of the recency-weighted context vote for their tracks."""
+
+    name = "vsknn"
+    needs_histories = True
+
+    def fit(self, data: SourceData) -> "VSKNNSource":
+        super().fit(data)
+        self.X_ = data.interactions.matrix()
+        self._prepare()
+        return self
+
+    def _prepare(self) -> None:
+        self.XT_ = self.X_.T.tocsr()
+        self.norm_ = 1.0 / np.sqrt(np.maximum(np.diff(self.X_.indptr), 1)).astype(np.float64)
+
+    def neighbours(self, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+        """(history ids, similarities) of the most similar training histories (cached per query)."""
+        got = ctx.cache.get(self.name)
+        if got is None:
+            L = len(ctx.rows)
+            w = (L - np.arange(L)) / L
+            users, dot = gather(self.XT_, ctx.rows, w)
+            sims = dot * self.norm_[users] if len(users) else dot
+            users, sims = top_n(users, sims, self.config.vsknn_k)
+            got = ctx.cache[self.name] = (users, sims)
+        return got
+
+    def candidates(self, ctx: Context, n: int):
+        users, sims = self.neighbours(ctx)
+        idx, val = gather(self.X_, users, sims)
+        return top_n(idx, val, n, ctx.exclude)
+
+    def explain(self, ctx: Context, row: int) -> str | None:
+        users, _ = self.neighbours(ctx)
+        s, e = self.XT_.indptr[row], self.XT_.indptr[row + 1]
+        c = int(np.isin(self.XT_.indices[s:e], users).sum())
+        if not c:
+            return None
+        return f"in {c} of the {len(users)} most similar histories"
+
+    def save(self, directory) -> None:
+        save_npz(self._file(directory), csr_arrays("X", self.X_))
+
+    @classmethod
+    def load(cls, directory, data: SourceData, config=None) -> "VSKNNSource":
+        self = cls(config)
+        self.data_ = data
+        self.X_ = csr_from(load_npz_arrays(self._file(directory)), "X")
+        self._prepare()
+        return self
+
+    def grow(self, data: SourceData) -> None:
+        self.data_ = data
+        self.X_ = resize_csr(self.X_, (self.X_.shape[0], data.content.n_items))
+        self._prepare()
