@@ -15,7 +15,7 @@ import numpy as np
 
 from recsys.audio import cnn
 from recsys.errors import InputError, RecsysError
-from recsys.io import atomic_path, sha256_file, sha256_json
+from recsys.io import atomic_path, check_output_dir, sha256_file, sha256_json
 
 
 def _frontend_key(config: cnn.CNNConfig) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def decode_song(path: str, config: cnn.CNNConfig, cache_dir: str | None) -> tupl
 
 def run(audio_dir: str | os.PathLike, out: str | os.PathLike, *, labels: str | os.PathLike | None = None,
         config: cnn.CNNConfig | None = None, jobs: int = 1, cache_dir: str | os.PathLike | None = None,
-        cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
+        cross_validation: bool = True, progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Decode labelled songs (``jobs`` processes, cached), cross-validate by song, save the model dir."""
     import multiprocessing as mp
 
@@ -59,6 +59,7 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, *, labels: str | o
 
     config = config or cnn.CNNConfig()
     audio_dir = Path(audio_dir)
+    check_output_dir(out, kind=cnn.KIND, inputs=[audio_dir, labels, cache_dir], force=force)
     table = cnn.labelled_files(audio_dir, labels)
     paths = [str(audio_dir / f) for f in table["file"]]
     cache = str(cache_dir) if cache_dir else None
@@ -77,5 +78,5 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, *, labels: str | o
     if all(reasons):
         raise InputError(f"{audio_dir}: no usable song (first reason: {reasons[0]})")
     return cnn.fit_and_save(table, mels, bases, reasons, out, config=config, cross_validation=cross_validation,
-                            progress=progress)
+                            progress=progress, force=force)
 

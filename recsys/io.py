@@ -185,6 +185,15 @@ MANIFEST = "manifest.json"
 _BUILDING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.building$")
 
 
+def resolve_path(path: str | os.PathLike) -> Path:
+    """Absolute path; a working directory that no longer exists is a clear OutputError, not a traceback."""
+    try:
+        return Path(path).resolve()
+    except FileNotFoundError:
+        raise OutputError(f"{path}: the current directory no longer exists (an earlier build into '.' replaced "
+                          "it): cd into it again and retry") from None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -197,7 +206,7 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale_builds(path: str | os.PathLike) -> int:
     """Delete ``.<name>.<pid>.*.building`` siblings of ``path`` left by processes that no longer run."""
-    path = Path(path).resolve()
+    path = resolve_path(path)
     n = 0
     if not path.parent.is_dir():
         return 0
@@ -216,7 +225,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     If the body raises, the previous directory (if any) is left untouched. Works for any valid path,
     ``.`` included (the swap happens in the resolved parent), and clears builds left by killed runs.
     """
-    path = Path(path).resolve()
+    path = resolve_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".building", dir=path.parent))
@@ -252,11 +261,11 @@ def check_output_dir(path: str | os.PathLike, *, kind: str, inputs: Iterable[str
     A new, empty, or same-kind directory may be replaced; anything else would silently delete a user's
     files, so it is an :class:`OutputError` naming the way out.
     """
-    out = Path(path).resolve()
+    out = resolve_path(path)
     for i in inputs:
         if i is None:
             continue
-        src = Path(i).resolve()
+        src = resolve_path(i)
         if src == out or out in src.parents:
             raise OutputError(f"{path}: output directory would replace the input {i}; choose another --out")
     if out.exists() and not out.is_dir():
@@ -273,9 +282,9 @@ def check_output_dir(path: str | os.PathLike, *, kind: str, inputs: Iterable[str
 
 def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Refuse an output file that is one of the inputs (it would be overwritten before it is read)."""
-    out = Path(path).resolve()
+    out = resolve_path(path)
     for i in inputs:
-        if i is not None and Path(i).resolve() == out:
+        if i is not None and resolve_path(i) == out:
             raise OutputError(f"{path}: output file is the input {i}; choose another --out")
     if out.is_dir():
         raise OutputError(f"{path}: is a directory, expected a file path")

@@ -371,7 +371,8 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
 # ----------------------------------------------------------------------------- train / save / load
 
 def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str], out: str | Path, *,
-                 config: CNNConfig, cross_validation: bool = True, progress: bool = True) -> dict[str, Any]:
+                 config: CNNConfig, cross_validation: bool = True, progress: bool = True,
+                 force: bool = False) -> dict[str, Any]:
     """Given decoded songs (``reasons[i]`` non-empty = unusable), run song-grouped CV and save the final model."""
     torch = _torch()
     skipped = [(f, r) for f, r in zip(table["file"], reasons) if r]
@@ -397,7 +398,7 @@ def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str
                        "history": hist}
     CNNModel(model=model, classes=classes, frontend=config.frontend(),
              architecture={"channels": list(config.channels), "dropout": config.dropout}
-             ).save(out, config=dataclasses.asdict(config), report=report, n_songs=int(len(mels)))
+             ).save(out, config=dataclasses.asdict(config), report=report, n_songs=int(len(mels)), force=force)
     return report
 
 
