@@ -10,58 +10,53 @@ the moment it exists, so a killed run resumes and a rerun submits nothing.
 Workers read the audio and write the cache at the same absolute paths as the client: the audio
 and output folders must be on storage every worker mounts (checked before any work). Extractors
 (and the models they load: CNN weights, Whisper, Demucs) are built once per worker process and
-kept in a worker-level cache keyed by the block settings; tasks carry only paths and the small
-:class:`ExtractConfig`, and results come back as plain JSON-like records.
+kept while the block settings stay the same; tasks carry only paths, the small ``ExtractConfig``
+(scattered once) and references to the pipeline's functions; results come back as JSON-like records.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from recsys.errors import DependencyError, InputError
 from recsys.io import sha256_json
 
-from . import extract_features as ef
-
 log = logging.getLogger(__name__)
 
-#: Per worker process: settings key -> (config, extractors). Two entries at most (models are large).
-_EXTRACTORS: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
+#: Per worker process: the settings key of the extractors ``init`` last built (models stay loaded).
+_LOADED: dict[str, str] = {}
 #: Blocks keep per-process state (the front-end memoises the last analysis): one file at a time.
 _LOCK = threading.Lock()
 
 
-def settings_key(config: ef.ExtractConfig) -> str:
+def settings_key(config: Any) -> str:
     """What makes two configs build the same extractors (blocks, their options, decoding)."""
     return sha256_json({"blocks": list(config.blocks), "options": config.options, "decoding": config.decoding()})
 
 
-def _worker_extractors(config: ef.ExtractConfig) -> tuple[Any, dict[str, Any]]:
-    key = settings_key(config)
-    if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = (config, ef.build_extractors(config))
-        while len(_EXTRACTORS) > 2:
-            _EXTRACTORS.popitem(last=False)
-    _EXTRACTORS.move_to_end(key)
-    return _EXTRACTORS[key]
-
-
-def extract_on_worker(path: str, rel: str, todo: list[tuple[str, str]], out: str,
-                      config: ef.ExtractConfig) -> tuple[str, dict[str, dict], dict[str, str]]:
-    """One file on a Dask worker: the worker's cached extractors, then ``process_file``."""
+def extract_on_worker(path: str, rel: str, todo: list[tuple[str, str]], out: str, config: Any,
+                      init: Callable[[Any], None], process: Callable[..., tuple]) -> tuple:
+    """One file on a Dask worker: ``init(config)`` only when the settings changed, then ``process``."""
     with _LOCK:
-        cfg, extractors = _worker_extractors(config)
-        ef._WORKER["config"], ef._WORKER["extractors"] = cfg, extractors
-        return ef.process_file(path, rel, todo, out)
+        key = settings_key(config)
+        if _LOADED.get("key") != key:
+            init(config)  # builds the extractors (and loads their models) into the worker process
+            _LOADED["key"] = key
+        return process(path, rel, todo, out)
 
 
 def _visible(paths: list[str]) -> list[str]:
     """Runs on each worker: the given folders it cannot see."""
     return [p for p in paths if not os.path.isdir(p)]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
 
 
 def connect(scheduler: str, jobs: int) -> tuple[Any, Any]:
@@ -80,12 +75,17 @@ def connect(scheduler: str, jobs: int) -> tuple[Any, Any]:
     try:
         return Client(scheduler, timeout="20s"), None
     except (OSError, TimeoutError) as exc:
-        raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({ef._one_line(exc)})") from None
+        raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({_one_line(exc)})") from None
 
 
-def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: ef.ExtractConfig, out: Path,
-              collect: Callable[[str, dict, dict], None], *, audio_dir: Path) -> None:
-    """Submit one task per file to the cluster and ``collect`` each result as it completes."""
+def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, out: Path,
+              collect: Callable[[str, dict, dict], None], *, audio_dir: Path, init: Callable[[Any], None],
+              process: Callable[..., tuple], failed: Callable[[str], dict]) -> None:
+    """Submit one task per file to the cluster and ``collect`` each result as it completes.
+
+    ``init(config)`` builds a worker's extractors, ``process(path, rel, todo, out)`` does one file (both
+    run on the workers), ``failed(reason)`` is the record of a file whose task failed.
+    """
     from distributed import as_completed
     from distributed.client import FutureCancelledError
 
@@ -108,11 +108,11 @@ def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: ef.Ex
         futures = {}
         for path, rel, todo in tasks:
             fut = client.submit(extract_on_worker, str(Path(path).resolve()), rel, todo, str(out.resolve()), cfg,
-                                key=f"recsys-extract-{sha256_json([path, todo])[:24]}", retries=0)
+                                init, process, key=f"recsys-extract-{sha256_json([path, todo])[:24]}", retries=0)
             futures[fut] = (rel, todo)
 
         def fail(rel: str, todo, reason: str) -> None:
-            collect(rel, {b: ef._record(False, reason) for b, _ in todo}, {b: "error" for b, _ in todo})
+            collect(rel, {b: failed(reason) for b, _ in todo}, {b: "error" for b, _ in todo})
 
         for fut in as_completed(futures):
             rel, todo = futures.pop(fut)
@@ -122,8 +122,8 @@ def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: ef.Ex
                 fail(rel, todo, "worker process crashed on this file")
             except FutureCancelledError:
                 fail(rel, todo, "task cancelled by the Dask scheduler")
-            except Exception as exc:  # e.g. an import error on a worker: report per file, go on
-                fail(rel, todo, f"{type(exc).__name__}: {ef._one_line(exc)}")
+            except Exception as exc:  # noqa: BLE001  (e.g. an import error on a worker: report per file, go on)
+                fail(rel, todo, f"{type(exc).__name__}: {_one_line(exc)}")
     finally:
         client.close()
         if cluster is not None:

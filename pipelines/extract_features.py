@@ -367,7 +367,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
     if config.scheduler and tasks:
         from .dask_backend import run_tasks
 
-        run_tasks(tasks, config, out, collect, audio_dir=audio_dir)
+        run_tasks(tasks, config, out, collect, audio_dir=audio_dir, init=_init_worker, process=process_file,
+                  failed=lambda reason: _record(False, reason))
     elif config.jobs <= 1 or len(tasks) <= 1:
         _init_worker(config)
         for path, rel, todo in tasks:

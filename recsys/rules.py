@@ -279,7 +279,9 @@ def mine_rules(histories: pd.DataFrame, config: RulesConfig | None = None) -> pd
     if config.engine == "spark":
         from .rules_spark import assoc_rules_spark
 
-        parts = [assoc_rules_spark(X, item_ids, support, config)]
+        parts = [assoc_rules_spark(X, item_ids, support=support, min_confidence=config.min_confidence,
+                                   min_lift=config.min_lift, max_len=config.max_len,
+                                   max_itemsets=config.max_itemsets, master=config.spark_master)]
     else:
         parts = [_assoc_rules(X, item_ids, support, config, auto=not config.min_support)]
     if config.sequential:

@@ -1,16 +1,16 @@
 """Co-occurrence rules mined on Spark (``pyspark.ml.fpm.FPGrowth``): same table as the mlxtend engine.
 
 Selected by ``RulesConfig(engine="spark")`` (``rules mine --engine spark``, ``[engine.rules] engine =
-"spark"``). The transactions built by :func:`recsys.rules.mine_rules` go to Spark as (transaction,
-item) integer pairs, are grouped into item sets there, and FPGrowth mines the frequent itemsets and
-single-consequent rules on the executors. Spark's FPGrowth has no length cap, so itemsets longer
-than ``max_len`` are dropped before rules leave the cluster; the lift threshold is applied there
-too, and only the surviving rules are collected. The minimum count is ``ceil(min_support * n)`` in
-both engines, confidence = count(A+B) / count(A), lift = confidence / P(B), support = count(A+B) / n,
-so the rows equal mlxtend's to float precision. Next-track rules stay local (numpy, one pass over
-the plays; see :func:`recsys.rules.next_rules`).
+"spark"``). The transactions built by :func:`recsys.rules.mine_rules` go to Spark as one Arrow list
+column of item codes (one row per transaction); FPGrowth mines the frequent itemsets and the
+single-consequent rules on the executors. Spark's FPGrowth has no length cap, so rules from itemsets
+longer than ``max_len`` are dropped on the cluster, with the lift threshold; only surviving rules
+are collected. The minimum count is ``ceil(min_support * n)`` in both engines; integer counts are
+recovered from Spark's ratios and confidence, lift and support recomputed with mlxtend's arithmetic
+(count / n supports), so thresholds see the same floats and the rows equal mlxtend's exactly.
+Next-track rules stay local (numpy, one pass over the plays: :func:`recsys.rules.next_rules`).
 
-The session: an active one is reused; else ``config.spark_master`` (any master URL), else the
+The session: an active one is reused; else ``master`` (``RulesConfig.spark_master``, any URL), else the
 master given by ``spark-submit``, else ``local[*]``.
 """
 from __future__ import annotations
@@ -20,16 +20,13 @@ import os
 import shutil
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .errors import DependencyError, GuardError
-
-if TYPE_CHECKING:
-    from .rules import RulesConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +58,17 @@ def spark_session(master: str | None = None) -> Any:
     return spark
 
 
-def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, support: float, config: RulesConfig) -> pd.DataFrame:
-    """Co-occurrence rules (single-track consequents) of transactions ``X`` with Spark FPGrowth."""
+def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, *, support: float, min_confidence: float,
+                      min_lift: float, max_len: int, max_itemsets: int, master: str | None = None) -> pd.DataFrame:
+    """Co-occurrence rules (single-track consequents) of transactions ``X`` with Spark FPGrowth.
+
+    Columns: antecedents, consequents, support, confidence, lift, count, kind (``recsys.rules`` table).
+    """
     import pyarrow as pa
     from pyspark.ml.fpm import FPGrowth
     from pyspark.sql import functions as F
 
-    from .rules import RULE_COLUMNS
-
-    spark = spark_session(config.spark_master or None)
+    spark = spark_session(master or None)
     n = X.shape[0]
     X = X.tocsr()
     # one row per transaction, its item codes as an Arrow list column (no per-row Python objects)
@@ -80,25 +79,23 @@ def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, support: float, co
         warnings.simplefilter("ignore")  # pyspark warns about pandas 3 on every conversion
         tx = spark.createDataFrame(pa.table({"items": items}))
         model = FPGrowth(itemsCol="items", minSupport=float(support),
-                         minConfidence=float(config.min_confidence) * (1 - 1e-9)).fit(tx)
+                         minConfidence=float(min_confidence) * (1 - 1e-9)).fit(tx)
         freq = model.freqItemsets.cache()  # mined once: counted for the guard, then turned into rules
         try:
-            n_itemsets = freq.filter(F.size("items") <= config.max_len).count()
+            n_itemsets = freq.filter(F.size("items") <= max_len).count()
             log.info("spark FPGrowth: %d transactions, %d frequent itemsets of length <= %d",
-                     n, n_itemsets, config.max_len)
-            if n_itemsets > config.max_itemsets:
+                     n, n_itemsets, max_len)
+            if n_itemsets > max_itemsets:
                 raise GuardError(f"spark FPGrowth found {n_itemsets:,} frequent itemsets (cap "
-                                 f"{config.max_itemsets:,}): raise min_support or max_itemsets")
+                                 f"{max_itemsets:,}): raise min_support or max_itemsets")
             rules = (model.associationRules
-                     .filter((F.size("antecedent") <= config.max_len - 1)
-                             & (F.col("lift") >= config.min_lift * (1 - 1e-9)))
+                     .filter((F.size("antecedent") <= max_len - 1)
+                             & (F.col("lift") >= min_lift * (1 - 1e-9)))
                      .select("antecedent", F.col("consequent")[0].alias("consequent"), "support", "confidence",
                              "lift")
                      .toPandas())
         finally:
             freq.unpersist()
-    if len(rules) == 0:
-        return pd.DataFrame(columns=RULE_COLUMNS)
     # exact integer counts back from Spark's ratios, then mlxtend's formulas on supports count / n
     c_ac = np.rint(rules["support"].to_numpy(dtype=float) * n)
     c_a = np.rint(c_ac / rules["confidence"].to_numpy(dtype=float))
@@ -106,7 +103,7 @@ def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, support: float, co
     s_ac, s_a, s_c = c_ac / float(n), c_a / float(n), c_c / float(n)
     conf = (s_ac * n) / (s_a * n)
     lift = conf / s_c
-    keep = (conf >= config.min_confidence) & (lift >= config.min_lift)
+    keep = (conf >= min_confidence) & (lift >= min_lift)
     rules, s_ac, conf, lift, c_ac = rules[keep], s_ac[keep], conf[keep], lift[keep], c_ac[keep]
     ids = np.asarray(item_ids, dtype=object).astype(str)
     return pd.DataFrame({"antecedents": [tuple(sorted(ids[np.asarray(a, dtype=np.int64)])) for a in rules["antecedent"]],

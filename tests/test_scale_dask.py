@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from recsys.testing.audio import SR, synth_song
 from pipelines.extract_features import ExtractConfig, run
+from recsys.testing.audio import SR, synth_song
 
 distributed = pytest.importorskip("distributed", reason="Dask is not installed (pip install 'recsys[dask]')")
 ROOT = Path(__file__).resolve().parents[1]
