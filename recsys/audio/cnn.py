@@ -56,7 +56,8 @@ class CNNConfig:
 
     def frontend(self) -> dict[str, Any]:
         """The settings inference must reproduce exactly."""
-        return {k: getattr(self, k) for k in ("sr", "n_fft", "hop_length", "n_mels", "chunk_seconds", "excerpt_seconds")}
+        return {k: getattr(self, k)
+                for k in ("sr", "n_fft", "hop_length", "n_mels", "chunk_seconds", "excerpt_seconds")}
 
 
 # ----------------------------------------------------------------------------- features
@@ -73,7 +74,8 @@ def chunk_logmel(y: np.ndarray, sr: int, *, target_sr: int = 22050, n_fft: int =
     chunks = chunk(y, target_sr, seconds=chunk_seconds, hop_seconds=hop_seconds)
     if len(chunks) == 0:
         frames = 1 + int(round(chunk_seconds * target_sr)) // hop_length
-        return np.zeros((0, n_mels, frames), np.float32), (np.zeros((0, 64), np.float32) if baseline else None)
+        return (np.zeros((0, n_mels, frames), np.float32),
+                (np.zeros((0, 64), np.float32) if baseline else None))
     S = stft_magnitude(chunks, n_fft=n_fft, hop_length=hop_length)
     M_db = log_mel(M=mel_power(S=S, sr=target_sr, n_fft=n_fft, n_mels=n_mels), top_db=80.0).astype(np.float32)
     base = None
@@ -105,7 +107,8 @@ def build_model(n_mels: int, n_classes: int, *, channels: Sequence[int] = (16, 3
             layers: list[nn.Module] = []
             c_in = 1
             for c in channels:
-                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                           nn.MaxPool2d(2)]
                 c_in = c
             self.features = nn.Sequential(*layers)
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c_in, n_classes))
@@ -120,14 +123,18 @@ def build_model(n_mels: int, n_classes: int, *, channels: Sequence[int] = (16, 3
 
 
 def augment(x, rng: np.random.Generator):
-    """Training-time augmentation on dB log-mels: gain, circular time shift, noise floor, SpecAugment masks."""
+    """Training-time augmentation on dB log-mels.
+
+    Applies gain, circular time shift, noise floor and SpecAugment masks.
+    """
     torch = _torch()
     b, m, t = x.shape
     x = x.clone()
     x += torch.from_numpy(rng.uniform(-6, 6, size=(b, 1, 1)).astype(np.float32))             # gain
     shifts = rng.integers(0, t, size=b)
     x = torch.stack([torch.roll(x[i], int(shifts[i]), dims=-1) for i in range(b)])           # time shift
-    floor = x.amax(dim=(1, 2), keepdim=True) - torch.from_numpy(rng.uniform(25, 60, (b, 1, 1)).astype(np.float32))
+    floor = (x.amax(dim=(1, 2), keepdim=True)
+             - torch.from_numpy(rng.uniform(25, 60, (b, 1, 1)).astype(np.float32)))
     noisy = torch.from_numpy(rng.random(b) < 0.5)[:, None, None]
     x = torch.where(noisy, 10 * torch.log10(10 ** (x / 10) + 10 ** (floor / 10)), x)           # noise floor
     for i in range(b):                                                                           # SpecAugment
@@ -166,7 +173,8 @@ def fit_cnn(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, config.epochs))
     # class weights: balanced over chunks, so a genre with long songs does not dominate
     counts = np.bincount(y, minlength=n_classes).astype(np.float32)
-    weights = torch.from_numpy(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0).astype(np.float32))
+    weights = torch.from_numpy(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes,
+                                        0.0).astype(np.float32))
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.05)
     has_val = X_val is not None and len(X_val) > 0
     best_state, best_loss, bad, history = None, np.inf, 0, []
@@ -202,7 +210,8 @@ def fit_cnn(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
             else:
                 bad += 1
         history.append(rec)
-        epochs.set_postfix({k: round(v, 3) for k, v in rec.items() if k in ("train_loss", "val_loss", "val_acc")})
+        epochs.set_postfix({k: round(v, 3) for k, v in rec.items()
+                            if k in ("train_loss", "val_loss", "val_acc")})
         if has_val and bad >= config.patience:
             break
     epochs.close()
@@ -227,13 +236,15 @@ def labelled_files(audio_dir: str | Path, labels: str | Path | None = None) -> p
         df = df[["file", "genre"]].dropna().astype(str)
         absent = [f for f in df["file"] if not (audio_dir / f).exists()]
         if absent:
-            raise InputError(f"{labels}: {len(absent)} listed file(s) not found under {audio_dir} (first: {absent[0]})")
+            raise InputError(f"{labels}: {len(absent)} listed file(s) not found under {audio_dir} "
+                             f"(first: {absent[0]})")
     else:
         rows = [(str(p.relative_to(audio_dir)), p.parent.name) for p in sorted(audio_dir.rglob("*"))
                 if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and p.parent != audio_dir]
         df = pd.DataFrame(rows, columns=["file", "genre"])
     if df.empty:
-        raise InputError(f"{audio_dir}: no labelled audio (give --labels file,genre or one sub-folder per genre)")
+        raise InputError(f"{audio_dir}: no labelled audio "
+                         "(give --labels file,genre or one sub-folder per genre)")
     if df["genre"].nunique() < 2:
         raise SchemaError("need at least two genres to train a classifier")
     return df.reset_index(drop=True)
@@ -268,7 +279,8 @@ def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     if len(y_true) == 0:
         return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0}
     return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)), "n": int(len(y_true))}
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "n": int(len(y_true))}
 
 
 def song_vote(chunk_probs: np.ndarray) -> tuple[np.ndarray, int]:
@@ -279,7 +291,8 @@ def song_vote(chunk_probs: np.ndarray) -> tuple[np.ndarray, int]:
     return mean, int(tied[np.argmax(mean[tied])])
 
 
-def _inner_split(songs: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _inner_split(songs: np.ndarray, labels: np.ndarray, fraction: float,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ~fraction of each genre's songs for early stopping (never a genre's only song)."""
     rng = np.random.default_rng(seed)
     val = []
@@ -308,10 +321,12 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
     from sklearn.preprocessing import StandardScaler
 
     songs = np.arange(len(mels))
-    min_count = int(np.bincount(labels, minlength=n_classes)[np.bincount(labels, minlength=n_classes) > 0].min())
+    per_class = np.bincount(labels, minlength=n_classes)
+    min_count = int(per_class[per_class > 0].min())
     n_splits = min(config.folds, min_count)
     if n_splits < 2:
-        raise SchemaError(f"need at least 2 usable songs per genre for song-grouped folds (smallest genre has {min_count})")
+        raise SchemaError("need at least 2 usable songs per genre for song-grouped folds "
+                          f"(smallest genre has {min_count})")
     skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=config.seed)
     pooled: dict[str, list] = {k: [] for k in ("chunk_true", "cnn_chunk", "base_chunk", "song_true",
                                               "cnn_song_mean", "cnn_song_vote", "base_song")}
@@ -373,7 +388,10 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
 def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str], out: str | Path, *,
                  config: CNNConfig, cross_validation: bool = True, progress: bool = True,
                  force: bool = False) -> dict[str, Any]:
-    """Given decoded songs (``reasons[i]`` non-empty = unusable), run song-grouped CV and save the final model."""
+    """Given decoded songs (``reasons[i]`` non-empty = unusable), run song-grouped CV.
+
+    Then train on all usable songs and save the final model.
+    """
     torch = _torch()
     skipped = [(f, r) for f, r in zip(table["file"], reasons) if r]
     keep = [i for i, r in enumerate(reasons) if not r]
@@ -398,7 +416,8 @@ def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str
                        "history": hist}
     CNNModel(model=model, classes=classes, frontend=config.frontend(),
              architecture={"channels": list(config.channels), "dropout": config.dropout}
-             ).save(out, config=dataclasses.asdict(config), report=report, n_songs=int(len(mels)), force=force)
+             ).save(out, config=dataclasses.asdict(config), report=report, n_songs=int(len(mels)),
+                    force=force)
     return report
 
 
@@ -424,11 +443,12 @@ class CNNModel:
             return np.zeros((0, len(self.classes)), np.float32)
         return softmax(_predict_logits(self.model, X, batch_size=batch_size), axis=1)
 
-    def save(self, out: str | Path, *, config: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
-             n_songs: int | None = None, force: bool = False) -> Path:
+    def save(self, out: str | Path, *, config: dict[str, Any] | None = None,
+             report: dict[str, Any] | None = None, n_songs: int | None = None, force: bool = False) -> Path:
         """Write the model directory atomically (never over a directory recsys did not write)."""
         torch = _torch()
-        with artifact_dir(out, kind=KIND, version=FORMAT_VERSION, settings=config or {}, force=force) as (tmp, extra):
+        with artifact_dir(out, kind=KIND, version=FORMAT_VERSION, settings=config or {},
+                          force=force) as (tmp, extra):
             torch.save(self.model.state_dict(), tmp / "model.pt")
             write_json(tmp / "metrics.json", report or {})
             extra.update(classes=list(self.classes), frontend=self.frontend, architecture=self.architecture,
@@ -456,7 +476,8 @@ class CNNModel:
                    architecture=dict(arch), sha256=meta["files"]["model.pt"][:32])
 
 
-def predict_files(model_dir: str | Path, audio_dir: str | Path, *, progress: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+def predict_files(model_dir: str | Path, audio_dir: str | Path, *,
+                  progress: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """One row per audio file: ``file``, ``predicted_genre`` (vote), ``p_<genre>`` (mean); plus failures."""
     from tqdm.auto import tqdm
 

@@ -98,12 +98,14 @@ def cqt_magnitude(y: np.ndarray, *, sr: int, hop_length: int = 512) -> np.ndarra
 
 
 def chroma_cqt(*, C: np.ndarray, sr: int, hop_length: int = 512) -> np.ndarray:
+    """12-bin chroma folded from a precomputed CQT magnitude ``C`` (sharper pitch than STFT chroma)."""
     import librosa
 
     return librosa.feature.chroma_cqt(C=C, sr=sr, hop_length=hop_length, n_chroma=12, bins_per_octave=12)
 
 
 def chroma_cens(*, C: np.ndarray, sr: int, hop_length: int = 512) -> np.ndarray:
+    """Chroma energy-normalised statistics (CENS) from ``C``: smoothed, robust to timbre and dynamics."""
     import librosa
 
     return librosa.feature.chroma_cens(C=C, sr=sr, hop_length=hop_length, n_chroma=12, bins_per_octave=12)
@@ -189,7 +191,8 @@ def tempogram_profile(*, onset_envelope: np.ndarray, sr: int, hop_length: int = 
     env = np.pad(np.asarray(onset_envelope, dtype=np.float64), win_length // 2, mode="linear_ramp")
     if len(env) < win_length:
         env = np.pad(env, (0, win_length - len(env)))
-    frames = librosa.util.frame(env, frame_length=win_length, hop_length=win_hop) * np.hanning(win_length)[:, None]
+    frames = (librosa.util.frame(env, frame_length=win_length, hop_length=win_hop)
+              * np.hanning(win_length)[:, None])
     ac = librosa.autocorrelate(frames, axis=0)
     peak = ac.max(axis=0, keepdims=True)
     ac = np.where(peak > 0, ac / np.where(peak > 0, peak, 1.0), 0.0).mean(axis=1)
@@ -199,7 +202,10 @@ def tempogram_profile(*, onset_envelope: np.ndarray, sr: int, hop_length: int = 
 
 def global_tempo(*, onset_envelope: np.ndarray, sr: int, hop_length: int = 512,
                  start_bpm: float = 120.0, std_octaves: float = 1.0) -> float:
-    """Tempo (bpm): the peak of :func:`tempogram_profile` weighted by a log-normal prior around ``start_bpm``."""
+    """Tempo (bpm): the peak of :func:`tempogram_profile`.
+
+    The profile is weighted by a log-normal prior around ``start_bpm``.
+    """
     bpm, prof = tempogram_profile(onset_envelope=onset_envelope, sr=sr, hop_length=hop_length)
     ok = (bpm >= 30) & (bpm <= 300)
     a = prof[ok]
@@ -251,7 +257,8 @@ def tempo_beats(*, onset_envelope: np.ndarray, sr: int, hop_length: int = 512) -
 
 
 def summarise(x: np.ndarray, *, prefix: str, percentiles: tuple[int, ...] = (10, 50, 90),
-              names: list[str] | None = None, stats: tuple[str, ...] = ("mean", "std", "pct")) -> dict[str, float]:
+              names: list[str] | None = None,
+              stats: tuple[str, ...] = ("mean", "std", "pct")) -> dict[str, float]:
     """Flatten a feature over time into ``{prefix_[row_]stat: value}`` (mean, std, percentiles)."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     rows = names or ([""] if x.shape[0] == 1 else [f"{i:02d}" for i in range(x.shape[0])])
@@ -288,89 +295,114 @@ class Analysis:
 
     @property
     def S(self) -> np.ndarray:
+        """STFT magnitude ``(1+n_fft/2, frames)``."""
         c = self.config
         return self._get("S", lambda: stft_magnitude(self.y, n_fft=c.n_fft, hop_length=c.hop_length))
 
     @property
     def M(self) -> np.ndarray:
+        """Mel power spectrogram."""
         c = self.config
         return self._get("M", lambda: mel_power(S=self.S, sr=self.sr, n_fft=c.n_fft, n_mels=c.n_mels))
 
     @property
     def M_mag(self) -> np.ndarray:
+        """Mel magnitude (square root of the mel power)."""
         return self._get("M_mag", lambda: np.sqrt(self.M))
 
     @property
     def M_db(self) -> np.ndarray:
+        """dB mel spectrogram."""
         return self._get("M_db", lambda: log_mel(M=self.M))
 
     @property
     def mfcc(self) -> np.ndarray:
+        """MFCCs per frame."""
         return self._get("mfcc", lambda: mfcc(M_db=self.M_db, n_mfcc=self.config.n_mfcc))
 
     @property
     def chroma(self) -> np.ndarray:
+        """STFT chroma per frame."""
         return self._get("chroma", lambda: chroma_stft(S=self.S, sr=self.sr, n_fft=self.config.n_fft))
 
     @property
     def C(self) -> np.ndarray:
+        """Constant-Q magnitude (costly; only computed for CQT/CENS chroma)."""
         return self._get("C", lambda: cqt_magnitude(self.y, sr=self.sr, hop_length=self.config.hop_length))
 
     @property
     def chroma_cqt(self) -> np.ndarray:
-        return self._get("chroma_cqt", lambda: chroma_cqt(C=self.C, sr=self.sr, hop_length=self.config.hop_length))
+        """CQT chroma per frame."""
+        c = self.config
+        return self._get("chroma_cqt", lambda: chroma_cqt(C=self.C, sr=self.sr, hop_length=c.hop_length))
 
     @property
     def chroma_cens(self) -> np.ndarray:
-        return self._get("chroma_cens", lambda: chroma_cens(C=self.C, sr=self.sr, hop_length=self.config.hop_length))
+        """CENS chroma per frame."""
+        c = self.config
+        return self._get("chroma_cens", lambda: chroma_cens(C=self.C, sr=self.sr, hop_length=c.hop_length))
 
     @property
     def rms(self) -> np.ndarray:
+        """Frame RMS energy."""
         return self._get("rms", lambda: rms(S=self.S, frame_length=self.config.n_fft))
 
     @property
     def centroid(self) -> np.ndarray:
-        return self._get("centroid", lambda: spectral_centroid(S=self.S, sr=self.sr, n_fft=self.config.n_fft))
+        """Spectral centroid per frame (Hz)."""
+        c = self.config
+        return self._get("centroid", lambda: spectral_centroid(S=self.S, sr=self.sr, n_fft=c.n_fft))
 
     @property
     def flatness(self) -> np.ndarray:
+        """Spectral flatness per frame."""
         return self._get("flatness", lambda: spectral_flatness(M=self.M))
 
     @property
     def zcr(self) -> np.ndarray:
+        """Zero-crossing rate per frame."""
         c = self.config
-        return self._get("zcr", lambda: zero_crossing_rate(self.y, frame_length=c.n_fft, hop_length=c.hop_length))
+        return self._get("zcr", lambda: zero_crossing_rate(self.y, frame_length=c.n_fft,
+                                                           hop_length=c.hop_length))
 
     @property
     def envelope(self) -> np.ndarray:
+        """Amplitude envelope per frame."""
         c = self.config
-        return self._get("env", lambda: amplitude_envelope(self.y, frame_length=c.n_fft, hop_length=c.hop_length))
+        return self._get("env", lambda: amplitude_envelope(self.y, frame_length=c.n_fft,
+                                                           hop_length=c.hop_length))
 
     @property
     def flux(self) -> np.ndarray:
+        """Spectral flux of the mel magnitude."""
         return self._get("flux", lambda: spectral_flux(S=self.M_mag))
 
     @property
     def onset(self) -> np.ndarray:
+        """Onset-strength envelope."""
         return self._get("onset", lambda: onset_strength(M_db=self.M_db))
 
     @property
     def tempo_beats(self) -> tuple[float, np.ndarray]:
+        """Tempo (bpm) and beat frames."""
         c = self.config
-        return self._get("beats", lambda: tempo_beats(onset_envelope=self.onset, sr=self.sr, hop_length=c.hop_length))
+        return self._get("beats", lambda: tempo_beats(onset_envelope=self.onset, sr=self.sr,
+                                                      hop_length=c.hop_length))
 
     @property
     def duration(self) -> float:
+        """Excerpt length in seconds."""
         return len(self.y) / float(self.sr)
 
     @property
     def rms_db(self) -> float:
         """Whole-excerpt RMS level in dBFS."""
-        return self._get("rms_db", lambda: float(10 * np.log10(max(float(np.dot(self.y, self.y)) / max(len(self.y), 1),
-                                                                        1e-12))))
+        return self._get("rms_db", lambda: float(10 * np.log10(
+            max(float(np.dot(self.y, self.y)) / max(len(self.y), 1), 1e-12))))
 
     @property
     def silent(self) -> bool:
+        """Whether the excerpt is below :data:`SILENCE_DB`."""
         return self.rms_db < SILENCE_DB
 
 
@@ -393,7 +425,8 @@ def shared_analysis(y: np.ndarray, sr: int, config: FrontendConfig) -> Analysis:
     if _LAST and _LAST[0] is y and _LAST[1] == sr:
         a: Analysis = _LAST[3]
         c = a.config
-        if (c.sr, c.n_fft, c.hop_length, c.n_mels) == (config.sr, config.n_fft, config.hop_length, config.n_mels):
+        if ((c.sr, c.n_fft, c.hop_length, c.n_mels)
+                == (config.sr, config.n_fft, config.hop_length, config.n_mels)):
             return a
     return analyse(y, sr, config)
 

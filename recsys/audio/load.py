@@ -78,7 +78,8 @@ def load_audio(path: str | Path, *, sr: int = 22050, mono: bool = True,
     return np.ascontiguousarray(y, dtype=np.float32), sr
 
 
-def load_audio_ffmpeg_window(path: Path, sr: int, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
+def load_audio_ffmpeg_window(path: Path, sr: int, offset: float,
+                             duration: float | None) -> tuple[np.ndarray, int]:
     """Decode through ffmpeg (mono, ``sr``) and keep the ``offset``/``duration`` window."""
     y = _decode_ffmpeg(path, sr)
     start = int(offset * sr)
@@ -98,8 +99,12 @@ def audio_duration(path: str | Path) -> float:
         return len(y) / sr
 
 
-def excerpt_window(total_seconds: float, *, seconds: float | None = 30.0, position: str = "middle") -> tuple[float, float | None]:
-    """``(offset, duration)`` of the excerpt: the middle ``seconds`` by default, or ``start``; None = whole file."""
+def excerpt_window(total_seconds: float, *, seconds: float | None = 30.0,
+                   position: str = "middle") -> tuple[float, float | None]:
+    """``(offset, duration)`` of the excerpt: the middle ``seconds`` by default, or ``start``.
+
+    ``seconds=None`` means the whole file.
+    """
     if seconds is None or total_seconds <= seconds:
         return 0.0, None
     if position == "start":

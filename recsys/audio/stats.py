@@ -38,7 +38,8 @@ def _biquad(kind: str, *, fc: float, Q: float, gain_db: float, sr: int) -> tuple
     cw = np.cos(w0)
     if kind == "high_shelf":
         sa = 2 * np.sqrt(A) * alpha
-        b = [A * ((A + 1) + (A - 1) * cw + sa), -2 * A * ((A - 1) + (A + 1) * cw), A * ((A + 1) + (A - 1) * cw - sa)]
+        b = [A * ((A + 1) + (A - 1) * cw + sa), -2 * A * ((A - 1) + (A + 1) * cw),
+             A * ((A + 1) + (A - 1) * cw - sa)]
         a = [(A + 1) - (A - 1) * cw + sa, 2 * ((A - 1) - (A + 1) * cw), (A + 1) - (A - 1) * cw - sa]
     elif kind == "high_pass":
         b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
@@ -52,7 +53,8 @@ def k_weight(y: np.ndarray, *, sr: int) -> np.ndarray:
     """ITU-R BS.1770 K-weighting: a +4 dB shelf above ~1.7 kHz (head) then a 38 Hz high-pass (RLB)."""
     from scipy.signal import lfilter
 
-    b1, a1 = _biquad("high_shelf", fc=1681.974450955533, Q=0.7071752369554196, gain_db=3.999843853973347, sr=sr)
+    b1, a1 = _biquad("high_shelf", fc=1681.974450955533, Q=0.7071752369554196, gain_db=3.999843853973347,
+                     sr=sr)
     b2, a2 = _biquad("high_pass", fc=38.13547087602444, Q=0.5003270373238773, gain_db=0.0, sr=sr)
     return lfilter(b2, a2, lfilter(b1, a1, y.astype(np.float64)))
 
@@ -174,21 +176,26 @@ def estimate_stats(a: Analysis, *, duration_s: float | None = None) -> dict[str,
     noise01 = _clip01(d["flatness"] * 10.0)
     tempo_pref = float(np.exp(-0.5 * (np.log2(max(tempo, 1.0) / 118.0) / 0.45) ** 2)) if tempo > 0 else 0.0
     energy = 0.45 * loud01 + 0.2 * bright01 + 0.2 * activity01 + 0.15 * noise01
-    danceability = (0.5 * _clip01((d["pulse_clarity"] - 0.3) / 0.5) + 0.2 * _clip01((d["beat_strength"] - 1.0) / 3.0)
-                    + 0.3 * tempo_pref)
-    acousticness = (0.35 * _clip01((d["dynamic_range_db"] - 8.0) / 25.0) + 0.25 * (1 - _clip01(d["bass_ratio"] / 0.35))
+    danceability = (0.5 * _clip01((d["pulse_clarity"] - 0.3) / 0.5)
+                    + 0.2 * _clip01((d["beat_strength"] - 1.0) / 3.0) + 0.3 * tempo_pref)
+    acousticness = (0.35 * _clip01((d["dynamic_range_db"] - 8.0) / 25.0)
+                    + 0.25 * (1 - _clip01(d["bass_ratio"] / 0.35))
                     + 0.20 * (1 - _clip01(d["high_ratio"] / 0.08)) + 0.20 * (1 - noise01))
     speechiness = (0.3 * _clip01((d["zcr_cv"] - 0.5) / 0.4) + 0.3 * _clip01(d["pause_ratio"] / 0.2)
-                   + 0.2 * _clip01((0.4 - d["tonalness"]) / 0.15) + 0.2 * _clip01((d["dynamic_range_db"] - 15.0) / 20.0))
-    valence = 0.35 * float(mode) + 0.25 * _clip01((tempo - 60.0) / 100.0) + 0.2 * bright01 + 0.2 * danceability
+                   + 0.2 * _clip01((0.4 - d["tonalness"]) / 0.15)
+                   + 0.2 * _clip01((d["dynamic_range_db"] - 15.0) / 20.0))
+    valence = (0.35 * float(mode) + 0.25 * _clip01((tempo - 60.0) / 100.0) + 0.2 * bright01
+               + 0.2 * danceability)
     out = {
         # clamped to the catalogue's valid range: a float file far above full scale must not make the
         # whole catalogue invalid (audiostats__lufs keeps the measured value)
-        "danceability": danceability, "energy": energy, "key": float(key), "loudness": float(np.clip(lufs, -80.0, 10.0)),
+        "danceability": danceability, "energy": energy, "key": float(key),
+        "loudness": float(np.clip(lufs, -80.0, 10.0)),
         "mode": float(mode),
         "speechiness": speechiness, "acousticness": acousticness, "valence": valence, "tempo": tempo,
         "duration_ms": min(1000.0 * (duration_s if duration_s is not None else a.duration), 3.6e7),
     }
-    out.update({"audiostats__lufs": lufs, "audiostats__rms_db": a.rms_db, "audiostats__key_confidence": key_conf})
+    out.update({"audiostats__lufs": lufs, "audiostats__rms_db": a.rms_db,
+                "audiostats__key_confidence": key_conf})
     out.update({f"audiostats__{k}": v for k, v in d.items()})
     return out
