@@ -1,9 +1,11 @@
 """Lyric topics: TF-IDF + NMF over transcripts and user lyrics, and the ``lyrics`` feature block.
 
 The lyrics block says what a song is about. Per file it transcribes the vocal stem of the
-excerpt (:mod:`recsys.audio.transcription`); once the whole corpus is in, ``finalize`` fits
-topics over every transcript plus any lyrics the user supplies (``track_id,text``) and adds
-one ``lyrics__topic_<k>`` column per topic.
+excerpt (:mod:`recsys.audio.transcription`) and grades it (``lyrics__status``: ok,
+low_confidence, repetitive, instrumental, wrong_language, failed); once the whole corpus is in,
+``finalize`` fits topics over every ``ok`` transcript plus any lyrics the user supplies
+(``track_id,text``) and adds one ``lyrics__topic_<k>`` column per topic. Rows whose transcript is
+not ``ok`` (and who have no user lyrics) get ``ok=False``: the lyrics block is missing for them.
 """
 from __future__ import annotations
 
@@ -207,13 +209,20 @@ class LyricsConfig:
     vad_filter: bool = True  # faster-whisper only
     download: bool = False  # allow downloading weights by name
     language: str | None = None  # force one language (default: detect)
-    languages: str | None = None  # allow-list, e.g. "en,es": others give unsupported_language
+    languages: str | None = None  # allow-list, e.g. "en,es": others give wrong_language
     separate: bool = True  # transcribe the vocal stem (else the mixture)
     separator: str = "auto"  # auto | demucs | classical
     separator_model: str = "htdemucs"
     min_seconds: float = 1.0
     min_vocal_seconds: float = 3.0  # less voice than this: instrumental, not transcribed
     gate: str = "vad"  # vad | energy
+    # transcript quality gate (recsys.audio.transcription.QualityGate; Whisper's own thresholds)
+    temperatures: str = "0,0.2,0.4,0.6,0.8,1"  # decoding temperature fallback
+    max_compression_ratio: float = 2.4  # gzip ratio above: repetitive (a loop)
+    min_avg_logprob: float = -1.0  # average token log-probability below: low_confidence
+    max_no_speech_prob: float = 0.6  # no-speech probability above: instrumental
+    min_distinct_ngrams: float = 0.4  # distinct word 3-gram share below: repetitive
+    max_fallback_share: float = 0.5  # share of audio whose greedy text Whisper rejected above: low_confidence
     cache_dir: str | None = None  # transcript cache (default ~/.cache/recsys/transcripts; "off")
     topics: int = 8
     lyrics: str | None = None  # user lyrics file track_id,text
@@ -232,8 +241,14 @@ class LyricsBlock:
 
     def __init__(self, config: LyricsConfig | None = None, **options: Any) -> None:
         from .audio.separation import config_from_options
-        from .audio.transcription import (LyricsSettings, TranscriptCache, _lang_list, default_cache_dir,
-                                          make_transcriber)
+        from .audio.transcription import (
+            LyricsSettings,
+            QualityGate,
+            TranscriptCache,
+            _lang_list,
+            default_cache_dir,
+            make_transcriber,
+        )
 
         if config is not None and options:
             raise InputError("pass either a LyricsConfig or keyword options, not both")
@@ -242,9 +257,16 @@ class LyricsBlock:
                                             beam_size=c.beam_size, cpu_threads=c.cpu_threads,
                                             vad_filter=c.vad_filter, download=c.download)
         self.transcriber.check()  # missing local weights fail before any file is processed
+        try:
+            temps = tuple(float(t) for t in str(c.temperatures).replace(";", ",").split(",") if t.strip())
+        except ValueError:
+            raise InputError(f"lyrics.temperatures: expected numbers like 0,0.2,0.4, got {c.temperatures!r}") from None
+        quality = QualityGate(temperatures=temps, max_compression_ratio=c.max_compression_ratio,
+                              min_avg_logprob=c.min_avg_logprob, max_no_speech_prob=c.max_no_speech_prob,
+                              min_distinct_ngrams=c.min_distinct_ngrams, max_fallback_share=c.max_fallback_share)
         self.lyrics_settings = LyricsSettings(separate=c.separate, language=c.language,
                                               languages=_lang_list(c.languages), min_seconds=c.min_seconds,
-                                              min_vocal_seconds=c.min_vocal_seconds, gate=c.gate)
+                                              min_vocal_seconds=c.min_vocal_seconds, gate=c.gate, quality=quality)
         off = isinstance(c.cache_dir, str) and c.cache_dir.lower() in ("off", "false", "no")
         self.cache = None if off else TranscriptCache(Path(c.cache_dir) if c.cache_dir else default_cache_dir())
         if c.topics < 1:
@@ -281,9 +303,11 @@ class LyricsBlock:
         if t.language_probability is not None:
             source += f" (p={t.language_probability:.2f})"
         # Numeric columns become embedding features: only the instrumental flag, the voice
-        # seconds and (after finalize) the topics; bookkeeping stays in text columns.
+        # seconds and (after finalize) the topics; bookkeeping (confidence too) stays in text columns.
+        conf = "" if np.isnan(t.confidence) else f"{t.confidence:.2f}"
         return {"lyrics__text": t.text, "lyrics__language": t.language or "", "lyrics__language_source": source,
-                "lyrics__status": t.status, "lyrics__reason": t.reason, "lyrics__instrumental": int(t.instrumental),
+                "lyrics__status": t.status, "lyrics__reason": t.reason, "lyrics__confidence": conf,
+                "lyrics__instrumental": int(t.instrumental),
                 "lyrics__vocal_seconds": 0.0 if np.isnan(t.vocal_seconds) else float(t.vocal_seconds),
                 "lyrics__separator": sep.backend if sep else "none", "lyrics__backend": t.backend,
                 "lyrics__model": t.model, "lyrics__from_cache": "yes" if t.cached else "no"}
@@ -292,14 +316,18 @@ class LyricsBlock:
         return [f"lyrics__topic_{k}" for k in range(self.n_topics)]
 
     def finalize(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Fit topics on all transcripts (+ user lyrics) and add ``lyrics__topic_<k>`` columns.
+        """Fit topics on the ``ok`` transcripts (+ user lyrics) and add ``lyrics__topic_<k>`` columns.
 
         A track's user lyrics, when given, replace its transcript (``lyrics__text_source``).
-        Tracks without text get NaN topics; with fewer than two texts in all, every row does.
+        Tracks without trusted text get NaN topics and ``ok=False`` (the block is missing for
+        them); with fewer than two texts in all, every row has NaN topics.
         """
         table = table.copy()
         texts = (table["lyrics__text"] if "lyrics__text" in table.columns
                  else pd.Series([""] * len(table), index=table.index)).fillna("").astype(str)
+        status = (table["lyrics__status"].fillna("").astype(str) if "lyrics__status" in table.columns
+                  else pd.Series(["ok"] * len(table), index=table.index))
+        texts = texts.where(status == "ok", "")  # untrusted transcripts never reach the topic model
         source = pd.Series(np.where(texts.str.strip() != "", "transcript", ""), index=table.index)
         extra: list[str] = []
         if self.lyrics:
@@ -316,6 +344,14 @@ class LyricsBlock:
             else:
                 extra = list(by_id.values())
         table["lyrics__text_source"] = source
+        if "ok" in table.columns:
+            graded = status != ""  # rows that failed before grading keep their own reason
+            untrusted = graded & (source == "")
+            reasons = table.get("lyrics__reason", pd.Series([""] * len(table), index=table.index)).fillna("")
+            why = (status + ": " + reasons.astype(str)).str.rstrip(": ")
+            before = table["reason"].fillna("").astype(str) if "reason" in table.columns else ""
+            table["reason"] = why.where(untrusted, before)
+            table["ok"] = table["ok"].astype(bool) & ~untrusted
         corpus = [t for t in texts if t.strip()] + extra
         cols = self.topic_columns()
         if len(corpus) < 2:

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from recsys.blocks import get_extractor
 from recsys.cli import main
 from recsys.errors import InputError, ModelError, SchemaError
-from recsys.blocks import get_extractor
 from recsys.lyrics import LyricsBlock, LyricTopics, read_user_lyrics
 
 # Lines from traditional songs in the public domain, grouped by what they are about.

@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 
 from recsys.audio.load import load_audio
-from recsys.audio.separation import (ClassicalSeparator, DemucsSeparator, StemsBlock, feature_columns,
-                                     load_demucs_local, make_separator)
-from recsys.errors import DependencyError, ModelError
+from recsys.audio.separation import (
+    ClassicalSeparator,
+    DemucsSeparator,
+    StemsBlock,
+    feature_columns,
+    load_demucs_local,
+    make_separator,
+)
 from recsys.blocks import get_extractor
-
-from _stems_helpers import SPEECH, mix_at, music_file, save_demucs_repo, sdr
+from recsys.errors import DependencyError, ModelError
+from recsys.testing.stems import SPEECH, mix_at, music_file, save_demucs_repo, sdr
 
 SR = 22050
 
@@ -190,9 +195,8 @@ def empty_caches(tmp_path, monkeypatch):
 
 
 def test_pretrained_name_loads_from_the_hf_cache_offline(empty_caches, speech):
-    from _stems_helpers import fake_hf_cache
-
     from recsys.audio.separation import demucs_cached
+    from recsys.testing.stems import fake_hf_cache
 
     assert not demucs_cached("htdemucs")
     fake_hf_cache(empty_caches / "hf")

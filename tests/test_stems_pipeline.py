@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from recsys.cli import main
-
-from _stems_helpers import SPEECH, music_file, tiny_en_folder
+from recsys.testing.stems import SPEECH, music_file, tiny_en_folder
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,12 @@ import pytest
 
 from recsys.audio.load import load_audio
 from recsys.audio.separation import ClassicalSeparator
-from recsys.audio.transcription import FasterWhisperTranscriber, LyricsSettings, transcribe_excerpt
-
-from _stems_helpers import music_file, mix_at, speech_clips, tiny_en_folder
+from recsys.audio.transcription import (
+    FasterWhisperTranscriber,
+    LyricsSettings,
+    transcribe_excerpt,
+)
+from recsys.testing.stems import mix_at, music_file, speech_clips, tiny_en_folder
 
 pytestmark = pytest.mark.slow
 SR = 22050

@@ -3,8 +3,15 @@
 Transcription is the most expensive step of the lyrics block, so results are cached on disk,
 keyed by the excerpt's content hash, the separator, the transcriber's weights (content hash for
 local files) and every setting that changes the text: a transcript made by another model is
-never reused. Excerpts whose vocal stem carries too little energy are flagged ``instrumental``
-and not transcribed; a language the model cannot handle gives ``unsupported_language``.
+never reused. Excerpts whose vocal stem carries too little voice are flagged ``instrumental``
+and not transcribed; a language the model cannot handle or the user does not accept gives
+``wrong_language``.
+
+Every decoded transcript then passes a quality gate (:class:`QualityGate`): Whisper decodes each
+30-s window without conditioning on the previous text and re-decodes it at higher temperatures
+when it loops (gzip compression ratio) or is unsure (average log-probability); the gate then
+grades the result from the same per-segment figures plus a repetition measure over the whole
+text (distinct word n-gram ratio). Only ``ok`` transcripts are meant to feed topic models.
 """
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -31,17 +40,60 @@ HOW_TO_GET_WHISPER = (
     "or pass a local model with --model PATH (--set lyrics.model=PATH): a CTranslate2 folder "
     "(model.bin, config.json, tokenizer.json) for faster-whisper, a .pt checkpoint for openai-whisper")
 
-#: Transcript.status values
-STATUSES = ("ok", "instrumental", "unsupported_language", "too_short", "empty")
+#: Transcript.status values: only ``ok`` texts are trusted
+STATUSES = ("ok", "low_confidence", "repetitive", "instrumental", "wrong_language", "failed")
+#: what an English-only (``*.en``) model records as the language: it cannot tell
+ENGLISH_ONLY = "unknown (English-only model)"
 
 
 class UnsupportedLanguage(InputError):
     """The requested language is not one the model can transcribe."""
 
 
+@dataclass(frozen=True)
+class QualityGate:
+    """Decoding safeguards and the thresholds that grade a transcript (``lyrics.*`` options).
+
+    The first three are Whisper's own decoding thresholds, used twice: while decoding (a window
+    whose text compresses more than ``max_compression_ratio`` or whose average token
+    log-probability is below ``min_avg_logprob`` is decoded again at the next of ``temperatures``;
+    a window with no-speech probability above ``max_no_speech_prob`` and a low log-probability is
+    dropped) and afterwards on the final text:
+
+    * ``repetitive``: the whole text's gzip ratio is above ``max_compression_ratio`` (2.4: a loop),
+      or fewer than ``min_distinct_ngrams`` (0.4) of its word ``ngram``-grams (3) are distinct
+      (judged from ``min_words`` words on);
+    * ``instrumental``: the duration-weighted no-speech probability is above ``max_no_speech_prob`` (0.6);
+    * ``low_confidence``: the duration-weighted average log-probability is below ``min_avg_logprob``
+      (-1.0, i.e. a geometric-mean token probability ``confidence`` below 0.37), or more than
+      ``max_fallback_share`` (0.5) of the decoded audio had its greedy text rejected by those same
+      checks: what a hotter re-decode then produces is a sample, not a reading.
+    """
+
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    max_compression_ratio: float = 2.4
+    min_avg_logprob: float = -1.0
+    max_no_speech_prob: float = 0.6
+    min_distinct_ngrams: float = 0.4
+    ngram: int = 3
+    min_words: int = 12
+    max_fallback_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        temps = tuple(float(t) for t in self.temperatures)
+        if not temps or any(t < 0 for t in temps):
+            raise InputError(f"temperatures: expected non-negative numbers, got {self.temperatures!r}")
+        object.__setattr__(self, "temperatures", temps)
+        if self.ngram < 1:
+            raise InputError(f"ngram: expected >= 1, got {self.ngram}")
+        for name in ("min_distinct_ngrams", "max_no_speech_prob", "max_fallback_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name}: expected a fraction in [0, 1], got {getattr(self, name)!r}")
+
+
 @dataclass
 class Transcript:
-    """One excerpt's transcript and what is known about it."""
+    """One excerpt's transcript, its quality figures and the verdict (``status``, ``reason``)."""
 
     text: str = ""
     language: str | None = None
@@ -49,6 +101,14 @@ class Transcript:
     language_source: str = ""  # "detected" | "forced" | "english-only model" | ""
     status: str = "ok"
     reason: str = ""
+    confidence: float = float("nan")  # exp(avg_logprob): geometric-mean token probability
+    avg_logprob: float = float("nan")  # duration-weighted over segments
+    no_speech_prob: float = float("nan")  # duration-weighted over segments
+    compression_ratio: float = float("nan")  # gzip ratio of the whole text
+    distinct_ngrams: float = float("nan")  # distinct / total word n-grams of the whole text
+    temperature: float = float("nan")  # highest decoding temperature any window needed
+    fallback_share: float = float("nan")  # share of the decoded audio re-decoded above temperature 0
+    n_segments: int = 0
     vocal_seconds: float = float("nan")
     duration: float = float("nan")
     backend: str = ""
@@ -59,6 +119,10 @@ class Transcript:
     def instrumental(self) -> bool:
         return self.status == "instrumental"
 
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -66,6 +130,63 @@ class Transcript:
     def from_dict(cls, d: dict[str, Any]) -> "Transcript":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+
+
+def compression_ratio(text: str) -> float:
+    """gzip (zlib) compression ratio of ``text`` as Whisper computes it; NaN for an empty text."""
+    b = text.encode("utf-8")
+    return len(b) / len(zlib.compress(b)) if b else float("nan")
+
+
+def distinct_ngram_ratio(text: str, *, n: int = 3) -> float:
+    """Distinct / total word ``n``-grams (lower-cased); 1.0 = no repetition; NaN with fewer than n words."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def grade(segments: list[dict[str, float]], text: str, *, gate: QualityGate) -> dict[str, Any]:
+    """Quality figures, ``status`` and one-line ``reason`` of a decoded text.
+
+    ``segments``: one dict per decoded segment with ``start``, ``end``, ``avg_logprob``,
+    ``no_speech_prob`` and ``temperature`` (what both Whisper backends report).
+    """
+    out: dict[str, Any] = {"n_segments": len(segments), "compression_ratio": compression_ratio(text),
+                           "distinct_ngrams": distinct_ngram_ratio(text, n=gate.ngram)}
+    if segments:
+        w = np.array([max(float(s["end"]) - float(s["start"]), 0.1) for s in segments])
+        lp = float(np.average([float(s["avg_logprob"]) for s in segments], weights=w))
+        ns = float(np.average([float(s["no_speech_prob"]) for s in segments], weights=w))
+        temps = np.array([float(s["temperature"]) for s in segments])
+        out.update(avg_logprob=lp, no_speech_prob=ns, confidence=float(np.exp(lp)), temperature=float(temps.max()),
+                   fallback_share=float(np.average(temps > 0, weights=w)))
+    n_words = len(_WORD.findall(text))
+    if not text.strip():
+        status, reason = "failed", "no words decoded (Whisper skipped every window as no speech)"
+    elif out["compression_ratio"] > gate.max_compression_ratio:
+        status, reason = "repetitive", (f"text compresses {out['compression_ratio']:.2f}x "
+                                        f"(> {gate.max_compression_ratio:g}): a decoding loop")
+    elif n_words >= gate.min_words and out["distinct_ngrams"] < gate.min_distinct_ngrams:
+        status, reason = "repetitive", (f"only {out['distinct_ngrams']:.0%} of its word {gate.ngram}-grams "
+                                        f"are distinct (< {gate.min_distinct_ngrams:.0%})")
+    elif segments and out["no_speech_prob"] > gate.max_no_speech_prob:
+        status, reason = "instrumental", (f"no-speech probability {out['no_speech_prob']:.2f} "
+                                          f"> {gate.max_no_speech_prob:g}")
+    elif segments and out["avg_logprob"] < gate.min_avg_logprob:
+        status, reason = "low_confidence", (f"average token log-probability {out['avg_logprob']:.2f} "
+                                            f"< {gate.min_avg_logprob:g} (confidence {out['confidence']:.2f}, "
+                                            f"decoded at temperature {out['temperature']:g})")
+    elif segments and out["fallback_share"] > gate.max_fallback_share:
+        status, reason = "low_confidence", (f"Whisper rejected its greedy text for {out['fallback_share']:.0%} of "
+                                            f"the audio (loop or low probability) and sampled up to temperature "
+                                            f"{out['temperature']:g} (confidence {out['confidence']:.2f})")
+    else:
+        status, reason = "ok", ""
+    out.update(status=status, reason=reason)
+    return out
 
 
 @runtime_checkable
@@ -81,8 +202,9 @@ class Transcriber(Protocol):
         """Language codes the loaded model can transcribe (``['en']`` for English-only models)."""
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None,
-                   languages: tuple[str, ...] | None = None) -> Transcript:
-        """Transcript of ``audio`` (float32, 16 kHz). ``language`` forces one; ``languages`` is an allow-list."""
+                   languages: tuple[str, ...] | None = None, gate: QualityGate | None = None) -> Transcript:
+        """Graded transcript of ``audio`` (float32, 16 kHz). ``language`` forces one; ``languages`` is an
+        allow-list; ``gate`` sets the decoding safeguards and quality thresholds."""
 
 
 def _looks_like_path(model: str) -> bool:
@@ -136,6 +258,10 @@ class _WhisperBase:
     def identity(self) -> dict[str, Any]:
         return {"backend": self.backend, "weights": self._weights_id(), "beam_size": self.beam_size}
 
+    def _graded(self, segments: list[dict[str, float]], text: str, gate: QualityGate, **fields: Any) -> Transcript:
+        return Transcript(text=text, backend=self.backend, model=self._weights_id(),
+                          **fields, **grade(segments, text, gate=gate))
+
     def check(self) -> None:
         """Cheap pre-flight before a batch: raise the error ``load()`` would, where that is cheap to know."""
 
@@ -146,11 +272,20 @@ class _WhisperBase:
 
     def _allowed(self, lang: str | None, prob: float | None, source: str,
                  languages: tuple[str, ...] | None) -> Transcript | None:
-        if languages and lang not in languages:
-            return Transcript(language=lang, language_probability=prob, language_source=source,
-                              status="unsupported_language", backend=self.backend, model=self._weights_id(),
-                              reason=f"language {lang!r} is not among the accepted languages {','.join(languages)}")
-        return None
+        """A ``wrong_language`` transcript when ``lang`` is not accepted (decided before decoding), else None."""
+        if not languages:
+            return None
+        if lang == ENGLISH_ONLY:
+            if "en" in languages:
+                return None
+            reason = f"an English-only model cannot transcribe the accepted languages {','.join(languages)}"
+        elif lang in languages:
+            return None
+        else:
+            p = f" (p={prob:.2f})" if prob is not None else ""
+            reason = f"language {lang!r}{p} is not among the accepted languages {','.join(languages)}"
+        return Transcript(language=lang, language_probability=prob, language_source=source, status="wrong_language",
+                          backend=self.backend, model=self._weights_id(), reason=reason)
 
 
 class FasterWhisperTranscriber(_WhisperBase):
@@ -225,23 +360,35 @@ class FasterWhisperTranscriber(_WhisperBase):
         return list(self.load().supported_languages)
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None,
-                   languages: tuple[str, ...] | None = None) -> Transcript:
+                   languages: tuple[str, ...] | None = None, gate: QualityGate | None = None) -> Transcript:
+        import ctranslate2
+
+        g = gate or QualityGate()
         net = self.load()
         self._check_forced(language)
         audio = np.ascontiguousarray(audio, dtype=np.float32)
+        ctranslate2.set_random_seed(0)  # temperature fallback samples: the same audio gives the same text
         segments, info = net.transcribe(audio, language=language, beam_size=self.beam_size,
                                         vad_filter=self.vad_filter, condition_on_previous_text=False,
-                                        temperature=0.0)
+                                        temperature=list(g.temperatures),
+                                        compression_ratio_threshold=g.max_compression_ratio,
+                                        log_prob_threshold=g.min_avg_logprob,
+                                        no_speech_threshold=g.max_no_speech_prob)
         multilingual = bool(net.model.is_multilingual)
-        source = "forced" if language else ("detected" if multilingual else "english-only model")
-        prob = float(info.language_probability) if multilingual and not language else None
-        refused = self._allowed(info.language, prob, source, languages)
+        if language:
+            lang, prob, source = language, None, "forced"
+        elif multilingual:
+            lang, prob, source = info.language, float(info.language_probability), "detected"
+        else:
+            lang, prob, source = ENGLISH_ONLY, None, "english-only model"
+        refused = self._allowed(lang, prob, source, languages)
         if refused is not None:  # the generator is lazy: nothing was decoded yet
             return refused
-        text = " ".join(s.text.strip() for s in segments).strip()
-        return Transcript(text=text, language=info.language, language_probability=prob, language_source=source,
-                          status="ok" if text else "empty", reason="" if text else "the model produced no words",
-                          duration=float(info.duration), backend=self.backend, model=self._weights_id())
+        segs = [{"start": s.start, "end": s.end, "avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
+                 "temperature": s.temperature, "text": s.text} for s in segments]
+        text = " ".join(str(s["text"]).strip() for s in segs).strip()
+        return self._graded(segs, text, g, language=lang, language_probability=prob, language_source=source,
+                            duration=float(info.duration))
 
 
 class OpenAIWhisperTranscriber(_WhisperBase):
@@ -321,34 +468,41 @@ class OpenAIWhisperTranscriber(_WhisperBase):
         return list(LANGUAGES)[: net.num_languages]
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None,
-                   languages: tuple[str, ...] | None = None) -> Transcript:
+                   languages: tuple[str, ...] | None = None, gate: QualityGate | None = None) -> Transcript:
         import torch
         import whisper
 
+        g = gate or QualityGate()
         net = self.load()
         self._check_forced(language)
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         prob: float | None = None
         if language:
-            lang, source = language, "forced"
+            lang, decode_lang, source = language, language, "forced"
         elif not net.is_multilingual:
-            lang, source = "en", "english-only model"
+            lang, decode_lang, source = ENGLISH_ONLY, "en", "english-only model"
         else:
             mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)), net.dims.n_mels)
             with torch.inference_mode():
                 _, probs = net.detect_language(mel.to(net.device))
-            lang = max(probs, key=probs.get)
+            lang = decode_lang = max(probs, key=probs.get)
             prob, source = float(probs[lang]), "detected"
         refused = self._allowed(lang, prob, source, languages)
         if refused is not None:
             return refused
         opts: dict[str, Any] = {"beam_size": self.beam_size} if self.beam_size > 1 else {}
-        result = net.transcribe(audio, language=lang, task="transcribe", temperature=0.0, fp16=False,
-                                condition_on_previous_text=False, verbose=None, **opts)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # temperature fallback samples: the same audio gives the same text
+            result = net.transcribe(audio, language=decode_lang, task="transcribe", fp16=False,
+                                    condition_on_previous_text=False, verbose=None,
+                                    temperature=g.temperatures, compression_ratio_threshold=g.max_compression_ratio,
+                                    logprob_threshold=g.min_avg_logprob, no_speech_threshold=g.max_no_speech_prob,
+                                    **opts)
+        segs = [{k: float(s[k]) for k in ("start", "end", "avg_logprob", "no_speech_prob", "temperature")}
+                for s in result.get("segments", [])]
         text = str(result.get("text", "")).strip()
-        return Transcript(text=text, language=lang, language_probability=prob, language_source=source,
-                          status="ok" if text else "empty", reason="" if text else "the model produced no words",
-                          duration=len(audio) / WHISPER_SR, backend=self.backend, model=self._weights_id())
+        return self._graded(segs, text, g, language=lang, language_probability=prob, language_source=source,
+                            duration=len(audio) / WHISPER_SR)
 
 
 def make_transcriber(backend: str = "faster-whisper", *, model: str = "tiny", device: str = "cpu",
@@ -460,14 +614,17 @@ def speech_seconds(audio16k: np.ndarray, *, threshold: float = 0.5) -> float:
 
 
 GATES = ("vad", "energy")
+#: bumped when the decoding or grading logic changes: older cached transcripts are not reused
+GRADING_VERSION = 2
 
 
 @dataclass
 class LyricsSettings:
     """Settings of excerpt transcription that change its result (part of the cache key).
 
-    ``gate`` decides "instrumental": ``vad`` = Silero voice activity on the vocal stem (default),
-    ``energy`` = frames of the vocal stem above ``floor_db`` and within ``relative_db`` of the mix.
+    ``gate`` decides "instrumental" before decoding: ``vad`` = Silero voice activity on the vocal
+    stem (default), ``energy`` = frames of the vocal stem above ``floor_db`` and within
+    ``relative_db`` of the mix. ``quality`` grades what was decoded (:class:`QualityGate`).
     """
 
     separate: bool = True
@@ -479,6 +636,7 @@ class LyricsSettings:
     vad_threshold: float = 0.5
     floor_db: float = -45.0
     relative_db: float = -12.0
+    quality: QualityGate = field(default_factory=QualityGate)
 
     def __post_init__(self) -> None:
         if self.gate not in GATES:
@@ -489,8 +647,8 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
                        settings: LyricsSettings | None = None, cache: TranscriptCache | None = None) -> Transcript:
     """Separate (unless ``separator`` is None), gate on vocal activity, transcribe; cached.
 
-    Returns a :class:`Transcript` whose ``status`` says what happened; never raises for
-    silent/instrumental/short excerpts or an unsupported language.
+    Returns a graded :class:`Transcript` whose ``status`` says what happened; never raises for
+    silent/instrumental/short excerpts, a language that is not accepted or an untrustworthy text.
     """
     from .separation import separate_cached
 
@@ -499,9 +657,9 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
     duration = len(y) / float(sr)
     model_id = transcriber.identity()
     if duration < s.min_seconds:
-        return Transcript(status="too_short", reason=f"excerpt is {duration:.2f} s, shorter than {s.min_seconds:g} s",
+        return Transcript(status="failed", reason=f"excerpt is {duration:.2f} s, shorter than {s.min_seconds:g} s",
                           duration=duration, backend=transcriber.backend, model=str(model_id.get("weights", "")))
-    key_settings = {**dataclasses.asdict(s), "sr": sr,
+    key_settings = {**dataclasses.asdict(s), "sr": sr, "grading": GRADING_VERSION,
                     "separator": separator.identity() if (separator is not None and s.separate) else None}
     audio_sha = hashlib.sha256(y.tobytes()).hexdigest()
     key = TranscriptCache.key(audio_sha, model_id, key_settings)
@@ -528,9 +686,9 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
                               f"fewer than {s.min_vocal_seconds:g} s")
     else:
         try:
-            t = transcriber.transcribe(vocals16, language=s.language, languages=s.languages)
+            t = transcriber.transcribe(vocals16, language=s.language, languages=s.languages, gate=s.quality)
         except UnsupportedLanguage as exc:
-            t = Transcript(status="unsupported_language", reason=str(exc), language=s.language,
+            t = Transcript(status="wrong_language", reason=str(exc), language=s.language,
                            backend=transcriber.backend, model=str(model_id.get("weights", "")))
         t.vocal_seconds = active
         t.duration = duration

@@ -79,6 +79,8 @@ def register(main: click.Group) -> None:
     @click.option("--separator", type=click.Choice(["auto", "demucs", "classical"]), default="auto", show_default=True)
     @click.option("--separator-model", default="htdemucs", show_default=True)
     @click.option("--language", default=None, help="Force a language code (default: detect).")
+    @click.option("--languages", default=None,
+                  help="Accepted languages, e.g. en,es: others are graded wrong_language (default: any).")
     @click.option("--device", default="cpu", show_default=True)
     @click.option("--compute-type", default="int8", show_default=True, help="faster-whisper compute type.")
     @click.option("--beam-size", default=1, show_default=True, type=int)
@@ -91,13 +93,24 @@ def register(main: click.Group) -> None:
                   help="Transcript cache (default ~/.cache/recsys/transcripts).")
     @click.option("--no-cache", is_flag=True, help="Neither read nor write the transcript cache.")
     def transcribe_cmd(file: Path, backend: str, model: str, no_separate: bool, separator: str,
-                       separator_model: str, language: str | None, device: str, compute_type: str, beam_size: int,
+                       separator_model: str, language: str | None, languages: str | None, device: str,
+                       compute_type: str, beam_size: int,
                        download: bool, seconds: float, full: bool, min_vocal_seconds: float,
                        cache_dir: Path | None, no_cache: bool) -> None:
-        """Print the transcript of FILE's vocals (language and status go to stderr)."""
+        """Print STATUS, CONFIDENCE and the transcript of FILE's vocals, tab-separated (details go to stderr).
+
+        Only ``ok`` transcripts are trusted; the others (low_confidence, repetitive, instrumental,
+        wrong_language, failed) are what the lyrics block treats as missing.
+        """
         from ..audio.separation import make_separator
-        from ..audio.transcription import (LyricsSettings, TranscriptCache, default_cache_dir, make_transcriber,
-                                           transcribe_excerpt)
+        from ..audio.transcription import (
+            LyricsSettings,
+            TranscriptCache,
+            _lang_list,
+            default_cache_dir,
+            make_transcriber,
+            transcribe_excerpt,
+        )
 
         tr = make_transcriber(backend, model=model, device=device, compute_type=compute_type,
                               beam_size=beam_size, download=download)
@@ -105,16 +118,17 @@ def register(main: click.Group) -> None:
         sep = None if no_separate else make_separator(separator, model=separator_model, device=device)
         y, sr = _excerpt(file, sr=22050, seconds=None if full else seconds)
         cache = None if no_cache else TranscriptCache(cache_dir or default_cache_dir())
-        settings = LyricsSettings(separate=not no_separate, language=language, min_vocal_seconds=min_vocal_seconds)
+        settings = LyricsSettings(separate=not no_separate, language=language, languages=_lang_list(languages),
+                                  min_vocal_seconds=min_vocal_seconds)
         t = transcribe_excerpt(y, sr, transcriber=tr, separator=sep, settings=settings, cache=cache)
         lang = t.language or "?"
         if t.language_probability is not None:
             lang += f" (p={t.language_probability:.2f})"
-        click.echo(f"status: {t.status}{' - ' + t.reason if t.reason else ''}  language: {lang} "
-                   f"[{t.language_source or 'n/a'}]  separator: {sep.backend if sep else 'none'}  "
+        conf = "-" if t.confidence != t.confidence else f"{t.confidence:.2f}"  # NaN: nothing decoded
+        click.echo(f"status: {t.status}{' - ' + t.reason if t.reason else ''}  confidence: {conf}  "
+                   f"language: {lang} [{t.language_source or 'n/a'}]  separator: {sep.backend if sep else 'none'}  "
                    f"model: {backend} {t.model}{'  (cached)' if t.cached else ''}", err=True)
-        if t.text:
-            click.echo(t.text)
+        click.echo(f"{t.status}\t{conf}\t{t.text}")
 
     @lyrics.command("topics")
     @click.option("--transcripts", type=click.Path(path_type=Path), default=None,

@@ -1,4 +1,5 @@
-"""Helpers for the stems/lyrics tests: tiny random models saved in their real formats, and real audio."""
+"""Material for the stems/lyrics tests and benchmarks: tiny random models saved in their real formats,
+the shipped real recordings, non-English "vocals" spoken by espeak-ng, and separation metrics."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the source checkout
 DATA = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "data"
 SPEECH = DATA / "speech"
@@ -138,3 +139,115 @@ def fake_hf_cache(root: Path, *, name: str = "htdemucs", repo: str = "models--ad
     (snap / f"{name}.yaml").write_text(f"models: ['{sig}']\n")
     export_demucs_safetensors(tiny_htdemucs(seed), snap / f"{sig}.safetensors")
     return root
+
+
+# --------------------------------------------------------------------------- separation benchmark material
+
+#: Music recordings shipped in data/audio (name -> file, offset in s), all shippable; the trumpet is a 5-s loop.
+MUSIC_CLIPS = {
+    "jazz": ("Kevin_MacLeod_-_Vibe_Ace.ogg", 10.0),
+    "celesta": ("Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg", 20.0),
+    "strings": ("Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg", 5.0),
+    "folk_song": ("Karissa_Hobbs_-_Lets_Go_Fishin.ogg", 50.0),
+    "trumpet_loop": ("sorohanro_-_solo-trumpet-06.ogg", 0.0),
+}
+#: Recordings only in ../shared/data/audio (not shippable): extra, unseen accompaniments when present.
+SHARED_MUSIC_CLIPS = {
+    "drum_bass": ("admiralbob77_-_Choice_-_Drum-bass.ogg", 10.0),
+    "waltz": ("147793__setuniman__sweet-waltz-0i-22mi.ogg", 5.0),
+    "ragtime": ("442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg", 10.0),
+}
+
+
+def load_music(name: str, n: int, *, sr: int = 22050) -> np.ndarray | None:
+    """``n`` samples of music clip ``name`` (a loop shorter than that is repeated), or None when absent."""
+    from ..audio.load import load_audio
+
+    file, offset = {**MUSIC_CLIPS, **SHARED_MUSIC_CLIPS}[name]
+    path = music_file(file)
+    if path is None:
+        return None
+    y, _ = load_audio(path, sr=sr, offset=offset, duration=n / sr + 0.1)
+    if len(y) < n:
+        y = np.tile(y, int(np.ceil(n / len(y))))
+    return y[:n].astype(np.float32)
+
+
+def ljspeech_voice(*, sr: int = 22050, gap: float = 0.25) -> np.ndarray:
+    """The three shipped LJ Speech clips end to end, ``gap`` s of silence after each (about 14 s)."""
+    from ..audio.load import load_audio
+
+    parts = []
+    for name in ("LJ001-0002", "LJ001-0004", "LJ001-0006"):
+        y, _ = load_audio(SPEECH / "ljspeech" / f"{name}.flac", sr=sr)
+        parts += [y, np.zeros(int(gap * sr), np.float32)]
+    return np.concatenate(parts)
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019)."""
+    s = np.asarray(reference, dtype=np.float64)
+    e = np.asarray(estimate, dtype=np.float64)
+    target = (np.dot(e, s) / max(np.dot(s, s), 1e-20)) * s
+    return float(10.0 * np.log10(np.sum(target ** 2) / max(np.sum((e - target) ** 2), 1e-20)))
+
+
+# --------------------------------------------------------------------------- non-English "vocals" (espeak-ng)
+
+#: A few sentences per language (written for these tests), spoken by espeak-ng.
+NON_ENGLISH = {
+    "fr": "Il était une fois un petit village au bord de la mer. Les pêcheurs partaient chaque matin avant le "
+          "lever du soleil, et les enfants attendaient leur retour sur la plage. Le soir, tout le monde chantait "
+          "des chansons anciennes autour du feu.",
+    "es": "En la ciudad vieja, las calles estrechas suben hacia la catedral. Cada domingo, las familias pasean "
+          "por la plaza y compran flores en el mercado. Mi abuela me contaba historias de su juventud mientras "
+          "tomábamos chocolate caliente.",
+    "de": "Der Zug fährt langsam durch die grünen Hügel des Schwarzwaldes. Am Fenster sitzt eine alte Frau und "
+          "liest ein dickes Buch. Draußen regnet es seit Stunden, aber im Abteil ist es warm und ruhig.",
+    "it": "La nonna preparava il pane ogni mattina nella vecchia cucina di pietra. Dalla finestra si vedevano le "
+          "colline coperte di ulivi e, in lontananza, il campanile della chiesa. D'estate i bambini correvano "
+          "scalzi nei campi fino al tramonto.",
+}
+
+
+def espeak_available() -> bool:
+    """Whether the ``espeak-ng`` program is installed (Debian package ``espeak-ng``; ``make install`` adds it)."""
+    import shutil
+
+    return shutil.which("espeak-ng") is not None
+
+
+def speak(text: str, language: str, *, sr: int = 22050, speed: int = 150) -> np.ndarray:
+    """``text`` spoken by espeak-ng in ``language`` (mono float32 at ``sr``)."""
+    import subprocess
+    import tempfile
+
+    from ..audio.load import load_audio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "voice.wav"
+        subprocess.run(["espeak-ng", "-v", language, "-s", str(speed), "-w", str(wav), text], check=True,
+                       capture_output=True)
+        y, _ = load_audio(wav, sr=sr)
+    return y
+
+
+def non_english_mixes(folder: Path, *, snr_db: float = 0.0, sr: int = 22050,
+                      languages: tuple[str, ...] = tuple(NON_ENGLISH),
+                      clips: tuple[str, ...] = tuple(MUSIC_CLIPS)) -> list[Path]:
+    """Write ``<lang>_<clip>.wav``: each language's espeak-ng voice over each shipped music clip at ``snr_db``."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for lang in languages:
+        voice = speak(NON_ENGLISH[lang], lang, sr=sr)
+        for clip in clips:
+            music = load_music(clip, len(voice), sr=sr)
+            if music is None:
+                continue
+            mix, _, _ = mix_at(voice, music, snr_db)
+            path = folder / f"{lang}_{clip}.wav"
+            sf.write(path, mix, sr)
+            out.append(path)
+    return out
