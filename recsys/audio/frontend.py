@@ -333,14 +333,14 @@ class Analysis:
     @property
     def chroma_cqt(self) -> np.ndarray:
         """CQT chroma per frame."""
-        c = self.config
-        return self._get("chroma_cqt", lambda: chroma_cqt(C=self.C, sr=self.sr, hop_length=c.hop_length))
+        return self._get("chroma_cqt",
+                         lambda: chroma_cqt(C=self.C, sr=self.sr, hop_length=self.config.hop_length))
 
     @property
     def chroma_cens(self) -> np.ndarray:
         """CENS chroma per frame."""
-        c = self.config
-        return self._get("chroma_cens", lambda: chroma_cens(C=self.C, sr=self.sr, hop_length=c.hop_length))
+        return self._get("chroma_cens",
+                         lambda: chroma_cens(C=self.C, sr=self.sr, hop_length=self.config.hop_length))
 
     @property
     def rms(self) -> np.ndarray:
@@ -350,8 +350,8 @@ class Analysis:
     @property
     def centroid(self) -> np.ndarray:
         """Spectral centroid per frame (Hz)."""
-        c = self.config
-        return self._get("centroid", lambda: spectral_centroid(S=self.S, sr=self.sr, n_fft=c.n_fft))
+        return self._get("centroid",
+                         lambda: spectral_centroid(S=self.S, sr=self.sr, n_fft=self.config.n_fft))
 
     @property
     def flatness(self) -> np.ndarray:

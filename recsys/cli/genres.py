@@ -111,4 +111,5 @@ def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path 
 
 
 def register(main: click.Group) -> None:
+    """Attach the ``genres`` command group to the top-level CLI."""
     main.add_command(genres)

@@ -33,7 +33,8 @@ def _print_report(report, out: Path | None, df) -> None:
     from ..spotify.importer import FEATURE_STATS
 
     where = f" -> {out}" if out else ""
-    click.echo(f"imported {report.rows} rows ({report.tracks} tracks) from {len(report.sources)} source(s){where}")
+    click.echo(f"imported {report.rows} rows ({report.tracks} tracks) "
+               f"from {len(report.sources)} source(s){where}")
     for s in report.sources:
         extra = f", {s.get('skipped', 0)} skipped" if s.get("skipped") else ""
         click.echo(f"  {s['name'] or s['source']}: {s['rows']} rows{extra} [{s['status']}]")
@@ -82,8 +83,10 @@ def _import_options(fn):
                      help="Label tracks with their artists' genres mapped to the 13 parents."),
         click.option("--market", default=None, help="ISO country code (or from_token) for playability."),
         click.option("--restart", is_flag=True, help="Ignore a checkpoint of an interrupted run."),
-        click.option("--progress/--no-progress", default=None, help="Progress bars (default: when a terminal)."),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML with a [spotify] section."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Progress bars (default: when a terminal)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="TOML with a [spotify] section."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -127,7 +130,8 @@ def register(main: click.Group) -> None:
         """
 
     @spotify.command("login")
-    @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML with a [spotify] section.")
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                  help="TOML with a [spotify] section.")
     def login(config_file) -> None:
         """Authorise recsys for your account (browser + local redirect, or PKCE without a secret)."""
         client = _client(config_file, "user", interactive=True)
@@ -137,8 +141,10 @@ def register(main: click.Group) -> None:
     @spotify.command("import")
     @click.option("--playlist", "playlists", multiple=True, metavar="REF[=GENRE]",
                   help="Playlist URL, URI or id; '=genre' makes it stand for that genre (repeatable).")
-    @click.option("--liked", is_flag=True, help="Also import your liked songs (needs `recsys spotify login`).")
-    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Catalogue to write (.parquet/.csv).")
+    @click.option("--liked", is_flag=True,
+                  help="Also import your liked songs (needs `recsys spotify login`).")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False),
+                  help="Catalogue to write (.parquet/.csv).")
     @click.option("--auth", type=click.Choice(["auto", "app", "user"]), default="auto", show_default=True,
                   help="app: client credentials; user: your login; auto: user when logged in.")
     @_import_options
@@ -153,14 +159,16 @@ def register(main: click.Group) -> None:
         _run_import(playlists=specs, liked=liked, out=out, auth=auth, **kw)
 
     @spotify.command("liked")
-    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Catalogue to write (.parquet/.csv).")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False),
+                  help="Catalogue to write (.parquet/.csv).")
     @_import_options
     def liked(out, **kw) -> None:
         """Import your liked songs into a catalogue table."""
         _run_import(playlists=[], liked=True, out=out, auth="user", **kw)
 
     @spotify.command("sort-liked")
-    @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Saved tabular genre model dir.")
+    @click.option("--model", "model_dir", type=click.Path(file_okay=False),
+                  help="Saved tabular genre model dir.")
     @click.option("--predictions", "predictions_file", type=click.Path(dir_okay=False),
                   help="CSV/Parquet with track_id,predicted_genre instead of a model.")
     @click.option("--genres", default=None, help="Comma-separated parent genres to make playlists for "
@@ -168,7 +176,8 @@ def register(main: click.Group) -> None:
     @click.option("--apply", "apply_", is_flag=True, help="Execute the plan (default is a dry run).")
     @click.option("--dry-run", is_flag=True, help="Only print the plan (the default).")
     @click.option("--prefix", default="recsys: ", show_default=True, help="Playlist name prefix.")
-    @click.option("--save-predictions", type=click.Path(dir_okay=False), help="Also write the predictions table.")
+    @click.option("--save-predictions", type=click.Path(dir_okay=False),
+                  help="Also write the predictions table.")
     @_import_options
     def sort_liked(model_dir, predictions_file, genres, apply_, dry_run, prefix, save_predictions,
                    stats_file, audio_features, artist_genres, market, restart, progress, config_file) -> None:

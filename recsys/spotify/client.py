@@ -59,7 +59,8 @@ class SpotifyConfig:
         pick = {"api_url": "RECSYS_SPOTIFY_API_URL", "auth_url": "RECSYS_SPOTIFY_AUTH_URL",
                 "config_dir": "RECSYS_CONFIG_DIR"}
         if env.get("RECSYS_SPOTIFY_OPEN_BROWSER"):
-            cfg = replace(cfg, open_browser=env["RECSYS_SPOTIFY_OPEN_BROWSER"].strip().lower() not in ("0", "false", "no"))
+            cfg = replace(cfg, open_browser=env["RECSYS_SPOTIFY_OPEN_BROWSER"].strip().lower()
+                          not in ("0", "false", "no"))
         for name, var in pick.items():
             if env.get(var):
                 cfg = replace(cfg, **{name: env[var]})
@@ -79,18 +80,22 @@ class SpotifyConfig:
 
     @property
     def api_prefix(self) -> str:
+        """Web API base URL with a trailing slash (spotipy joins paths onto it)."""
         return self.api_url if self.api_url.endswith("/") else self.api_url + "/"
 
     @property
     def token_url(self) -> str:
+        """OAuth token endpoint."""
         return self.auth_url.rstrip("/") + "/api/token"
 
     @property
     def authorize_url(self) -> str:
+        """OAuth authorization (browser login) endpoint."""
         return self.auth_url.rstrip("/") + "/authorize"
 
     @property
     def directory(self) -> Path:
+        """Directory for tokens and playlist state: ``config_dir``, else ``$XDG_CONFIG_HOME/recsys``."""
         if self.config_dir:
             return Path(self.config_dir).expanduser()
         base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -98,14 +103,17 @@ class SpotifyConfig:
 
     @property
     def user_token_path(self) -> Path:
+        """Cached user (login) token file."""
         return self.directory / "spotify-user-token.json"
 
     @property
     def app_token_path(self) -> Path:
+        """Cached app-only (client credentials) token file."""
         return self.directory / "spotify-app-token.json"
 
     @property
     def playlist_state_path(self) -> Path:
+        """File recording the playlists recsys created, so re-runs update instead of duplicating."""
         return self.directory / "spotify-playlists.json"
 
 
@@ -121,7 +129,8 @@ class Credentials:
     client_secret: str | None = field(default=None)
 
     def __repr__(self) -> str:
-        return f"Credentials(client_id={self.client_id!r}, client_secret={'***' if self.client_secret else None})"
+        return (f"Credentials(client_id={self.client_id!r}, "
+                f"client_secret={'***' if self.client_secret else None})")
 
     __str__ = __repr__
 
@@ -138,7 +147,8 @@ class Credentials:
         cid = _first(env_values, ID_VARS) or _first(file_values, ID_VARS)
         secret = _first(env_values, SECRET_VARS) or _first(file_values, SECRET_VARS)
         if not cid:
-            raise InputError(f"no Spotify client id: set {ID_VARS[0]} (or {ID_VARS[1]}) in the environment or .env")
+            raise InputError(f"no Spotify client id: set {ID_VARS[0]} (or {ID_VARS[1]}) "
+                             "in the environment or .env")
         if require_secret and not secret:
             raise InputError(f"no Spotify client secret: set {SECRET_VARS[0]} (or {SECRET_VARS[1]}) "
                              "in the environment or .env (needed for app-only access)")
@@ -181,6 +191,7 @@ class RedactingFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the message; demote spotipy's HTTP-error records to debug (dropped unless enabled)."""
         try:
             msg = record.getMessage()
         except Exception:  # a broken format string is not ours to fix; drop its args
@@ -298,6 +309,7 @@ def _cache_handler_class():
 
 
 def token_cache(path: str | os.PathLike):
+    """spotipy cache handler that stores the token at ``path`` atomically and owner-readable only."""
     return _cache_handler_class()(Path(path))
 
 
@@ -326,7 +338,8 @@ def user_auth(config: SpotifyConfig, creds: Credentials, *, interactive: bool = 
 
     common = dict(client_id=creds.client_id, redirect_uri=config.redirect_uri, scope=" ".join(USER_SCOPE),
                   cache_handler=token_cache(config.user_token_path), open_browser=config.open_browser,
-                  requests_timeout=config.requests_timeout, requests_session=make_session(config, retry_post=True))
+                  requests_timeout=config.requests_timeout,
+                  requests_session=make_session(config, retry_post=True))
     if creds.client_secret:
         mgr = SpotifyOAuth(client_secret=creds.client_secret, **common)
     else:
@@ -344,6 +357,7 @@ def user_auth(config: SpotifyConfig, creds: Credentials, *, interactive: bool = 
 
 
 def has_user_token(config: SpotifyConfig) -> bool:
+    """Whether a user token is cached (``recsys spotify login`` has been run)."""
     return config.user_token_path.exists()
 
 
@@ -432,7 +446,8 @@ class SpotifyClient:
                     message = f"gave up after {self.config.retries} retries ({gave_up.group(0)})"
                 raise SpotifyHTTPError(what, status, message) from None
             except SpotifyOauthError as exc:
-                raise ExternalServiceError(f"{what}: Spotify authorization failed ({redact(str(exc))})") from None
+                raise ExternalServiceError(f"{what}: Spotify authorization failed "
+                                           f"({redact(str(exc))})") from None
             except requests.exceptions.Timeout:
                 raise ExternalServiceError(f"{what}: Spotify did not answer within "
                                            f"{self.config.requests_timeout:g} s") from None
@@ -441,6 +456,7 @@ class SpotifyClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def current_user_id(self) -> str:
+        """Spotify id of the logged-in user (raises if Spotify returns none)."""
         me = self.call("current user", self.sp.current_user)
         if not isinstance(me, dict) or not me.get("id"):
             raise ExternalServiceError("current user: Spotify returned no user id")
@@ -453,7 +469,8 @@ class SpotifyHTTPError(ExternalServiceError):
     def __init__(self, what: str, status: int, message: str) -> None:
         self.what, self.status, self.detail = what, status, message
         hint = {401: "re-authorise with `recsys spotify login`", 403: "this app has no access",
-                404: "not found or not visible to this app", 429: "rate limited; try again later"}.get(status, "")
+                404: "not found or not visible to this app",
+                429: "rate limited; try again later"}.get(status, "")
         super().__init__(f"{what}: Spotify answered {status} ({message})" + (f"; {hint}" if hint else ""))
 
 

@@ -177,6 +177,7 @@ class Checkpoint:
                 shutil.rmtree(self.dir, ignore_errors=True)
 
     def source(self, name: str) -> dict:
+        """Progress record of one source (next offset, done flag, finished pages), created on first use."""
         return self.state["sources"].setdefault(name, {"next_offset": 0, "done": False, "pages": [],
                                                         "total": None, "meta": {}})
 
@@ -187,6 +188,7 @@ class Checkpoint:
 
     def save_page(self, name: str, offset: int, rows: list[dict], skipped: dict, *, next_offset: int,
                   done: bool, total: int | None) -> None:
+        """Store one finished page of ``name`` and advance its offset, so a rerun resumes after it."""
         src = self.source(name)
         if self.dir is not None:
             write_json(self._page_path(name, offset), {"rows": rows, "skipped": skipped})
@@ -197,6 +199,7 @@ class Checkpoint:
         self.flush()
 
     def pages(self, name: str) -> list[dict]:
+        """All finished pages of ``name`` in fetch order (raises if a page file is corrupted)."""
         src = self.source(name)
         if self.dir is None:
             return [src["_mem"][o] for o in src["pages"]]
@@ -230,12 +233,14 @@ class Checkpoint:
             write_json(self.dir / "cache" / f"{name}-{n:06d}.json", entries)
 
     def flush(self) -> None:
+        """Write ``state.json`` atomically (in-memory pages are left out)."""
         if self.dir is not None:
             state = {**self.state, "sources": {k: {kk: vv for kk, vv in v.items() if kk != "_mem"}
                                                for k, v in self.state["sources"].items()}}
             write_json(self.dir / "state.json", state)
 
     def clear(self) -> None:
+        """Delete the checkpoint directory (after a completed import)."""
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -272,8 +277,8 @@ class Importer:
                 page = self.client.call(f"{name}: items at offset {offset}", fetch, offset)
                 items = page.get("items") if isinstance(page, dict) else None
                 if not isinstance(items, list):
-                    raise ExternalServiceError(f"{name}: Spotify returned a malformed page at offset {offset} "
-                                               "(no items list); rerun to resume")
+                    raise ExternalServiceError(f"{name}: Spotify returned a malformed page at offset "
+                                               f"{offset} (no items list); rerun to resume")
                 rows, skipped = [], Counter()
                 for it in items:
                     row, reason = track_row(it)
@@ -307,10 +312,12 @@ class Importer:
                                         fields="id,name,owner(id)", market=self.config.market)
             except SpotifyHTTPError as exc:
                 if exc.status in (403, 404):
-                    report.sources.append({"source": spec.ref, "name": None, "rows": 0, "status": f"skipped ({exc.status})"})
-                    report.note(f"playlist {spec.ref}: Spotify answered {exc.status}; skipped (Spotify-owned, "
-                                "editorial and algorithmic playlists are hidden from new apps, and development-"
-                                "mode apps can read only playlists the user owns or collaborates on)")
+                    report.sources.append({"source": spec.ref, "name": None, "rows": 0,
+                                           "status": f"skipped ({exc.status})"})
+                    report.note(f"playlist {spec.ref}: Spotify answered {exc.status}; skipped "
+                                "(Spotify-owned, editorial and algorithmic playlists are hidden from new "
+                                "apps, and development-mode apps can read only playlists the user owns or "
+                                "collaborates on)")
                     return []
                 raise
             name = _text(meta.get("name")) if isinstance(meta, dict) else None
@@ -326,7 +333,8 @@ class Importer:
             rows, skipped = self._pages(ck, key, f"playlist {name}", fetch, self.config.page_size, report)
         except SpotifyHTTPError as exc:
             if exc.status in (403, 404) and not src["pages"]:
-                report.sources.append({"source": spec.ref, "name": name, "rows": 0, "status": f"skipped ({exc.status})"})
+                report.sources.append({"source": spec.ref, "name": name, "rows": 0,
+                                       "status": f"skipped ({exc.status})"})
                 report.note(f"playlist {name}: items refused ({exc.status}); skipped")
                 return []
             raise
@@ -367,7 +375,8 @@ class Importer:
         for i in range(0, len(need), n):
             chunk = need[i:i + n]
             try:
-                res = self.client.call(f"tracks lookup ({len(chunk)} ids)", sp.tracks, chunk, market=self.config.market)
+                res = self.client.call(f"tracks lookup ({len(chunk)} ids)", sp.tracks, chunk,
+                                       market=self.config.market)
             except SpotifyHTTPError as exc:
                 if exc.status in (403, 404):
                     report.note(f"track lookups refused ({exc.status}); {len(need)} incomplete track(s) keep "
@@ -493,7 +502,8 @@ class Importer:
         if liked:
             rows.extend(self._liked(ck, report))
         if ck.resumed and report.resumed_pages:
-            report.note(f"resumed an interrupted import: {report.resumed_pages} page(s) taken from the checkpoint")
+            report.note(f"resumed an interrupted import: {report.resumed_pages} page(s) "
+                        "taken from the checkpoint")
         self._complete(rows, report)
         if cfg.artist_genres and rows:
             self._artist_genres(ck, rows, report)
@@ -558,7 +568,8 @@ def read_stats(path: str | Path) -> pd.DataFrame:
 
 def fill_stats(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Fill missing statistics in ``df`` from ``stats`` matched by track_id; returns (df, tracks filled)."""
-    stats = stats.assign(track_id=stats["track_id"].astype(str)).drop_duplicates("track_id").set_index("track_id")
+    stats = (stats.assign(track_id=stats["track_id"].astype(str)).drop_duplicates("track_id")
+             .set_index("track_id"))
     df = df.copy()
     filled_ids: set[str] = set()
     for c in stats.columns:

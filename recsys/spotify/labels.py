@@ -55,7 +55,8 @@ def parse_playlist_spec(text: str, *, taxonomy: Taxonomy | None = None) -> Playl
             return PlaylistSpec(text, playlist_id(text))
         except InputError:
             raise InputError(f"{text!r}: genre label {label.strip()!r} maps to none of the 13 parent genres "
-                             "(see `recsys genres` taxonomy) and the whole is not a playlist reference") from None
+                             "(see `recsys genres` taxonomy) and the whole is not a playlist "
+                             "reference") from None
     return PlaylistSpec(text, playlist_id(text))
 
 

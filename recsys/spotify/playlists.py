@@ -29,10 +29,12 @@ STATE_VERSION = 1
 
 
 def playlist_name(genre: str, prefix: str = "recsys: ") -> str:
+    """Name of the playlist recsys keeps for ``genre``."""
     return f"{prefix}{genre}"
 
 
 def description(genre: str) -> str:
+    """Playlist description; ends with a marker that lets recsys recognise its own playlists."""
     return (f"Liked songs sorted into {genre} by recsys' genre model. Tracks you add are kept. "
             + MARKER.format(genre=genre))
 
@@ -53,6 +55,7 @@ class GenrePlan:
 
     @property
     def action(self) -> str:
+        """``create``, ``update`` or ``unchanged``."""
         if self.playlist_id is None:
             return "create"
         return "update" if (self.to_add or self.to_remove) else "unchanged"
@@ -60,15 +63,19 @@ class GenrePlan:
 
 @dataclass
 class Plan:
+    """Changes applying would make to one user's genre playlists (shown before anything is written)."""
+
     user_id: str
     genres: list[GenrePlan]
     unplaced: dict[str, int]  # predicted genre not chosen -> count
 
     @property
     def changes(self) -> int:
+        """Number of track additions, removals and playlist creations."""
         return sum(len(g.to_add) + len(g.to_remove) + (g.playlist_id is None) for g in self.genres)
 
     def lines(self) -> list[str]:
+        """Human-readable plan, one line per genre playlist plus totals."""
         out = [f"plan for Spotify user {self.user_id}:"]
         for g in self.genres:
             out.append(f"  {g.name!r}: {g.action}; {g.wanted} predicted, {g.present} already there, "
@@ -92,13 +99,16 @@ class PlaylistState:
         if self.path.exists():
             data = read_json(self.path, what="recsys playlist state")
             if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-                raise InputError(f"{self.path}: unrecognised playlist state file (move it away to start over)")
+                raise InputError(f"{self.path}: unrecognised playlist state file "
+                                 "(move it away to start over)")
         self.data = data
 
     def genre(self, user: str, genre: str) -> dict:
+        """Mutable record (playlist id, tracks recsys added) of one user's genre, created if absent."""
         return self.data["users"].setdefault(user, {}).setdefault(genre, {"playlist_id": None, "added": []})
 
     def save(self) -> None:
+        """Write the state file atomically."""
         write_json(self.path, self.data)
 
 
@@ -193,7 +203,8 @@ def plan_playlists(client: SpotifyClient, predictions: pd.DataFrame, genres: Seq
         wanted = by_genre.get(genre, [])
         added = set(st.get("added") or []) if st.get("playlist_id") == pid else set()
         cur = set(current)
-        plan = GenrePlan(genre=genre, name=playlist_name(genre, prefix), playlist_id=pid or None, wanted=len(wanted))
+        plan = GenrePlan(genre=genre, name=playlist_name(genre, prefix), playlist_id=pid or None,
+                         wanted=len(wanted))
         wanted_set = set(wanted)
         for t in wanted:
             if t in cur:
@@ -238,7 +249,8 @@ def apply_plan(client: SpotifyClient, plan: Plan, *, state: PlaylistState) -> di
             done["added"] += len(chunk)
         for i in range(0, len(g.to_remove), ADD_BATCH):
             chunk = g.to_remove[i:i + ADD_BATCH]
-            client.call(f"remove {len(chunk)} tracks from {g.name!r}", sp.playlist_remove_all_occurrences_of_items,
+            client.call(f"remove {len(chunk)} tracks from {g.name!r}",
+                        sp.playlist_remove_all_occurrences_of_items,
                         g.playlist_id, [f"spotify:track:{t}" for t in chunk])
             gone = set(chunk)
             added = [t for t in added if t not in gone]
