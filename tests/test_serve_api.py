@@ -69,11 +69,10 @@ def test_search_prefix_and_word_matches_first(client):
     r = client.get("/api/tracks", params={"q": "SONG 1", "limit": 50})
     names = [t["track_name"] for t in r.json()["results"]]
     assert names and all(n.lower().startswith("song 1") for n in names)
-    # artist match, word prefix: "rock" is the end of "artist3_rock"-style names only as a substring
-    r = client.get("/api/tracks", params={"q": "artist1_", "limit": 5})
+    assert names[0] == "Song 1"  # the exact match first
+    r = client.get("/api/tracks", params={"q": "artist1_", "limit": 5})  # artist matches too
     res = r.json()["results"]
     assert len(res) == 5 and all(t["track_artist"].lower().startswith("artist1_") for t in res)
-    # word prefix beats substring: "aud" starts the audio-only names; "ud_r" only appears inside them
     assert client.get("/api/tracks", params={"q": "zzz-no-such"}).json()["results"] == []
     assert len(client.get("/api/tracks", params={"q": "song", "limit": 3}).json()["results"]) == 3
 

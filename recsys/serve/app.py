@@ -283,7 +283,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
 
 def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
-    """Rows whose name or artist matches: prefix first, then word prefix, then substring; popular first."""
+    """Rows whose name or artist matches: exact, prefix, word prefix, then substring; popular first in each."""
     names, artists = s.names, s.artists
     import pandas as pd
 
@@ -297,12 +297,14 @@ def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
     import re
 
     word = re.compile(r"(?:^|[\s\-_(\[/&,.])" + re.escape(needle))
-    rank = np.full(len(rows), 2, dtype=np.int64)
+    rank = np.full(len(rows), 3, dtype=np.int64)
     for i, r in enumerate(rows.tolist()):
-        if names[r].startswith(needle) or artists[r].startswith(needle):
+        if names[r] == needle or artists[r] == needle:
             rank[i] = 0
-        elif word.search(names[r]) or word.search(artists[r]):
+        elif names[r].startswith(needle) or artists[r].startswith(needle):
             rank[i] = 1
+        elif word.search(names[r]) or word.search(artists[r]):
+            rank[i] = 2
     order = np.lexsort((rows, -s.order_prior[rows], rank))
     return rows[order][:limit].tolist()
 
