@@ -46,6 +46,11 @@ def format_summary(engine, out) -> str:
              f"  histories: {s['users']:,} users, {s['plays']:,} plays"
              + (f" ({s['unknown_plays']:,} plays of unknown tracks ignored)" if s.get("unknown_plays") else ""),
              f"  rules {s['rules']:,} ({s['rules_next']:,} next-track)"]
+    if s.get("recommender"):
+        from recsys.rank import describe
+
+        lines.append(f"  recommender: {describe(s['recommender'])}")
+        lines.append(f"  candidate sources: {', '.join(s.get('sources', []))}")
     presence = getattr(engine, "block_presence_", {})
     if presence and len(presence) > 1:
         lines.append("  block coverage: " + ", ".join(f"{k} {v:,}/{s['tracks']:,}" for k, v in presence.items()))

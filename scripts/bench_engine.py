@@ -40,7 +40,7 @@ def clustered_embeddings(n: int, d: int = 32, n_centres: int = 500, seed: int = 
 
 
 def fake_catalog(n: int, seed: int = 0) -> pd.DataFrame:
-    from recsys.catalog import STATS
+    from recsys.schema import STATS
 
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({"track_id": [f"t{i:07d}" for i in range(n)],
@@ -63,7 +63,7 @@ def latency(rec, played: np.ndarray, queries: int, seed: int = 0) -> dict:
     for q in range(queries + 20):
         recent = rng.choice(played, size=int(rng.integers(1, 6)), replace=False).tolist()
         t0 = time.perf_counter()
-        out = rec.recommend_rows(recent, 10)
+        out = rec.recommend(recent, 10, reasons=True)
         dt = time.perf_counter() - t0
         if q >= 20:  # warm-up excluded
             times.append(dt)
@@ -75,7 +75,9 @@ def latency(rec, played: np.ndarray, queries: int, seed: int = 0) -> dict:
 
 def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -> dict:
     from recsys.index import IndexConfig, TrackIndex
-    from recsys.recommend import RecommendConfig, Recommender
+    from recsys.rank import fit_hybrid
+    from recsys.recommend import RecommendConfig
+    from recsys.sources import BLEND_SOURCES, Content, Interactions, SourceData
     from recsys.rules import RuleIndex, RulesConfig, mine_rules
     from recsys.users import SimulationConfig, simulate_users
 
@@ -103,8 +105,10 @@ def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -
     t0 = time.perf_counter()
     ri = RuleIndex(rules, row_of, n)
     pop = np.bincount(h["track_id"].map(row_of).to_numpy(), minlength=n).astype(float)
-    rec = Recommender(embeddings=X, index=idx, clusters=idx.clusters_, rules=ri, popularity=pop, labels=ids,
-                      config=RecommendConfig(), meta={"artist": np.arange(n) // 8})
+    content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=ids, meta={"artist": np.arange(n) // 8})
+    data = SourceData(content, Interactions.from_histories(h, row_of, n), ri, pop)
+    # the blend sources only (rules, content, cluster, artist): scripts/bench_recommend.py times the ranker
+    rec = fit_hybrid(data, RecommendConfig(ranker="blend"), sources=BLEND_SOURCES)
     res["recommender_setup_s"] = round(time.perf_counter() - t0, 2)
     played = np.flatnonzero(pop > 0)
     del h, rules  # the engine keeps only the rule index; the tables would just load the garbage collector

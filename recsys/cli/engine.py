@@ -203,7 +203,7 @@ def register(main: click.Group) -> None:
                   help="With --ablate: re-run k-means on each variant's embeddings, or keep the built clusters.")
     @click.option("--json", "as_json", is_flag=True)
     def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json):
-        """Leave-last-out HitRate/MRR/NDCG@K and coverage: hybrid beside popularity, item-kNN and content."""
+        """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
         from ..evaluate import evaluate
 
         eng = _load(index_dir)
@@ -222,6 +222,12 @@ def register(main: click.Group) -> None:
         if info["unknown_plays"]:
             click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored", err=True)
         click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        from ..rank import describe
+
+        lat = info["latency"].get("hybrid", {})
+        click.echo(f"hybrid: {describe(info['recommender'])}; sources + ranker fitted in {info['fit_seconds']:.1f} s")
+        click.echo(f"candidate recall (held-out track among the hybrid's candidates): {info['candidate_recall']:.1%}; "
+                   f"recommend latency p50 {lat.get('p50_ms', 0):.2f} ms, p99 {lat.get('p99_ms', 0):.2f} ms")
 
 
 def _print_ablation(eng, histories, *, k, max_users, seed, n_recent, clusters, as_json) -> None:
