@@ -118,3 +118,17 @@ def test_rules_roundtrip_parquet(tmp_path):
     back = read_rules(tmp_path / "rules.parquet")
     assert back["antecedents"].tolist() == rules["antecedents"].tolist()
     assert np.allclose(back["confidence"], rules["confidence"])
+
+
+def test_auto_min_support_never_fails_explicit_one_may(caplog):
+    # 5 listeners share one 25-track playlist (every subset frequent at 2 / 200), the rest play pairs
+    rows = [(f"u{u}", p, f"big{p}") for u in range(5) for p in range(25)]
+    rows += [(f"v{u}", p, f"s{(u + p) % 150}") for u in range(195) for p in range(2)]
+    h = pd.DataFrame(rows, columns=["user_id", "position", "track_id"])
+    cfg = dict(max_len=8, max_itemsets=100_000, sequential=False)
+    with pytest.raises(GuardError, match="raise min_support"):
+        mine_rules(h, RulesConfig(min_support=0.01, **cfg))
+    with caplog.at_level("WARNING", logger="recsys.rules"):
+        auto = mine_rules(h, RulesConfig(**cfg))  # min_support 0 = auto: raised until the guards pass
+    assert "using min_support" in caplog.text
+    assert not auto["antecedents"].map(lambda a: any(x.startswith("big") for x in a)).any()
