@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	# CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
+	# espeak-ng (Debian) speaks the non-English test vocals of the lyrics quality gate; tests skip without it.
+	command -v espeak-ng >/dev/null || apt-get install -y -q espeak-ng || \
+		(apt-get update -q && apt-get install -y -q espeak-ng) || echo "note: espeak-ng not installed (its tests skip)"
 	touch $@
 
 RECSYS := $(VENV)/bin/recsys
