@@ -3,7 +3,8 @@
 ``auto`` fits UMAP when the catalogue has at least ``min_umap_tracks`` (1,000) tracks and PCA below:
 UMAP's numba JIT costs 10-20 s per process and a fit several seconds more (measured on 2 busy cores),
 which small indexes (most tests, toy catalogues) should not pay, and on a few hundred tracks a linear
-map already shows the genre structure. ``method = "umap"`` forces UMAP at any size (>= 4 tracks). Above ``max_fit``
+map already shows the genre structure. ``method = "umap"`` forces UMAP at any size (>= 4 tracks).
+Above ``max_fit``
 tracks UMAP is fitted on a seeded sample and the other rows are placed with the fitted transform.
 
 New rows (``add_tracks``, rows beyond the fitted sample) go through :meth:`Projection.transform`,
@@ -42,19 +43,19 @@ class ProjectionConfig:
     n_neighbors: int = 15
     min_dist: float = 0.1
     n_epochs: int = 200  # umap-learn's own choice above 10k rows; 0 = its default (500 below 10k rows)
-    max_fit: int = 20_000  # UMAP is fitted on at most this many rows (seeded sample); the rest are transformed
+    max_fit: int = 20_000  # UMAP fitted on at most this many rows (seeded sample); the rest transformed
     transform_batch: int = 50_000
     seed: int = 0
 
 
 class Projection:
-    """Fitted 2-D projection; learned state: ``method_``, ``positions_`` (n, 2), ``fitted_`` (n,) bool, params."""
+    """Fitted 2-D projection; learned: ``method_``, ``positions_`` (n, 2), ``fitted_`` (n,), ``params_``."""
 
     def __init__(self, config: ProjectionConfig | None = None) -> None:
         self.config = config or ProjectionConfig()
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: np.ndarray) -> "Projection":
+    def fit(self, X: np.ndarray) -> Projection:
         """Project every row of ``X`` (L2-normalised embeddings) to 2-D."""
         c = self.config
         if c.method not in METHODS:
@@ -125,7 +126,7 @@ class Projection:
 
     # ------------------------------------------------------------------ transform
     def transform(self, X: np.ndarray, *, reference: np.ndarray | None = None) -> np.ndarray:
-        """Positions of new rows; UMAP needs ``reference``: the embeddings of the fitted rows (``fitted_``)."""
+        """Positions of new rows; UMAP needs ``reference``: the fitted rows' embeddings (``fitted_``)."""
         X = np.ascontiguousarray(np.atleast_2d(X), dtype=np.float32)
         if len(X) == 0:
             return np.zeros((0, 2), dtype=np.float32)
@@ -135,17 +136,23 @@ class Projection:
             raise ValueError("UMAP transform needs the fitted rows' embeddings (reference=)")
         ref_pos = self.positions_[self.fitted_]
         if len(reference) != len(ref_pos):
-            raise IndexFormatError(f"map: {len(reference)} reference rows but {len(ref_pos)} fitted positions")
+            raise IndexFormatError(f"map: {len(reference)} reference rows, {len(ref_pos)} fitted positions")
         b = max(1, int(self.config.transform_batch))
-        return np.vstack([self._umap_transform(X[i:i + b], np.ascontiguousarray(reference, np.float32), ref_pos)
+        ref = np.ascontiguousarray(reference, np.float32)
+        return np.vstack([self._umap_transform(X[i:i + b], ref, ref_pos)
                           for i in range(0, len(X), b)])
 
     def _umap_transform(self, X: np.ndarray, ref: np.ndarray, ref_pos: np.ndarray) -> np.ndarray:
         """umap-learn's ``UMAP.transform`` steps with the saved parameters (see the module docstring)."""
         import faiss
         import scipy.sparse
-        from umap.umap_ import (compute_membership_strengths, init_graph_transform, make_epochs_per_sample,
-                                optimize_layout_euclidean, smooth_knn_dist)
+        from umap.umap_ import (
+            compute_membership_strengths,
+            init_graph_transform,
+            make_epochs_per_sample,
+            optimize_layout_euclidean,
+            smooth_knn_dist,
+        )
 
         p = self.params_
         k = int(min(p["n_neighbors"], len(ref)))
@@ -154,7 +161,8 @@ class Projection:
         d2, indices = idx.search(X, k)
         dists = np.sqrt(np.maximum(d2, 0)).astype(np.float32, order="C")
         indices = indices.astype(np.int32)
-        sigmas, rhos = smooth_knn_dist(dists, float(k), local_connectivity=max(0.0, p["local_connectivity"] - 1.0))
+        sigmas, rhos = smooth_knn_dist(dists, float(k),
+                                       local_connectivity=max(0.0, p["local_connectivity"] - 1.0))
         rows, cols, vals, _ = compute_membership_strengths(indices, dists, sigmas, rhos, bipartite=True)
         graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(len(X), len(ref)))
         csr = graph.tocsr()
@@ -168,7 +176,8 @@ class Projection:
             graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0
             graph.eliminate_zeros()
             eps = make_epochs_per_sample(graph.data, n_epochs)
-            rng_state = np.random.RandomState(p.get("seed", 0)).randint(-2**31 + 1, 2**31 - 1, 3).astype(np.int64)
+            rng = np.random.RandomState(p.get("seed", 0))
+            rng_state = rng.randint(-2**31 + 1, 2**31 - 1, 3).astype(np.int64)
             emb = optimize_layout_euclidean(
                 np.ascontiguousarray(emb, dtype=np.float32), ref_pos.astype(np.float32, copy=True), graph.row,
                 graph.col, n_epochs, len(ref), eps, p["a"], p["b"], rng_state, p["repulsion_strength"],
@@ -186,14 +195,15 @@ class Projection:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able method, parameters and config (positions are saved separately, in map.parquet)."""
         d: dict[str, Any] = {"method": self.method_, "params": self.params_, "config": asdict(self.config),
-                             "fit_seconds": getattr(self, "fit_seconds_", None), "n_fitted": int(self.fitted_.sum())}
+                             "fit_seconds": getattr(self, "fit_seconds_", None),
+                             "n_fitted": int(self.fitted_.sum())}
         if self.method_ == "pca":
             d["mean"] = self.mean_.tolist()
             d["components"] = self.components_.tolist()
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], positions: np.ndarray, fitted: np.ndarray) -> "Projection":
+    def from_dict(cls, d: dict[str, Any], positions: np.ndarray, fitted: np.ndarray) -> Projection:
         """Rebuild from :meth:`to_dict` output and the saved positions / fitted flags."""
         try:
             cfg = ProjectionConfig(**d.get("config", {}))
@@ -220,7 +230,8 @@ def save_map(projection: Projection, track_ids, directory) -> None:
     if len(pos) != len(track_ids):
         raise ValueError(f"map has {len(pos)} positions for {len(track_ids)} tracks")
     write_table(pd.DataFrame({"track_id": pd.array([str(t) for t in track_ids], dtype="string"),
-                              "x": pos[:, 0], "y": pos[:, 1], "fitted": projection.fitted_}), d / "map.parquet")
+                              "x": pos[:, 0], "y": pos[:, 1], "fitted": projection.fitted_}),
+                d / "map.parquet")
     write_json(d / "projection.json", projection.to_dict())
 
 

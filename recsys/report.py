@@ -21,7 +21,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".a
 
 def audio_file_map(track_ids, *, features: str | Path | None = None,
                    audio_dir: str | Path | None = None) -> dict[str, Path]:
-    """track_id -> audio file: the ``file`` column of the features tables, else ``<audio_dir>/**/<track_id>.*``."""
+    """track_id -> audio file: the features tables' ``file`` column, else ``<audio_dir>/**/<track_id>.*``."""
     if not audio_dir:
         return {}
     known = set(map(str, track_ids))
@@ -61,8 +61,8 @@ def _stats_panel(fig, spec, tracks: pd.DataFrame, row: int) -> None:
         if len(ok):
             ax.hist(ok, bins=30, color="#b9c7d8")
         if np.isfinite(x):
-            pct = 100.0 * (np.searchsorted(np.sort(ok), x, "left") + np.searchsorted(np.sort(ok), x, "right")) \
-                / 2.0 / max(len(ok), 1)
+            srt = np.sort(ok)
+            pct = 100.0 * (np.searchsorted(srt, x, "left") + np.searchsorted(srt, x, "right")) / 2.0 / len(ok)
             ax.axvline(x, color="#d62728", lw=2)
             ax.set_title(f"{c}\n{x:.3g} (p{pct:.0f})", fontsize=8)
         else:
@@ -106,8 +106,7 @@ def _genre_panel(ax, engine, row: int) -> None:
     ax.barh([classes[i] for i in order], P[order], color=["#d62728" if classes[i] == genre else "#4c72b0"
                                                           for i in order])
     ax.set_xlim(0, 1)
-    ax.set_title("genre probabilities (genre model)" + (f"; labelled {genre}" if isinstance(genre, str) else ""),
-                 fontsize=9)
+    ax.set_title("genre probabilities (genre model)" + (f"; labelled {genre}" if genre else ""), fontsize=9)
     ax.tick_params(labelsize=7)
 
 
@@ -173,7 +172,8 @@ def track_report(engine, track_id: str, *, audio_file: str | Path | None = None,
     gs = fig.add_gridspec(len(heights), 2, height_ratios=heights, hspace=0.55, wspace=0.2)
     name = t["track_name"].iloc[row] if "track_name" in t.columns else None
     artist = t["track_artist"].iloc[row] if "track_artist" in t.columns else None
-    title = f"{name if isinstance(name, str) else track_id}" + (f" — {artist}" if isinstance(artist, str) else "")
+    title = name if isinstance(name, str) else str(track_id)
+    title += f" — {artist}" if isinstance(artist, str) else ""
     fig.suptitle(f"{title}   [{track_id}]", fontsize=13, y=0.995)
     _stats_panel(fig, gs[0, :], t, row)
     _genre_panel(fig.add_subplot(gs[1, 0]), engine, row)

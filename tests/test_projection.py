@@ -1,4 +1,4 @@
-"""2-D map: PCA below the UMAP threshold, UMAP (forced) keeps groups apart, transform after save/load, engine."""
+"""2-D map: PCA below the UMAP threshold, UMAP keeps groups apart, transform after save/load, engine."""
 from __future__ import annotations
 
 import json

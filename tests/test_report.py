@@ -1,4 +1,4 @@
-"""Per-track PNG report: catalogue statistics and genres always; spectrogram, chroma, CNN and stems with audio."""
+"""Per-track PNG report: statistics and genres always; spectrogram, chroma, CNN and stems with audio."""
 from __future__ import annotations
 
 import struct
@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 sf = pytest.importorskip("soundfile")
 
-from recsys.cli import main  # noqa: E402
-from recsys.engine import Engine  # noqa: E402
-from recsys.report import audio_file_map, genre_probabilities, track_report  # noqa: E402
-from recsys.testing.audio import synth_song  # noqa: E402
-from recsys.testing.engine import fast_config, make_catalog  # noqa: E402
+from recsys.cli import main
+from recsys.engine import Engine
+from recsys.report import audio_file_map, genre_probabilities, track_report
+from recsys.testing.audio import synth_song
+from recsys.testing.engine import fast_config, make_catalog
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -50,7 +50,8 @@ def test_audio_panels_make_the_report_taller(setup):
 def test_genre_probabilities_follow_the_model(setup):
     eng = setup["eng"]
     p = genre_probabilities(eng, 0)
-    assert p is not None and set(p) == set(map(str, eng.genre_model_.classes_)) and abs(sum(p.values()) - 1) < 1e-3
+    assert p is not None and set(p) == set(map(str, eng.genre_model_.classes_))
+    assert abs(sum(p.values()) - 1) < 1e-3
 
 
 def test_unknown_track_is_an_input_error(setup):
@@ -65,7 +66,8 @@ def test_audio_file_map_by_stem_and_features_table(setup, tmp_path):
     assert m == {"t0003": setup["audio"] / "t0003.wav"}
     feats = tmp_path / "features"
     feats.mkdir()
-    pd.DataFrame({"file": ["t0003.wav"], "track_id": ["t0007"], "ok": [True]}).to_parquet(feats / "spectral.parquet")
+    table = pd.DataFrame({"file": ["t0003.wav"], "track_id": ["t0007"], "ok": [True]})
+    table.to_parquet(feats / "spectral.parquet")
     m = audio_file_map(["t0003", "t0007"], features=feats, audio_dir=setup["audio"])
     assert m["t0007"] == setup["audio"] / "t0003.wav"
     assert audio_file_map(["t0003"], audio_dir=None) == {}
@@ -79,7 +81,8 @@ def test_stems_panel_plots_the_accompaniment_block(setup, tmp_path):
     feats = tmp_path / "features"
     feats.mkdir()
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"file": [f"f{i}.wav" for i in range(6)], "track_id": [f"t{i:04d}" for i in range(6)],
+    table = pd.DataFrame({"file": [f"f{i}.wav" for i in range(6)],
+                          "track_id": [f"t{i:04d}" for i in range(6)],
                           "ok": True, "reason": ""})
     for j in range(5):
         table[f"stems__feat{j}"] = rng.normal(size=6)
@@ -117,5 +120,6 @@ def test_cli_report(setup, tmp_path):
     assert "with audio" in res.output and png_size(out.read_bytes())[1] > 1000
     res = CliRunner().invoke(main, ["report", "nope", "--index", str(setup["index"]), "--out", str(out)])
     assert res.exit_code == 2 and "error: unknown track id" in res.output and "Traceback" not in res.output
-    res = CliRunner().invoke(main, ["report", "t0001", "--index", str(tmp_path / "missing"), "--out", str(out)])
+    missing = str(tmp_path / "missing")
+    res = CliRunner().invoke(main, ["report", "t0001", "--index", missing, "--out", str(out)])
     assert res.exit_code == 2 and "error:" in res.output

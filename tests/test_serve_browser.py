@@ -16,7 +16,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
 if not CHROMIUM.exists():
-    pytest.skip("/usr/bin/chromium not installed (make test installs it with apt-get)", allow_module_level=True)
+    pytest.skip("/usr/bin/chromium not installed (make test installs it with apt-get)",
+                allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def test_search_recommend_report_map(server, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                    if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("request", lambda r: None if r.url.startswith(server) or r.url.startswith("data:")
                     else external.append(r.url))

@@ -8,17 +8,21 @@ def register(main: click.Group) -> None:
     """Add ``serve`` and ``report`` to the top-level ``recsys`` group."""
 
     @main.command("serve")
-    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False), help="Index directory.")
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
+                  help="Index directory.")
     @click.option("--host", default="127.0.0.1", show_default=True,
                   help="Address to bind (loopback by default; anything else exposes the API to the network).")
     @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-    @click.option("--features", type=click.Path(file_okay=False), help="Features dir the index was built from.")
-    @click.option("--audio-dir", type=click.Path(file_okay=False), help="Audio files (spectrogram/chroma in reports).")
-    @click.option("--cnn-model", type=click.Path(file_okay=False), help="Chunk CNN model dir (reports: CNN over time).")
+    @click.option("--features", type=click.Path(file_okay=False),
+                  help="Features dir the index was built from.")
+    @click.option("--audio-dir", type=click.Path(file_okay=False),
+                  help="Audio files (spectrogram/chroma in reports).")
+    @click.option("--cnn-model", type=click.Path(file_okay=False),
+                  help="Chunk CNN model dir (reports: CNN over time).")
     @click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=20.0, show_default=True,
                   help="Largest clip accepted by POST /api/similar-audio.")
     def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb):
-        """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback) reloads the index."""
+        """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback) reloads."""
         import logging
         import signal
         import threading
@@ -49,7 +53,7 @@ def register(main: click.Group) -> None:
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_hup)
         if host not in ("127.0.0.1", "localhost", "::1"):
-            click.echo(f"warning: binding {host}: the API (without authentication) is reachable from the network",
+            click.echo(f"warning: binding {host}: the API (no authentication) is reachable from the network",
                        err=True)
         click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{port}/  "
                    f"(reload: kill -HUP {__import__('os').getpid()} or POST /api/admin/reload)", err=True)
@@ -61,10 +65,11 @@ def register(main: click.Group) -> None:
     @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
     @click.option("--features", type=click.Path(file_okay=False), help="Features dir (accompaniment block).")
-    @click.option("--audio-dir", type=click.Path(file_okay=False), help="Audio files: spectrogram, chroma, CNN.")
+    @click.option("--audio-dir", type=click.Path(file_okay=False),
+                  help="Audio files: spectrogram, chroma, CNN.")
     @click.option("--cnn-model", type=click.Path(file_okay=False), help="Chunk CNN model dir.")
     def report(track, index_dir, out, features, audio_dir, cnn_model):
-        """Write one track's PNG report: statistics against the catalogue, genres, map; audio panels when found."""
+        """Write one track's PNG report: statistics against the catalogue, genres, map; audio when found."""
         from ..engine import Engine
         from ..report import audio_file_map, write_report
 
@@ -75,6 +80,7 @@ def register(main: click.Group) -> None:
             raise InputError(f"unknown track id {track!r} (not in {index_dir})")
         audio = audio_file_map([track], features=features, audio_dir=audio_dir).get(track)
         if audio_dir and audio is None:
-            click.echo(f"warning: no audio file for {track} in {audio_dir}: report without audio panels", err=True)
+            click.echo(f"warning: no audio file for {track} in {audio_dir}: report without audio panels",
+                       err=True)
         write_report(eng, track, out, audio_file=audio, features=features, cnn_model=cnn_model)
         click.echo(f"{out}: report of {track}" + (f" with audio from {audio}" if audio else ""))

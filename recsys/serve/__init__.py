@@ -4,4 +4,4 @@ from __future__ import annotations
 from .app import create_app
 from .state import IndexHolder, ServeOptions, Snapshot
 
-__all__ = ["create_app", "IndexHolder", "ServeOptions", "Snapshot"]
+__all__ = ["IndexHolder", "ServeOptions", "Snapshot", "create_app"]

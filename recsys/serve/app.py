@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -126,8 +127,8 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
-        detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", ""),
+                   "type": e.get("type", "")} for e in exc.errors()]
         first = detail[0] if detail else {"loc": [], "msg": "invalid request", "type": ""}
         if first["type"] == "json_invalid":
             return JSONResponse({"error": "body: malformed JSON", "detail": detail}, status_code=422)
@@ -202,7 +203,8 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
 
     @app.get("/api/similar/{track_id}")
-    def similar(track_id: Annotated[str, PathParam(max_length=500)], k: Annotated[int, Query(ge=1, le=K_MAX)] = 10):
+    def similar(track_id: Annotated[str, PathParam(max_length=500)],
+                k: Annotated[int, Query(ge=1, le=K_MAX)] = 10):
         s = snap()
         row_or_404(s, track_id)
         return {"track_id": track_id, "similar": [_rec_dict(x) for x in s.engine.similar(track_id, k)]}
@@ -221,7 +223,8 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
             from ..report import track_report
 
             with report_lock:
-                png = track_report(s.engine, tid, audio_file=s.audio_files.get(tid), features=options.features,
+                png = track_report(s.engine, tid, audio_file=s.audio_files.get(tid),
+                                   features=options.features,
                                    cnn_model=options.cnn_model)
             s.report_cache[tid] = png
             while len(s.report_cache) > 64:
@@ -254,7 +257,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
             d.update(score=round(float(sims[j]), 6),
                      reasons=[f"audio blocks {'+'.join(names)} (cos {float(sims[j]):.2f})"])
             out.append(d)
-        return {"blocks": names, "similar": out, "tracks_with_audio": int(len(rows)), "index_tracks": e.n_tracks}
+        return {"blocks": names, "similar": out, "tracks_with_audio": len(rows), "index_tracks": e.n_tracks}
 
     @app.post("/api/admin/reload")
     def reload(request: Request):
@@ -283,14 +286,14 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
 
 def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
-    """Rows whose name or artist matches: exact, prefix, word prefix, then substring; popular first in each."""
+    """Rows whose name or artist matches: exact, prefix, word prefix, then substring; popular first."""
     names, artists = s.names, s.artists
     import pandas as pd
 
     n = pd.Series(names, dtype=object)
     a = pd.Series(artists, dtype=object)
-    sub = n.str.contains(needle, regex=False).to_numpy(dtype=bool) | a.str.contains(needle, regex=False).to_numpy(
-        dtype=bool)
+    sub = (n.str.contains(needle, regex=False).to_numpy(dtype=bool)
+           | a.str.contains(needle, regex=False).to_numpy(dtype=bool))
     rows = np.flatnonzero(sub)
     if not len(rows):
         return []

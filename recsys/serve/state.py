@@ -57,7 +57,8 @@ class Snapshot:
         self.n = n
         self.names = _text(t["track_name"] if "track_name" in t.columns else None, n)
         self.artists = _text(t["track_artist"] if "track_artist" in t.columns else None, n)
-        pop = pd.to_numeric(t["track_popularity"], errors="coerce") if "track_popularity" in t.columns else None
+        pop = (pd.to_numeric(t["track_popularity"], errors="coerce")
+               if "track_popularity" in t.columns else None)
         prior = np.asarray(engine.popularity_, dtype=np.float64)
         if pop is not None:
             prior = prior + np.nan_to_num(pop.to_numpy(dtype=np.float64), nan=0.0) / 100.0
@@ -109,7 +110,8 @@ class Snapshot:
     def _audio_files(self) -> dict[str, Path]:
         from ..report import audio_file_map
 
-        return audio_file_map(self.engine.track_ids_, features=self.options.features, audio_dir=self.options.audio_dir)
+        o = self.options
+        return audio_file_map(self.engine.track_ids_, features=o.features, audio_dir=o.audio_dir)
 
     def map_json(self) -> bytes:
         """``{"points": [...], "method": ..., "sampled": bool}`` serialised once per snapshot."""
@@ -134,7 +136,7 @@ class Snapshot:
         return self._map_json
 
     def clip_matrix(self):
-        """(block names, column slice mask, normalised audio part of the catalogue, rows) for similar-audio."""
+        """(block names, columns, normalised audio part of the catalogue, rows) for similar-audio."""
         if self._clip_matrix is None:
             names = [b for b in CLIP_BLOCKS if b in self.block_slices]
             if not names:
@@ -172,6 +174,6 @@ class IndexHolder:
             snap = self._load(self.current.generation + 1)
             self.current = snap  # one reference assignment: atomic for readers
             self.reloads += 1
-        log.info("reloaded %s: %d tracks (generation %d, %.2f s)", self.options.index, snap.n, snap.generation,
-                 snap.load_seconds)
+        log.info("reloaded %s: %d tracks (generation %d, %.2f s)", self.options.index, snap.n,
+                 snap.generation, snap.load_seconds)
         return snap

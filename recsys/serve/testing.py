@@ -5,12 +5,12 @@ import contextlib
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
 def serve_in_thread(app, *, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port of ``host``; yields the base URL, stops the server on exit."""
+    """Serve ``app`` with uvicorn on a free port of ``host``; yields the base URL, stops it on exit."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
