@@ -310,3 +310,54 @@ def test_openapi_lists_the_paths(client):
     assert paths >= {"/api/health", "/api/tracks", "/api/tracks/{track_id}", "/api/recommend",
                      "/api/similar/{track_id}", "/api/map", "/api/tracks/{track_id}/report.png",
                      "/api/similar-audio", "/api/admin/reload"}
+
+
+def test_cli_serve_logs_one_line_per_request_and_reloads_on_sighup(served):
+    """`recsys serve` in its own process: loopback bind, one log line per request, SIGHUP reloads."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--index", served["opts"].index,
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    health_ok = 0
+
+    def health():
+        nonlocal health_ok
+        r = httpx.get(url + "/api/health", timeout=5)
+        health_ok += r.status_code == 200
+        return r.json()
+
+    try:
+        t0 = time.monotonic()
+        while True:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            try:
+                body = health()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() - t0 < 120, "server did not start"
+                time.sleep(0.2)
+        assert body["generation"] == 0
+        assert httpx.get(url + "/api/tracks/nope").status_code == 404
+        proc.send_signal(signal.SIGHUP)
+        t0 = time.monotonic()
+        while health()["generation"] != 1:
+            assert time.monotonic() - t0 < 60, "SIGHUP did not reload the index"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "serving " in err and f"http://127.0.0.1:{port}/" in err
+    lines = err.splitlines()
+    assert sum("GET /api/health 200" in line for line in lines) == health_ok
+    assert sum("GET /api/tracks/nope 404" in line for line in lines) == 1
+    assert any("reloaded" in line for line in lines)

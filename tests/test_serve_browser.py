@@ -68,10 +68,20 @@ def test_search_recommend_report_map(server, tmp_path):
             assert page.get_by_test_id("recent-item").count() == 1
             assert page.get_by_test_id("recent-item").first.get_attribute("data-id") == first_id
 
-            # hover a highlighted point on the map: the tooltip names a track
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.mouse.wheel(0, -300)  # zoom in
-            page.mouse.move(box["x"] + 5, box["y"] + 5)
+            # hover the first recommendation's point: the tooltip names it; then zoom and pan
+            rec_id = recs.first.get_attribute("data-id")
+            x, y = page.evaluate(f"toScreen(state.byId.get({rec_id!r}))")
+            page.mouse.move(box["x"] + x, box["y"] + y)
+            tip = page.get_by_test_id("map-tooltip")
+            tip.wait_for(state="visible")
+            assert "cluster" in tip.inner_text()
+            page.mouse.wheel(0, -400)
+            page.wait_for_function("state.view.scale > 1.2")
+            page.mouse.move(box["x"] + 40, box["y"] + 200)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 140, box["y"] + 260, steps=5)
+            page.mouse.up()
+            assert page.evaluate("state.view.tx") != 0
 
             recs.first.get_by_test_id("report-link").click()
             img = page.get_by_test_id("report-image")
