@@ -373,28 +373,37 @@ def fit_sources(data: SourceData, config: RecommendConfig, names: Sequence[str] 
 
 
 def training_queries(inter: Interactions, config: RecommendConfig, rng: np.random.Generator,
-                     ) -> tuple[np.ndarray, list[tuple[np.ndarray, int]]]:
-    """Held-out targets for the ranker: (plays kept for fitting the sources, [(context rows, target row)]).
+                     ) -> tuple[np.ndarray, list[tuple[int, np.ndarray, int]]]:
+    """Held-out targets for the ranker: (plays kept for fitting the sources, [(user, context rows, target)]).
 
-    Per sampled user with 2+ plays: the last play (share ``ranker_last_share``) or a random later
-    play is the target; it and every play after it leave the sources' training data.
+    Per sampled user with 2+ plays a cut is chosen: the last play (share ``ranker_last_share``) or a
+    random later one. The cut play and every play after it leave the sources' training data; up to
+    ``ranker_queries_per_user`` of them (the cut, the last play, random ones between) become targets,
+    each with the plays before it as context. So no target ever reaches the sources.
     """
     starts = inter.starts()
     lens = np.diff(starts)
     users = np.flatnonzero(lens >= 2)
-    if len(users) > config.ranker_max_queries:
-        users = np.sort(rng.choice(users, config.ranker_max_queries, replace=False))
+    per_user = max(1, config.ranker_queries_per_user)
+    max_users = max(1, config.ranker_max_queries // per_user)
+    if len(users) > max_users:
+        users = np.sort(rng.choice(users, max_users, replace=False))
     keep = np.ones(len(inter.items), dtype=bool)
     queries = []
     for u in users.tolist():
         s, n = int(starts[u]), int(lens[u])
         t = n - 1 if (n < 3 or rng.random() < config.ranker_last_share) else int(rng.integers(1, n - 1))
-        ctx = inter.items[s:s + t]
-        target = int(inter.items[s + t])
         keep[s + t:s + n] = False
-        if target in set(ctx[-config.max_context:].tolist()):
-            continue  # a repeat of a context track: never recommended, not a ranking example
-        queries.append((ctx, target))
+        pos = {t, n - 1}
+        between = np.arange(t + 1, n - 1)
+        if len(between) and per_user > 2:
+            pos |= set(rng.choice(between, min(per_user - 2, len(between)), replace=False).tolist())
+        for j in sorted(pos)[:per_user]:
+            ctx = inter.items[s:s + j][-config.max_context:]
+            target = int(inter.items[s + j])
+            if target in set(ctx.tolist()):
+                continue  # a repeat of a context track: never recommended, not a ranking example
+            queries.append((u, ctx, target))
     return keep, queries
 
 
@@ -456,10 +465,12 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
         return None, {"fallback": f"source(s) {sorted(set(names) - set(inner_sources))} could not be fitted "
                                   "on the training part"}
     tmp = HybridRecommender(config, inner_sources, inner)
-    order = rng.permutation(len(queries))
-    n_val = int(round(config.ranker_validation * len(queries))) if len(queries) >= 20 else 0
-    val_q = [queries[i] for i in order[:n_val]]
-    fit_q = [queries[i] for i in order[n_val:]]
+    # validation users are disjoint from training users (a user's queries are alike)
+    qusers = np.unique([u for u, _, _ in queries])
+    n_val = int(round(config.ranker_validation * len(qusers))) if len(qusers) >= 20 else 0
+    val_users = set(rng.choice(qusers, n_val, replace=False).tolist()) if n_val else set()
+    val_q = [(c, t) for u, c, t in queries if u in val_users]
+    fit_q = [(c, t) for u, c, t in queries if u not in val_users]
     X, y, g, recall, mean_c = tmp.training_table(fit_q)
     info = {"queries": len(fit_q), "validation_queries": len(val_q), "train_candidate_recall": round(recall, 4),
             "mean_candidates": round(mean_c, 1)}

@@ -31,10 +31,12 @@ def test_training_queries_remove_target_and_later_plays():
     row_of = {f"x{i}": i for i in range(6)}
     inter = Interactions.from_histories(h, row_of, 6)
     keep, queries = training_queries(inter, RecommendConfig(), np.random.default_rng(0))
-    assert len(queries) == 1  # b has a single play: no query
-    ctx, target = queries[0]
-    kept_a = inter.items[keep & (inter.users == inter.users[0])].tolist()
-    assert kept_a == ctx.tolist() and target not in kept_a  # the target and what follows never train sources
+    assert queries and {u for u, _, _ in queries} == {0}  # b has a single play: no query
+    kept_a = inter.items[keep & (inter.users == 0)].tolist()
+    for _, ctx, target in queries:
+        assert target not in kept_a  # no target (nor what follows the cut) trains the sources
+        assert ctx.tolist()[:len(kept_a)] == kept_a  # contexts start with the kept plays
+    assert any(t == 5 for _, _, t in queries)  # the last play is always a target
 
 
 def test_mode_follows_number_of_users(built):

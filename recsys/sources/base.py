@@ -142,8 +142,9 @@ def top_n(rows: np.ndarray, scores: np.ndarray, n: int, exclude: np.ndarray | No
           ) -> tuple[np.ndarray, np.ndarray]:
     """The n best (rows, scores) by score then row, excluding ``exclude`` and non-positive scores."""
     ok = scores > 0
-    if exclude is not None and len(exclude):
-        ok &= ~np.isin(rows, exclude, assume_unique=False)
+    if exclude is not None and len(exclude):  # exclude is sorted (Context.exclude): binary search
+        pos = np.minimum(np.searchsorted(exclude, rows), len(exclude) - 1)
+        ok &= exclude[pos] != rows
     rows, scores = rows[ok], scores[ok]
     if len(rows) > n:
         part = np.argpartition(-scores, n - 1)[:n]
