@@ -287,27 +287,25 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
 def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
     """Rows whose name or artist matches: exact, prefix, word prefix, then substring; popular first."""
-    names, artists = s.names, s.artists
+    import re
+
     import pandas as pd
 
-    n = pd.Series(names, dtype=object)
-    a = pd.Series(artists, dtype=object)
+    n = pd.Series(s.names, dtype=object)
+    a = pd.Series(s.artists, dtype=object)
     sub = (n.str.contains(needle, regex=False).to_numpy(dtype=bool)
            | a.str.contains(needle, regex=False).to_numpy(dtype=bool))
     rows = np.flatnonzero(sub)
     if not len(rows):
         return []
-    import re
-
-    word = re.compile(r"(?:^|[\s\-_(\[/&,.])" + re.escape(needle))
+    n, a = n.iloc[rows], a.iloc[rows]
+    word = r"(?:^|[\s\-_(\[/&,.])" + re.escape(needle)
     rank = np.full(len(rows), 3, dtype=np.int64)
-    for i, r in enumerate(rows.tolist()):
-        if names[r] == needle or artists[r] == needle:
-            rank[i] = 0
-        elif names[r].startswith(needle) or artists[r].startswith(needle):
-            rank[i] = 1
-        elif word.search(names[r]) or word.search(artists[r]):
-            rank[i] = 2
+    prefix = (n.str.startswith(needle) | a.str.startswith(needle)).to_numpy(dtype=bool)
+    if prefix.sum() < limit:  # word-prefix matches can reach the answer: rank them (a regex pass)
+        rank[(n.str.contains(word, regex=True) | a.str.contains(word, regex=True)).to_numpy(dtype=bool)] = 2
+    rank[prefix] = 1
+    rank[((n == needle) | (a == needle)).to_numpy(dtype=bool)] = 0
     order = np.lexsort((rows, -s.order_prior[rows], rank))
     return rows[order][:limit].tolist()
 
