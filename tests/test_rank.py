@@ -74,3 +74,41 @@ def test_truncated_ranker_is_refused(built, tmp_path):
     (tmp_path / "ranker.txt").write_text((tmp_path / "ranker.txt").read_text()[:200])
     with pytest.raises(IndexFormatError, match="truncated"):
         Ranker.load(tmp_path)
+
+
+def test_bad_histories_fall_back_or_fail_clearly(caplog):
+    import pandas as pd
+
+    from recsys.errors import InputError
+
+    cat = make_catalog(60)
+    cfg = fast_config(genre_probs=False)
+    one_user = pd.DataFrame({"user_id": "u", "position": range(5), "track_id": [f"t{i:04d}" for i in range(5)]})
+    eng = Engine.build(cat, histories=one_user, config=cfg, seed=0)
+    assert eng.recommender_.mode == "blend" and "1 user" in eng.recommender_.info["why"]
+    assert eng.recommend(["t0001"], k=3)
+    single_plays = pd.DataFrame({"user_id": [f"u{i}" for i in range(30)], "position": 0,
+                                 "track_id": [f"t{i:04d}" for i in range(30)]})
+    eng = Engine.build(cat, histories=single_plays, config=cfg, seed=0)
+    assert eng.recommender_.mode == "blend" and eng.recommend(["t0001"], k=3)
+    with caplog.at_level("WARNING"):
+        mixed = pd.concat([one_user, pd.DataFrame({"user_id": ["u"], "position": [9], "track_id": ["nope"]})])
+        assert Engine.build(cat, histories=mixed, config=cfg, seed=0).history_stats_["unknown_plays"] == 1
+    assert "not in the catalogue were ignored" in caplog.text
+    with pytest.raises(InputError, match="no play refers to a catalogue track"):
+        Engine.build(cat, histories=pd.DataFrame({"user_id": ["u"], "position": [0], "track_id": ["x"]}),
+                     config=cfg, seed=0)
+
+
+def test_index_of_an_older_format_is_refused_with_rebuild(built, tmp_path):
+    import json
+    import shutil
+
+    _, _, d = built
+    old = tmp_path / "old"
+    shutil.copytree(d, old)
+    man = json.loads((old / "manifest.json").read_text())
+    man["format_version"] = man["format_version"] - 1
+    (old / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(IndexFormatError, match="rebuild"):
+        Engine.load(old)
