@@ -22,7 +22,8 @@ def _frontend_key(config: cnn.CNNConfig) -> dict[str, Any]:
     return {**config.frontend(), "train_hop_seconds": config.train_hop_seconds, "v": 1}
 
 
-def decode_song(path: str, config: cnn.CNNConfig, cache_dir: str | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def decode_song(path: str, config: cnn.CNNConfig,
+                cache_dir: str | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """Chunk log-mels + baseline features of one song (from the cache when present)."""
     cache = None
     try:
@@ -64,7 +65,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, *, labels: str | o
     paths = [str(audio_dir / f) for f in table["file"]]
     cache = str(cache_dir) if cache_dir else None
     if jobs <= 1:
-        results = [decode_song(p, config, cache) for p in tqdm(paths, desc="decoding", unit="song", disable=not progress)]
+        results = [decode_song(p, config, cache)
+                   for p in tqdm(paths, desc="decoding", unit="song", disable=not progress)]
     else:
         from pipelines.extract_features import _watch_parent
 
@@ -77,6 +79,6 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, *, labels: str | o
     reasons = [r[2] if r[0] is not None else (r[2] or "decode failed") for r in results]
     if all(reasons):
         raise InputError(f"{audio_dir}: no usable song (first reason: {reasons[0]})")
-    return cnn.fit_and_save(table, mels, bases, reasons, out, config=config, cross_validation=cross_validation,
-                            progress=progress, force=force)
+    return cnn.fit_and_save(table, mels, bases, reasons, out, config=config,
+                            cross_validation=cross_validation, progress=progress, force=force)
 

@@ -46,7 +46,8 @@ def labelled_tracks(catalog: str | os.PathLike | pd.DataFrame, *, genre_map: str
         raise SchemaError(f"{where}: no track has a genre that maps to a parent genre")
     classes = cat["parent_genre"].astype(str).unique()
     if len(classes) < 2:
-        raise SchemaError(f"{where}: labels have a single class ({classes[0]!r}); need at least two genres to train")
+        raise SchemaError(f"{where}: labels have a single class ({classes[0]!r}); "
+                          "need at least two genres to train")
     return cat
 
 

@@ -59,8 +59,8 @@ def validate(df: pd.DataFrame, *, where: str = "catalog") -> pd.DataFrame:
             lo, hi = STAT_RANGES[col]
             bad = num.notna() & ((num < lo) | (num > hi))
             if bad.any():
-                raise SchemaError(f"{where}: column {col} value {float(num[bad].iloc[0])!r} outside [{lo}, {hi}] "
-                                  f"at {_bad_row(df, bad)}")
+                raise SchemaError(f"{where}: column {col} value {float(num[bad].iloc[0])!r} "
+                                  f"outside [{lo}, {hi}] at {_bad_row(df, bad)}")
         df[col] = num.astype("float64")
     for col in TEXT_COLUMNS:
         if col in df.columns:
@@ -138,8 +138,8 @@ def _check_conflicts(rows: pd.DataFrame, on_conflict: str) -> None:
     tid = rows["track_id"].iloc[pos]
     first_pos = int(np.flatnonzero((rows["track_id"] == tid).to_numpy())[0])
     n = int(d.loc[differs, "track_id"].nunique())
-    what = f"{n} track id(s) name different songs, e.g. track_id {tid}: row {first_pos + 1} and row {pos + 1} " \
-           f"differ in name or statistics"
+    what = f"{n} track id(s) name different songs, e.g. track_id {tid}: " \
+           f"row {first_pos + 1} and row {pos + 1} differ in name or statistics"
     if on_conflict == "error":
         raise SchemaError(f"{what}; fix the table, or keep the first row of each id (on_conflict='first', "
                           f"CLI --on-conflict first)")

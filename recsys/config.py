@@ -28,7 +28,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "config
     kwargs = {}
     for name, value in data.items():
         field = fields[name]
-        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        default = (field.default_factory() if field.default_factory is not dataclasses.MISSING
+                   else field.default)
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
             kwargs[name] = from_dict(type(default), value, where=f"{where}.{name}")
         else:
@@ -89,7 +90,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         if hint is Path:
             return Path(value)
     except (TypeError, ValueError):
-        raise InputError(f"option {name}: cannot use {value!r} (expected {getattr(hint, '__name__', hint)})") from None
+        raise InputError(f"option {name}: cannot use {value!r} "
+                         f"(expected {getattr(hint, '__name__', hint)})") from None
     return value
 
 

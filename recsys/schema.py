@@ -27,5 +27,6 @@ METADATA: tuple[str, ...] = ("release_year", "track_popularity")
 #: Bookkeeping columns of an audio feature Parquet; everything else numeric is a feature.
 META_COLUMNS: tuple[str, ...] = ("file", "track_id", "ok", "reason")
 #: Track columns an index keeps for display, metadata sources and the map.
-TRACK_COLUMNS: tuple[str, ...] = ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name",
-                                  "track_popularity", "release_year", "parent_genre", "source")
+TRACK_COLUMNS: tuple[str, ...] = ("track_id", "track_name", "track_artist", "track_album_id",
+                                  "track_album_name", "track_popularity", "release_year", "parent_genre",
+                                  "source")

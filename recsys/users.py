@@ -106,7 +106,8 @@ def simulate_users(catalog: pd.DataFrame, config: SimulationConfig | None = None
                             cdf = rows_cdf[grp] = np.cumsum(T[grp] * tw)
                         grp = min(int(np.searchsorted(cdf, rng.random() * cdf[-1])), G - 1)
                     cdf = probs[grp]
-                    t = int(members[grp][min(int(np.searchsorted(cdf, rng.random() * cdf[-1])), len(cdf) - 1)])
+                    t = int(members[grp][min(int(np.searchsorted(cdf, rng.random() * cdf[-1])),
+                                             len(cdf) - 1)])
                 grp = int(g[t])
                 skipped = bool(rng.random() < c.skip_prob * (2.0 if taste[grp] < 1.0 / G else 0.5))
                 rows.append((f"u{u:06d}", pos, ids[t], s, skipped))
@@ -117,7 +118,10 @@ def simulate_users(catalog: pd.DataFrame, config: SimulationConfig | None = None
 
 
 def read_histories(source, *, where: str | None = None) -> pd.DataFrame:
-    """Read a histories table (user_id, position, track_id [, session, skipped]) sorted by user and position."""
+    """Read a histories table (user_id, position, track_id [, session, skipped]).
+
+    The result is sorted by user and position.
+    """
     from .errors import SchemaError
     from .io import read_table
 
@@ -127,7 +131,8 @@ def read_histories(source, *, where: str | None = None) -> pd.DataFrame:
         raise InputError(f"{where}: histories are empty")
     missing = [c for c in ("user_id", "track_id") if c not in df.columns]
     if missing:
-        raise SchemaError(f"{where}: missing column(s) {', '.join(missing)} (need user_id, position, track_id)")
+        raise SchemaError(f"{where}: missing column(s) {', '.join(missing)} "
+                          "(need user_id, position, track_id)")
     df = df[df["user_id"].notna() & df["track_id"].notna()].copy()
     if len(df) == 0:
         raise InputError(f"{where}: histories are empty (no rows with user_id and track_id)")

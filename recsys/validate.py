@@ -23,7 +23,8 @@ def check_int(value: Any, *, name: str, low: int | None = None, high: int | None
             raise InputError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else (f"<= {high}" if low is None else f"between {low} and {high}")
+        bounds = (f">= {low}" if high is None
+                  else (f"<= {high}" if low is None else f"between {low} and {high}"))
         raise InputError(f"{name} must be {bounds}, got {value}")
     return value
 
@@ -31,7 +32,8 @@ def check_int(value: Any, *, name: str, low: int | None = None, high: int | None
 def check_float(value: Any, *, name: str, low: float | None = None, high: float | None = None,
                 low_open: bool = False) -> float:
     """A finite number within [low, high] (``low_open``: strictly above low)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value or abs(value) == float("inf"):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value
+            or abs(value) == float("inf")):
         raise InputError(f"{name} must be a finite number, got {value!r}")
     value = float(value)
     if low is not None and (value <= low if low_open else value < low):

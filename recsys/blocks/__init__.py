@@ -11,15 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from .align import available_blocks, build_audio_block, extend_catalog, feature_columns, read_feature_block
+from .align import (available_blocks, build_audio_block, extend_catalog, feature_columns,
+                    read_feature_block)
 from .base import Block, BlockExtractor, BlockSpec, SkipFile
-from .registry import (audio_names, check_names, default_names, describe, extractor_version, get_extractor, names,
-                       specs)
+from .registry import (audio_names, check_names, default_names, describe, extractor_version, get_extractor,
+                       names, specs)
 from .tabular import build_tabular, tabular_stats
 
-__all__ = ["Block", "BlockExtractor", "BlockSpec", "SkipFile", "specs", "names", "audio_names", "default_names",
-           "get_extractor", "build_block", "describe", "check_names", "extractor_version", "available_blocks", "build_audio_block", "extend_catalog",
-           "feature_columns", "read_feature_block", "build_tabular", "tabular_stats"]
+__all__ = ["Block", "BlockExtractor", "BlockSpec", "SkipFile", "specs", "names", "audio_names",
+           "default_names", "get_extractor", "build_block", "describe", "check_names", "extractor_version",
+           "available_blocks", "build_audio_block", "extend_catalog", "feature_columns", "read_feature_block",
+           "build_tabular", "tabular_stats"]
 
 
 def build_block(name: str, catalog: pd.DataFrame, *, features_dir: str | Path | None = None) -> Block:

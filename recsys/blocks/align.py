@@ -44,7 +44,10 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
 
 
 def build_audio_block(name: str, table: pd.DataFrame, track_ids: pd.Series) -> Block:
-    """Align a block table to ``track_ids``: rows with ok=False are absent; several files per track are averaged."""
+    """Align a block table to ``track_ids``.
+
+    Rows with ok=False are absent; several files per track are averaged.
+    """
     cols = feature_columns(table)
     if not cols:
         raise SchemaError(f"feature block {name!r} has no numeric feature columns")

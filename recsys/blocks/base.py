@@ -1,4 +1,4 @@
-"""What a feature block is: its declaration (:class:`BlockSpec`), its extractor protocol and its aligned matrix.
+"""What a feature block is: its declaration (:class:`BlockSpec`), extractor protocol and aligned matrix.
 
 A block module in this package declares ``SPEC = BlockSpec(...)``; the registry in
 ``recsys/blocks/__init__.py`` finds every such module, so adding a block means adding one module.

@@ -13,13 +13,15 @@ from .base import BlockSpec, SkipFile
 
 
 class CNNBlock:
-    """Feature block ``cnn``: ``cnn__p_<genre>`` (mean chunk softmax), ``cnn__vote`` (mode), ``cnn__n_chunks``."""
+    """Feature block ``cnn``: ``cnn__p_<genre>`` (mean chunk softmax), ``cnn__vote`` (mode),
+    ``cnn__n_chunks``."""
 
     name = "cnn"
 
     def __init__(self, model: str | Path | None = None, batch_size: int | str = 64) -> None:
         if model is None:
-            raise InputError("block cnn needs a trained model: --set cnn.model=PATH (from `recsys cnn train`)")
+            raise InputError("block cnn needs a trained model: "
+                             "--set cnn.model=PATH (from `recsys cnn train`)")
         self.model = str(model)
         self.batch_size = int(batch_size)
         self._loaded: CNNModel | None = None
@@ -56,5 +58,7 @@ class CNNBlock:
 
 SPEC = BlockSpec(name="cnn", source="audio", version=1, order=30,
                  columns="cnn__p_<genre> (mean chunk softmax), cnn__vote, cnn__n_chunks",
-                 help="pooled chunk-CNN genre probabilities (needs --set cnn.model=DIR)", extractor=lambda: CNNBlock,
-                 options={"model": "trained model dir from `recsys cnn train` (required)", "batch_size": "default 64"})
+                 help="pooled chunk-CNN genre probabilities (needs --set cnn.model=DIR)",
+                 extractor=lambda: CNNBlock,
+                 options={"model": "trained model dir from `recsys cnn train` (required)",
+                          "batch_size": "default 64"})

@@ -29,7 +29,8 @@ class SpectralBlock:
         """Summarised features of one excerpt; too-short excerpts are skipped."""
         y = prepare(y, sr, self.config.sr)
         if len(y) < MIN_SECONDS * self.config.sr:
-            raise SkipFile(f"too short for spectral features ({len(y) / self.config.sr:.2f} s < {MIN_SECONDS} s)")
+            raise SkipFile(f"too short for spectral features "
+                           f"({len(y) / self.config.sr:.2f} s < {MIN_SECONDS} s)")
         feats = spectral_features(analyse(y, self.config.sr, self.config))
         return {f"spectral__{k}": v for k, v in feats.items()}
 

@@ -13,7 +13,8 @@ from ..schema import METADATA, STATS
 from .base import Block, BlockSpec
 
 SPEC = BlockSpec(name="tabular", source="catalog", version=1, order=0,
-                 columns="12 statistics (key as sin/cos, log duration), release_year, track_popularity, p_<genre>",
+                 columns="12 statistics (key as sin/cos, log duration), release_year, track_popularity, "
+                         "p_<genre>",
                  help="catalogue statistics and genre probabilities; built by build-index from --catalog")
 
 

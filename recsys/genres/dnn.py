@@ -49,9 +49,10 @@ def _torch_session(seed: int, n_threads: int):
 class TorchMLPClassifier:
     """scikit-learn-style classifier on integer labels 0..K-1 (the tabular pipeline encodes them)."""
 
-    def __init__(self, hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3, weight_decay: float = 1e-4,
-                 lr: float = 1e-3, epochs: int = 100, batch_size: int = 256, patience: int = 10,
-                 val_fraction: float = 0.1, random_state: int = 0, n_threads: int = 1) -> None:
+    def __init__(self, hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3,
+                 weight_decay: float = 1e-4, lr: float = 1e-3, epochs: int = 100, batch_size: int = 256,
+                 patience: int = 10, val_fraction: float = 0.1, random_state: int = 0,
+                 n_threads: int = 1) -> None:
         self.hidden = tuple(hidden)
         self.dropout = dropout
         self.weight_decay = weight_decay
@@ -64,10 +65,13 @@ class TorchMLPClassifier:
         self.n_threads = n_threads
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("hidden", "dropout", "weight_decay", "lr", "epochs", "batch_size",
-                                                "patience", "val_fraction", "random_state", "n_threads")}
+        """Constructor parameters (scikit-learn API, so the model can be cloned and grid-searched)."""
+        return {k: getattr(self, k) for k in ("hidden", "dropout", "weight_decay", "lr", "epochs",
+                                                "batch_size", "patience", "val_fraction", "random_state",
+                                                "n_threads")}
 
     def set_params(self, **params: Any) -> "TorchMLPClassifier":
+        """Set constructor parameters (scikit-learn API); returns self."""
         for k, v in params.items():
             setattr(self, k, v)
         return self
@@ -84,6 +88,7 @@ class TorchMLPClassifier:
         return np.sort(tr), np.sort(va)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "TorchMLPClassifier":
+        """Train with class-balanced loss, stopping early on a stratified validation split; returns self."""
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
         n_classes = int(y.max()) + 1
@@ -139,6 +144,7 @@ class TorchMLPClassifier:
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, n_classes_)``, computed in batches of 4096 rows."""
         import torch
 
         X = torch.from_numpy(np.asarray(X, dtype=np.float32))
@@ -150,6 +156,7 @@ class TorchMLPClassifier:
         return np.concatenate(out).astype(np.float64) if out else np.zeros((0, self.n_classes_))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most probable class index per row."""
         return np.argmax(self.predict_proba(X), axis=1)
 
     # -- persistence: torch state_dict + JSON architecture (never pickle) ----------------------
@@ -176,7 +183,8 @@ class TorchMLPClassifier:
             dropout = float(arch["dropout"])
         except (KeyError, TypeError, ValueError):
             raise ModelError(f"{path}: model architecture missing from genre_model.json") from None
-        if int(arch.get("n_features", n_features)) != n_features or int(arch.get("n_classes", n_classes)) != n_classes:
+        if (int(arch.get("n_features", n_features)) != n_features
+                or int(arch.get("n_classes", n_classes)) != n_classes):
             raise ModelError(f"{path}: architecture does not match the saved features/classes")
         self = cls(hidden=hidden, dropout=dropout)
         try:

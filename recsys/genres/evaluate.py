@@ -29,9 +29,10 @@ def artist_groups(catalog: pd.DataFrame) -> np.ndarray:
         artist = artist.where(artist.notna(), None).tolist()
     else:
         artist = [None] * n
-    ids = catalog["track_id"].astype(str).tolist() if "track_id" in catalog.columns else [str(i) for i in range(n)]
-    return np.asarray([f"artist:{str(a).strip().lower()}" if a is not None and str(a).strip() else f"track:{t}"
-                       for a, t in zip(artist, ids)], dtype=object)
+    ids = (catalog["track_id"].astype(str).tolist() if "track_id" in catalog.columns
+           else [str(i) for i in range(n)])
+    return np.asarray([f"artist:{str(a).strip().lower()}" if a is not None and str(a).strip()
+                       else f"track:{t}" for a, t in zip(artist, ids)], dtype=object)
 
 
 def grouped_folds(y: Sequence[Any], groups: Sequence[Any], *, n_splits: int = 5,
@@ -45,7 +46,8 @@ def grouped_folds(y: Sequence[Any], groups: Sequence[Any], *, n_splits: int = 5,
         raise SchemaError(f"--folds must be at least 2, got {n_splits}")
     n_groups = len(set(groups.tolist()))
     if n_groups < n_splits:
-        raise SchemaError(f"only {n_groups} distinct artist(s); need at least {n_splits} for {n_splits} grouped folds")
+        raise SchemaError(f"only {n_groups} distinct artist(s); "
+                          f"need at least {n_splits} for {n_splits} grouped folds")
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(np.zeros(len(y)), y.astype(str), groups)]
     for tr, te in folds:  # the property every genre figure rests on
@@ -90,7 +92,8 @@ def logreg_baseline(seed: int = 0):
 
     select = ColumnTransformer([("stats", "passthrough", list(STATS))], remainder="drop")
     return Pipeline([("select", select), ("impute", SimpleImputer(strategy="median")),
-                     ("scale", StandardScaler()), ("model", LogisticRegression(max_iter=2000, random_state=seed))])
+                     ("scale", StandardScaler()),
+                     ("model", LogisticRegression(max_iter=2000, random_state=seed))])
 
 
 @dataclass
@@ -101,8 +104,9 @@ class Candidate:
     make: Callable[[], Any]
 
 
-def cross_validate(candidates: Sequence[Candidate], X: pd.DataFrame, y: Sequence[Any], groups: Sequence[Any], *,
-                   n_splits: int = 5, seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
+def cross_validate(candidates: Sequence[Candidate], X: pd.DataFrame, y: Sequence[Any],
+                   groups: Sequence[Any], *, n_splits: int = 5, seed: int = 0,
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Run every candidate on the same artist-grouped folds; return metrics per candidate.
 
     Each candidate reports the mean and standard deviation of accuracy and macro-F1 across folds,
@@ -154,7 +158,8 @@ def metrics_table(cv: dict[str, Any]) -> str:
     names = list(cv["results"])
     width = max(len(n) for n in names) + 2
     head = f"{'model':<{width}}{'accuracy':>16}{'macro-F1':>16}"
-    lines = [f"artist-grouped {cv['n_splits']}-fold CV: {cv['n_tracks']} tracks, {cv['n_groups']} artists", head]
+    lines = [f"artist-grouped {cv['n_splits']}-fold CV: {cv['n_tracks']} tracks, {cv['n_groups']} artists",
+             head]
     for n in names:
         r = cv["results"][n]
         lines.append(f"{n:<{width}}{r['accuracy_mean']:>9.3f} ± {r['accuracy_std']:.3f}"
@@ -162,11 +167,13 @@ def metrics_table(cv: dict[str, Any]) -> str:
     lines.append("")
     lines.append("per-genre F1 (pooled out-of-fold):")
     lw = max(len(lab) for lab in labels) + 2
-    lines.append(f"{'genre':<{lw}}" + "".join(f"{n:>{max(len(n), 8) + 2}}" for n in names) + f"{'support':>9}")
+    lines.append(f"{'genre':<{lw}}" + "".join(f"{n:>{max(len(n), 8) + 2}}" for n in names)
+                 + f"{'support':>9}")
     support = cv["results"][names[0]]["support"]
     for lab in labels:
-        lines.append(f"{lab:<{lw}}" + "".join(f"{cv['results'][n]['per_genre_f1'][lab]:>{max(len(n), 8) + 2}.3f}"
-                                              for n in names) + f"{support[lab]:>9}")
+        lines.append(f"{lab:<{lw}}"
+                     + "".join(f"{cv['results'][n]['per_genre_f1'][lab]:>{max(len(n), 8) + 2}.3f}"
+                               for n in names) + f"{support[lab]:>9}")
     return "\n".join(lines)
 
 
@@ -175,7 +182,8 @@ def confusion_text(confusion: Sequence[Sequence[int]], labels: Sequence[str], *,
     cm = np.asarray(confusion, dtype=np.int64)
     w = max(7, max(len(x) for x in labels) + 1)
     lines = [title] if title else []
-    lines.append("true \\ predicted".ljust(w) + "".join(f"{lab[:w - 1]:>{w}}" for lab in labels) + f"{'recall':>{w}}")
+    lines.append("true \\ predicted".ljust(w) + "".join(f"{lab[:w - 1]:>{w}}" for lab in labels)
+                 + f"{'recall':>{w}}")
     for i, lab in enumerate(labels):
         total = cm[i].sum()
         recall = cm[i, i] / total if total else float("nan")

@@ -77,8 +77,9 @@ def cached_genre_probabilities(catalog: pd.DataFrame, *, cache_dir: str | Path |
     """
     if cache_dir is None or kwargs.get("model_dir") is not None:
         return genre_probabilities(catalog, **kwargs)
-    cols = [c for c in ("track_id", "track_name", "track_artist", "track_album_name", "track_album_release_date",
-                        "release_year", "track_popularity", "parent_genre", *STATS) if c in catalog.columns]
+    cols = [c for c in ("track_id", "track_name", "track_artist", "track_album_name",
+                        "track_album_release_date", "release_year", "track_popularity", "parent_genre",
+                        *STATS) if c in catalog.columns]
     content = pd.util.hash_pandas_object(catalog[cols].astype("string"), index=False).to_numpy()
     key = sha256_json({"content": hashlib.sha256(content.tobytes()).hexdigest(),
                        "settings": {k: v for k, v in kwargs.items() if k != "model_dir"}})[:24]

@@ -102,7 +102,8 @@ def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
         raise SchemaError("feature table: input is empty")
     missing = [c for c in STATS if c not in df.columns]
     if missing:
-        raise SchemaError(f"missing column(s) {', '.join(missing)} (need the 12 statistics: {', '.join(STATS)})")
+        raise SchemaError(f"missing column(s) {', '.join(missing)} "
+                          f"(need the 12 statistics: {', '.join(STATS)})")
     n = len(df)
     out = pd.DataFrame(index=df.index)
     for col in STATS:
@@ -136,7 +137,8 @@ def tabular_features(df: pd.DataFrame) -> pd.DataFrame:
     album = _text(df, "track_album_name")
     out["album_words"] = _map_text(album, n, lambda s: len(s.split()))
     if album is not None and name is not None:
-        out["album_is_single"] = [np.nan if (a is None or t is None) else float(_base_title(a) == _base_title(t))
+        out["album_is_single"] = [np.nan if (a is None or t is None)
+                                  else float(_base_title(a) == _base_title(t))
                                   for a, t in zip(album.tolist(), name.tolist())]
     else:
         out["album_is_single"] = np.nan
@@ -190,9 +192,9 @@ class GenreClassifier:
     """
 
     def __init__(self, model: str = "lightgbm", smote: bool = True, random_state: int = 0, *,
-                 smote_k: int = 5, text: bool = True, text_C: float = 2.0, n_estimators: int = 600, learning_rate: float = 0.03,
-                 num_leaves: int = 31, min_child_samples: int = 20, subsample: float = 0.8,
-                 colsample_bytree: float = 0.7, reg_lambda: float = 1.0,
+                 smote_k: int = 5, text: bool = True, text_C: float = 2.0, n_estimators: int = 600,
+                 learning_rate: float = 0.03, num_leaves: int = 31, min_child_samples: int = 20,
+                 subsample: float = 0.8, colsample_bytree: float = 0.7, reg_lambda: float = 1.0,
                  hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3, weight_decay: float = 1e-4,
                  lr: float = 1e-3, epochs: int = 100, batch_size: int = 256, patience: int = 10,
                  val_fraction: float = 0.1, n_jobs: int = 1) -> None:
@@ -221,9 +223,11 @@ class GenreClassifier:
 
     # -- scikit-learn protocol -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn API, so the estimator can be cloned in CV)."""
         return {name: getattr(self, name) for name in _PARAM_NAMES}
 
     def set_params(self, **params: Any) -> "GenreClassifier":
+        """Set constructor parameters (scikit-learn API); unknown names raise ValueError."""
         for k, v in params.items():
             if k not in _PARAM_NAMES:
                 raise ValueError(f"unknown parameter {k!r} for GenreClassifier")
@@ -232,6 +236,7 @@ class GenreClassifier:
 
     @classmethod
     def from_config(cls, config: GenreModelConfig, **overrides: Any) -> "GenreClassifier":
+        """Build from a :class:`GenreModelConfig`, with keyword ``overrides`` taking precedence."""
         params = dataclasses.asdict(config)
         params.update(overrides)
         return cls(**params)
@@ -263,7 +268,8 @@ class GenreClassifier:
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import StandardScaler
 
-        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median",
+                                                                 keep_empty_features=True))]
         if self.model == "dnn":
             steps.append(("scale", StandardScaler()))
         if self.smote and min_class > 1:
@@ -320,11 +326,13 @@ class GenreClassifier:
         if len(labels) != len(arr):
             raise SchemaError(f"{len(arr)} feature rows but {len(labels)} labels")
         if labels.isna().any():
-            raise SchemaError(f"{int(labels.isna().sum())} row(s) have no genre label; drop them before fitting")
+            raise SchemaError(f"{int(labels.isna().sum())} row(s) have no genre label; "
+                              "drop them before fitting")
         labels = labels.astype(str)
         classes, codes = np.unique(labels.to_numpy(), return_inverse=True)
         if len(classes) < 2:
-            raise SchemaError(f"labels have a single class ({classes[0]!r}); need at least two genres to train")
+            raise SchemaError(f"labels have a single class ({classes[0]!r}); "
+                              "need at least two genres to train")
         counts = np.bincount(codes)
         self.text_model_ = None
         texts = _texts(X)
@@ -374,7 +382,8 @@ class GenreClassifier:
         arr = self._matrix(X, fitting=False)
         if self.text_model_ is not None:
             texts = _texts(X)
-            arr = np.hstack([arr, self.text_model_.predict_proba(texts if texts is not None else [""] * len(arr))])
+            arr = np.hstack([arr, self.text_model_.predict_proba(texts if texts is not None
+                                                                 else [""] * len(arr))])
         arr = self._transform(arr)
         if self.model == "lightgbm":
             proba = np.asarray(self.model_.predict(arr), dtype=np.float64)
@@ -385,6 +394,7 @@ class GenreClassifier:
         return proba
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Most probable genre label per row (values from ``classes_``)."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)] if len(proba) else np.asarray([], dtype=object)
 
@@ -435,8 +445,10 @@ class GenreClassifier:
             self.input_features_ = [str(c) for c in pre["input_features"]]
             self.feature_names_ = [str(c) for c in pre["feature_names"]]
             self.impute_medians_ = np.asarray(pre["impute_medians"], dtype=np.float64)
-            self.scale_mean_ = None if pre["scale_mean"] is None else np.asarray(pre["scale_mean"], dtype=np.float64)
-            self.scale_std_ = None if pre["scale_std"] is None else np.asarray(pre["scale_std"], dtype=np.float64)
+            self.scale_mean_ = (None if pre["scale_mean"] is None
+                                else np.asarray(pre["scale_mean"], dtype=np.float64))
+            self.scale_std_ = (None if pre["scale_std"] is None
+                               else np.asarray(pre["scale_std"], dtype=np.float64))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{d / 'preprocess.json'}: malformed preprocessing ({exc})") from None
         self.classes_ = np.asarray(classes, dtype=object)
@@ -466,12 +478,14 @@ class GenreClassifier:
 
                 self.model_ = lgb.Booster(model_str=text)
             except Exception as exc:  # LightGBMError on a damaged file
-                raise ModelError(f"{path}: cannot load LightGBM model ({str(exc).splitlines()[0][:200]})") from None
+                raise ModelError(f"{path}: cannot load LightGBM model "
+                                 f"({str(exc).splitlines()[0][:200]})") from None
         else:
             from .dnn import TorchMLPClassifier
 
             self.model_ = TorchMLPClassifier.load_state(d / "model.pt", meta.get("architecture") or {},
-                                                        n_features=self.n_features_in_, n_classes=len(classes))
+                                                        n_features=self.n_features_in_,
+                                                        n_classes=len(classes))
         return self
 
 

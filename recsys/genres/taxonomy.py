@@ -107,11 +107,13 @@ class Taxonomy:
         return None, "unmapped"
 
     def parent_of(self, genre: object) -> str | None:
+        """Parent genre of ``genre``, or None when it maps to none of the parents."""
         return self.lookup(genre)[0]
 
     def report(self, genres: Iterable[object]) -> pd.DataFrame:
         """One row per distinct string: its parent, how it was mapped, and how often it occurs."""
-        counts = Counter(_norm(g) for g in genres if g is not None and not (isinstance(g, float) and pd.isna(g)))
+        counts = Counter(_norm(g) for g in genres
+                         if g is not None and not (isinstance(g, float) and pd.isna(g)))
         rows = [(g, *self.lookup(g), n) for g, n in counts.items()]
         df = pd.DataFrame(rows, columns=["genre", "parent", "source", "count"])
         return df.sort_values(["source", "count"], ascending=[True, False], ignore_index=True)

@@ -94,7 +94,8 @@ class TitleTextModel:
 
         texts = [str(t) for t in texts]
         codes = np.asarray(codes, dtype=np.int64)
-        g = np.asarray(groups if groups is not None else [_album_key(t) or f"row{i}" for i, t in enumerate(texts)],
+        g = np.asarray(groups if groups is not None
+                       else [_album_key(t) or f"row{i}" for i, t in enumerate(texts)],
                        dtype=object).astype(str)
         self.oof_ = np.full((len(texts), n_classes), 1.0 / n_classes)
         k = min(self.inner_folds, len(set(g.tolist())), int(np.bincount(codes).max()))
@@ -116,9 +117,11 @@ class TitleTextModel:
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Genre probabilities ``(n, n_classes_)`` of each title from the full-data model."""
         return self._proba(self.state_, [str(t) for t in texts])
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe model (vocabulary, idf, coefficients, params): saved without pickle."""
         s = self.state_
         return {"ngram_range": list(NGRAMS), "vocabulary": s["vocabulary"], "idf": s["idf"].tolist(),
                 "coef": s["coef"].tolist(), "intercept": s["intercept"].tolist(),
@@ -127,12 +130,14 @@ class TitleTextModel:
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> "TitleTextModel":
+        """Rebuild a model written by :meth:`to_dict`, checking that its arrays agree in shape."""
         self = cls(**obj.get("params", {}))
         idf = np.asarray(obj["idf"], dtype=np.float64)
         coef = np.asarray(obj["coef"], dtype=np.float64)
         intercept = np.asarray(obj["intercept"], dtype=np.float64)
         vocab = {str(k): int(v) for k, v in obj["vocabulary"].items()}
-        if coef.ndim != 2 or coef.shape[1] != len(idf) or len(vocab) != len(idf) or len(intercept) != coef.shape[0]:
+        if (coef.ndim != 2 or coef.shape[1] != len(idf) or len(vocab) != len(idf)
+                or len(intercept) != coef.shape[0]):
             raise ValueError("text model arrays have inconsistent shapes")
         self.state_ = {"vocabulary": vocab, "idf": idf, "coef": coef, "intercept": intercept}
         self.n_classes_ = coef.shape[0]
