@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -94,8 +94,8 @@ class Split:
 
     def info(self) -> dict:
         cold = self.popularity == 0
-        return {"test_users": int(len(self.test)), "train_plays": int(len(self.train)), "unknown_plays": self.n_unknown,
-                "rules": int(len(self.rules)), "cold_targets": float(np.mean(cold[self.targets])), "k": self.k,
+        return {"test_users": len(self.test), "train_plays": len(self.train), "unknown_plays": self.n_unknown,
+                "rules": len(self.rules), "cold_targets": float(np.mean(cold[self.targets])), "k": self.k,
                 "n_recent": self.n_recent}
 
 

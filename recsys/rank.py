@@ -16,15 +16,22 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import IndexFormatError, InputError
 from .recommend import RecommendConfig
 from .sources import BLEND_SOURCES, SOURCES, make_source
-from .sources.base import Content, Context, Interactions, Ranked, Recommender, Source, SourceData
+from .sources.base import (
+    Context,
+    Interactions,
+    Ranked,
+    Recommender,
+    Source,
+    SourceData,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +90,7 @@ class Ranker:
         self.config = config or RecommendConfig()
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, names: list[str],
-            X_val=None, y_val=None, groups_val=None) -> "Ranker":
+            X_val=None, y_val=None, groups_val=None) -> Ranker:
         """Train on query groups (sizes ``groups``); early-stops on the validation groups when given."""
         import lightgbm as lgb
 
@@ -118,7 +125,7 @@ class Ranker:
         write_text(Path(directory) / RANKER_FILE, self.booster_.model_to_string(num_iteration=self.best_iteration_))
 
     @classmethod
-    def load(cls, directory, config: RecommendConfig | None = None) -> "Ranker":
+    def load(cls, directory, config: RecommendConfig | None = None) -> Ranker:
         import lightgbm as lgb
 
         path = Path(directory) / RANKER_FILE
@@ -274,9 +281,9 @@ class HybridRecommender(Recommender):
             if use_ranker:
                 C = self.ranker.contributions(F[top])
                 col = {s: i for i, s in enumerate(self.sources)}
-                weight_of = lambda j, s: float(C[j, 2 * col[s]] + C[j, 2 * col[s] + 1])  # noqa: E731
+                weight_of = lambda j, s: float(C[j, 2 * col[s]] + C[j, 2 * col[s] + 1])
             else:
-                weight_of = lambda j, s: float(getattr(cfg, BLEND_WEIGHT.get(s, "w_popularity"), 0.0)  # noqa: E731
+                weight_of = lambda j, s: float(getattr(cfg, BLEND_WEIGHT.get(s, "w_popularity"), 0.0)
                                                * cand.scores[s][top[j]])
             why = []
             for j, r in enumerate(rows.tolist()):
@@ -327,7 +334,7 @@ class HybridRecommender(Recommender):
                                                  "info": self.info})
 
     @classmethod
-    def load(cls, directory, data: SourceData, config: RecommendConfig | None = None) -> "HybridRecommender":
+    def load(cls, directory, data: SourceData, config: RecommendConfig | None = None) -> HybridRecommender:
         from .io import read_json
 
         d = Path(directory)
@@ -467,7 +474,7 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
     tmp = HybridRecommender(config, inner_sources, inner)
     # validation users are disjoint from training users (a user's queries are alike)
     qusers = np.unique([u for u, _, _ in queries])
-    n_val = int(round(config.ranker_validation * len(qusers))) if len(qusers) >= 20 else 0
+    n_val = round(config.ranker_validation * len(qusers)) if len(qusers) >= 20 else 0
     val_users = set(rng.choice(qusers, n_val, replace=False).tolist()) if n_val else set()
     val_q = [(c, t) for u, c, t in queries if u in val_users]
     fit_q = [(c, t) for u, c, t in queries if u not in val_users]
@@ -484,7 +491,7 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
         if Xv is None:
             gv = np.zeros(0, int)
     ranker = Ranker(config).fit(X, y, g, names=tmp._names, X_val=Xv, y_val=yv, groups_val=gv)
-    info.update({"positive_groups": int(len(g)), "rows": int(len(y)), "best_iteration": ranker.best_iteration_,
+    info.update({"positive_groups": len(g), "rows": len(y), "best_iteration": ranker.best_iteration_,
                  "valid_ndcg@10": ranker.valid_ndcg_})
     return ranker, info
 

@@ -77,8 +77,8 @@ def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -
     from recsys.index import IndexConfig, TrackIndex
     from recsys.rank import fit_hybrid
     from recsys.recommend import RecommendConfig
-    from recsys.sources import BLEND_SOURCES, Content, Interactions, SourceData
     from recsys.rules import RuleIndex, RulesConfig, mine_rules
+    from recsys.sources import BLEND_SOURCES, Content, Interactions, SourceData
     from recsys.users import SimulationConfig, simulate_users
 
     res = {"tracks": n, "kind": kind}
@@ -162,7 +162,7 @@ def bench_query(index_dir: str, queries: int) -> dict:
 
     t0 = time.perf_counter()
     eng = Engine.load(index_dir)
-    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": int(len(eng.rules_table_)), "kind": eng.summary()["index"],
+    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": len(eng.rules_table_), "kind": eng.summary()["index"],
            "load_s": round(time.perf_counter() - t0, 2)}
     played = np.flatnonzero(eng.popularity_ > 0)
     rng = np.random.default_rng(0)

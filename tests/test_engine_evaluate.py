@@ -9,7 +9,6 @@ from recsys.engine import Engine
 from recsys.errors import InputError
 from recsys.evaluate import evaluate, leave_last_out, rank_metrics
 from recsys.sources import Content, Interactions, SourceData, make_source
-
 from recsys.testing.engine import fast_config, make_catalog, planted_histories
 
 
@@ -82,7 +81,7 @@ def test_evaluate_rules_only_see_training(engine_and_histories, monkeypatch):
 
     monkeypatch.setattr(ev, "mine_rules", spy)
     evaluate(eng, hist, k=5, max_users=20)
-    _, test = leave_last_out(hist)
+    _, _test = leave_last_out(hist)
     last = hist.sort_values("position").groupby("user_id").tail(1)
     merged = seen["train"].merge(last, on=["user_id", "position", "track_id"])
     assert len(merged) == 0  # no held-out play reached rule mining

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from recsys.errors import GuardError, InputError
-from recsys.rules import RuleIndex, RulesConfig, estimate_itemsets, mine_rules, one_hot, read_rules
+from recsys.rules import (
+    RuleIndex,
+    RulesConfig,
+    estimate_itemsets,
+    mine_rules,
+    one_hot,
+    read_rules,
+)
 
 
 def planted(n_users: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -125,7 +132,7 @@ def test_auto_min_support_never_fails_explicit_one_may(caplog):
     rows = [(f"u{u}", p, f"big{p}") for u in range(5) for p in range(25)]
     rows += [(f"v{u}", p, f"s{(u + p) % 150}") for u in range(195) for p in range(2)]
     h = pd.DataFrame(rows, columns=["user_id", "position", "track_id"])
-    cfg = dict(max_len=8, max_itemsets=100_000, sequential=False)
+    cfg = {"max_len": 8, "max_itemsets": 100_000, "sequential": False}
     with pytest.raises(GuardError, match="raise min_support"):
         mine_rules(h, RulesConfig(min_support=0.01, **cfg))
     with caplog.at_level("WARNING", logger="recsys.rules"):

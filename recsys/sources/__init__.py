@@ -18,7 +18,16 @@ from ..errors import InputError
 from ..recommend import RecommendConfig
 from .als import ALSSource
 from .assoc import RulesSource
-from .base import Content, Context, Interactions, Ranked, Recommender, Source, SourceData, make_context
+from .base import (
+    Content,
+    Context,
+    Interactions,
+    Ranked,
+    Recommender,
+    Source,
+    SourceData,
+    make_context,
+)
 from .content import ContentSource
 from .groups import AlbumSource, ArtistSource, ClusterSource, PopularSource
 from .itemknn import ItemKNNSource, SequenceSource
@@ -40,5 +49,16 @@ def make_source(name: str, config: RecommendConfig | None = None) -> Source:
     return cls(config)
 
 
-__all__ = ["SOURCES", "BLEND_SOURCES", "make_source", "Source", "Recommender", "Ranked", "Context", "Content",
-           "Interactions", "SourceData", "make_context"]
+__all__ = [
+    "BLEND_SOURCES",
+    "SOURCES",
+    "Content",
+    "Context",
+    "Interactions",
+    "Ranked",
+    "Recommender",
+    "Source",
+    "SourceData",
+    "make_context",
+    "make_source",
+]

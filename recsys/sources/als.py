@@ -25,7 +25,7 @@ class ALSSource(Source):
     name = "als"
     needs_histories = True
 
-    def fit(self, data: SourceData) -> "ALSSource":
+    def fit(self, data: SourceData) -> ALSSource:
         super().fit(data)
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
@@ -112,7 +112,7 @@ class ALSSource(Source):
             faiss.write_index(self.ann_, str(Path(directory) / "source_als.faiss"))
 
     @classmethod
-    def load(cls, directory, data: SourceData, config=None) -> "ALSSource":
+    def load(cls, directory, data: SourceData, config=None) -> ALSSource:
         self = cls(config)
         self.data_ = data
         a = load_npz_arrays(self._file(directory))

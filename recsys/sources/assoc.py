@@ -17,7 +17,7 @@ class RulesSource(Source):
     name = "rules"
     needs_histories = True
 
-    def fit(self, data: SourceData) -> "RulesSource":
+    def fit(self, data: SourceData) -> RulesSource:
         super().fit(data)
         self.rules_ = data.rules
         return self

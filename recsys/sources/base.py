@@ -6,9 +6,10 @@ rows, best first) and ``explain(ctx, row)`` (one reason string, formatted only f
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ class Interactions:
     sessions: np.ndarray | None = None  # session per play when the histories have one (rule transactions)
 
     @classmethod
-    def from_histories(cls, h: pd.DataFrame, row_of: dict[str, int], n_items: int) -> "Interactions":
+    def from_histories(cls, h: pd.DataFrame, row_of: dict[str, int], n_items: int) -> Interactions:
         """From a histories table (ids unknown to ``row_of`` must already be dropped)."""
         if "skipped" in h.columns:
             h = h[~h["skipped"].astype(bool)]
@@ -60,7 +61,7 @@ class Interactions:
         sessions = h["session"].astype(str).to_numpy(dtype=object) if "session" in h.columns else None
         return cls(codes.astype(np.int64), items, len(uniq), n_items, np.asarray(uniq, dtype=object), sessions)
 
-    def subset(self, keep: np.ndarray) -> "Interactions":
+    def subset(self, keep: np.ndarray) -> Interactions:
         """The plays where ``keep`` is True (same user codes and catalogue)."""
         return Interactions(self.users[keep], self.items[keep], self.n_users, self.n_items, self.user_ids,
                             None if self.sessions is None else self.sessions[keep])
@@ -224,11 +225,11 @@ class Recommender:
         """Write learned state into ``directory`` (nothing by default: rebuilt from content on load)."""
 
     @classmethod
-    def load(cls, directory: str | Path, data: SourceData, config: RecommendConfig | None = None) -> "Recommender":
+    def load(cls, directory: str | Path, data: SourceData, config: RecommendConfig | None = None) -> Recommender:
         """Reopen from ``directory`` (default: refit on ``data``, for sources that learn nothing costly)."""
         return cls(config).fit(data)
 
-    def fit(self, data: SourceData) -> "Recommender":
+    def fit(self, data: SourceData) -> Recommender:
         raise NotImplementedError
 
 
@@ -237,7 +238,7 @@ class Source(Recommender):
 
     needs_histories: ClassVar[bool] = False
 
-    def fit(self, data: SourceData) -> "Source":
+    def fit(self, data: SourceData) -> Source:
         """Learn from ``data``; returns self."""
         self.data_ = data
         return self
@@ -301,6 +302,5 @@ def resize_csr(M: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     from ..io import atomic_path
 
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)

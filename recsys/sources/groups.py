@@ -44,7 +44,7 @@ class GroupSource(Source):
     def budget(self) -> int:
         return self.config.n_artist
 
-    def fit(self, data: SourceData) -> "GroupSource":
+    def fit(self, data: SourceData) -> GroupSource:
         super().fit(data)
         self.prior_ = prior(data)
         codes = self.codes(data)
@@ -139,7 +139,7 @@ class PopularSource(Source):
     name = "popular"
     needs_histories = True
 
-    def fit(self, data: SourceData) -> "PopularSource":
+    def fit(self, data: SourceData) -> PopularSource:
         super().fit(data)
         pop = np.asarray(data.popularity, dtype=np.float64)
         order = np.lexsort((np.arange(len(pop)), -pop))

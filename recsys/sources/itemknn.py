@@ -10,8 +10,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .base import (Context, Source, SourceData, csr_arrays, csr_from, gather, load_npz_arrays, prune_rows,
-                   resize_csr, save_npz, top_n)
+from .base import (
+    Context,
+    Source,
+    SourceData,
+    csr_arrays,
+    csr_from,
+    gather,
+    load_npz_arrays,
+    prune_rows,
+    resize_csr,
+    save_npz,
+    top_n,
+)
 
 
 def cosine_knn(X: sp.csr_matrix, k: int, *, chunk: int = 4096) -> sp.csr_matrix:
@@ -45,7 +56,7 @@ class ItemKNNSource(Source):
     name = "itemknn"
     needs_histories = True
 
-    def fit(self, data: SourceData) -> "ItemKNNSource":
+    def fit(self, data: SourceData) -> ItemKNNSource:
         super().fit(data)
         X = data.interactions.matrix()
         self.S_ = cosine_knn(X, self.config.knn_neighbours)
@@ -71,7 +82,7 @@ class ItemKNNSource(Source):
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
 
     @classmethod
-    def load(cls, directory, data: SourceData, config=None) -> "ItemKNNSource":
+    def load(cls, directory, data: SourceData, config=None) -> ItemKNNSource:
         self = cls(config)
         self.data_ = data
         a = load_npz_arrays(self._file(directory))
@@ -106,7 +117,7 @@ class SequenceSource(Source):
     name = "sequence"
     needs_histories = True
 
-    def fit(self, data: SourceData) -> "SequenceSource":
+    def fit(self, data: SourceData) -> SequenceSource:
         super().fit(data)
         C = next_counts(data.interactions)
         out = np.asarray(C.sum(axis=1)).ravel()
@@ -132,7 +143,7 @@ class SequenceSource(Source):
         save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})
 
     @classmethod
-    def load(cls, directory, data: SourceData, config=None) -> "SequenceSource":
+    def load(cls, directory, data: SourceData, config=None) -> SequenceSource:
         self = cls(config)
         self.data_ = data
         a = load_npz_arrays(self._file(directory))

@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Context, Source, SourceData, csr_arrays, csr_from, gather, load_npz_arrays, resize_csr, save_npz,
-                   top_n)
+from .base import (
+    Context,
+    Source,
+    SourceData,
+    csr_arrays,
+    csr_from,
+    gather,
+    load_npz_arrays,
+    resize_csr,
+    save_npz,
+    top_n,
+)
 
 
 class VSKNNSource(Source):
@@ -18,7 +28,7 @@ class VSKNNSource(Source):
     name = "vsknn"
     needs_histories = True
 
-    def fit(self, data: SourceData) -> "VSKNNSource":
+    def fit(self, data: SourceData) -> VSKNNSource:
         super().fit(data)
         self.X_ = data.interactions.matrix()
         self._prepare()
@@ -57,7 +67,7 @@ class VSKNNSource(Source):
         save_npz(self._file(directory), csr_arrays("X", self.X_))
 
     @classmethod
-    def load(cls, directory, data: SourceData, config=None) -> "VSKNNSource":
+    def load(cls, directory, data: SourceData, config=None) -> VSKNNSource:
         self = cls(config)
         self.data_ = data
         self.X_ = csr_from(load_npz_arrays(self._file(directory)), "X")
