@@ -59,6 +59,7 @@ class EmbeddingBuilder:
 
     @property
     def dim_(self) -> int:
+        """Embedding width: the summed column counts of the fitted blocks."""
         return sum(d for _, d, _ in self.layout_)
 
     def transform(self, blocks: list[Block]) -> np.ndarray:
@@ -82,10 +83,12 @@ class EmbeddingBuilder:
         return out
 
     def fit_transform(self, blocks: list[Block]) -> np.ndarray:
+        """Fit the per-block scaling on ``blocks`` and return their embedding rows."""
         return self.fit(blocks).transform(blocks)
 
     # -------------------------------------------------------------- persistence (JSON-able)
     def to_dict(self) -> dict:
+        """Fitted parameters as plain JSON-able lists (stored in the index, no pickle)."""
         return {"weights": self.weights, "genre_weight": self.genre_weight,
                 "layout": [[n, d, c] for n, d, c in self.layout_],
                 "mean": {k: v.tolist() for k, v in self.mean_.items()},
@@ -93,6 +96,7 @@ class EmbeddingBuilder:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EmbeddingBuilder":
+        """Rebuild a fitted builder from :meth:`to_dict` output; corrupted input raises ModelError."""
         try:
             self = cls(weights=d["weights"], genre_weight=d["genre_weight"])
             self.layout_ = [(n, int(k), list(c)) for n, k, c in d["layout"]]

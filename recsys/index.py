@@ -70,6 +70,7 @@ def make_index(X: np.ndarray, config: IndexConfig):
 
 
 def index_kind(index) -> str:
+    """``hnsw``, ``ivf`` or ``flat``: which search parameters apply to this FAISS index."""
     faiss = _faiss()
     if isinstance(index, faiss.IndexHNSWFlat) or "HNSW" in type(index).__name__:
         return "hnsw"
@@ -106,6 +107,7 @@ class TrackIndex:
         self.config = config or IndexConfig()
 
     def fit(self, X: np.ndarray) -> "TrackIndex":
+        """Build the FAISS index over ``X`` and cluster its rows with k-means; returns self."""
         if len(X) == 0:
             raise InputError("cannot index an empty catalogue")
         c = self.config
@@ -117,10 +119,12 @@ class TrackIndex:
 
     @property
     def ntotal(self) -> int:
+        """Number of indexed rows."""
         return int(self.index_.ntotal)
 
     @property
     def n_clusters(self) -> int:
+        """Number of k-means clusters."""
         return int(len(self.centroids_))
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +150,7 @@ class TrackIndex:
 
     @classmethod
     def load(cls, directory: str | Path, config: IndexConfig | None = None) -> "TrackIndex":
+        """Read what :meth:`save` wrote and apply ``config``'s search settings (damage: IndexFormatError)."""
         faiss = _faiss()
         d = Path(directory)
         self = cls(config)
@@ -162,7 +167,8 @@ class TrackIndex:
         self.clusters_ = load_npy(d / "clusters.npy")
         self.centroids_ = load_npy(d / "centroids.npy")
         if len(self.clusters_) != self.ntotal:
-            raise IndexFormatError(f"{d}: clusters.npy has {len(self.clusters_)} rows, faiss.index {self.ntotal}")
+            raise IndexFormatError(f"{d}: clusters.npy has {len(self.clusters_)} rows, "
+                                   f"faiss.index {self.ntotal}")
         return self
 
 
@@ -173,4 +179,5 @@ def load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise IndexFormatError(f"{path}: truncated or corrupted ({str(exc).splitlines()[0] if str(exc) else 'read failed'})") from None
+        raise IndexFormatError(f"{path}: truncated or corrupted "
+                               f"({str(exc).splitlines()[0] if str(exc) else 'read failed'})") from None

@@ -105,7 +105,8 @@ def read_table(path: str | os.PathLike, *, dtype: dict | None = None) -> pd.Data
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read {kind} table ({first[:200]}); {hint}") from None
     except Exception as exc:  # pyarrow raises its own exception types
-        raise InputError(f"{path}: cannot read {kind} table ({type(exc).__name__}: {str(exc)[:200]}); {hint}") from None
+        raise InputError(f"{path}: cannot read {kind} table "
+                         f"({type(exc).__name__}: {str(exc)[:200]}); {hint}") from None
     if df.empty:
         raise InputError(f"{path}: table is empty")
     return df
@@ -139,14 +140,17 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write ``text`` to ``path`` as UTF-8."""
     write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented, key-sorted JSON (numpy values and paths converted)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def read_json(path: str | os.PathLike, *, what: str = "JSON file", error: type[RecsysError] = InputError) -> Any:
+def read_json(path: str | os.PathLike, *, what: str = "JSON file",
+              error: type[RecsysError] = InputError) -> Any:
     """Read JSON; a missing or corrupted file raises ``error`` (InputError by default) naming the path."""
     path = Path(path)
     if not path.exists():
@@ -190,8 +194,8 @@ def resolve_path(path: str | os.PathLike) -> Path:
     try:
         return Path(path).resolve()
     except FileNotFoundError:
-        raise OutputError(f"{path}: the current directory no longer exists (an earlier build into '.' replaced "
-                          "it): cd into it again and retry") from None
+        raise OutputError(f"{path}: the current directory no longer exists "
+                          "(an earlier build into '.' replaced it): cd into it again and retry") from None
 
 
 def _pid_alive(pid: int) -> bool:

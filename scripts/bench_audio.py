@@ -44,7 +44,8 @@ def bench_frontend(repeats: int) -> dict:
     from recsys.audio.load import load_excerpt
     from recsys.audio.stats import AudioStatsBlock
 
-    clips = [p for p in sorted(DATA.glob("*.ogg")) if p.stat().st_size > 200_000]  # the >= 45-s music/whale clips
+    # the >= 45-s music/whale clips
+    clips = [p for p in sorted(DATA.glob("*.ogg")) if p.stat().st_size > 200_000]
     variants = {
         "default (stft chroma, tonnetz, beats, mel bands)": F.FrontendConfig(),
         "lean (no tonnetz, no mel-band stats)": F.FrontendConfig(tonnetz=False, mel_bands=False),
@@ -55,7 +56,8 @@ def bench_frontend(repeats: int) -> dict:
         F.spectral_features(F.Analysis(y, 22050))
     out: dict = {"clips": list(excerpts), "excerpt_seconds": 30, "ms_per_excerpt": {}}
     for name, cfg in variants.items():
-        ms = [_median_ms(lambda y=y: F.spectral_features(F.Analysis(y, 22050, cfg)), repeats) for y in excerpts.values()]
+        ms = [_median_ms(lambda y=y: F.spectral_features(F.Analysis(y, 22050, cfg)), repeats)
+              for y in excerpts.values()]
         out["ms_per_excerpt"][name] = round(float(np.median(ms)), 1)
     stats = AudioStatsBlock()
     ms = []
@@ -67,7 +69,8 @@ def bench_frontend(repeats: int) -> dict:
     out["ms_per_excerpt"]["default + audiostats (shared STFT)"] = round(float(np.median(ms)), 1)
     ms_dec = [_median_ms(lambda p=p: load_excerpt(p, sr=22050, seconds=30), repeats) for p in clips]
     out["decode_ms_per_excerpt"] = round(float(np.median(ms_dec)), 1)
-    ms_all = [_median_ms(lambda p=p: F.spectral_features(F.Analysis(load_excerpt(p, sr=22050, seconds=30)[0], 22050)),
+    ms_all = [_median_ms(lambda p=p: F.spectral_features(F.Analysis(load_excerpt(p, sr=22050, seconds=30)[0],
+                                                                    22050)),
                          repeats) for p in clips]
     out["ms_per_excerpt_with_decoding (default)"] = round(float(np.median(ms_all)), 1)
     return out
@@ -84,17 +87,21 @@ def bench_extract(n_tracks: int, seconds: float) -> dict:
         audio = tmp / "audio"
         audio.mkdir()
         for i in range(n_tracks):
-            sf.write(audio / f"song_{i:03d}.flac", synth_song(GENRES[i % 3], seconds=seconds, seed=100 + i), 22050)
-        out = {"tracks": n_tracks, "track_seconds": seconds, "blocks": "spectral,audiostats", "cpus": os.cpu_count()}
+            sf.write(audio / f"song_{i:03d}.flac", synth_song(GENRES[i % 3], seconds=seconds, seed=100 + i),
+                     22050)
+        out = {"tracks": n_tracks, "track_seconds": seconds, "blocks": "spectral,audiostats",
+               "cpus": os.cpu_count()}
         for jobs in (1, 2):
             t = time.perf_counter()
-            s = run(audio, tmp / f"feat{jobs}", ExtractConfig(blocks=("spectral", "audiostats"), jobs=jobs), progress=False)
+            s = run(audio, tmp / f"feat{jobs}", ExtractConfig(blocks=("spectral", "audiostats"), jobs=jobs),
+                    progress=False)
             dt = time.perf_counter() - t
             out[f"jobs{jobs}_seconds"] = round(dt, 1)
             out[f"jobs{jobs}_tracks_per_s"] = round(n_tracks / dt, 2)
             assert s.computed == 2 * n_tracks
         t = time.perf_counter()
-        s = run(audio, tmp / "feat2", ExtractConfig(blocks=("spectral", "audiostats"), jobs=2), progress=False)
+        s = run(audio, tmp / "feat2", ExtractConfig(blocks=("spectral", "audiostats"), jobs=2),
+                progress=False)
         out["rerun_all_cached_seconds"] = round(time.perf_counter() - t, 2)
         return out
     finally:
@@ -103,7 +110,8 @@ def bench_extract(n_tracks: int, seconds: float) -> dict:
 
 def _cv_summary(report: dict) -> dict:
     cv = report["cv"]
-    return {"songs": cv["n_songs"], "folds": cv["n_splits"], "majority": round(cv["majority_song_accuracy"], 3),
+    return {"songs": cv["n_songs"], "folds": cv["n_splits"],
+            "majority": round(cv["majority_song_accuracy"], 3),
             "cnn_chunk_acc": round(cv["cnn"]["chunk"]["accuracy"], 3),
             "cnn_chunk_f1": round(cv["cnn"]["chunk"]["macro_f1"], 3),
             "cnn_song_vote_acc": round(cv["cnn"]["song_vote"]["accuracy"], 3),
@@ -135,7 +143,8 @@ def _cnn_synthetic(tmp: Path, per_genre: int, epochs: int) -> dict:
     out["synthetic_3_genres"] = {**_cv_summary(rep), "seconds": round(time.perf_counter() - t, 1)}
     print(json.dumps(out, indent=1), flush=True)
     # harder: same instruments, overlapping tempi, classes differ only in rhythmic pattern
-    labels = write_labelled_set(tmp / "rhythm", per_genre=per_genre, seconds=12.0, seed=3, genres=RHYTHM_GENRES)
+    labels = write_labelled_set(tmp / "rhythm", per_genre=per_genre, seconds=12.0, seed=3,
+                                genres=RHYTHM_GENRES)
     t = time.perf_counter()
     rep = cnn.train(tmp / "rhythm", tmp / "m_rhythm", labels=labels, progress=False,
                     config=cnn.CNNConfig(folds=5, epochs=epochs, excerpt_seconds=None))
@@ -179,7 +188,8 @@ def _cnn_real(tmp: Path, epochs: int, seeds: int) -> dict:
     y = table["genre"].map({g: i for i, g in enumerate(classes)}).to_numpy()
     runs = []
     for seed in range(seeds):
-        cv = cnn.cross_validate(mels, bases, y, len(classes), dataclasses.replace(cfg, seed=seed), progress=False)
+        cv = cnn.cross_validate(mels, bases, y, len(classes), dataclasses.replace(cfg, seed=seed),
+                                progress=False)
         runs.append(_cv_summary({"cv": cv}))
         print(f"real clips, seed {seed}: {runs[-1]}", flush=True)
     keys = [k for k in runs[0] if k.startswith(("cnn_", "base_"))]
@@ -209,7 +219,8 @@ def main() -> None:
         report["extract"] = bench_extract(args.tracks, args.track_seconds)
         print(json.dumps({"extract": report["extract"]}, indent=2), flush=True)
     if "cnn" in only:
-        report["cnn"] = bench_cnn(args.per_genre, args.epochs, args.real_seeds, synthetic=not args.skip_synthetic)
+        report["cnn"] = bench_cnn(args.per_genre, args.epochs, args.real_seeds,
+                                  synthetic=not args.skip_synthetic)
         print(json.dumps({"cnn": report["cnn"]}, indent=2), flush=True)
     report["machine"]["load_avg_at_end"] = os.getloadavg()
     if args.out:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECSYS = [sys.executable, "-m", "recsys.cli"]
-UNLIMITED = {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "KMP_BLOCKTIME": "200"}
+UNLIMITED = {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
+             "KMP_BLOCKTIME": "200"}
 
 
 def build_once(out: Path, users: int, env: dict[str, str]) -> float:
@@ -60,7 +61,8 @@ def main() -> None:
                 hog.kill()
                 hog.wait()
             rows.append((label, statistics.median(quiet), statistics.median(busy)))
-    print(f"build-index, demo catalogue (2,107 tracks), {args.users} simulated users; median of {args.repeats}")
+    print(f"build-index, demo catalogue (2,107 tracks), {args.users} simulated users; "
+          f"median of {args.repeats}")
     print(f"{'threads':20s} {'quiet s':>8s} {'busy s':>8s} {'busy/quiet':>10s}")
     for label, q, b in rows:
         print(f"{label:20s} {q:8.1f} {b:8.1f} {b / q:10.2f}")

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from recsys.schema import STATS
-from recsys.genres.evaluate import (Candidate, artist_groups, cross_validate, logreg_baseline, majority_baseline,
-                                    metrics_table)
+from recsys.genres.evaluate import (Candidate, artist_groups, cross_validate, logreg_baseline,
+                                    majority_baseline, metrics_table)
 from recsys.genres.tabular import GenreClassifier, tabular_features
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", default="lightgbm,dnn,lightgbm-stats+year+pop",
-                    help="comma list of: lightgbm, dnn, lightgbm-nosmote, lightgbm-notext, lightgbm-stats+year+pop")
+                    help="comma list of: lightgbm, dnn, lightgbm-nosmote, lightgbm-notext, "
+                         "lightgbm-stats+year+pop")
     ap.add_argument("--params", default="{}", help='JSON of GenreClassifier parameters, e.g. {"text_C": 4}')
     ap.add_argument("--json", default=None, help="also write the full CV report here")
     args = ap.parse_args()
@@ -55,8 +56,8 @@ def main() -> None:
     X = tabular_features(cat)
     y = cat["parent_genre"].astype(str).to_numpy()
     groups = artist_groups(cat)
-    print(f"{args.catalog}: {len(cat)} tracks, {len(set(groups))} artists, {X.shape[1] - 1} numeric features + title text "
-          f"(loaded in {time.perf_counter() - t0:.1f}s)")
+    print(f"{args.catalog}: {len(cat)} tracks, {len(set(groups))} artists, "
+          f"{X.shape[1] - 1} numeric features + title text (loaded in {time.perf_counter() - t0:.1f}s)")
     s = args.seed
     kw = json.loads(args.params)
     known = {
@@ -64,10 +65,12 @@ def main() -> None:
         "lightgbm-nosmote": lambda: GenreClassifier(model="lightgbm", smote=False, random_state=s, **kw),
         "lightgbm-notext": lambda: GenreClassifier(model="lightgbm", text=False, random_state=s, **kw),
         "dnn": lambda: GenreClassifier(model="dnn", random_state=s, **kw),
-        "lightgbm-stats+year+pop": lambda: _Subset([*STATS, "release_year", "track_popularity"], random_state=s),
+        "lightgbm-stats+year+pop": lambda: _Subset([*STATS, "release_year", "track_popularity"],
+                                                   random_state=s),
     }
     cands = [Candidate(m, known[m]) for m in args.models.split(",")]
-    cands += [Candidate("majority", majority_baseline), Candidate("logreg-12-stats", lambda: logreg_baseline(s))]
+    cands += [Candidate("majority", majority_baseline),
+              Candidate("logreg-12-stats", lambda: logreg_baseline(s))]
     cv = cross_validate(cands, X, y, groups, n_splits=args.folds, seed=s, progress=print)
     print(metrics_table(cv))
     print("fit+predict seconds over all folds: "

@@ -33,7 +33,8 @@ def main() -> None:
         tracks = [make_track(i) for i in range(args.tracks)]
         fake.add_tracks(tracks)
         fake.add_playlist("bench", "Bench", tracks)
-        cfg = SpotifyConfig.from_env({}, api_url=fake.api_url, auth_url=fake.auth_url, config_dir=str(tmp / "cfg"))
+        cfg = SpotifyConfig.from_env({}, api_url=fake.api_url, auth_url=fake.auth_url,
+                                     config_dir=str(tmp / "cfg"))
         creds = Credentials(CLIENT_ID, CLIENT_SECRET)
         client = SpotifyClient.connect(cfg, auth="app", creds=creds)
         t0 = time.perf_counter()
@@ -62,7 +63,8 @@ def main() -> None:
         t0 = time.perf_counter()
         plan = plan_playlists(user, preds, genres, state=state)
         dt = time.perf_counter() - t0
-        print(f"sort-liked re-plan (no changes: {plan.changes == 0}): {len(fake.requests)} requests, {dt:.2f} s")
+        print(f"sort-liked re-plan (no changes: {plan.changes == 0}): {len(fake.requests)} requests, "
+              f"{dt:.2f} s")
     finally:
         fake.stop()
 

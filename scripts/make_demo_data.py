@@ -41,7 +41,8 @@ def main() -> None:
     out = df[df["track_artist"].isin(chosen)].reset_index(drop=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False, compression="gzip")
-    print(f"{len(out)} rows, {out['track_id'].nunique()} tracks, {out['track_artist'].nunique()} artists -> {args.out}")
+    print(f"{len(out)} rows, {out['track_id'].nunique()} tracks, {out['track_artist'].nunique()} artists "
+          f"-> {args.out}")
     print(out["playlist_genre"].value_counts().to_string())
 
 

@@ -50,7 +50,8 @@ def main() -> None:
     h = simulate_users(tracks[["track_id"]], cfg, groups=tracks["genre"].to_numpy())
     write_table(h, args.out)
     print(f"{args.out}: {args.users} users, {len(h)} plays over {h['track_id'].nunique()} tracks, "
-          f"grouped by {tracks['genre'].nunique()} genres ({', '.join(sorted(tracks['genre'].unique()))}), seed {args.seed}")
+          f"grouped by {tracks['genre'].nunique()} genres ({', '.join(sorted(tracks['genre'].unique()))}), "
+          f"seed {args.seed}")
 
 
 if __name__ == "__main__":

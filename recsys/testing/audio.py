@@ -24,7 +24,8 @@ _PATTERNS = {"straight": [0, 2, 4, 6, 8, 10, 12, 14], "swing": [0, 2.67, 4, 6.67
              "syncopated": [0, 3, 6, 8, 10, 11, 14, 15]}
 
 
-def click_track(bpm: float, *, seconds: float = 30.0, sr: int = SR, seed: int = 0, level: float = 0.5) -> np.ndarray:
+def click_track(bpm: float, *, seconds: float = 30.0, sr: int = SR, seed: int = 0,
+                level: float = 0.5) -> np.ndarray:
     """Short noise clicks every beat."""
     rng = np.random.default_rng(seed)
     y = np.zeros(int(seconds * sr), np.float32)
@@ -37,11 +38,13 @@ def click_track(bpm: float, *, seconds: float = 30.0, sr: int = SR, seed: int = 
 
 
 def tone(freq: float, seconds: float, *, sr: int = SR, harmonics: int = 4) -> np.ndarray:
+    """Harmonic tone at ``freq`` Hz (partials at 1/k amplitude), so pitch and chroma are known."""
     t = np.arange(int(seconds * sr)) / sr
     return sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, harmonics + 1)).astype(np.float32)
 
 
-def chord_progression(root: int = 0, *, major: bool = True, seconds: float = 16.0, sr: int = SR) -> np.ndarray:
+def chord_progression(root: int = 0, *, major: bool = True, seconds: float = 16.0,
+                      sr: int = SR) -> np.ndarray:
     """I-IV-V-I triads (root position, octave 4) with harmonic tones; root 0 = C."""
     minor_triad, major_triad = (0, 3, 7), (0, 4, 7)
     degrees = (0, 5, 7, 0)
@@ -143,9 +146,11 @@ class SlowBlock:
         self.log = log
 
     def settings(self) -> dict[str, Any]:
+        """Cache-key settings: only a version (delay and log path do not change the output)."""
         return {"version": 1}  # delay and log path do not change the output
 
     def extract(self, y: np.ndarray, sr: int, *, path: Path) -> dict[str, Any]:
+        """Log the file name, sleep ``delay`` seconds, return the excerpt's RMS."""
         if self.log:
             with open(self.log, "a") as fh:
                 fh.write(f"{Path(path).name}\n")
@@ -153,6 +158,7 @@ class SlowBlock:
         return {"slow__rms": float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0}
 
     def finalize(self, table):
+        """Return the table unchanged (no post-processing)."""
         return table
 
 
@@ -162,9 +168,11 @@ class CrashBlock:
     name = "crashy"
 
     def settings(self) -> dict[str, Any]:
+        """No settings: the output never varies."""
         return {}
 
     def extract(self, y: np.ndarray, sr: int, *, path: Path) -> dict[str, Any]:
+        """SIGKILL the current process on ``crash*`` files; otherwise return the sample count."""
         import os
         import signal
 
@@ -173,4 +181,5 @@ class CrashBlock:
         return {"crashy__n": float(len(y))}
 
     def finalize(self, table):
+        """Return the table unchanged (no post-processing)."""
         return table

@@ -51,6 +51,7 @@ def make_track(i: int, *, artists: list[tuple[str, str]] | None = None, populari
 
 
 def make_features(tid: str, i: int) -> dict:
+    """Audio-features object for track ``tid``, varied by ``i`` so rows differ."""
     return {"id": tid, "type": "audio_features", "danceability": 0.5 + (i % 5) / 20, "energy": 0.6,
             "key": i % 12, "loudness": -7.0, "mode": i % 2, "speechiness": 0.05, "acousticness": 0.1,
             "instrumentalness": 0.0, "liveness": 0.1, "valence": 0.4, "tempo": 120.0 + i,
@@ -72,6 +73,8 @@ class Fault:
 
 @dataclass
 class Request:
+    """One request the fake received, recorded for assertions."""
+
     method: str
     path: str
     query: dict[str, list[str]]
@@ -104,28 +107,34 @@ class FakeSpotify:
     # ---- setup helpers -------------------------------------------------------------------------
     @property
     def base(self) -> str:
+        """Server root URL (the server must be started)."""
         assert self.server is not None
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
     @property
     def api_url(self) -> str:
+        """Web API base URL to give SpotifyConfig.api_url."""
         return self.base + "/v1/"
 
     @property
     def auth_url(self) -> str:
+        """Accounts (OAuth) base URL to give SpotifyConfig.auth_url."""
         return self.base + "/"
 
     def add_token(self, token: str, *, ttl: float = 3600) -> str:
+        """Accept ``token`` as a valid access token for ``ttl`` seconds; returns it."""
         with self.lock:
             self.tokens[token] = time.time() + ttl
         return token
 
     def expire_token(self, token: str) -> None:
+        """Make ``token`` expired, so the next call with it gets a 401."""
         with self.lock:
             self.tokens[token] = 0.0
 
     def add_tracks(self, tracks: list[dict], *, features: bool = True) -> None:
+        """Register tracks (and their artists, optionally their audio features) for lookups."""
         with self.lock:
             for i, t in enumerate(tracks):
                 if t.get("id"):
@@ -138,6 +147,7 @@ class FakeSpotify:
                                                  "genres": [], "popularity": 40}
 
     def set_artist_genres(self, artist_id: str, genres: list[str]) -> None:
+        """Set the genres the artist endpoint returns for ``artist_id``."""
         with self.lock:
             self.artists.setdefault(artist_id, {"id": artist_id, "name": artist_id, "type": "artist"})
             self.artists[artist_id]["genres"] = list(genres)
@@ -150,8 +160,8 @@ class FakeSpotify:
             if isinstance(it, dict) and "raw" in it:
                 wrapped.append(it["raw"])
             else:
-                wrapped.append({"added_at": "2024-01-01T00:00:00Z", "is_local": bool(it and it.get("is_local")),
-                                "_track": it})
+                wrapped.append({"added_at": "2024-01-01T00:00:00Z",
+                                "is_local": bool(it and it.get("is_local")), "_track": it})
         with self.lock:
             self.playlists[pid] = {"meta": {"id": pid, "name": name, "description": description,
                                             "owner": {"id": owner, "type": "user"}, "public": True,
@@ -160,30 +170,36 @@ class FakeSpotify:
                                    "items": wrapped}
 
     def save_tracks(self, tracks: list[Any]) -> None:
+        """Add tracks to the user's liked songs."""
         with self.lock:
             for t in tracks:
                 self.saved.append({"added_at": "2024-02-02T00:00:00Z", "track": t})
 
     def fail(self, method: str, path: str, status: int, *, times: int = 1,
              headers: dict[str, str] | None = None, body: Any = None, delay: float = 0.0) -> None:
+        """Answer the next ``times`` requests matching ``method`` and ``path`` (regex) with ``status``."""
         with self.lock:
             self.faults.append(Fault(method.upper(), path, status, times, dict(headers or {}), body, delay))
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
+        """Recorded requests, optionally filtered by method and path regex."""
         with self.lock:
             return [r for r in self.requests if (method is None or r.method == method)
                     and (path is None or re.search(path, r.path))]
 
     def playlist_track_ids(self, pid: str) -> list[str | None]:
+        """Track ids of playlist ``pid`` in order (None for null items)."""
         with self.lock:
             return [(it.get("_track") or {}).get("id") for it in self.playlists[pid]["items"]]
 
     def user_playlists(self) -> list[dict]:
+        """Metadata of the playlists owned by the fake user."""
         with self.lock:
             return [p["meta"] for p in self.playlists.values() if p["meta"]["owner"]["id"] == USER_ID]
 
     # ---- server lifecycle ----------------------------------------------------------------------
     def start(self) -> "FakeSpotify":
+        """Serve on a free localhost port in a daemon thread; returns self."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -205,6 +221,7 @@ class FakeSpotify:
         return self
 
     def stop(self) -> None:
+        """Shut the server down (safe to call twice)."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -292,7 +309,8 @@ class FakeSpotify:
                          "refresh_token": rt, "scope": USER_SCOPE}
         return 400, {"error": "unsupported_grant_type"}
 
-    def _page(self, items: list, query: dict, path: str, *, max_limit: int, default: int = 20) -> tuple[int, Any]:
+    def _page(self, items: list, query: dict, path: str, *, max_limit: int,
+              default: int = 20) -> tuple[int, Any]:
         try:
             limit = int(query.get("limit", [default])[0])
             offset = int(query.get("offset", [0])[0])
@@ -330,7 +348,8 @@ class FakeSpotify:
                 if not isinstance(body, dict) or not body.get("name"):
                     return 400, {"error": {"status": 400, "message": "Missing name"}}
                 pid = f"pl{next(self._ids):020d}"
-                self.add_playlist(pid, body["name"], [], owner=USER_ID, description=body.get("description", ""))
+                self.add_playlist(pid, body["name"], [], owner=USER_ID,
+                                  description=body.get("description", ""))
                 self.playlists[pid]["meta"]["public"] = bool(body.get("public", True))
                 return 201, self._playlist_obj(pid)
             if p in ("/v1/tracks", "/v1/artists", "/v1/audio-features"):
@@ -377,7 +396,8 @@ class FakeSpotify:
                     for u in uris:
                         tid = u.rsplit(":", 1)[-1]
                         pl["items"].append({"added_at": "2026-01-01T00:00:00Z", "is_local": False,
-                                            "_track": self.tracks.get(tid, {"id": tid, "uri": u, "type": "track"})})
+                                            "_track": self.tracks.get(tid, {"id": tid, "uri": u,
+                                                                            "type": "track"})})
                     return 201, {"snapshot_id": f"snap{next(self._ids)}"}
                 if sub and m == "DELETE":
                     uris = {x.get("uri") for x in (body or {}).get("items", [])}
