@@ -361,3 +361,23 @@ def test_cli_serve_logs_one_line_per_request_and_reloads_on_sighup(served):
     assert sum("GET /api/health 200" in line for line in lines) == health_ok
     assert sum("GET /api/tracks/nope 404" in line for line in lines) == 1
     assert any("reloaded" in line for line in lines)
+
+
+def test_map_is_a_seeded_sample_above_the_cap(served, monkeypatch):
+    import recsys.serve.state as state
+
+    monkeypatch.setattr(state, "MAP_MAX_POINTS", 50)
+    snap = state.Snapshot(served["eng"], served["opts"])
+    body = json.loads(snap.map_json())
+    assert body["sampled"] is True and len(body["points"]) == 50 and body["total"] == served["eng"].n_tracks
+    again = json.loads(state.Snapshot(served["eng"], served["opts"]).map_json())
+    assert [p["track_id"] for p in again["points"]] == [p["track_id"] for p in body["points"]]
+
+
+def test_cli_serve_refuses_a_missing_index_before_binding(tmp_path):
+    from click.testing import CliRunner
+
+    from recsys.cli import main
+
+    res = CliRunner().invoke(main, ["serve", "--index", str(tmp_path / "nope"), "--port", "0"])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "Traceback" not in res.output
