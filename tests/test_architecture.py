@@ -131,7 +131,8 @@ def test_no_cycle_between_files():
 def test_imports_only_go_down():
     rank = {"core": 0, "pipelines": 1, "face": 2}
     bad = [f"{m} ({layer(m)}) imports {t} ({layer(t)}) at line {line}"
-           for m, edges in import_graph().items() for t, line in edges.items() if rank[layer(t)] > rank[layer(m)]]
+           for m, edges in import_graph().items() for t, line in edges.items()
+           if rank[layer(t)] > rank[layer(m)]]
     assert not bad, "imports that go up a layer:\n" + "\n".join(bad)
 
 
@@ -147,7 +148,10 @@ def _sys_path_edits(path: Path) -> list[int]:
 
 @pytest.mark.parametrize("folder", ["scripts", "tests", "recsys", "pipelines"])
 def test_no_sys_path_edits_or_sibling_imports(folder):
-    """Scripts and tests import installed packages: no sys.path edits, no importing each other by file name."""
+    """Scripts and tests import installed packages.
+
+    No sys.path edits, no importing each other by file name.
+    """
     files = sorted((ROOT / folder).rglob("*.py"))
     siblings = {p.stem for d in ("scripts", "tests") for p in (ROOT / d).glob("*.py")} - {"conftest"}
     bad = []
@@ -164,4 +168,5 @@ def test_checker_sees_a_planted_cycle_and_an_upward_import():
     graph = {"recsys.a": {"recsys.b": 1}, "recsys.b": {"recsys.a": 2}, "recsys.c": {"recsys.cli.x": 3},
              "recsys.cli.x": {}}
     assert cycles(graph) == [["recsys.a", "recsys.b"]]
-    assert layer("recsys.c") == "core" and layer("recsys.cli.x") == "face" and layer("pipelines.p") == "pipelines"
+    assert (layer("recsys.c") == "core" and layer("recsys.cli.x") == "face"
+            and layer("pipelines.p") == "pipelines")

@@ -32,7 +32,8 @@ def trained(tmp_path_factory):
 def test_cnn_learns_held_out_songs_well_above_chance(trained):
     _, report = trained
     cv = report["cv"]
-    assert cv["n_splits"] == 3 and cv["n_songs"] == 18 and cv["majority_song_accuracy"] == pytest.approx(1 / 3)
+    assert (cv["n_splits"] == 3 and cv["n_songs"] == 18
+            and cv["majority_song_accuracy"] == pytest.approx(1 / 3))
     assert cv["cnn"]["song_vote"]["accuracy"] >= 0.8
     assert cv["cnn"]["chunk"]["accuracy"] >= 0.7
     # the baseline ran on the same folds and is reported beside it
@@ -55,7 +56,8 @@ def test_folds_never_put_a_test_song_in_training(monkeypatch):
             for i in range(12)]
     bases = [m.reshape(3, -1)[:, :4] for m in mels]
     labels = np.repeat([0, 1, 2], 4)
-    cnn.cross_validate(mels, bases, labels, 3, cnn.CNNConfig(folds=4, **{**TINY, "epochs": 1}), progress=False)
+    cnn.cross_validate(mels, bases, labels, 3, cnn.CNNConfig(folds=4, **{**TINY, "epochs": 1}),
+                       progress=False)
     assert len(seen) == 4
     from sklearn.model_selection import StratifiedKFold
 
@@ -137,8 +139,8 @@ def test_cli_train_predict_from_genre_folders(tmp_path):
     (audio / "tick" / "phone.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 64)
     runner = CliRunner()
     res = runner.invoke(main, ["cnn", "train", "--audio-dir", str(audio), "--out", str(tmp_path / "m"),
-                               "--folds", "0", "--chunk-seconds", "1", "--excerpt-seconds", "0", "--epochs", "3",
-                               "--n-mels", "32", "--cache", str(tmp_path / "cache")])
+                               "--folds", "0", "--chunk-seconds", "1", "--excerpt-seconds", "0",
+                               "--epochs", "3", "--n-mels", "32", "--cache", str(tmp_path / "cache")])
     assert res.exit_code == 0, res.output
     assert "skipped thump/broken.wav" in res.output and "skipped tick/phone.m4a" in res.output
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 9  # decoded songs cached (not the broken one)

@@ -33,7 +33,8 @@ def model_dir(tmp_path_factory) -> Path:
     labels = write_labelled_set(root / "audio", per_genre=2, seconds=2.0, seed=4)
     cfg = cnn.CNNConfig(chunk_seconds=1.0, train_hop_seconds=None, n_mels=32, channels=(4, 8), epochs=1,
                         excerpt_seconds=None)
-    train_cnn.run(root / "audio", root / "model", labels=labels, config=cfg, cross_validation=False, progress=False)
+    train_cnn.run(root / "audio", root / "model", labels=labels, config=cfg, cross_validation=False,
+                  progress=False)
     return root / "model"
 
 
@@ -52,7 +53,8 @@ def bad_dir(tmp_path_factory) -> Path:
     sf.write(d / "rate_8000.flac", click_track(120, seconds=4.0, sr=8000), 8000)
     sf.write(d / "rate_96000.wav", click_track(120, seconds=4.0, sr=96000), 96000)
     (d / "nonmusic").mkdir()
-    for name in ("198-209-0000.ogg", "glacier-bay-humpback.ogg", "456440__inspectorj__bird-whistling-robin-single-13.ogg"):
+    for name in ("198-209-0000.ogg", "glacier-bay-humpback.ogg",
+                 "456440__inspectorj__bird-whistling-robin-single-13.ogg"):
         shutil.copy(DATA / name, d / "nonmusic" / name)
     (d / "song.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + b"\x00" * 64)
     (d / "notes.txt").write_text("not audio, ignored")
@@ -67,7 +69,8 @@ def test_bad_inputs_get_defined_outcomes_and_never_stop_the_batch(bad_dir, model
     out = tmp_path / "feat"
     mapping = tmp_path / "map.csv"
     mapping.write_text("file,track_id\nnonmusic/198-209-0000.ogg,T-speech\n")
-    cfg = ExtractConfig(blocks=("spectral", "audiostats", "cnn"), options=parse_sets([f"cnn.model={model_dir}"]))
+    cfg = ExtractConfig(blocks=("spectral", "audiostats", "cnn"),
+                        options=parse_sets([f"cnn.model={model_dir}"]))
     summary = run(bad_dir, out, cfg, mapping=mapping, progress=False)
     sp, st, cn = (pd.read_parquet(out / f"{b}.parquet") for b in ("spectral", "audiostats", "cnn"))
     assert len(sp) == len(st) == len(cn) == 15  # every audio file has a row; notes.txt is not audio
@@ -80,7 +83,8 @@ def test_bad_inputs_get_defined_outcomes_and_never_stop_the_batch(bad_dir, model
     assert s["short.wav"].ok and a["short.wav"].ok and not c["short.wav"].ok
     assert "shorter than one 1-s chunk" in c["short.wav"].reason
     assert s["silence.wav"].ok and s["silence.wav"].spectral__silent == 1.0
-    assert not a["silence.wav"].ok and "silent" in a["silence.wav"].reason and "silent" in c["silence.wav"].reason
+    assert (not a["silence.wav"].ok and "silent" in a["silence.wav"].reason
+            and "silent" in c["silence.wav"].reason)
     good = ["depth_pcm_u8.wav", "depth_pcm_24.wav", "depth_float.wav", "six_channels.wav", "rate_8000.flac",
             "rate_96000.wav", "nonmusic/198-209-0000.ogg", "nonmusic/glacier-bay-humpback.ogg",
             "nonmusic/456440__inspectorj__bird-whistling-robin-single-13.ogg"]
@@ -118,7 +122,8 @@ def test_parallel_matches_serial(tmp_path):
     for i in range(4):
         sf.write(d / f"s{i}.wav", synth_song(["thump", "tick"][i % 2], seconds=3.0, seed=i), SR)
     serial = run(d, tmp_path / "a", ExtractConfig(blocks=("spectral",)), progress=False).tables["spectral"]
-    par = run(d, tmp_path / "b", ExtractConfig(blocks=("spectral",), jobs=2), progress=False).tables["spectral"]
+    par = run(d, tmp_path / "b", ExtractConfig(blocks=("spectral",), jobs=2),
+              progress=False).tables["spectral"]
     # Same files, same features; float32 reductions may differ in the last digits when the
     # workers' BLAS/OpenMP thread count differs from the parent's.
     pd.testing.assert_frame_equal(serial, par, check_exact=False, rtol=1e-4, atol=1e-5)
@@ -129,7 +134,8 @@ def test_a_worker_crash_costs_only_its_file(tmp_path):
     d.mkdir()
     for name in ("a.wav", "crash.wav", "b.wav", "c.wav"):
         sf.write(d / name, synth_song("tick", seconds=1.0, seed=len(name)), SR)
-    s = run(d, tmp_path / "o", ExtractConfig(blocks=("recsys.testing.audio:CrashBlock",), jobs=2), progress=False)
+    s = run(d, tmp_path / "o", ExtractConfig(blocks=("recsys.testing.audio:CrashBlock",), jobs=2),
+            progress=False)
     t = _by_file(s.tables["crashy"])
     assert not t["crash.wav"].ok and "worker process crashed" in t["crash.wav"].reason
     assert all(t[f].ok for f in ("a.wav", "b.wav", "c.wav"))
@@ -160,18 +166,21 @@ def test_kill_9_midway_then_resume_redoes_nothing_finished(tmp_path):
     cmd = [sys.executable, "-c", "from recsys.cli import main; main()", "features", "extract",
            "--audio-dir", str(d), "--out", str(out), "--blocks", "recsys.testing.audio:SlowBlock",
            "--set", "slow.delay=0.25", "--set", f"slow.log={log1}", "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     cache = out / "cache" / "slow"
     deadline = time.time() + 90
     while time.time() < deadline and len(list(cache.glob("*.json"))) < 4:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = {json.loads(p.read_text())["file"] for p in cache.glob("*.json")}  # all parse: none corrupted
+    # all parse: none corrupted
+    done_before = {json.loads(p.read_text())["file"] for p in cache.glob("*.json")}
     assert 4 <= len(done_before) < 16, "the run was not killed midway"
     assert not (out / "slow.parquet").exists()
 
-    cfg = ExtractConfig(blocks=("recsys.testing.audio:SlowBlock",), options={"slow": {"delay": 0.0, "log": str(log2)}})
+    cfg = ExtractConfig(blocks=("recsys.testing.audio:SlowBlock",),
+                        options={"slow": {"delay": 0.0, "log": str(log2)}})
     summary = run(d, out, cfg, progress=False)
     redone = set(log2.read_text().split())
     assert not redone & done_before  # finished tracks were not recomputed

@@ -77,9 +77,11 @@ def test_speech_reads_more_speech_like_than_music():
         y, sr = load_excerpt(DATA / name, sr=SR)
         return get_extractor("audiostats").extract(y, sr, path=DATA / name)
 
-    speech = [stats(n)["speechiness"] for n in ("198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg")]
-    music = [stats(n)["speechiness"] for n in ("Kevin_MacLeod_-_Vibe_Ace.ogg", "Karissa_Hobbs_-_Lets_Go_Fishin.ogg",
-                                                "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg")]
+    speech = [stats(n)["speechiness"]
+              for n in ("198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg")]
+    music = [stats(n)["speechiness"]
+             for n in ("Kevin_MacLeod_-_Vibe_Ace.ogg", "Karissa_Hobbs_-_Lets_Go_Fishin.ogg",
+                       "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg")]
     assert min(speech) > max(music)
     whale = stats("glacier-bay-humpback.ogg")
     assert np.isfinite([whale[k] for k in ESTIMATED]).all()

@@ -58,7 +58,8 @@ def test_missing_values_are_kept_and_counted(tmp_path):
     "mutate, message",
     [
         (lambda d: d.drop(columns=["tempo"]), "missing column(s) tempo"),
-        (lambda d: d.assign(energy=["x", 0.1, 0.2, 0.3]), "column energy must be numeric, got 'x' at row 1 (track_id t0)"),
+        (lambda d: d.assign(energy=["x", 0.1, 0.2, 0.3]),
+         "column energy must be numeric, got 'x' at row 1 (track_id t0)"),
         (lambda d: d.assign(valence=np.nan), "column valence has no values"),
         (lambda d: d.assign(danceability=[0.1, 7.0, 0.2, 0.3]), "column danceability value 7.0 outside"),
         (lambda d: d.assign(track_id=["a", None, "c", "d"]), "column track_id is empty at row 2"),

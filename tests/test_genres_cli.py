@@ -54,7 +54,8 @@ def test_train_prints_grouped_cv_beside_baselines(trained):
     assert set(res) == {"lightgbm", "majority", "logreg-12-stats"}
     assert set(res["lightgbm"]["per_genre_f1"]) == set(report["class_counts"])
     # on unseen artists the model must beat both baselines computed on the same folds
-    assert res["lightgbm"]["accuracy_mean"] > res["logreg-12-stats"]["accuracy_mean"] > res["majority"]["accuracy_mean"]
+    assert (res["lightgbm"]["accuracy_mean"] > res["logreg-12-stats"]["accuracy_mean"]
+            > res["majority"]["accuracy_mean"])
     assert res["lightgbm"]["macro_f1_mean"] > res["majority"]["macro_f1_mean"]
     for name in ("confusion.txt", "confusion.png", "model.lgb.txt", "manifest.json", "preprocess.json"):
         assert (out / name).stat().st_size > 0
@@ -65,7 +66,8 @@ def test_train_prints_grouped_cv_beside_baselines(trained):
 def test_predict_one_row_per_input_row(trained, demo_csv, demo_rows, tmp_path):
     out, _ = trained
     preds_path = tmp_path / "preds.csv"
-    result = _run("genres", "predict", "--model", str(out), "--catalog", str(demo_csv), "--out", str(preds_path))
+    result = _run("genres", "predict", "--model", str(out), "--catalog", str(demo_csv),
+                  "--out", str(preds_path))
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(preds_path)
     assert len(preds) == len(demo_rows)
@@ -80,7 +82,8 @@ def test_predict_without_labels_has_no_true_genre(trained, demo_rows, tmp_path):
     out, _ = trained
     src = tmp_path / "stats.csv"
     demo_rows[["track_id", *STATS]].head(20).to_csv(src, index=False)
-    result = _run("genres", "predict", "--model", str(out), "--catalog", str(src), "--out", str(tmp_path / "p.csv"))
+    result = _run("genres", "predict", "--model", str(out), "--catalog", str(src),
+                  "--out", str(tmp_path / "p.csv"))
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(tmp_path / "p.csv")
     assert len(preds) == 20 and "true_genre" not in preds.columns
@@ -99,8 +102,8 @@ def test_train_dnn_no_smote(demo_csv, tmp_path):
 
 # -- bad input ----------------------------------------------------------------------------------
 def test_train_missing_file(tmp_path):
-    _assert_user_error(_run("genres", "train", "--catalog", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "m")),
-                       "nope.csv", "not found")
+    _assert_user_error(_run("genres", "train", "--catalog", str(tmp_path / "nope.csv"),
+                            "--out", str(tmp_path / "m")), "nope.csv", "not found")
     assert not (tmp_path / "m").exists()
 
 
@@ -134,27 +137,29 @@ def test_train_single_class(demo_rows, tmp_path):
     df = demo_rows[demo_rows["playlist_genre"] == "rock"].head(80)
     p = tmp_path / "rock.csv"
     df.to_csv(p, index=False)
-    _assert_user_error(_run("genres", "train", "--catalog", str(p), "--out", str(tmp_path / "m"), "--folds", "2"),
-                       "single class")
+    _assert_user_error(_run("genres", "train", "--catalog", str(p), "--out", str(tmp_path / "m"),
+                            "--folds", "2"), "single class")
 
 
 def test_train_without_labels(demo_rows, tmp_path):
     p = tmp_path / "nolabels.csv"
     demo_rows[["track_id", *STATS]].head(30).to_csv(p, index=False)
-    _assert_user_error(_run("genres", "train", "--catalog", str(p), "--out", str(tmp_path / "m")), "no genre labels")
+    _assert_user_error(_run("genres", "train", "--catalog", str(p), "--out", str(tmp_path / "m")),
+                       "no genre labels")
 
 
 def test_train_too_few_artists_for_folds(demo_rows, tmp_path):
     df = demo_rows[demo_rows["track_artist"].isin(demo_rows["track_artist"].unique()[:3])]
     p = tmp_path / "few.csv"
     df.to_csv(p, index=False)
-    _assert_user_error(_run("genres", "train", "--catalog", str(p), "--out", str(tmp_path / "m"), "--folds", "5"),
-                       "artist")
+    _assert_user_error(_run("genres", "train", "--catalog", str(p), "--out", str(tmp_path / "m"),
+                            "--folds", "5"), "artist")
 
 
 def test_predict_model_dir_missing(demo_csv, tmp_path):
-    _assert_user_error(_run("genres", "predict", "--model", str(tmp_path / "nomodel"), "--catalog", str(demo_csv),
-                            "--out", str(tmp_path / "p.csv")), "nomodel", "not found")
+    _assert_user_error(_run("genres", "predict", "--model", str(tmp_path / "nomodel"),
+                            "--catalog", str(demo_csv), "--out", str(tmp_path / "p.csv")),
+                       "nomodel", "not found")
     assert not (tmp_path / "p.csv").exists()
 
 
@@ -189,8 +194,8 @@ def test_predict_corrupted_metadata(trained, demo_csv, tmp_path):
 
 
 def test_predict_missing_catalog_and_gz_garbage(trained, tmp_path):
-    _assert_user_error(_run("genres", "predict", "--model", str(trained[0]), "--catalog", str(tmp_path / "x.csv"),
-                            "--out", str(tmp_path / "p.csv")), "x.csv")
+    _assert_user_error(_run("genres", "predict", "--model", str(trained[0]),
+                            "--catalog", str(tmp_path / "x.csv"), "--out", str(tmp_path / "p.csv")), "x.csv")
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(gzip.compress(b"")[:10])
     _assert_user_error(_run("genres", "predict", "--model", str(trained[0]), "--catalog", str(bad),

@@ -63,7 +63,8 @@ def test_features_from_metadata():
     assert X["album_remaster"].tolist() == [0, 1]
     assert X["album_is_single"].tolist() == [1, 0]
     assert X["track_popularity"].tolist() == [80, 70]
-    assert X[TEXT_COLUMN].tolist() == ["despacito - remix | despacito (remixes)", "yesterday | help! (remastered)"]
+    assert X[TEXT_COLUMN].tolist() == ["despacito - remix | despacito (remixes)",
+                                       "yesterday | help! (remastered)"]
 
 
 def test_features_never_use_artist_or_playlist():
@@ -121,9 +122,10 @@ def test_missing_values_imputed_with_training_medians(lgb_model, demo_xy):
 
 
 def test_smote_runs_only_in_fit_and_balances_training(demo_xy, monkeypatch):
-    """SMOTE is a step of the fit pipeline: the estimator is fitted on balanced classes, predict sees the rows as given.
+    """SMOTE is a step of the fit pipeline: the estimator is fitted on balanced classes.
 
-    The LightGBM estimator's own fit is spied on, so the test fails if SMOTE is dropped from the pipeline.
+    predict sees the rows as given. The LightGBM estimator's own fit is spied on, so the test fails
+    if SMOTE is dropped from the pipeline.
     """
     from lightgbm import LGBMClassifier
 
@@ -146,7 +148,8 @@ def test_smote_runs_only_in_fit_and_balances_training(demo_xy, monkeypatch):
     assert on.class_counts_["rock"] == 20 == off.class_counts_["rock"]  # the data as given
     fitted_on, fitted_off = seen
     assert fitted_off[rock] == 20 and len(set(fitted_off.tolist())) > 1
-    assert fitted_on[rock] > 20 and len(set(fitted_on.tolist())) == 1  # every class oversampled to the largest
+    # every class oversampled to the largest
+    assert fitted_on[rock] > 20 and len(set(fitted_on.tolist())) == 1
     assert len(on.predict(Xs)) == len(Xs) and len(on.predict_proba(Xs.head(7))) == 7
 
 
@@ -324,7 +327,8 @@ def test_load_rejects_truncated_lightgbm_even_with_matching_checksum(lgb_model, 
 
 def test_clean_title_drops_featured_artists():
     assert clean_title("Taki Taki (feat. Selena Gomez, Ozuna & Cardi B)") == "taki taki"
-    assert clean_title("I Don't Care (with Justin Bieber) - Loud Luxury Remix") == "i don't care - loud luxury remix"
+    assert (clean_title("I Don't Care (with Justin Bieber) - Loud Luxury Remix")
+            == "i don't care - loud luxury remix")
     assert clean_title(None) == "" and clean_title(float("nan")) == ""
 
 

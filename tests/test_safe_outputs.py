@@ -98,7 +98,8 @@ def test_out_dot_builds_in_place_and_leaves_no_building_dirs(small, tmp_path):
 
 def test_stale_building_dirs_of_dead_processes_are_removed(small):
     d, cat, cfg = small
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True)
     pid = int(dead.stdout)
     stale = d / f".idx.{pid}.abc123.building"
     stale.mkdir()
@@ -121,4 +122,5 @@ def test_features_extract_refuses_a_folder_of_user_files(tmp_path):
     (out / "thesis.docx").write_text("x")
     user_error(run("features", "extract", "--audio-dir", audio, "--out", out, "--quiet"), "--force")
     assert (out / "thesis.docx").exists()
-    user_error(run("features", "extract", "--audio-dir", audio, "--out", tmp_path, "--quiet", "--force"), "input")
+    user_error(run("features", "extract", "--audio-dir", audio, "--out", tmp_path, "--quiet", "--force"),
+               "input")

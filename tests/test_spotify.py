@@ -159,7 +159,8 @@ def test_post_not_retried_on_5xx_but_token_endpoint_is(fake, tmp_path):
     fake.add_tracks(_tracks(3))
     fake.fail("POST", r"/playlists/mine/items", 500)  # adding items is not: it may have been applied
     with pytest.raises(ExternalServiceError, match="answered 500"):
-        client.call("add", client.sp.playlist_add_items, "mine", [f"spotify:track:{t['id']}" for t in _tracks(3)])
+        client.call("add", client.sp.playlist_add_items, "mine",
+                    [f"spotify:track:{t['id']}" for t in _tracks(3)])
     assert len(fake.calls("POST", r"/playlists/mine/items")) == 1
     client.call("add", client.sp.playlist_add_items, "mine", [f"spotify:track:{t['id']}" for t in _tracks(3)])
     assert fake.playlist_track_ids("mine") == [t["id"] for t in _tracks(3)]
@@ -258,7 +259,8 @@ def test_client_credentials_flow_uses_configured_token_url(fake, tmp_path):
     Importer(_app(fake, tmp_path)).run([parse_playlist_spec("pa")])
     tok = fake.calls("POST", r"^/api/token$")
     assert len(tok) == 1 and tok[0].body["grant_type"] == "client_credentials"
-    assert tok[0].authorization == "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert (tok[0].authorization
+            == "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode())
     assert all(r.authorization.startswith("Bearer tok-") for r in fake.calls("GET"))
 
 
@@ -322,7 +324,8 @@ def test_liked_needs_user_auth(fake, tmp_path):
 
 
 def test_credentials_from_dotenv_and_missing(tmp_path):
-    (tmp_path / ".env").write_text(f"RECSYS_SPOTIFY_CLIENT_ID=abc\nRECSYS_SPOTIFY_CLIENT_SECRET={CLIENT_SECRET}\n")
+    (tmp_path / ".env").write_text("RECSYS_SPOTIFY_CLIENT_ID=abc\n"
+                                   f"RECSYS_SPOTIFY_CLIENT_SECRET={CLIENT_SECRET}\n")
     creds = Credentials.load(env={}, dotenv=tmp_path / ".env")
     assert creds.client_id == "abc" and CLIENT_SECRET not in repr(creds) and CLIENT_SECRET not in str(creds)
     assert Credentials.load(env={"SPOTIPY_CLIENT_ID": "env"}, dotenv=tmp_path / ".env").client_id == "env"
@@ -359,7 +362,8 @@ def test_pkce_user_flow_refreshes_without_a_secret(fake, tmp_path):
     assert type(client.auth_manager).__name__ == "SpotifyPKCE"
     df, rep = Importer(client).run(liked=True)
     (tok,) = fake.calls("POST", r"^/api/token$")
-    assert tok.body == {"refresh_token": "refresh-initial", "grant_type": "refresh_token", "client_id": CLIENT_ID}
+    assert tok.body == {"refresh_token": "refresh-initial", "grant_type": "refresh_token",
+                        "client_id": CLIENT_ID}
     assert tok.authorization is None and rep.rows == 4
 
 
@@ -405,4 +409,5 @@ def test_config_endpoints_from_toml_and_env(tmp_path):
     assert client.auth_manager.OAUTH_TOKEN_URL == "http://127.0.0.1:2/acc/api/token"
     from spotipy.oauth2 import SpotifyClientCredentials
 
-    assert SpotifyClientCredentials.OAUTH_TOKEN_URL.startswith("https://accounts.spotify.com")  # class untouched
+    # the class attribute is untouched
+    assert SpotifyClientCredentials.OAUTH_TOKEN_URL.startswith("https://accounts.spotify.com")

@@ -86,7 +86,8 @@ def test_cli_errors_are_one_line(fake, spotify_env, tmp_path, monkeypatch):
     res = run("spotify", "import", "--out", str(tmp_path / "x.csv"), ok=False)
     assert res.exit_code == 2 and res.output.strip().startswith("error: give at least one --playlist")
     monkeypatch.delenv("RECSYS_SPOTIFY_CLIENT_SECRET")
-    res = run("spotify", "import", "--playlist", "abc", "--auth", "app", "--out", str(tmp_path / "x.csv"), ok=False)
+    res = run("spotify", "import", "--playlist", "abc", "--auth", "app", "--out", str(tmp_path / "x.csv"),
+              ok=False)
     assert res.exit_code == 2 and "client secret" in res.output and len(res.output.strip().splitlines()) == 1
     res = run("spotify", "liked", "--out", str(tmp_path / "x.csv"), ok=False)  # no cached login: no hang
     assert res.exit_code == 2 and "run `recsys spotify login` first" in res.output
@@ -194,7 +195,8 @@ def test_sort_liked_dry_run_apply_and_idempotent(fake, spotify_env, tmp_path):
     fake.requests.clear()
     res = run("spotify", "sort-liked", "--predictions", str(path), "--genres", "pop,rock", "--apply",
               "--no-progress")
-    assert "applied: 0 playlist(s) created, 1 track(s) added, 0 removed" in res.output  # re-adds what it forgot
+    # re-adds what it forgot
+    assert "applied: 0 playlist(s) created, 1 track(s) added, 0 removed" in res.output
     assert len(fake.user_playlists()) == 62  # nothing created: both found by marker
     assert [r.query["offset"] for r in fake.calls("GET", r"^/v1/me/playlists$")] == [["0"], ["50"]]
     assert foreign["id"] in fake.playlist_track_ids(rock["id"])
@@ -225,7 +227,8 @@ def test_sort_liked_with_a_saved_genre_model(fake, spotify_env, tmp_path):
     assert "'recsys: pop': create; 20 predicted" in res.output and "dry run" in res.output
     preds = pd.read_csv(tmp_path / "p.csv")
     assert (preds["predicted_genre"] == ["pop", "rock"] * 20).all()
-    run("spotify", "sort-liked", "--model", str(tmp_path / "model"), "--genres", "pop", "--apply", "--no-progress")
+    run("spotify", "sort-liked", "--model", str(tmp_path / "model"), "--genres", "pop", "--apply",
+        "--no-progress")
     assert fake.playlist_track_ids(_playlist(fake, "recsys: pop")["id"]) == [t["id"] for t in tracks[::2]]
     assert [p["name"] for p in fake.user_playlists()] == ["recsys: pop"]
 

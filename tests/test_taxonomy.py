@@ -80,6 +80,7 @@ def test_cli_map_writes_merged_table(demo_csv, tmp_path):
 
 
 def test_cli_map_missing_file_is_one_line(tmp_path):
-    res = CliRunner().invoke(main, ["genres", "map", "--catalog", str(tmp_path / "x.csv"), "--out", str(tmp_path / "o.csv")])
+    res = CliRunner().invoke(main, ["genres", "map", "--catalog", str(tmp_path / "x.csv"),
+                                    "--out", str(tmp_path / "o.csv")])
     assert res.exit_code == 2
     assert res.output.strip().count("\n") == 0 and "file not found" in res.output

@@ -35,7 +35,8 @@ def test_shape_repeats_skips(catalog):
     repeats = h.duplicated(["user_id", "track_id"]).mean()
     assert 0.02 < repeats < 0.6
     assert 0.01 < h["skipped"].mean() < 0.4
-    none = simulate_users(catalog, SimulationConfig(n_users=30, seed=1, repeat_prob=0.0, skip_prob=0.0, follow_prob=0.0))
+    none = simulate_users(catalog, SimulationConfig(n_users=30, seed=1, repeat_prob=0.0, skip_prob=0.0,
+                                                    follow_prob=0.0))
     assert not none["skipped"].any()
 
 
@@ -73,7 +74,8 @@ def test_read_histories_by_extension(tmp_path, ext):
     df = pd.DataFrame({"user_id": ["b", "a", "a"], "position": [0, 1, 0], "track_id": ["x", "y", "z"]})
     write_table(df, tmp_path / f"h.{ext}")
     h = read_histories(tmp_path / f"h.{ext}")
-    assert h[["user_id", "position", "track_id"]].values.tolist() == [["a", 0, "z"], ["a", 1, "y"], ["b", 0, "x"]]
+    assert (h[["user_id", "position", "track_id"]].values.tolist()
+            == [["a", 0, "z"], ["a", 1, "y"], ["b", 0, "x"]])
 
 
 def test_read_histories_errors(tmp_path):
