@@ -1,6 +1,11 @@
-"""Real-time factors of separation and transcription per excerpt on CPU (stems and lyrics blocks).
+"""Separation quality and real-time factors of separation and transcription on CPU (stems and lyrics blocks).
 
-Measures, on one real song excerpt:
+Separation quality: the three shipped LJ Speech clips end to end (~14 s of speech) mixed over each
+shipped music clip (and the ../shared ones when present) at 0 dB and -5 dB; the SI-SDR gain of the
+vocal estimate over the mixture for the classical separator and, in the same run, the textbook
+REPET-SIM (librosa's example), with each one's real-time factor.
+
+Speed, on one real song excerpt:
   * classical separation (librosa REPET-SIM + HPSS) and the accompaniment features;
   * the htdemucs ARCHITECTURE (HTDemucs, 4 sources, depth 4, 5 transformer layers, bottom 512, random weights:
     pretrained weights cannot be downloaded here; the compute is the same) via demucs.apply.apply_model
@@ -13,6 +18,7 @@ The classical/whisper steps run with ``--threads`` (1 = what each worker of ``fe
 one track at a time, as a torch model is best run).
 
     OMP_WAIT_POLICY=PASSIVE python scripts/bench_stems.py --threads 1 --demucs-threads 2
+    OMP_WAIT_POLICY=PASSIVE python scripts/bench_stems.py --quality-only   # the SI-SDR table only
 """
 from __future__ import annotations
 
@@ -24,7 +30,6 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parents[1]
 SONG = "Karissa_Hobbs_-_Lets_Go_Fishin.ogg"
@@ -46,6 +51,53 @@ def _time(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
+def separation_quality(threads: int, snrs: tuple[float, ...] = (0.0, -5.0)) -> list[dict[str, object]]:
+    """Per clip and SNR: SI-SDR gain (dB) of the classical separator and of textbook REPET-SIM, and RTFs."""
+    import numpy as np
+
+    from recsys.audio.separation import ClassicalSeparator, repet_sim
+    from recsys.testing.stems import (
+        MUSIC_CLIPS,
+        SHARED_MUSIC_CLIPS,
+        ljspeech_voice,
+        load_music,
+        mix_at,
+        si_sdr,
+    )
+
+    sr = 22050
+    voice = ljspeech_voice(sr=sr)
+    sep = ClassicalSeparator()
+    rows = []
+    print(f"\nSI-SDR gain of the vocal estimate over the mixture, LJ Speech ({len(voice) / sr:.1f} s) over music "
+          f"({threads} thread(s)):")
+    print(f"{'clip':14s} {'mix':>5s} {'classical':>9s} {'REPET-SIM':>9s}  {'RTF cl.':>7s} {'RTF REPET':>9s}")
+    for clip in list(MUSIC_CLIPS) + list(SHARED_MUSIC_CLIPS):
+        music = load_music(clip, len(voice), sr=sr)
+        if music is None:
+            continue
+        for snr in snrs:
+            mix, v, _ = mix_at(voice, music, snr)
+            base = si_sdr(v, mix)
+            t_c, est = _time(lambda m=mix: sep.separate(m, sr).vocals, 1)
+            t_r, ref = _time(lambda m=mix: repet_sim(m, sr), 1)
+            row = {"clip": clip, "shipped": clip in MUSIC_CLIPS, "snr_db": snr, "mix_si_sdr": base,
+                   "classical_gain": si_sdr(v, est) - base, "repet_sim_gain": si_sdr(v, ref) - base,
+                   "classical_rtf": t_c * sr / len(mix), "repet_sim_rtf": t_r * sr / len(mix)}
+            rows.append(row)
+            print(f"{clip:14s} {snr:4.0f}dB {row['classical_gain']:+8.2f} {row['repet_sim_gain']:+9.2f}  "
+                  f"{row['classical_rtf']:7.3f} {row['repet_sim_rtf']:9.3f}", flush=True)
+    for snr in snrs:
+        for label, keep in (("shipped clips", True), ("all clips", None)):
+            sel = [r for r in rows if r["snr_db"] == snr and (keep is None or r["shipped"])]
+            if sel:
+                print(f"mean {label:13s} {snr:4.0f}dB {np.mean([r['classical_gain'] for r in sel]):+8.2f} "
+                      f"{np.mean([r['repet_sim_gain'] for r in sel]):+9.2f}  "
+                      f"{np.mean([r['classical_rtf'] for r in sel]):7.3f} "
+                      f"{np.mean([r['repet_sim_rtf'] for r in sel]):9.3f}")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="excerpt length")
@@ -57,6 +109,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--skip-demucs", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--quality-only", action="store_true", help="only the separation SI-SDR table")
     args = ap.parse_args()
 
     import torch
@@ -64,10 +117,25 @@ def main() -> None:
 
     threadpool_limits(args.threads)
     torch.set_num_threads(args.threads)
+    quality = separation_quality(args.threads)
+    if args.quality_only:
+        if args.json:
+            args.json.write_text(json.dumps({"separation": quality}, indent=2))
+        return
     from recsys.audio.load import load_excerpt, resample
-    from recsys.audio.separation import ClassicalSeparator, DemucsSeparator, accompaniment_features, summarise
-    from recsys.audio.transcription import (FasterWhisperTranscriber, LyricsSettings, TranscriptCache,
-                                            speech_seconds, transcribe_excerpt)
+    from recsys.audio.separation import (
+        ClassicalSeparator,
+        DemucsSeparator,
+        accompaniment_features,
+        summarise,
+    )
+    from recsys.audio.transcription import (
+        FasterWhisperTranscriber,
+        LyricsSettings,
+        TranscriptCache,
+        speech_seconds,
+        transcribe_excerpt,
+    )
 
     song = _find_song()
     res: dict[str, object] = {"file": song.name, "threads": args.threads, "demucs_threads": args.demucs_threads,
@@ -152,6 +220,7 @@ def main() -> None:
         lib_d = args.tracks * (res["htdemucs_rtf"] * dur + other / args.cores) / 60
         res["library_htdemucs_min"] = lib_d
         print(f"per track (htdemucs + tiny.en):  {per_d:.2f} s -> {args.tracks} tracks ~ {lib_d:.1f} min")
+    res["separation"] = quality
     res["loadavg_end"] = os.getloadavg()[0]
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

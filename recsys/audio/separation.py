@@ -3,8 +3,9 @@
 The stems block describes a track's instrumentation without the voice: it separates the
 excerpt, then summarises the accompaniment's amplitude envelope, spectral centroid,
 zero-crossing rate and spectral flux. Demucs needs pretrained weights that users download
-once; when they are absent the classical backend (REPET-SIM nearest-neighbour filtering with
-soft masks, after HPSS) keeps everything working offline, and the block says which one ran.
+once; when they are absent the classical backend (two-stage harmonic/percussive separation with a
+REPET-SIM repeating-background estimate, refined by a Wiener filter) keeps everything working
+offline, and the block says which one ran.
 """
 from __future__ import annotations
 
@@ -112,61 +113,130 @@ def _fix_length(y: np.ndarray, n: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- classical backend
 
+def _soft(target: np.ndarray, other: np.ndarray, power: float) -> np.ndarray:
+    """Wiener-style soft mask ``target^p / (target^p + other^p)`` (0 where both are 0)."""
+    t, o = np.power(target, power), np.power(other, power)
+    return np.divide(t, t + o, out=np.zeros_like(t), where=(t + o) > 0)
+
+
+def _repeating(S: np.ndarray, *, sr: int, hop: int, seconds: float) -> np.ndarray:
+    """REPET-SIM: median of each frame's most similar frames (cosine, at least ``seconds`` away), <= S."""
+    import librosa
+
+    n_frames = S.shape[1]
+    width = int(min(librosa.time_to_frames(seconds, sr=sr, hop_length=hop), max(1, (n_frames - 1) // 3)))
+    k = int(min(10, max(2, n_frames // 20)))
+    return np.minimum(S, librosa.decompose.nn_filter(S, aggregate=np.median, metric="cosine", width=width, k=k))
+
+
+def repet_sim(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_length: int = 512, seconds: float = 2.0,
+              margin: float = 10.0, power: float = 2.0) -> np.ndarray:
+    """Textbook REPET-SIM vocal estimate (Rafii & Pardo 2012, as in librosa's vocal separation example).
+
+    The reference the classical separator is measured against (``scripts/bench_stems.py``).
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    D = librosa.stft(y, n_fft=n_fft, hop_length=hop_length)
+    S = np.abs(D)
+    if S.shape[1] < 8 or not np.any(S > 0):
+        return np.zeros_like(y)
+    rep = _repeating(S, sr=sr, hop=hop_length, seconds=seconds)
+    mask = librosa.util.softmask(S - rep, margin * rep, power=power)
+    return librosa.istft(mask * D, hop_length=hop_length, n_fft=n_fft, length=len(y)).astype(np.float32)
+
+
 @dataclass
 class ClassicalSeparator:
-    """Offline separation with librosa: HPSS, then REPET-SIM on the harmonic part.
+    """Offline vocal separation (librosa + scipy, no weights): two-stage HPSS with REPET-SIM, Wiener-refined.
 
-    Accompaniment repeats (similar frames recur within a few seconds); a voice does not. A
-    median over each frame's nearest neighbours (``librosa.decompose.nn_filter``) estimates
-    the repeating background, soft masks split the spectrogram, and the percussive part of
-    HPSS goes to the accompaniment. The vocal estimate is band-limited to ``fmin``..``fmax``.
-    The two stems sum exactly to the input.
+    1. Long window (``n_fft_long`` 4096, ~190 ms at 22 kHz): sustained notes are horizontal ridges
+       (median over ``harmonic_frames`` frames) and repeating accompaniment is found by REPET-SIM
+       (median of the most similar frames >= ``similarity_seconds`` away, weighted ``repeat_weight``);
+       a voice, whose pitch moves within such a window, is spread across frequency like a
+       transient (median over ``percussive_bins`` bins). A soft mask keeps that part.
+    2. Short window (``n_fft_short`` 512, ~23 ms) on what is left: there the voice is steady over a
+       few frames (``voice_frames``) while drum hits stay vertical (``percussive_bins_short``).
+    3. Wiener refinement (``iterations``): the power spectra of the vocal estimate and of the
+       accompaniment (smoothed over ``accompaniment_frames`` frames) give the final soft mask on
+       the mixture's ``n_fft`` (2048) STFT. Vocals are band-limited to ``fmin``..``fmax``; the two stems
+       sum exactly to the input.
     """
 
-    n_fft: int = 2048
-    hop_length: int = 512
+    n_fft_long: int = 4096
+    harmonic_frames: int = 9
+    percussive_bins: int = 9
+    repeat_weight: float = 0.5
     similarity_seconds: float = 2.0
-    margin_vocals: float = 2.0
-    margin_background: float = 2.0
-    power: float = 1.0
-    hpss_margin: float = 8.0
-    fmin: float = 150.0
+    n_fft_short: int = 512
+    voice_frames: int = 3
+    percussive_bins_short: int = 5
+    n_fft: int = 2048
+    accompaniment_frames: int = 9
+    iterations: int = 1
+    power: float = 2.0
+    fmin: float = 120.0
     fmax: float = 8000.0
     backend: str = dataclasses.field(default="classical", init=False)
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "classical", **{k: v for k, v in dataclasses.asdict(self).items() if k != "backend"}}
+        return {"backend": "classical", "method": "hpss2+repet+wiener/1",
+                **{k: v for k, v in dataclasses.asdict(self).items() if k != "backend"}}
 
     def separate(self, y: np.ndarray, sr: int) -> Stems:
         import librosa
+        from scipy.ndimage import median_filter
 
         y = np.asarray(y, dtype=np.float32)
-        n_fft = self.n_fft
-        while n_fft > 64 and n_fft > len(y):
-            n_fft //= 2
-        hop = min(self.hop_length, n_fft // 4)
-        D = librosa.stft(y, n_fft=n_fft, hop_length=hop)
+
+        def fit(n: int) -> int:  # shorter inputs get shorter windows
+            while n > 64 and n > len(y):
+                n //= 2
+            return n
+
+        n_long, n_short, n_mid = fit(self.n_fft_long), fit(self.n_fft_short), fit(self.n_fft)
+        h_long = n_long // 4
+        D = librosa.stft(y, n_fft=n_long, hop_length=h_long)
         S = np.abs(D)
-        n_frames = S.shape[1]
-        if n_frames < 8 or not np.any(S > 0):
-            # Too short to find repetitions, or digital silence: nothing is a voice.
+        if S.shape[1] < 8 or not np.any(S > 0):
+            # Too short to tell steady from moving, or digital silence: nothing is a voice.
             return Stems(np.zeros_like(y), y.copy(), sr, self.backend)
-        width = int(min(librosa.time_to_frames(self.similarity_seconds, sr=sr, hop_length=hop),
-                        max(1, (n_frames - 1) // 3)))
-        k = int(min(10, max(2, n_frames // 20)))
-        S_rep = librosa.decompose.nn_filter(S, aggregate=np.median, metric="cosine", width=width, k=k)
-        S_rep = np.minimum(S, S_rep)
-        mask_v = librosa.util.softmask(S - S_rep, self.margin_vocals * S_rep, power=self.power)
-        mask_b = librosa.util.softmask(S_rep, self.margin_background * (S - S_rep), power=self.power)
-        mask = mask_v / np.maximum(mask_v + mask_b, 1e-10)
-        if self.hpss_margin > 0:
-            # Clearly percussive bins (drum hits) are never vocal: strict-margin HPSS moves them out.
-            _, P = librosa.decompose.hpss(S, margin=(1.0, self.hpss_margin))
-            mask *= 1.0 - np.clip(P / np.maximum(S, 1e-10), 0.0, 1.0)
-        freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-        mask[(freqs < self.fmin) | (freqs > self.fmax), :] = 0.0
-        vocals = librosa.istft(mask * D, hop_length=hop, n_fft=n_fft, length=len(y)).astype(np.float32)
+        # 1. long window: sustained + repeating accompaniment vs. what moves (voice, transients)
+        sustained = median_filter(S, size=(1, self.harmonic_frames), mode="reflect")
+        moving = median_filter(S, size=(self.percussive_bins, 1), mode="reflect")
+        if self.repeat_weight > 0:
+            sustained = np.maximum(sustained, self.repeat_weight *
+                                   _repeating(S, sr=sr, hop=h_long, seconds=self.similarity_seconds))
+        rest = librosa.istft(_soft(moving, sustained, self.power) * D, hop_length=h_long, n_fft=n_long,
+                             length=len(y))
+        # 2. short window on the rest: the voice is steady over a few ms frames, drum hits are not
+        h_short = n_short // 4
+        R = librosa.stft(rest, n_fft=n_short, hop_length=h_short)
+        Rm = np.abs(R)
+        steady = median_filter(Rm, size=(1, self.voice_frames), mode="reflect")
+        hits = median_filter(Rm, size=(self.percussive_bins_short, 1), mode="reflect")
+        mask = _soft(steady, hits, self.power)
+        mask[self._outside_band(sr, n_short), :] = 0.0
+        vocals = librosa.istft(mask * R, hop_length=h_short, n_fft=n_short, length=len(y))
+        # 3. Wiener refinement on the mixture: power spectra of both estimates, accompaniment smoothed
+        h_mid = n_mid // 4
+        M = librosa.stft(y, n_fft=n_mid, hop_length=h_mid)
+        outside = self._outside_band(sr, n_mid)
+        for _ in range(self.iterations):
+            V = librosa.stft(vocals, n_fft=n_mid, hop_length=h_mid)
+            A = median_filter(np.abs(M - V), size=(1, self.accompaniment_frames), mode="reflect")
+            mask = _soft(np.abs(V), A, 2.0)
+            mask[outside, :] = 0.0
+            vocals = librosa.istft(mask * M, hop_length=h_mid, n_fft=n_mid, length=len(y))
+        vocals = vocals.astype(np.float32)
         return Stems(vocals, (y - vocals).astype(np.float32), sr, self.backend)
+
+    def _outside_band(self, sr: int, n_fft: int) -> np.ndarray:
+        import librosa
+
+        freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+        return (freqs < self.fmin) | (freqs > self.fmax)
 
 
 # --------------------------------------------------------------------------- demucs backend
@@ -178,7 +248,9 @@ def _demucs_classes() -> list[type]:
 
     classes: list[type] = [Demucs, HDemucs, HTDemucs, Fraction]
     try:
-        from demucs.wdemucs import WDemucs  # older alias module, absent in some versions
+        from demucs.wdemucs import (
+            WDemucs,  # older alias module, absent in some versions
+        )
         classes.append(WDemucs)
     except Exception:  # pragma: no cover - depends on demucs version
         pass
