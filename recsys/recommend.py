@@ -59,7 +59,7 @@ class RecommendConfig:
     # learned ranker
     ranker: str = "auto"  # auto (LightGBM with >= min_ranker_users, else blend) | lightgbm | blend
     min_ranker_users: int = 200
-    ranker_max_queries: int = 5_000  # training queries at most (users are sampled to stay under it)
+    ranker_max_queries: int = 3_000  # training queries at most (users are sampled to stay under it)
     ranker_queries_per_user: int = 3  # held-out targets per sampled user (the cut, the last play, between)
     ranker_last_share: float = 0.5  # share of queries whose target is the user's last play (else a random one)
     ranker_rounds: int = 500
