@@ -1,11 +1,12 @@
-"""2-D map of the catalogue from the track embeddings: UMAP (umap-learn), PCA for tiny catalogues.
+"""2-D map of the catalogue from the track embeddings: UMAP (umap-learn), PCA outside 1k-200k tracks.
 
-``auto`` fits UMAP when the catalogue has at least ``min_umap_tracks`` (1,000) tracks and PCA below:
-UMAP's numba JIT costs 10-20 s per process and a fit several seconds more (measured on 2 busy cores),
-which small indexes (most tests, toy catalogues) should not pay, and on a few hundred tracks a linear
-map already shows the genre structure. ``method = "umap"`` forces UMAP at any size (>= 4 tracks).
-Above ``max_fit``
-tracks UMAP is fitted on a seeded sample and the other rows are placed with the fitted transform.
+``auto`` fits UMAP when the catalogue has ``min_umap_tracks`` (1,000) to ``max_umap_tracks``
+(200,000) tracks and PCA otherwise. Below: UMAP's numba compilation costs 10 s (idle) to 2 min (load
+average 12) per process, which small indexes (most tests, toy catalogues) should not pay, and on a
+few hundred tracks a linear map already shows the genre structure. Above: UMAP is fitted on a seeded
+sample of ``max_fit`` (5,000) rows and the other rows are placed with the fitted transform, about
+0.3-0.6 ms per row on 2 busy cores, i.e. many minutes for a million tracks. ``method = "umap"``
+forces UMAP at any size (>= 4 tracks); ``method = "pca"`` forces PCA.
 
 New rows (``add_tracks``, rows beyond the fitted sample) go through :meth:`Projection.transform`,
 which is UMAP's own transform step (umap-learn's ``smooth_knn_dist``, ``compute_membership_strengths``,
@@ -40,10 +41,12 @@ class ProjectionConfig:
 
     method: str = "auto"  # auto | umap | pca
     min_umap_tracks: int = 1000  # auto: PCA below this many tracks (see module docstring)
+    max_umap_tracks: int = 200_000  # auto: PCA above too (placing ~1M rows by transform takes many minutes)
     n_neighbors: int = 15
     min_dist: float = 0.1
     n_epochs: int = 200  # umap-learn's own choice above 10k rows; 0 = its default (500 below 10k rows)
-    max_fit: int = 20_000  # UMAP fitted on at most this many rows (seeded sample); the rest transformed
+    max_fit: int = 5_000  # UMAP fitted on at most this many rows (seeded sample); the rest transformed
+    transform_epochs: int = 30  # layout epochs for transformed rows (0: weighted mean of neighbours only)
     transform_batch: int = 50_000
     seed: int = 0
 
@@ -65,7 +68,7 @@ class Projection:
         t0 = time.perf_counter()
         method = c.method
         if method == "auto":
-            method = "umap" if n >= c.min_umap_tracks else "pca"
+            method = "umap" if c.min_umap_tracks <= n <= c.max_umap_tracks else "pca"
         if method == "umap" and n < 4:
             method = "pca"  # UMAP needs a neighbour graph: with < 4 rows there is none
         self.method_ = method
@@ -171,7 +174,7 @@ class Projection:
         # a row whose neighbours all have zero membership keeps NaN: place it on its nearest neighbour
         bad = ~np.isfinite(emb).all(axis=1)
         emb[bad] = ref_pos[indices[bad, 0]]
-        n_epochs = int(p["n_epochs"] // 3) if p.get("n_epochs") else (100 if len(ref) <= 10_000 else 30)
+        n_epochs = int(self.config.transform_epochs)
         if graph.nnz and n_epochs > 0:
             graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0
             graph.eliminate_zeros()

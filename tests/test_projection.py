@@ -1,4 +1,4 @@
-"""2-D map: PCA below the UMAP threshold, UMAP keeps groups apart, transform after save/load, engine."""
+"""2-D map: PCA outside the UMAP range, UMAP keeps groups apart, transform after save/load, engine."""
 from __future__ import annotations
 
 import json
@@ -32,6 +32,7 @@ def test_auto_uses_pca_below_the_threshold():
     assert p.method_ == "pca" and p.positions_.shape == (90, 2) and p.fitted_.all()
     assert separation(p.positions_, y) > 2
     np.testing.assert_allclose(p.transform(X[:5]), p.positions_[:5], atol=1e-5)
+    assert Projection(ProjectionConfig(min_umap_tracks=50, max_umap_tracks=80)).fit(X).method_ == "pca"
     assert Projection(ProjectionConfig(min_umap_tracks=50)).fit(X).method_ == "umap"
 
 
