@@ -170,15 +170,18 @@ class HybridRecommender(Recommender):
                         else (np.asarray(cp, dtype=np.float32) / 100.0))
         self._names = feature_names(list(self.sources))
 
-    def budget(self, name: str) -> int:
-        """Candidates asked of a source: the collaborative ones are capped, the blend sources keep theirs."""
+    def budget(self, name: str, *, ranked: bool) -> int:
+        """Candidates asked of a source: the collaborative ones are capped, the blend sources keep (nearly)
+        all of theirs; ``n_rank_candidates`` > 0 caps every source for the ranker (faster, lower recall)."""
+        if ranked and self.config.n_rank_candidates > 0:
+            return self.config.n_rank_candidates
         return self.config.n_candidates if name not in BLEND_SOURCES else 10 * self.config.n_candidates
 
     def candidates(self, ctx: Context, names: Sequence[str] | None = None) -> Candidates:
         """The union of every (or the named) source's candidates with their scores and ranks."""
         got = {}
         for name in (names or self.sources):
-            rows, scores = self.sources[name].candidates(ctx, self.budget(name))
+            rows, scores = self.sources[name].candidates(ctx, self.budget(name, ranked=names is None))
             if len(rows):
                 got[name] = (rows, scores)
         allr = np.unique(np.concatenate([r for r, _ in got.values()])) if got else np.zeros(0, np.int64)

@@ -44,7 +44,8 @@ class RecommendConfig:
     n_neighbours: int = 50  # FAISS neighbours per recent track
     n_cluster: int = 30  # most-played members taken from each recent track's cluster
     n_artist: int = 20  # most popular tracks taken per recent artist / album
-    n_candidates: int = 50  # candidates per collaborative source (itemknn, sequence, vsknn, als, popular)
+    n_candidates: int = 50  # blend: candidates per collaborative source (itemknn, sequence, vsknn, als, popular)
+    n_rank_candidates: int = 0  # > 0: the ranker takes this many from every source (0: the budgets above)
     recency_decay: float = 0.8  # weight of the k-th most recent track: decay**k
     max_recent: int = 10  # recent tracks that weigh in the content, rule and metadata sources
     max_context: int = 100  # plays of context kept (excluded from the results; used by vsknn / als)
