@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--no-reload", action="store_true", help="Skip the phase with a reload in the middle.")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="recsys serve --threads (default: Starlette's 40).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if not Path(args.index, "manifest.json").exists():
@@ -127,6 +129,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     cmd = [sys.executable, "-m", "recsys.cli", "serve", "--index", args.index, "--port", str(port)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     server = subprocess.Popen(cmd,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -146,7 +150,7 @@ def main() -> None:
             time.sleep(0.2)
         startup = round(time.perf_counter() - t0, 2)
         asyncio.run(load(url, reqs[:100], args.clients))  # warm-up: connections, caches
-        res = {"index": args.index, "tracks": eng.n_tracks, "clients": args.clients,
+        res = {"index": args.index, "tracks": eng.n_tracks, "clients": args.clients, "threads": args.threads,
                "server_startup_s": startup,
                "loadavg_before": round(os.getloadavg()[0], 2)}
         res["http"] = asyncio.run(load(url, reqs, args.clients))

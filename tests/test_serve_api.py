@@ -326,8 +326,9 @@ def test_cli_serve_logs_one_line_per_request_and_reloads_on_sighup(served):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--index", served["opts"].index,
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "recsys.cli", "serve", "--index", served["opts"].index, "--port", str(port),
+           "--threads", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     health_ok = 0
 
     def health():

@@ -21,7 +21,9 @@ def register(main: click.Group) -> None:
                   help="Chunk CNN model dir (reports: CNN over time).")
     @click.option("--max-upload-mb", type=click.FloatRange(0.1, 1024), default=20.0, show_default=True,
                   help="Largest clip accepted by POST /api/similar-audio.")
-    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb):
+    @click.option("--threads", type=click.IntRange(1, 256), default=None,
+                  help="Threads running requests (default: Starlette's 40).")
+    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads):
         """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback) reloads."""
         import logging
         import signal
@@ -37,7 +39,7 @@ def register(main: click.Group) -> None:
         logging.getLogger("recsys.serve").addHandler(handler)
         logging.getLogger("recsys.serve").propagate = False
         opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
-                            max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+                            max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads)
         holder = IndexHolder(opts)  # a broken index fails here, before binding: "error: ..." and exit 2
         app = create_app(opts, holder=holder)
 

@@ -7,6 +7,7 @@ runs them in its thread pool, and each takes the current index snapshot once (se
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -116,7 +117,16 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
     if isinstance(options, str):
         options = ServeOptions(index=options)
     holder = holder or IndexHolder(options)
-    app = FastAPI(title="recsys", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if options.threads:  # handlers are sync: they run on this many threads at most
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = options.threads
+        yield
+
+    app = FastAPI(title="recsys", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+                  lifespan=lifespan)
     app.state.holder = holder
     report_lock = threading.Lock()  # matplotlib is not thread-safe: one report rendered at a time
 

@@ -34,6 +34,7 @@ class ServeOptions:
     cnn_model: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 256 * 1024
+    threads: int | None = None  # worker threads for the sync handlers (None: Starlette's default, 40)
 
 
 def _text(series: pd.Series | None, n: int) -> np.ndarray:
