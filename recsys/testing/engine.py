@@ -55,12 +55,13 @@ def planted_histories(catalog: pd.DataFrame, *, n_users: int = 120, seed: int = 
 
 
 def fast_config(**overrides):
-    """EngineConfig with a tiny genre model (or none) for fast tests."""
+    """EngineConfig with a tiny genre model (or none) and a PCA map (no numba compile) for fast tests."""
     from recsys.engine import EngineConfig
 
     cfg = EngineConfig()
     cfg.genre_params = {"n_estimators": 15, "num_leaves": 7}
     cfg.genre_folds = 2
+    cfg.projection.method = "pca"
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg
