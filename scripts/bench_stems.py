@@ -73,6 +73,7 @@ def separation_quality(threads: int, snrs: tuple[float, ...] = (0.0, -5.0)) -> l
     sr = 22050
     voice = ljspeech_voice(sr=sr)
     sep = ClassicalSeparator()
+    sep.separate(voice[: 3 * sr], sr), repet_sim(voice[: 3 * sr], sr)  # warm-up (imports, numba caches)
     rows = []
     print(f"\nSI-SDR gain of the vocal estimate over the mixture, LJ Speech ({len(voice) / sr:.1f} s) over music "
           f"({threads} thread(s)):")

@@ -106,10 +106,13 @@ def test_block_finalize_adds_topic_columns_and_uses_user_lyrics(tmp_path):
 
 def test_cli_topics(tmp_path):
     tr = tmp_path / "lyrics_block.parquet"
-    pd.DataFrame({"track_id": [f"t{i}" for i in range(len(CORPUS))], "lyrics__text": CORPUS}).to_parquet(tr)
+    loop = "going to the mall " * 20
+    pd.DataFrame({"track_id": [f"t{i}" for i in range(len(CORPUS) + 1)], "lyrics__text": CORPUS + [loop],
+                  "lyrics__status": ["ok"] * len(CORPUS) + ["repetitive"]}).to_parquet(tr)
     res = CliRunner().invoke(main, ["lyrics", "topics", "--transcripts", str(tr), "--topics", "3", "--words", "5",
                                     "--save", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
+    assert "1 transcript(s) not ok, left out" in res.stderr and "mall" not in res.stdout
     lines = [line for line in res.output.splitlines() if line.startswith("topic ")]
     assert len(lines) == 3 and all(len(line.split(":", 1)[1].split()) == 5 for line in lines)
     assert LyricTopics.load(tmp_path / "m").n_topics_ == 3

@@ -361,13 +361,12 @@ class FasterWhisperTranscriber(_WhisperBase):
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None,
                    languages: tuple[str, ...] | None = None, gate: QualityGate | None = None) -> Transcript:
-        import ctranslate2
-
         g = gate or QualityGate()
         net = self.load()
         self._check_forced(language)
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        ctranslate2.set_random_seed(0)  # temperature fallback samples: the same audio gives the same text
+        # Windows decoded at temperature 0 are deterministic; a fallback sample may differ between runs
+        # (CTranslate2's sampler cannot be re-seeded per call), one more reason the gate distrusts them.
         segments, info = net.transcribe(audio, language=language, beam_size=self.beam_size,
                                         vad_filter=self.vad_filter, condition_on_previous_text=False,
                                         temperature=list(g.temperatures),

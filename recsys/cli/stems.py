@@ -156,6 +156,10 @@ def register(main: click.Group) -> None:
         for path in (transcripts, catalog):
             if path is not None:
                 df = read_table(path)
+                if "lyrics__status" in df.columns:  # a lyrics block table: only trusted transcripts
+                    graded = df["lyrics__status"].fillna("").astype(str)
+                    click.echo(f"{path}: {int((graded != 'ok').sum())} transcript(s) not ok, left out", err=True)
+                    df = df[graded == "ok"]
                 frames.append(pd.DataFrame({"track_id": df["track_id"].astype(str) if "track_id" in df.columns
                                             else [f"{path.name}:{i}" for i in range(len(df))],
                                             "text": texts_from_table(df, where=str(path)).to_numpy()}))
