@@ -11,7 +11,7 @@ Workers read the audio and write the cache at the same absolute paths as the cli
 and output folders must be on storage every worker mounts (checked before any work). Extractors
 (and the models they load: CNN weights, Whisper, Demucs) are built once per worker process and
 kept while the block settings stay the same; tasks carry only paths, the small ``ExtractConfig``
-(scattered once) and references to the pipeline's functions; results come back as JSON-like records.
+and references to the pipeline's functions; results come back as JSON-like records.
 """
 from __future__ import annotations
 
@@ -104,10 +104,11 @@ def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, 
                              f"folders on shared storage at the same path ({len(blind)} worker(s) affected)")
         log.info("dask: %d file(s) on %d worker(s) via %s", len(tasks), len(client.scheduler_info()["workers"]),
                  client.scheduler.address)
-        [cfg] = client.scatter([config], broadcast=True)
+        # the config travels inside each task (a few hundred bytes): scattered data would be lost with
+        # the worker holding it when a file crashes its worker, cancelling every other task
         futures = {}
         for path, rel, todo in tasks:
-            fut = client.submit(extract_on_worker, str(Path(path).resolve()), rel, todo, str(out.resolve()), cfg,
+            fut = client.submit(extract_on_worker, str(Path(path).resolve()), rel, todo, str(out.resolve()), config,
                                 init, process, key=f"recsys-extract-{sha256_json([path, todo])[:24]}", retries=0)
             futures[fut] = (rel, todo)
 

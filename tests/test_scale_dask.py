@@ -141,3 +141,17 @@ def test_without_scheduler_dask_is_not_imported(tmp_path, audio):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_file_that_kills_its_worker_costs_only_that_file(tmp_path):
+    """``--scheduler local``: Dask retries the task on restarted workers, then reports the file alone."""
+    d = tmp_path / "audio"
+    d.mkdir()
+    for name in ("a.wav", "crash.wav", "b.wav", "c.wav"):
+        sf.write(d / name, synth_song("tick", seconds=1.0, seed=len(name)), SR)
+    cfg = ExtractConfig(blocks=("recsys.testing.audio:CrashBlock",), jobs=2, scheduler="local")
+    s = run(d, tmp_path / "o", cfg, progress=False)
+    t = s.tables["crashy"].set_index("file")
+    assert not t.loc["crash.wav", "ok"] and "worker process crashed" in t.loc["crash.wav", "reason"]
+    assert t.drop(index="crash.wav")["ok"].all()
+    assert list(s.failures["kind"]) == ["error"]  # not cached: a rerun tries again
