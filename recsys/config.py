@@ -126,6 +126,10 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (expected a TOML config)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read config ({exc.strerror or exc})") from None
 
 
 def load_section(path: str | os.PathLike | None, section: str, cls: type[T]) -> T:

@@ -62,7 +62,7 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
 @click.option("--genre-map", type=click.Path(path_type=Path), default=None,
               help="Your edited genre,parent CSV (default: the bundled one).")
 @click.option("--no-smote", is_flag=True, help="Do not oversample minority genres in training folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds, SMOTE and models.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed for folds, SMOTE and models.")
 @click.option("--n-estimators", type=click.IntRange(1, 100_000), default=None,
               help="LightGBM trees (default from the estimator).")
 @click.option("--epochs", type=click.IntRange(1, 100_000), default=None,

@@ -74,7 +74,12 @@ class Taxonomy:
             p = Path(path)
             if not p.exists():
                 raise SchemaError(f"{p}: genre map not found")
-            text, where = p.read_text("utf-8"), str(p)
+            try:
+                text, where = p.read_text("utf-8"), str(p)
+            except UnicodeDecodeError:
+                raise SchemaError(f"{p}: genre map is not a UTF-8 text file (expected 'genre,parent' lines)") from None
+            except OSError as exc:
+                raise SchemaError(f"{p}: cannot read genre map ({exc.strerror or exc})") from None
         table: dict[str, str] = {}
         for lineno, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
