@@ -12,7 +12,8 @@ def register(main: click.Group) -> None:
                   help="Index directory.")
     @click.option("--host", default="127.0.0.1", show_default=True,
                   help="Address to bind (loopback by default; anything else exposes the API to the network).")
-    @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+    @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+                  help="TCP port to listen on (0 = any free port).")
     @click.option("--features", type=click.Path(file_okay=False),
                   help="Features dir the index was built from.")
     @click.option("--audio-dir", type=click.Path(file_okay=False),
@@ -64,7 +65,8 @@ def register(main: click.Group) -> None:
 
     @main.command("report")
     @click.argument("track")
-    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
+                  help="Index directory written by `recsys build-index`.")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
     @click.option("--features", type=click.Path(file_okay=False), help="Features dir (accompaniment block).")
     @click.option("--audio-dir", type=click.Path(file_okay=False),
