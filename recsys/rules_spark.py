@@ -51,8 +51,10 @@ def spark_session(master: str | None = None) -> Any:
         builder = (builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
                    .config("spark.ui.enabled", "false"))
     t0 = time.perf_counter()
-    spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark warns that pandas 3 is not fully supported (we pass Arrow)
+        spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                 .config("spark.ui.showConsoleProgress", "false").config("spark.log.level", "ERROR").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark session on %s in %.1f s", spark.sparkContext.master, time.perf_counter() - t0)
     return spark
