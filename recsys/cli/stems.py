@@ -99,7 +99,7 @@ def register(main: click.Group) -> None:
                        cache_dir: Path | None, no_cache: bool) -> None:
         """Print STATUS, CONFIDENCE and the transcript of FILE's vocals, tab-separated (details go to stderr).
 
-        Only ``ok`` transcripts are trusted; the others (low_confidence, repetitive, instrumental,
+        Only "ok" transcripts are trusted; the others (low_confidence, repetitive, instrumental,
         wrong_language, failed) are what the lyrics block treats as missing.
         """
         from ..audio.separation import make_separator
