@@ -1,7 +1,7 @@
 """Batch stage: audio folder -> one Parquet per feature block, cached, resumable, parallel.
 
 Each file is hashed (content, not name), its excerpt decoded once and handed to every requested
-block (``recsys.features`` protocol). Every (file, block) record is cached as JSON under
+block (``recsys.blocks`` registry and protocol). Every (file, block) record is cached as JSON under
 ``OUT/cache/<block>/<key>.json`` (key = hash of content + block + block settings + decoding
 settings), written atomically the moment it is computed, so a run killed with ``kill -9`` resumes
 where it stopped and redoes nothing finished. Failing files never stop the batch: each one gets a row
@@ -29,13 +29,14 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from recsys.blocks import SkipFile, audio_names, default_names, extractor_version, get_extractor
 from recsys.errors import DependencyError, InputError, ModelError, RecsysError, SchemaError
-from recsys.io import read_table, sha256_file, sha256_json, write_json, write_table
+from recsys.io import check_output_dir, read_table, sha256_file, sha256_json, write_json, write_table
 
 log = logging.getLogger(__name__)
 
 FORMAT = "recsys-features/1"
-DEFAULT_BLOCKS = ("spectral", "audiostats")
+KIND = "recsys.features"
 #: Errors that depend on the machine, not the file: never cached, retried on the next run.
 _TRANSIENT = (DependencyError, ModelError, MemoryError, OSError)
 
@@ -44,7 +45,7 @@ _TRANSIENT = (DependencyError, ModelError, MemoryError, OSError)
 class ExtractConfig:
     """What to extract and how to decode; everything but ``jobs``/``progress`` is part of cache keys."""
 
-    blocks: tuple[str, ...] = DEFAULT_BLOCKS
+    blocks: tuple[str, ...] = field(default_factory=default_names)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # block -> constructor options
     excerpt_seconds: float | None = 30.0
     position: str = "middle"
@@ -98,17 +99,15 @@ def parse_sets(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
 
 def _resolve(spec: str) -> tuple[str, Any]:
     """Block name and factory: a registered name, or ``module:Class`` for a plug-in block."""
-    from recsys.features import EXTRACTORS, get_extractor
-
-    if ":" in spec and spec not in EXTRACTORS:
+    if ":" in spec and spec not in audio_names():
         module, _, cls = spec.partition(":")
         try:
             klass = getattr(importlib.import_module(module), cls)
         except (ImportError, AttributeError) as exc:
             raise InputError(f"cannot import feature block {spec!r} ({exc})") from None
         return str(getattr(klass, "name", cls)), klass
-    if spec not in EXTRACTORS:
-        raise InputError(f"unknown feature block {spec!r} (choose from {', '.join(EXTRACTORS)}, or module:Class)")
+    if spec not in audio_names():
+        raise InputError(f"unknown feature block {spec!r} (choose from {', '.join(audio_names())}, or module:Class)")
 
     def factory(**options: Any) -> Any:
         try:
@@ -210,7 +209,6 @@ def process_file(path: str, rel: str, todo: list[tuple[str, str]], out: str) -> 
     file, cached) or ``error`` (machine-dependent or unexpected, not cached, retried next run).
     """
     from recsys.audio.load import load_excerpt
-    from recsys.features import SkipFile
 
     config: ExtractConfig = _WORKER["config"]
     extractors = _WORKER["extractors"]
@@ -287,6 +285,9 @@ class Summary:
                  f"in {self.seconds:.1f} s -> {self.out}"]
         for name, t in self.tables.items():
             lines.append(f"  {name}: {int(t['ok'].sum())}/{len(t)} ok")
+            if f"{name}__status" in t.columns:  # blocks that grade each row (lyrics): counts per status
+                counts = t[f"{name}__status"].fillna("").replace("", "error").value_counts()
+                lines.append(f"  {name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         if len(self.failures):
             lines.append(f"  {len(self.failures)} failure(s) (see {self.out / 'failures.csv'}):")
             for (block, reason), n in Counter(zip(self.failures["block"], self.failures["reason"])).most_common(8):
@@ -311,19 +312,23 @@ def _single_threaded_children() -> Iterator[None]:
 
 
 def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractConfig | None = None, *,
-        mapping: str | os.PathLike | None = None, progress: bool = True) -> Summary:
-    """Extract every requested block for every audio file under ``audio_dir`` into ``out``."""
+        mapping: str | os.PathLike | None = None, progress: bool = True, force: bool = False) -> Summary:
+    """Extract every requested block for every audio file under ``audio_dir`` into ``out``.
+
+    ``out`` is new, empty or an earlier features dir (resumed); anything else needs ``force``.
+    """
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     config = config or ExtractConfig()
     audio_dir, out = Path(audio_dir), Path(out)
+    check_output_dir(out, kind=KIND, inputs=[audio_dir, mapping], force=force)
     files = discover(audio_dir)
     if not files:
         raise InputError(f"{audio_dir}: no audio files found")
     track_of = read_mapping(mapping)
     extractors = build_extractors(config)
-    settings = {name: ext.settings() for name, ext in extractors.items()}
+    settings = {name: {**ext.settings(), "block_version": extractor_version(name)} for name, ext in extractors.items()}
     decoding = config.decoding()
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale_tmp(out)
@@ -397,7 +402,7 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
     failures = pd.DataFrame(fail_rows, columns=["file", "block", "kind", "reason"])
     write_table(failures, out / "failures.csv")
     write_json(out / "manifest.json", {
-        "format": FORMAT, "audio_dir": str(audio_dir.resolve()), "n_files": len(files),
+        "kind": KIND, "format": FORMAT, "audio_dir": str(audio_dir.resolve()), "n_files": len(files),
         "mapping": str(mapping) if mapping else None, "decoding": decoding,
         "blocks": {name: {"settings": settings[name], "rows": len(t), "ok": int(t["ok"].sum()),
                           "file": f"{name}.parquet",

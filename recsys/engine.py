@@ -20,8 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .blocks import (AUDIO_BLOCKS, Block, available_blocks, build_block, build_tabular, cached_genre_probabilities,
-                     extend_catalog)
+from .blocks import Block, available_blocks, build_block, build_tabular, check_names, extend_catalog
 from .catalog import load_catalog
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
@@ -30,6 +29,7 @@ from .io import artifact_dir, check_output_dir, read_manifest, write_table
 from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig
+from .schema import STATS, TRACK_COLUMNS
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .sources.base import Content, Interactions, SourceData
 from .users import SimulationConfig, read_histories
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 3  # 3: candidate sources + LightGBM ranker files (recommender.json, ranker.txt, source_*)
 # 2: manifest with a SHA-256 per file (io.artifact_dir)
 INDEX_KIND = "recsys.index"
-TRACK_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "track_popularity",
-                 "release_year", "parent_genre", "source")
 
 
 @dataclass
@@ -100,18 +98,16 @@ class Engine:
         t0 = time.perf_counter()
         # 1. catalogue (+ audio-only tracks)
         cat = load_catalog(catalog) if catalog is not None else None
-        n_audio_only = 0
+        n_audio_only = n_left_out = 0
         if features is not None:
-            cat, n_audio_only = extend_catalog(cat, features)
+            cat, n_audio_only, n_left_out = extend_catalog(cat, features)
         if cat is None:
             raise InputError("need a catalogue (--catalog) and/or an audio features dir (--features)")
         cat = cat.reset_index(drop=True)
         steps.update()
         # 2. blocks
         names = list(blocks) if blocks else ["tabular", *available_blocks(features)]
-        unknown = [b for b in names if b != "tabular" and b not in AUDIO_BLOCKS]
-        if unknown:
-            raise InputError(f"unknown block(s) {', '.join(unknown)} (choose from tabular, {', '.join(AUDIO_BLOCKS)})")
+        check_names(names)
         built: list[Block] = []
         self.genre_model_ = None
         self.tabular_ = {}
@@ -119,6 +115,8 @@ class Engine:
             if name == "tabular":
                 probs = None
                 if c.genre_probs:
+                    from .genres.oof import cached_genre_probabilities
+
                     probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model, folds=c.genre_folds,
                                                        model=c.genre_model, random_state=c.index.seed,
                                                        params=c.genre_params)
@@ -165,7 +163,8 @@ class Engine:
         self._set_histories(h)
         steps.update()
         steps.close()
-        self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only}
+        self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only,
+                       "audio_files_left_out": n_left_out}
         if out is not None:
             self.save(out, force=force, inputs=inputs)
         return self
@@ -474,8 +473,7 @@ def _catalog_pop(tracks: pd.DataFrame) -> np.ndarray | None:
 
 
 def _track_table(cat: pd.DataFrame) -> pd.DataFrame:
-    from .schema import STATS  # the statistics stay with the index: the report plots them against the catalogue
-
+    """Display and metadata columns an index keeps per track (the 12 statistics too, for the report)."""
     cols = [c for c in (*TRACK_COLUMNS, *STATS) if c in cat.columns]
     t = cat[cols].copy()
     for c in ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "parent_genre", "source"):

@@ -64,7 +64,7 @@ def test_rules_mine_and_evaluate(setup):
     assert r.exit_code == 0, r.output
     assert len(pd.read_parquet(out)) > 0
     r = runner.invoke(main, ["rules", "mine", "--histories", str(hist), "--out", str(d / "x.parquet"),
-                             "--min-support", "0.0001", "--min-count", "1", "--max-len", "12", "--max-itemsets", "1000",
+                             "--min-support", "0.0001", "--min-count", "1", "--max-len", "10", "--max-itemsets", "1000",
                              "--transactions", "user"])
     assert r.exit_code == 2 and "min_support" in r.output
     r = runner.invoke(main, ["evaluate", "--index", str(d / "idx"), "--histories", str(hist), "--json"])

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from .. import blocks as block_registry
+
 
 def _print_cv(report: dict) -> None:
     cv = report.get("cv")
@@ -22,6 +24,14 @@ def _print_cv(report: dict) -> None:
         click.echo(f"  {model:26s} {level:17s} {m['accuracy']:8.3f} {m['macro_f1']:8.3f} {m['n']:6d}")
 
 
+def _cnn(name: str):
+    """A CNNConfig default (CLI defaults are read from the dataclass, never restated)."""
+    from ..audio.cnn import CNNConfig
+    from ..config import option_default
+
+    return option_default(CNNConfig, name)
+
+
 def register(main: click.Group) -> None:
     """Add the ``cnn`` and ``features`` groups to the top-level ``recsys`` group."""
 
@@ -33,20 +43,30 @@ def register(main: click.Group) -> None:
     @click.option("--audio-dir", required=True, type=click.Path(path_type=Path), help="Folder of audio (one sub-folder per genre unless --labels).")
     @click.option("--labels", type=click.Path(path_type=Path), default=None, help="CSV with columns file,genre (file relative to --audio-dir).")
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model directory to write.")
-    @click.option("--folds", default=5, show_default=True, help="Stratified folds over songs (0/1 = no CV).")
-    @click.option("--chunk-seconds", default=3.0, show_default=True, type=float)
-    @click.option("--excerpt-seconds", default=30.0, show_default=True, type=float, help="Middle excerpt per song (0 = whole file).")
-    @click.option("--epochs", default=30, show_default=True)
-    @click.option("--batch-size", default=32, show_default=True)
-    @click.option("--n-mels", default=64, show_default=True)
-    @click.option("--patience", default=6, show_default=True, help="Early stopping on held-out training songs.")
+    @click.option("--folds", default=_cnn("folds"), show_default=True, type=click.IntRange(0, 50),
+                  help="Stratified folds over songs (0/1 = no CV).")
+    @click.option("--chunk-seconds", default=_cnn("chunk_seconds"), show_default=True,
+                  type=click.FloatRange(min=0.1), help="Seconds per chunk the CNN classifies.")
+    @click.option("--excerpt-seconds", default=_cnn("excerpt_seconds"), show_default=True,
+                  type=click.FloatRange(min=0), help="Middle excerpt per song (0 = whole file).")
+    @click.option("--epochs", default=_cnn("epochs"), show_default=True, type=click.IntRange(1, 10_000),
+                  help="Maximum training epochs.")
+    @click.option("--batch-size", default=_cnn("batch_size"), show_default=True, type=click.IntRange(1, 4096),
+                  help="Chunks per training batch.")
+    @click.option("--n-mels", default=_cnn("n_mels"), show_default=True, type=click.IntRange(8, 512),
+                  help="Mel bands of the input spectrogram.")
+    @click.option("--patience", default=_cnn("patience"), show_default=True, type=click.IntRange(1, 1000),
+                  help="Early stopping on held-out training songs.")
     @click.option("--no-augment", is_flag=True, help="Disable gain/shift/noise/SpecAugment augmentation.")
-    @click.option("--seed", default=0, show_default=True)
-    @click.option("--jobs", default=1, show_default=True, help="Parallel decoding processes.")
+    @click.option("--seed", default=_cnn("seed"), show_default=True, type=click.IntRange(0, 2**32 - 1),
+                  help="Seed for folds, init and augmentation.")
+    @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
+                  help="Parallel decoding processes.")
     @click.option("--cache", type=click.Path(path_type=Path), default=None,
                   help="Cache folder for decoded chunk log-mels (reused across runs; keyed by content + settings).")
+    @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
     def cnn_train(audio_dir, labels, out, folds, chunk_seconds, excerpt_seconds, epochs, batch_size, n_mels,
-                  patience, no_augment, seed, jobs, cache) -> None:
+                  patience, no_augment, seed, jobs, cache, force) -> None:
         """Train on labelled audio; report CV metrics per chunk and per song beside a classical baseline."""
         from pipelines.train_cnn import run
 
@@ -56,7 +76,7 @@ def register(main: click.Group) -> None:
                         excerpt_seconds=excerpt_seconds or None, epochs=epochs, batch_size=batch_size,
                         n_mels=n_mels, patience=patience, folds=folds, augment=not no_augment, seed=seed)
         report = run(audio_dir, out, labels=labels, config=cfg, jobs=jobs, cache_dir=cache,
-                     cross_validation=folds >= 2)
+                     cross_validation=folds >= 2, force=force)
         for s in report["skipped"]:
             click.echo(f"skipped {s['file']}: {s['reason']}", err=True)
         _print_cv(report)
@@ -80,27 +100,32 @@ def register(main: click.Group) -> None:
 
     @main.group()
     def features() -> None:
-        """Audio feature blocks (spectral, audiostats, cnn, stems, lyrics) for a folder of audio."""
+        """Audio feature blocks for a folder of audio (see `features extract --help` for the blocks)."""
 
     @features.command("extract")
     @click.option("--audio-dir", required=True, type=click.Path(path_type=Path))
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Feature directory (Parquet per block + cache).")
-    @click.option("--blocks", default="spectral,audiostats", show_default=True,
-                  help="Comma list of spectral, audiostats, cnn, stems, lyrics (or module:Class).")
-    @click.option("--jobs", default=1, show_default=True, help="Parallel worker processes.")
+    @click.option("--blocks", default=",".join(block_registry.default_names()), show_default=True,
+                  help=f"Comma list of blocks (or module:Class). {block_registry.describe()}.")
+    @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
+                  help="Parallel worker processes.")
     @click.option("--mapping", type=click.Path(path_type=Path), default=None, help="CSV file,track_id (else the file stem).")
     @click.option("--set", "sets", multiple=True, metavar="BLOCK.KEY=VALUE", help="Block option, e.g. cnn.model=models/cnn.")
-    @click.option("--excerpt-seconds", default=30.0, show_default=True, type=float, help="Middle excerpt (0 = whole file).")
+    @click.option("--excerpt-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0),
+                  help="Middle excerpt (0 = whole file).")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @click.option("--scheduler", default=None, metavar="ADDRESS",
                   help="Run files on Dask: tcp://host:8786 (running scheduler) or 'local' (LocalCluster, --jobs workers).")
-    def features_extract(audio_dir, out, blocks, jobs, mapping, sets, excerpt_seconds, quiet, scheduler) -> None:
+    @click.option("--force", is_flag=True, help="Write into --out even if it holds files recsys did not write.")
+    def features_extract(audio_dir, out, blocks, jobs, mapping, sets, excerpt_seconds, quiet, scheduler,
+                         force) -> None:
         """Decode each file once, run each block, cache per (content, block, settings); resumable."""
         from pipelines.extract_features import ExtractConfig, parse_sets, run
 
         cfg = ExtractConfig(blocks=tuple(b.strip() for b in blocks.split(",") if b.strip()),
                             options=parse_sets(sets), excerpt_seconds=excerpt_seconds or None, jobs=max(1, jobs),
                             scheduler=scheduler or None)
-        summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet)
+        summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet, force=force)
         for line in summary.lines():
             click.echo(line)
+

@@ -60,25 +60,39 @@ def _with_warnings(fn):
     return result
 
 
+#: Upper bound of synthetic users (the simulator holds every play in memory).
+MAX_USERS = 1_000_000
+
+
+def _rules(name: str):
+    """A RulesConfig default (CLI defaults are read from the dataclass, never restated)."""
+    from ..config import option_default
+    from ..rules import RulesConfig
+
+    return option_default(RulesConfig, name)
+
+
 def register(main: click.Group) -> None:
     """Add the engine commands to the top-level ``recsys`` group."""
 
     @main.command("build-index")
     @click.option("--catalog", type=click.Path(dir_okay=False), help="Track table (CSV/TSV/Parquet).")
     @click.option("--histories", type=click.Path(dir_okay=False), help="Histories: user_id, position, track_id.")
-    @click.option("--simulate-users", type=click.IntRange(0), default=None,
+    @click.option("--simulate-users", type=click.IntRange(0, MAX_USERS), default=None,
                   help="Synthetic users to generate when no --histories are given (default 500; 0 = content only).")
     @click.option("--features", type=click.Path(file_okay=False), help="Audio features dir (one Parquet per block).")
     @click.option("--blocks", help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
     @click.option("--genre-model", type=click.Path(file_okay=False), help="Trained genre model dir (for unlabelled catalogues).")
     @click.option("--no-genre-probs", is_flag=True, help="Tabular block without genre-model probabilities.")
     @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with an [engine] table.")
-    @click.option("--seed", type=int, default=None)
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
+                  help="Seed for clustering, the simulator and the ranker (default: the config's).")
     @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
                   help="Cache dir: reuse the genre model's out-of-fold probabilities across builds.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
+    @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
     def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config, seed,
-                    cache_dir, out):
+                    cache_dir, out, force):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
@@ -87,7 +101,7 @@ def register(main: click.Group) -> None:
         eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories, simulate_users=simulate_users,
                                          features=features, blocks=_blocks(blocks), genre_model=genre_model,
                                          config=config, seed=seed, no_genre_probs=no_genre_probs,
-                                         cache_dir=cache_dir))
+                                         cache_dir=cache_dir, force=force))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
@@ -123,16 +137,27 @@ def register(main: click.Group) -> None:
     @rules.command("mine")
     @click.option("--histories", required=True, type=click.Path(dir_okay=False))
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="rules.parquet (or .csv)")
-    @click.option("--algorithm", type=click.Choice(["fpgrowth", "apriori"]), default="fpgrowth", show_default=True)
-    @click.option("--min-support", type=float, default=0.0, help="0 = auto: max(min_count / transactions, 0.001).")
-    @click.option("--min-count", type=int, default=2, show_default=True)
-    @click.option("--min-confidence", type=float, default=0.05, show_default=True)
-    @click.option("--min-lift", type=float, default=1.0, show_default=True)
-    @click.option("--max-len", type=int, default=3, show_default=True)
-    @click.option("--transactions", type=click.Choice(["auto", "user", "session", "window"]), default="auto", show_default=True)
-    @click.option("--window", type=int, default=10, show_default=True)
-    @click.option("--memory-limit-mb", type=int, default=2048, show_default=True)
-    @click.option("--max-itemsets", type=int, default=2_000_000, show_default=True)
+    @click.option("--algorithm", type=click.Choice(["fpgrowth", "apriori"]), default=_rules("algorithm"),
+                  show_default=True, help="Frequent-itemset algorithm (mlxtend).")
+    @click.option("--min-support", type=click.FloatRange(0, 1), default=_rules("min_support"), show_default=True,
+                  help="Share of transactions an itemset needs; 0 = auto (raised until the guards pass).")
+    @click.option("--min-count", type=click.IntRange(1), default=_rules("min_count"), show_default=True,
+                  help="Transactions an itemset needs at least.")
+    @click.option("--min-confidence", type=click.FloatRange(0, 1), default=_rules("min_confidence"),
+                  show_default=True, help="Keep rules at least this confident.")
+    @click.option("--min-lift", type=click.FloatRange(0), default=_rules("min_lift"), show_default=True,
+                  help="Keep rules with at least this lift.")
+    @click.option("--max-len", type=click.IntRange(2, 10), default=_rules("max_len"), show_default=True,
+                  help="Largest itemset (antecedent + consequent).")
+    @click.option("--transactions", type=click.Choice(["auto", "user", "session", "window"]),
+                  default=_rules("transactions"), show_default=True,
+                  help="What one basket is: a user's plays, a session, or a sliding window.")
+    @click.option("--window", type=click.IntRange(2, 10_000), default=_rules("window"), show_default=True,
+                  help="Plays per window with --transactions window.")
+    @click.option("--memory-limit-mb", type=click.IntRange(16, 1_000_000), default=_rules("memory_limit_mb"),
+                  show_default=True, help="Guard: refuse mining estimated to need more memory.")
+    @click.option("--max-itemsets", type=click.IntRange(1, 1_000_000_000), default=_rules("max_itemsets"),
+                  show_default=True, help="Guard: refuse mining estimated to find more itemsets.")
     @click.option("--no-sequential", is_flag=True, help="Only co-occurrence rules, no next-track rules.")
     @click.option("--engine", type=click.Choice(["mlxtend", "spark"]), default="mlxtend", show_default=True,
                   help="spark: pyspark FPGrowth (co-occurrence rules; next-track rules stay local). See docs/scale.md.")
@@ -163,9 +188,10 @@ def register(main: click.Group) -> None:
 
     @main.command("simulate-users")
     @click.option("--catalog", required=True, type=click.Path(dir_okay=False))
-    @click.option("--users", "n_users", type=click.IntRange(1), default=500, show_default=True)
+    @click.option("--users", "n_users", type=click.IntRange(1, MAX_USERS), default=500, show_default=True,
+                  help="How many synthetic users to generate.")
     @click.option("--out", required=True, type=click.Path(dir_okay=False))
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed of the simulator.")
     @click.option("--index", "index_dir", type=click.Path(file_okay=False),
                   help="Group tracks by this index's clusters (default: parent genres).")
     def simulate(catalog, n_users, out, seed, index_dir):
@@ -194,9 +220,11 @@ def register(main: click.Group) -> None:
     @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
     @click.option("--histories", required=True, type=click.Path(dir_okay=False))
     @click.option("-k", "--k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
-    @click.option("--max-users", type=int, default=0, help="Evaluate a seeded sample of users (0 = all).")
-    @click.option("--recent", "n_recent", type=int, default=0, help="Recent plays per user fed to the recommenders (0 = config).")
-    @click.option("--seed", type=int, default=0)
+    @click.option("--max-users", type=click.IntRange(0), default=0, show_default=True,
+                  help="Evaluate a seeded sample of users (0 = all).")
+    @click.option("--recent", "n_recent", type=click.IntRange(0, 10_000), default=0, show_default=True,
+                  help="Recent plays per user fed to the recommenders (0 = config).")
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed of the user sample.")
     @click.option("--ablate", is_flag=True,
                   help="Block ablation: hybrid and content with all blocks, each block removed, each alone.")
     @click.option("--ablate-clusters", type=click.Choice(["recompute", "keep"]), default="recompute", show_default=True,
