@@ -28,11 +28,12 @@ from .index import IndexConfig, TrackIndex, load_npy
 from .io import artifact_dir, check_output_dir, read_manifest, write_table
 from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
-from .recommend import Recommendation, RecommendConfig
+from .recommend import Recommendation, RecommendConfig, Recommendations
 from .schema import STATS, TRACK_COLUMNS
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .sources.base import Content, Interactions, SourceData
 from .users import SimulationConfig, read_histories
+from .validate import check_fitted, check_int, check_k, check_track_ids
 from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
@@ -252,9 +253,18 @@ class Engine:
                           + (" ..." if len(unknown) > 5 else ""), stacklevel=3)
         return rows, unknown
 
+    def _require_built(self) -> None:
+        check_fitted(self, "row_of_", what="this Engine", how="use Engine.build(...) or Engine.load(directory)")
+
     def recommend(self, recent: Sequence[str] | None = None, k: int = 10, *, user_id: str | None = None,
-                  weights: dict[str, float] | None = None) -> list[Recommendation]:
-        """Next tracks after ``recent`` (oldest first) and/or a known user's last plays; recent tracks excluded."""
+                  weights: dict[str, float] | None = None) -> Recommendations:
+        """Next tracks after ``recent`` (oldest first) and/or a known user's last plays; recent tracks excluded.
+
+        Fewer than ``k`` results come with ``.note`` saying why (a small catalogue, few reachable tracks).
+        """
+        self._require_built()
+        recent = check_track_ids(recent)
+        k = check_k(k)
         rows: list[int] = []
         if user_id is not None:
             if str(user_id) not in self.users_:
@@ -268,7 +278,14 @@ class Engine:
         if not rows:
             raise InputError("give at least one recent track id or a user id")
         got = self.recommender_.recommend(rows, k, reasons=True, weights=weights)
-        return [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
+        out = [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
+        note = None
+        if len(out) < k:
+            free = self.n_tracks - len(set(rows))
+            note = (f"only {len(out)} of {k}: the index has {self.n_tracks} tracks, {len(set(rows))} of them recent"
+                    if free < k else f"only {len(out)} of {k}: no other track is reachable from these recent "
+                    "tracks (no shared plays, neighbours, artist or cluster)")
+        return Recommendations(out, note=note)
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
         name, artist = self._names[row], self._artists[row]
@@ -276,27 +293,45 @@ class Engine:
                               None if name is None or name is pd.NA else str(name),
                               None if artist is None or artist is pd.NA else str(artist))
 
-    def similar(self, track_id: str, k: int = 10) -> list[Recommendation]:
-        """The k nearest tracks by embedding (cosine), the track itself excluded."""
+    def _row(self, track_id: str) -> int:
+        self._require_built()
+        if not isinstance(track_id, (str, int)) or isinstance(track_id, bool):
+            raise InputError(f"track id must be a string, got {track_id!r}")
         row = self.row_of_.get(str(track_id).strip())
         if row is None:
             raise InputError(f"unknown track id {track_id!r}")
-        sims, ids = self.index_.search(self.embeddings_[row], k + 1)
-        out = [self._rec(int(i), float(s), [f"neighbour of {track_id} (cos {float(s):.2f})"])
-               for s, i in zip(sims[0], ids[0]) if i >= 0 and int(i) != row]
-        return out[:k]
+        return row
+
+    def similar(self, track_id: str, k: int = 10) -> Recommendations:
+        """The k nearest tracks by embedding (cosine), the track itself and tracks with no features excluded."""
+        row = self._row(track_id)
+        k = check_k(k)
+        if not np.any(self.embeddings_[row]):
+            return Recommendations([], note=f"{track_id} has no feature block (nothing to compare it by)")
+        n = min(k + 1, self.n_tracks)
+        sims, ids = self.index_.search(self.embeddings_[row], n)
+        live = [(float(s), int(i)) for s, i in zip(sims[0], ids[0])
+                if i >= 0 and int(i) != row and np.any(self.embeddings_[int(i)])]
+        out = [self._rec(i, s, [f"neighbour of {track_id} (cos {s:.2f})"]) for s, i in live[:k]]
+        note = None if len(out) == k else f"only {len(out)} of {k}: the index has {self.n_tracks} tracks with " \
+                                          "features to compare"
+        return Recommendations(out, note=note)
 
     def cluster_of(self, track_id: str) -> int:
-        row = self.row_of_.get(str(track_id).strip())
-        if row is None:
-            raise InputError(f"unknown track id {track_id!r}")
+        """The k-means cluster a track belongs to."""
+        row = self._row(track_id)
         return int(self.index_.clusters_[row])
 
     def cluster_members(self, cluster: int) -> list[str]:
-        return self.track_ids_[self.index_.clusters_ == int(cluster)].tolist()
+        """Track ids of one cluster."""
+        self._require_built()
+        cluster = check_int(cluster, name="cluster", low=0, high=self.index_.n_clusters - 1)
+        return self.track_ids_[self.index_.clusters_ == cluster].tolist()
 
     @property
     def n_tracks(self) -> int:
+        """Tracks in the index."""
+        self._require_built()
         return len(self.tracks_)
 
     # ------------------------------------------------------------------ growth
@@ -306,6 +341,7 @@ class Engine:
         Only the tabular block is computed for them (other blocks count as absent). Returns how many
         tracks were added; ids already indexed are skipped.
         """
+        self._require_built()
         cat = load_catalog(catalog)
         cat = cat[~cat["track_id"].isin(self.row_of_)].reset_index(drop=True)
         if len(cat) == 0:
@@ -346,6 +382,7 @@ class Engine:
 
         ``out`` may replace an earlier index, a new or an empty directory; anything else needs ``force``.
         """
+        self._require_built()
         out = Path(out)
         with artifact_dir(out, kind=INDEX_KIND, version=FORMAT_VERSION, inputs=inputs, force=force) as (tmp, extra):
             write_table(self.tracks_.assign(plays=self.popularity_.astype(np.int64)), tmp / "tracks.parquet")
@@ -440,6 +477,7 @@ class Engine:
 
     def summary(self) -> dict:
         """Counts for printing: tracks, dims, clusters, rules, users."""
+        self._require_built()
         r = self.rules_table_
         return {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]), "blocks": list(self.config.embedding.blocks),
                 "index": _kind_name(self.index_), "clusters": self.index_.n_clusters, "rules": int(len(r)),

@@ -24,6 +24,14 @@ class Recommendation:
                 "track_name": self.track_name, "track_artist": self.track_artist}
 
 
+class Recommendations(list):
+    """A list of :class:`Recommendation`; ``note`` says why it holds fewer than the k asked for (else None)."""
+
+    def __init__(self, items=(), *, note: str | None = None) -> None:
+        super().__init__(items)
+        self.note = note
+
+
 @dataclass
 class RecommendConfig:
     """Candidate sources, fallback blend weights and the learned ranker's settings."""

@@ -84,8 +84,9 @@ def register(main: click.Group) -> None:
                    f"{report['final']['epochs']} epochs -> {out} (metrics in {out / 'metrics.json'})")
 
     @cnn.command("predict")
-    @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path))
-    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path))
+    @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
+                  help="Model directory written by `recsys cnn train`.")
+    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path), help="Folder of audio to label.")
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="CSV: file, predicted_genre, p_<genre>...")
     def cnn_predict(model_dir, audio_dir, out) -> None:
         """Predict a genre per file: mean chunk softmax + mode vote over chunks."""
@@ -103,7 +104,8 @@ def register(main: click.Group) -> None:
         """Audio feature blocks for a folder of audio (see `features extract --help` for the blocks)."""
 
     @features.command("extract")
-    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path))
+    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path),
+                  help="Folder of audio (searched recursively; wav, flac, ogg, mp3, ...).")
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Feature directory (Parquet per block + cache).")
     @click.option("--blocks", default=",".join(block_registry.default_names()), show_default=True,
                   help=f"Comma list of blocks (or module:Class). {block_registry.describe()}.")

@@ -30,6 +30,10 @@ def _namer(eng):
 
 
 def _print_recs(recs, as_json: bool, header: str | None = None, eng=None) -> None:
+    """Numbered tracks with their reasons (names instead of ids), or JSON; a short list says why on stderr."""
+    note = getattr(recs, "note", None)
+    if note:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in recs], indent=2))
         return
@@ -105,10 +109,12 @@ def register(main: click.Group) -> None:
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
-    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
+                  help="Index directory written by `recsys build-index`.")
     @click.option("--recent", multiple=True, help="A recently played track id (repeat, oldest first).")
     @click.option("--user", "user_id", help="A user id known to the index (its last plays are used).")
-    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
+                  help="How many tracks to recommend.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def recommend(index_dir, recent, user_id, k, as_json):
         """What to play next after the recent tracks, with reasons."""
@@ -120,10 +126,12 @@ def register(main: click.Group) -> None:
                     f"{' recent track(s)' if recent else ''}:", eng)
 
     @main.command("similar")
-    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
-    @click.option("--track", "track_id", required=True)
-    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
+                  help="Index directory written by `recsys build-index`.")
+    @click.option("--track", "track_id", required=True, help="Track id to find neighbours of.")
+    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
+                  help="How many similar tracks.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def similar(index_dir, track_id, k, as_json):
         """Nearest tracks by embedding (and the track's cluster)."""
         eng = _load(index_dir)
@@ -135,7 +143,8 @@ def register(main: click.Group) -> None:
         """Association rules from listening histories."""
 
     @rules.command("mine")
-    @click.option("--histories", required=True, type=click.Path(dir_okay=False))
+    @click.option("--histories", required=True, type=click.Path(dir_okay=False),
+                  help="Histories table: user_id, position, track_id (CSV/Parquet).")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="rules.parquet (or .csv)")
     @click.option("--algorithm", type=click.Choice(["fpgrowth", "apriori"]), default=_rules("algorithm"),
                   show_default=True, help="Frequent-itemset algorithm (mlxtend).")
@@ -187,10 +196,12 @@ def register(main: click.Group) -> None:
                    f"from {h['user_id'].nunique():,} users, {len(h):,} plays in {dt:.1f} s")
 
     @main.command("simulate-users")
-    @click.option("--catalog", required=True, type=click.Path(dir_okay=False))
+    @click.option("--catalog", required=True, type=click.Path(dir_okay=False),
+                  help="Catalogue the synthetic users listen to.")
     @click.option("--users", "n_users", type=click.IntRange(1, MAX_USERS), default=500, show_default=True,
                   help="How many synthetic users to generate.")
-    @click.option("--out", required=True, type=click.Path(dir_okay=False))
+    @click.option("--out", required=True, type=click.Path(dir_okay=False),
+                  help="Histories table to write (Parquet or CSV).")
     @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed of the simulator.")
     @click.option("--index", "index_dir", type=click.Path(file_okay=False),
                   help="Group tracks by this index's clusters (default: parent genres).")
@@ -217,9 +228,12 @@ def register(main: click.Group) -> None:
                    f"{h['track_id'].nunique():,} distinct tracks, seed {seed}")
 
     @main.command("evaluate")
-    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False))
-    @click.option("--histories", required=True, type=click.Path(dir_okay=False))
-    @click.option("-k", "--k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+    @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
+                  help="Index directory written by `recsys build-index`.")
+    @click.option("--histories", required=True, type=click.Path(dir_okay=False),
+                  help="Histories to hold the last play of each user out of.")
+    @click.option("-k", "--k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
+                  help="Cut-off of HitRate/MRR/NDCG.")
     @click.option("--max-users", type=click.IntRange(0), default=0, show_default=True,
                   help="Evaluate a seeded sample of users (0 = all).")
     @click.option("--recent", "n_recent", type=click.IntRange(0, 10_000), default=0, show_default=True,
@@ -229,7 +243,7 @@ def register(main: click.Group) -> None:
                   help="Block ablation: hybrid and content with all blocks, each block removed, each alone.")
     @click.option("--ablate-clusters", type=click.Choice(["recompute", "keep"]), default="recompute", show_default=True,
                   help="With --ablate: re-run k-means on each variant's embeddings, or keep the built clusters.")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json):
         """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
         from ..evaluate import evaluate
