@@ -3,8 +3,8 @@
 The stems block describes a track's instrumentation without the voice: it separates the
 excerpt, then summarises the accompaniment's amplitude envelope, spectral centroid,
 zero-crossing rate and spectral flux. Demucs needs pretrained weights that users download
-once; when they are absent the classical backend (two-stage harmonic/percussive separation with a
-REPET-SIM repeating-background estimate, refined by a Wiener filter) keeps everything working
+once; when they are absent the classical backend (two-stage harmonic/percussive separation with
+REPET and REPET-SIM repeating-background estimates, refined by a Wiener filter) keeps everything working
 offline, and the block says which one ran.
 """
 from __future__ import annotations
@@ -129,6 +129,22 @@ def _repeating(S: np.ndarray, *, sr: int, hop: int, seconds: float) -> np.ndarra
     return np.minimum(S, librosa.decompose.nn_filter(S, aggregate=np.median, metric="cosine", width=width, k=k))
 
 
+def _periodic(S: np.ndarray, *, sr: int, hop: int, seconds: tuple[float, float]) -> np.ndarray | None:
+    """Classic REPET: the period (``seconds`` range, at least two cycles) that maximises the beat spectrum
+    (mean autocorrelation of the power spectrogram's rows); the median cycle tiled, <= S. None if too short."""
+    n = S.shape[1]
+    lo, hi = int(seconds[0] * sr / hop), int(min(seconds[1] * sr / hop, n // 2))
+    if hi <= lo + 1:
+        return None
+    F = np.fft.rfft(S.astype(np.float64) ** 2, n=2 * n, axis=1)
+    beat = np.fft.irfft(np.abs(F) ** 2, axis=1)[:, :n].mean(axis=0) / (n - np.arange(n))
+    period = lo + int(np.argmax(beat[lo:hi]))
+    cycles = int(np.ceil(n / period))
+    padded = np.pad(S, ((0, 0), (0, cycles * period - n)), constant_values=np.nan)
+    cycle = np.nanmedian(padded.reshape(S.shape[0], cycles, period), axis=1)
+    return np.minimum(S, np.tile(cycle, (1, cycles))[:, :n])
+
+
 def repet_sim(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_length: int = 512, seconds: float = 2.0,
               margin: float = 10.0, power: float = 2.0) -> np.ndarray:
     """Textbook REPET-SIM vocal estimate (Rafii & Pardo 2012, as in librosa's vocal separation example).
@@ -153,8 +169,9 @@ class ClassicalSeparator:
 
     1. Long window (``n_fft_long`` 4096, ~190 ms at 22 kHz): sustained notes are horizontal ridges
        (median over ``harmonic_frames`` frames) and repeating accompaniment is found by REPET-SIM
-       (median of the most similar frames >= ``similarity_seconds`` away, weighted ``repeat_weight``);
-       a voice, whose pitch moves within such a window, is spread across frequency like a
+       (median of the most similar frames >= ``similarity_seconds`` away, weighted ``repeat_weight``)
+       and by classic REPET (median cycle of the strongest period in ``period_seconds``, weighted
+       ``period_weight``: loops); a voice, whose pitch moves within such a window, is spread across frequency like a
        transient (median over ``percussive_bins`` bins). A soft mask keeps that part.
     2. Short window (``n_fft_short`` 512, ~23 ms) on what is left: there the voice is steady over a
        few frames (``voice_frames``) while drum hits stay vertical (``percussive_bins_short``).
@@ -169,6 +186,8 @@ class ClassicalSeparator:
     percussive_bins: int = 9
     repeat_weight: float = 0.5
     similarity_seconds: float = 2.0
+    period_weight: float = 1.0
+    period_seconds: tuple[float, float] = (1.0, 8.0)
     n_fft_short: int = 512
     voice_frames: int = 3
     percussive_bins_short: int = 5
@@ -181,7 +200,7 @@ class ClassicalSeparator:
     backend: str = dataclasses.field(default="classical", init=False)
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "classical", "method": "hpss2+repet+wiener/1",
+        return {"backend": "classical", "method": "hpss2+repet+wiener/2",
                 **{k: v for k, v in dataclasses.asdict(self).items() if k != "backend"}}
 
     def separate(self, y: np.ndarray, sr: int) -> Stems:
@@ -208,6 +227,10 @@ class ClassicalSeparator:
         if self.repeat_weight > 0:
             sustained = np.maximum(sustained, self.repeat_weight *
                                    _repeating(S, sr=sr, hop=h_long, seconds=self.similarity_seconds))
+        if self.period_weight > 0:
+            cycle = _periodic(S, sr=sr, hop=h_long, seconds=self.period_seconds)
+            if cycle is not None:
+                sustained = np.maximum(sustained, self.period_weight * cycle)
         rest = librosa.istft(_soft(moving, sustained, self.power) * D, hop_length=h_long, n_fft=n_long,
                              length=len(y))
         # 2. short window on the rest: the voice is steady over a few ms frames, drum hits are not
