@@ -60,10 +60,28 @@ class EngineConfig:
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
-def _progress(desc: str, total: int, enabled: bool):
-    from tqdm import tqdm
+class _Steps:
+    """A progress bar over build steps that names the step in progress ("genre probabilities (3 folds)")."""
 
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False)
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="build-index", unit="step", disable=not enabled, leave=False)
+        self.started = False
+
+    def __call__(self, name: str) -> None:
+        """Close the previous step and start ``name``."""
+        if self.started:
+            self.bar.update()
+        self.started = True
+        self.bar.set_description(f"build-index: {name}")
+        log.info("build-index: %s", name)
+
+    def close(self) -> None:
+        """Finish the last step."""
+        if self.started:
+            self.bar.update()
+        self.bar.close()
 
 
 class Engine:
@@ -95,9 +113,9 @@ class Engine:
         if seed is not None:
             c.index.seed = seed
             c.simulation.seed = seed
-        steps = _progress("build-index", 6, progress)
+        steps = _Steps(8, progress)
         t0 = time.perf_counter()
-        # 1. catalogue (+ audio-only tracks)
+        steps("catalogue")
         cat = load_catalog(catalog) if catalog is not None else None
         n_audio_only = n_left_out = 0
         if features is not None:
@@ -105,8 +123,6 @@ class Engine:
         if cat is None:
             raise InputError("need a catalogue (--catalog) and/or an audio features dir (--features)")
         cat = cat.reset_index(drop=True)
-        steps.update()
-        # 2. blocks
         names = list(blocks) if blocks else ["tabular", *available_blocks(features)]
         check_names(names)
         built: list[Block] = []
@@ -118,6 +134,7 @@ class Engine:
                 if c.genre_probs:
                     from .genres.oof import cached_genre_probabilities
 
+                    steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
                     probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model, folds=c.genre_folds,
                                                        model=c.genre_model, random_state=c.index.seed,
                                                        params=c.genre_params)
@@ -128,10 +145,10 @@ class Engine:
                 if not block.present.any():
                     raise InputError("no track has any of the 12 statistics: cannot build the tabular block")
             else:
+                steps(f"block {name}")
                 block = build_block(name, cat, features_dir=features)
             built.append(block)
-        steps.update()
-        # 3. embedding
+        steps("embedding")
         c.embedding.blocks = tuple(names)
         self.builder_ = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
         self.embeddings_ = self.builder_.fit_transform(built)
@@ -140,29 +157,28 @@ class Engine:
         if empty.any():
             log.warning("%d track(s) have no feature block at all: they get a zero embedding "
                         "(reachable through rules and metadata only)", int(empty.sum()))
-        steps.update()
-        # 4. FAISS + clusters
+        steps("FAISS index + k-means clusters")
         self.index_ = TrackIndex(c.index).fit(self.embeddings_)
+        steps(f"2-D map ({c.projection.method})")
         self.projection_ = Projection(c.projection).fit(self.embeddings_)  # 2-D map (projection.py)
-        steps.update()
         self.tracks_ = _track_table(cat)
         self.track_stats_ = audio_stats(cat)  # ranker features
         self._rebuild_maps()
-        # 5. histories and rules
+        steps("histories")
         if histories is not None:
             h = read_histories(histories)
             self.simulated_ = None
         elif simulate_users is None or simulate_users > 0:
             n_users = c.simulation.n_users if simulate_users is None else int(simulate_users)
+            steps(f"simulating {n_users:,} users")
             sim = c.simulation = dataclasses.replace(c.simulation, n_users=n_users)
             h = simulate_users_fn(self.tracks_, sim, groups=self.index_.clusters_, progress=progress)
             self.simulated_ = h
         else:
             h = None
             self.simulated_ = None
-        steps.update()
+        steps("rules, candidate sources and ranker" if h is not None else "content recommender")
         self._set_histories(h)
-        steps.update()
         steps.close()
         self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only,
                        "audio_files_left_out": n_left_out}

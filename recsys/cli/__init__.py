@@ -21,8 +21,11 @@ class _Main(click.Group):
     """Turns :class:`RecsysError` into one line on stderr and a non-zero exit, no traceback."""
 
     def invoke(self, ctx: click.Context):  # noqa: D401
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
         try:
-            return super().invoke(ctx)
+            with logging_redirect_tqdm():  # log lines never share a progress bar's line
+                return super().invoke(ctx)
         except RecsysError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
