@@ -5,9 +5,12 @@ go through ffmpeg when it is installed.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -25,6 +28,37 @@ def resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(y, orig_sr, sr).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence C libraries' notes on file descriptor 2 (mpg123's "Note: Trying to resync...") while decoding."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to protect
+        yield
+        return
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+#: libsndfile messages that mean "this is not audio" rather than "this audio is damaged".
+_NOT_AUDIO = ("not a regular file", "format not recognised", "unknown format", "unspecified internal error")
+
+
+def _decode_error(path: Path, exc: Exception) -> InputError:
+    """One line a user understands from a libsndfile error."""
+    text = str(exc)
+    if any(s in text.lower() for s in _NOT_AUDIO):
+        return InputError(f"{path}: not an audio file (libsndfile reads wav, flac, ogg, mp3, aiff; "
+                          "install ffmpeg for m4a/aac/opus)")
+    detail = text.split(": ", 1)[-1].strip().rstrip(".") if ": " in text else text
+    return InputError(f"{path}: cannot decode audio ({detail}: truncated or damaged?)")
 
 
 def _decode_ffmpeg(path: Path, sr: int) -> np.ndarray:
@@ -57,7 +91,7 @@ def load_audio(path: str | Path, *, sr: int = 22050, mono: bool = True,
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as f:
+        with quiet_stderr(), sf.SoundFile(str(path)) as f:
             native = f.samplerate
             if offset:
                 f.seek(min(int(offset * native), f.frames))
@@ -66,7 +100,7 @@ def load_audio(path: str | Path, *, sr: int = 22050, mono: bool = True,
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         if shutil.which("ffmpeg"):
             return load_audio_ffmpeg_window(path, sr, offset, duration)
-        raise InputError(f"{path}: cannot decode audio ({exc})") from None
+        raise _decode_error(path, exc) from None
     y = data.T  # (channels, samples)
     if mono:
         y = y.mean(axis=0)
@@ -92,7 +126,8 @@ def audio_duration(path: str | Path) -> float:
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        with quiet_stderr():
+            info = sf.info(str(path))
         return info.frames / float(info.samplerate)
     except Exception:
         y, sr = load_audio(path, sr=22050)
