@@ -22,7 +22,8 @@ def load_engine_config(path: str | os.PathLike | None):
 
 def run(*, catalog=None, out, histories=None, simulate_users: int | None = None, features=None,
         blocks: Sequence[str] | None = None, genre_model=None, config=None, seed: int | None = None,
-        no_genre_probs: bool = False, progress: bool = True, cache_dir=None, force: bool = False):
+        no_genre_probs: bool = False, progress: bool = True, cache_dir=None, force: bool = False,
+        on_conflict: str = "error"):
     """Build and save an index; returns the Engine."""
     from recsys.engine import Engine
     from recsys.errors import InputError
@@ -34,7 +35,7 @@ def run(*, catalog=None, out, histories=None, simulate_users: int | None = None,
         cfg.genre_probs = False
     return Engine.build(catalog, histories=histories, simulate_users=simulate_users, out=out, blocks=blocks,
                         features=features, genre_model=genre_model, config=cfg, seed=seed, progress=progress,
-                        cache_dir=cache_dir, force=force)
+                        cache_dir=cache_dir, force=force, on_conflict=on_conflict)
 
 
 def format_summary(engine, out) -> str:

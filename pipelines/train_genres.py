@@ -29,10 +29,10 @@ Echo = Callable[[str], None]
 
 
 def labelled_tracks(catalog: str | os.PathLike | pd.DataFrame, *, genre_map: str | os.PathLike | None = None,
-                    echo: Echo = print) -> pd.DataFrame:
+                    echo: Echo = print, on_conflict: str = "error") -> pd.DataFrame:
     """Merged catalogue restricted to tracks with a parent genre; errors if nothing is trainable."""
     taxonomy = Taxonomy.load(genre_map)
-    cat = load_catalog(catalog, taxonomy=taxonomy)
+    cat = load_catalog(catalog, taxonomy=taxonomy, on_conflict=on_conflict)
     where = catalog if not isinstance(catalog, pd.DataFrame) else "catalog"
     if "parent_genre" not in cat.columns:
         raise SchemaError(f"{where}: no genre labels to train on (need a playlist_genre, genre or "
@@ -53,13 +53,14 @@ def labelled_tracks(catalog: str | os.PathLike | pd.DataFrame, *, genre_map: str
 
 def run(catalog: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, *, model: str = "lightgbm",
         folds: int = 5, genre_map: str | os.PathLike | None = None, smote: bool = True, seed: int = 0,
-        params: dict[str, Any] | None = None, echo: Echo = print, force: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] | None = None, echo: Echo = print, force: bool = False,
+        on_conflict: str = "error") -> dict[str, Any]:
     """Grouped CV of ``model`` beside baselines, then the final fit; returns the report dict."""
     params = dict(params or {})
     t0 = time.perf_counter()
     check_output_dir(out, kind=KIND, force=force,
                      inputs=[catalog if not isinstance(catalog, pd.DataFrame) else None, genre_map])
-    cat = labelled_tracks(catalog, genre_map=genre_map, echo=echo)
+    cat = labelled_tracks(catalog, genre_map=genre_map, echo=echo, on_conflict=on_conflict)
     X = tabular_features(cat)
     y = cat["parent_genre"].astype(str).to_numpy()
     groups = artist_groups(cat)

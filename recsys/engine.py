@@ -96,7 +96,7 @@ class Engine:
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
               seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
-              force: bool = False) -> "Engine":
+              force: bool = False, on_conflict: str = "error") -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic
@@ -116,7 +116,7 @@ class Engine:
         steps = _Steps(8, progress)
         t0 = time.perf_counter()
         steps("catalogue")
-        cat = load_catalog(catalog) if catalog is not None else None
+        cat = load_catalog(catalog, on_conflict=on_conflict) if catalog is not None else None
         n_audio_only = n_left_out = 0
         if features is not None:
             cat, n_audio_only, n_left_out = extend_catalog(cat, features)

@@ -86,3 +86,24 @@ def test_unreadable_inputs(tmp_path):
         load_catalog(tmp_path / "bad.parquet")
     with pytest.raises(InputError, match="unsupported table extension"):
         load_catalog(tmp_path / "x.xlsx")
+
+
+def test_one_track_id_for_two_songs_is_an_error_naming_both_rows(tmp_path):
+    """Two different songs under one id: an error naming both rows, or keep-first when asked (CLI)."""
+    from click.testing import CliRunner
+
+    from recsys.cli import main
+    from recsys.testing.engine import make_catalog
+
+    cat = make_catalog(40)
+    clash = cat.iloc[[5]].copy()
+    clash["track_name"], clash["energy"] = "A Different Song", 0.01
+    same = cat.iloc[[6]].copy()  # a plain duplicate (another playlist) stays fine
+    pd.concat([cat, clash, same]).to_csv(tmp_path / "c.csv", index=False)
+    args = ["build-index", "--catalog", str(tmp_path / "c.csv"), "--simulate-users", "0", "--no-genre-probs"]
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "i")])
+    assert r.exit_code == 2 and "track_id t0005: row 6 and row 41" in r.output and "--on-conflict" in r.output
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "i"), "--on-conflict", "first"])
+    assert r.exit_code == 0, r.output
+    kept = pd.read_parquet(tmp_path / "i" / "tracks.parquet").set_index("track_id")
+    assert kept.loc["t0005", "track_name"] == cat.loc[5, "track_name"]

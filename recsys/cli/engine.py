@@ -95,8 +95,10 @@ def register(main: click.Group) -> None:
                   help="Cache dir: reuse the genre model's out-of-fold probabilities across builds.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
     @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
+    @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
+                  help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
     def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config, seed,
-                    cache_dir, out, force):
+                    cache_dir, out, force, on_conflict):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
@@ -105,7 +107,7 @@ def register(main: click.Group) -> None:
         eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories, simulate_users=simulate_users,
                                          features=features, blocks=_blocks(blocks), genre_model=genre_model,
                                          config=config, seed=seed, no_genre_probs=no_genre_probs,
-                                         cache_dir=cache_dir, force=force))
+                                         cache_dir=cache_dir, force=force, on_conflict=on_conflict))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")

@@ -20,7 +20,9 @@ def genres() -> None:
               help="Your edited genre,parent CSV (default: the bundled one).")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Also write the mapping report (genre, parent, source, count) here.")
-def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path | None) -> None:
+@click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
+              help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
+def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path | None, on_conflict: str) -> None:
     """Map genre/subgenre strings to the 13 parent genres and merge duplicate tracks."""
     from ..catalog import merge_tracks, read_rows
     from ..genres.taxonomy import Taxonomy
@@ -33,7 +35,7 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
     rows = read_rows(catalog_path, taxonomy=taxonomy)
     strings = [*rows.get("playlist_genre", rows.get("genre", [])), *rows.get("playlist_subgenre", [])]
     rep = taxonomy.report(strings)
-    merged = merge_tracks(rows)
+    merged = merge_tracks(rows, on_conflict=on_conflict)
     write_table(merged, out)
     if report is not None:
         write_table(rep, report)
@@ -68,8 +70,11 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
 @click.option("--epochs", type=click.IntRange(1, 100_000), default=None,
               help="DNN maximum epochs (early stopping may end sooner).")
 @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
+@click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
+              help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
 def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_map: Path | None,
-              no_smote: bool, seed: int, n_estimators: int | None, epochs: int | None, force: bool) -> None:
+              no_smote: bool, seed: int, n_estimators: int | None, epochs: int | None, force: bool,
+              on_conflict: str) -> None:
     """Artist-grouped CV of the genre model beside baselines, then fit on all tracks and save."""
     from pipelines.train_genres import run
 
@@ -79,7 +84,7 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
     if epochs is not None:
         params["epochs"] = epochs
     run(catalog_path, out, model=model_kind, folds=folds, genre_map=genre_map, smote=not no_smote,
-        seed=seed, params=params, echo=click.echo, force=force)
+        seed=seed, params=params, echo=click.echo, force=force, on_conflict=on_conflict)
 
 
 @genres.command("predict")
