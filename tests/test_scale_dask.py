@@ -144,10 +144,10 @@ def test_without_scheduler_dask_is_not_imported(tmp_path, audio):
 
 
 def test_a_file_that_kills_its_worker_costs_only_that_file(tmp_path):
-    """``--scheduler local``: Dask retries the task on restarted workers, then reports the file alone."""
+    """``--scheduler local``: files queued on the dying workers are retried alone; only the guilty one fails."""
     d = tmp_path / "audio"
     d.mkdir()
-    for name in ("a.wav", "crash.wav", "b.wav", "c.wav"):
+    for name in ("a.wav", "crash.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav", "g.wav", "h.wav"):
         sf.write(d / name, synth_song("tick", seconds=1.0, seed=len(name)), SR)
     cfg = ExtractConfig(blocks=("recsys.testing.audio:CrashBlock",), jobs=2, scheduler="local")
     s = run(d, tmp_path / "o", cfg, progress=False)
