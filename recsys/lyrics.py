@@ -219,7 +219,8 @@ class LyricsConfig:
     # transcript quality gate (recsys.audio.transcription.QualityGate; Whisper's own thresholds)
     temperatures: str = "0,0.2,0.4,0.6,0.8,1"  # decoding temperature fallback
     max_compression_ratio: float = 2.4  # gzip ratio above: repetitive (a loop)
-    min_avg_logprob: float = -1.0  # average token log-probability below: low_confidence
+    fallback_logprob: float = -1.0  # a window's average log-probability below: re-decoded hotter
+    min_avg_logprob: float = -0.8  # average token log-probability below: low_confidence
     max_no_speech_prob: float = 0.6  # no-speech probability above: instrumental
     min_distinct_ngrams: float = 0.4  # distinct word 3-gram share below: repetitive
     max_fallback_share: float = 0.5  # share of audio whose greedy text Whisper rejected above: low_confidence
@@ -262,8 +263,9 @@ class LyricsBlock:
         except ValueError:
             raise InputError(f"lyrics.temperatures: expected numbers like 0,0.2,0.4, got {c.temperatures!r}") from None
         quality = QualityGate(temperatures=temps, max_compression_ratio=c.max_compression_ratio,
-                              min_avg_logprob=c.min_avg_logprob, max_no_speech_prob=c.max_no_speech_prob,
-                              min_distinct_ngrams=c.min_distinct_ngrams, max_fallback_share=c.max_fallback_share)
+                              fallback_logprob=c.fallback_logprob, min_avg_logprob=c.min_avg_logprob,
+                              max_no_speech_prob=c.max_no_speech_prob, min_distinct_ngrams=c.min_distinct_ngrams,
+                              max_fallback_share=c.max_fallback_share)
         self.lyrics_settings = LyricsSettings(separate=c.separate, language=c.language,
                                               languages=_lang_list(c.languages), min_seconds=c.min_seconds,
                                               min_vocal_seconds=c.min_vocal_seconds, gate=c.gate, quality=quality)

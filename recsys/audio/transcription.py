@@ -54,25 +54,26 @@ class UnsupportedLanguage(InputError):
 class QualityGate:
     """Decoding safeguards and the thresholds that grade a transcript (``lyrics.*`` options).
 
-    The first three are Whisper's own decoding thresholds, used twice: while decoding (a window
-    whose text compresses more than ``max_compression_ratio`` or whose average token
-    log-probability is below ``min_avg_logprob`` is decoded again at the next of ``temperatures``;
-    a window with no-speech probability above ``max_no_speech_prob`` and a low log-probability is
-    dropped) and afterwards on the final text:
+    Decoding uses Whisper's own safeguards: a window whose text compresses more than
+    ``max_compression_ratio`` or whose average token log-probability is below ``fallback_logprob``
+    (-1.0) is decoded again at the next of ``temperatures``; a window with no-speech probability
+    above ``max_no_speech_prob`` and such a low log-probability is dropped. The final text is graded:
 
     * ``repetitive``: the whole text's gzip ratio is above ``max_compression_ratio`` (2.4: a loop),
       or fewer than ``min_distinct_ngrams`` (0.4) of its word ``ngram``-grams (3) are distinct
       (judged from ``min_words`` words on);
     * ``instrumental``: the duration-weighted no-speech probability is above ``max_no_speech_prob`` (0.6);
     * ``low_confidence``: the duration-weighted average log-probability is below ``min_avg_logprob``
-      (-1.0, i.e. a geometric-mean token probability ``confidence`` below 0.37), or more than
+      (-0.8, i.e. a geometric-mean token probability ``confidence`` below 0.45; measured with tiny.en:
+      English speech and song -0.56 to -0.26, unreadable vocals -0.97 and lower), or more than
       ``max_fallback_share`` (0.5) of the decoded audio had its greedy text rejected by those same
       checks: what a hotter re-decode then produces is a sample, not a reading.
     """
 
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     max_compression_ratio: float = 2.4
-    min_avg_logprob: float = -1.0
+    fallback_logprob: float = -1.0
+    min_avg_logprob: float = -0.8
     max_no_speech_prob: float = 0.6
     min_distinct_ngrams: float = 0.4
     ngram: int = 3
@@ -371,7 +372,7 @@ class FasterWhisperTranscriber(_WhisperBase):
                                         vad_filter=self.vad_filter, condition_on_previous_text=False,
                                         temperature=list(g.temperatures),
                                         compression_ratio_threshold=g.max_compression_ratio,
-                                        log_prob_threshold=g.min_avg_logprob,
+                                        log_prob_threshold=g.fallback_logprob,
                                         no_speech_threshold=g.max_no_speech_prob)
         multilingual = bool(net.model.is_multilingual)
         if language:
@@ -495,7 +496,7 @@ class OpenAIWhisperTranscriber(_WhisperBase):
             result = net.transcribe(audio, language=decode_lang, task="transcribe", fp16=False,
                                     condition_on_previous_text=False, verbose=None,
                                     temperature=g.temperatures, compression_ratio_threshold=g.max_compression_ratio,
-                                    logprob_threshold=g.min_avg_logprob, no_speech_threshold=g.max_no_speech_prob,
+                                    logprob_threshold=g.fallback_logprob, no_speech_threshold=g.max_no_speech_prob,
                                     **opts)
         segs = [{k: float(s[k]) for k in ("start", "end", "avg_logprob", "no_speech_prob", "temperature")}
                 for s in result.get("segments", [])]
@@ -614,7 +615,7 @@ def speech_seconds(audio16k: np.ndarray, *, threshold: float = 0.5) -> float:
 
 GATES = ("vad", "energy")
 #: bumped when the decoding or grading logic changes: older cached transcripts are not reused
-GRADING_VERSION = 2
+GRADING_VERSION = 3
 
 
 @dataclass
