@@ -331,6 +331,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
     settings = {name: {**ext.settings(), "block_version": extractor_version(name)} for name, ext in extractors.items()}
     decoding = config.decoding()
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / "manifest.json").exists():  # marks the dir as ours at once, so a killed run resumes
+        write_json(out / "manifest.json", {"kind": KIND, "format": FORMAT, "complete": False})
     _clean_stale_tmp(out)
 
     rels = [str(p.relative_to(audio_dir).as_posix()) for p in files]

@@ -53,9 +53,10 @@ def to_bool(value: Any, *, name: str = "value") -> bool:
     raise InputError(f"option {name}: expected a boolean (true/false), got {value!r}")
 
 
-def looks_like_path(model: str) -> bool:
-    """True when a model argument names a file or folder rather than a model name (``tiny.en``)."""
-    return os.sep in model or model.startswith((".", "~")) or Path(model).exists()
+def looks_like_path(model: str, *, suffixes: tuple[str, ...] = ()) -> bool:
+    """True when a model argument names a file or folder (or ends in one of ``suffixes``), not a model name."""
+    return (os.sep in model or model.startswith((".", "~")) or (bool(suffixes) and model.endswith(suffixes))
+            or Path(model).expanduser().exists())
 
 
 def _coerce(value: Any, hint: Any, name: str) -> Any:
@@ -72,6 +73,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             except InputError as exc:
                 errors.append(str(exc))
         raise InputError(errors[0] if errors else f"option {name}: cannot use {value!r}")
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return options_to_config(hint, value, where=name)
     if origin is tuple:
         parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else list(value)
         item = args[0] if args else str
@@ -86,7 +89,7 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         if hint is float:
             return float(value)
         if hint is str:
-            return str(value)
+            return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
         if hint is Path:
             return Path(value)
     except (TypeError, ValueError):

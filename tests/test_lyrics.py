@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from recsys.blocks import get_extractor
 from recsys.cli import main
 from recsys.errors import InputError, ModelError, SchemaError
-from recsys.lyrics import LyricsBlock, LyricTopics, read_user_lyrics
+from recsys.blocks.lyrics import LyricsBlock
+from recsys.lyrics import LyricTopics, read_user_lyrics
 
 # Lines from traditional songs in the public domain, grouped by what they are about.
 SEA = ["my bonnie lies over the ocean my bonnie lies over the sea bring back my bonnie to me",
@@ -47,15 +48,16 @@ def test_topics_separate_themes_and_top_words_are_readable():
 def test_save_load_round_trip_and_corruption(tmp_path):
     m = LyricTopics(3).fit(CORPUS)
     m.save(tmp_path / "t")
-    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["components.npy", "idf.npy", "topics.json"]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["components.npy", "idf.npy", "manifest.json",
+                                                                   "topics.json"]
     m2 = LyricTopics.load(tmp_path / "t")
     np.testing.assert_allclose(m2.transform(CORPUS), m.transform(CORPUS))
     assert m2.top_words(5) == m.top_words(5)
     (tmp_path / "t" / "idf.npy").write_bytes(b"garbage")
-    with pytest.raises(ModelError, match=r"t: lyric topic model is corrupted"):
+    with pytest.raises(ModelError, match=r"idf\.npy: truncated or modified"):
         LyricTopics.load(tmp_path / "t")
     (tmp_path / "t" / "idf.npy").unlink()
-    with pytest.raises(ModelError, match=r"idf\.npy missing"):
+    with pytest.raises(ModelError, match=r"idf\.npy: missing"):
         LyricTopics.load(tmp_path / "t")
     with pytest.raises(ModelError, match="not fitted"):
         LyricTopics(2).top_words()
@@ -125,9 +127,9 @@ def test_cli_topics(tmp_path):
 
 
 def test_block_options_are_checked():
-    with pytest.raises(InputError, match="unknown key.*topcs"):
+    with pytest.raises(InputError, match="unknown option.*topcs"):
         get_extractor("lyrics", topcs=3, cache_dir="off")
-    with pytest.raises(InputError, match="lyrics.topics: expected int"):
+    with pytest.raises(InputError, match=r"lyrics.topics: cannot use .many. \(expected int\)"):
         get_extractor("lyrics", topics="many", cache_dir="off")
     with pytest.raises(InputError, match="at least 1 topic"):
         get_extractor("lyrics", topics="0", cache_dir="off")

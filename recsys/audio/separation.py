@@ -22,6 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import DependencyError, InputError, ModelError
+from ..config import looks_like_path, to_bool
+from .frontend import summarise as frontend_summarise
 from .load import resample
 
 log = logging.getLogger(__name__)
@@ -58,16 +60,6 @@ class Separator(Protocol):
         """Stems of the mono float32 signal ``y`` at ``sr`` Hz, returned at the same rate."""
 
 
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        if value.strip().lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.strip().lower() in ("0", "false", "no", "off", ""):
-            return False
-        raise InputError(f"expected a boolean, got {value!r}")
-    return bool(value)
-
-
 def _opt_float(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         return None
@@ -75,36 +67,6 @@ def _opt_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise InputError(f"expected a number, got {value!r}") from None
-
-
-def config_from_options(cls: type, options: dict[str, Any], *, where: str) -> Any:
-    """Build config dataclass ``cls`` from block options, rejecting unknown keys and converting
-    the strings that ``--set block.key=value`` gives into each field's type."""
-    from ..config import from_dict
-
-    cfg = from_dict(cls, options, where=where)
-    for f in dataclasses.fields(cls):
-        v, t = getattr(cfg, f.name), str(f.type)
-        if v is None:
-            continue
-        try:
-            if "None" in t and isinstance(v, str) and v.strip().lower() in ("", "none", "null"):
-                v = None
-            elif t.startswith("bool"):
-                v = _to_bool(v)
-            elif t.startswith("int"):
-                if isinstance(v, float) and not v.is_integer():
-                    raise ValueError(v)
-                v = int(v)
-            elif t.startswith("float"):
-                v = float(v)
-            elif t.startswith("str"):
-                v = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-        except (TypeError, ValueError, InputError):
-            kind = t.split("|")[0].strip()
-            raise InputError(f"{where}.{f.name}: expected {kind}, got {getattr(cfg, f.name)!r}") from None
-        setattr(cfg, f.name, v)
-    return cfg
 
 
 def _fix_length(y: np.ndarray, n: int) -> np.ndarray:
@@ -480,8 +442,7 @@ def load_demucs_cached(name: str) -> Any:
 
 
 def _looks_like_path(model: str) -> bool:
-    return (os.sep in model or model.startswith((".", "~")) or
-            model.endswith((".th", ".safetensors", ".yaml")) or Path(model).expanduser().exists())
+    return looks_like_path(model, suffixes=(".th", ".safetensors", ".yaml"))
 
 
 def _hash_paths(path: Path) -> str:
@@ -515,7 +476,7 @@ class DemucsSeparator:
         self.overlap = float(overlap)
         self.segment = _opt_float(segment)
         self.shifts = int(shifts)
-        self.download = _to_bool(download)
+        self.download = to_bool(download, name="download")
         self.jobs = int(jobs)
         self._net: Any = None
         self._identity: dict[str, Any] | None = None
@@ -675,12 +636,8 @@ def accompaniment_features(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_len
 
 
 def summarise(name: str, x: np.ndarray) -> dict[str, float]:
-    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>``."""
-    x = np.asarray(x, dtype=np.float64)
-    out = {f"stems__{name}_mean": float(np.mean(x)), f"stems__{name}_std": float(np.std(x))}
-    for p, v in zip(PERCENTILES, np.percentile(x, PERCENTILES)):
-        out[f"stems__{name}_p{p}"] = float(v)
-    return out
+    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>`` (the front-end's summary)."""
+    return frontend_summarise(x, prefix=f"stems__{name}", percentiles=PERCENTILES)
 
 
 def feature_columns() -> list[str]:
@@ -689,7 +646,8 @@ def feature_columns() -> list[str]:
     return [f"stems__{f}_{s}" for f in FEATURES for s in stats]
 
 
-def _db(x: np.ndarray) -> float:
+def rms_db(x: np.ndarray) -> float:
+    """RMS level of a signal in dBFS (floor -200 dB)."""
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
     return 20.0 * np.log10(max(rms, 1e-10))
 
@@ -731,91 +689,3 @@ def separate_cached(sep: Separator, y: np.ndarray, sr: int) -> Stems:
 
 
 # --------------------------------------------------------------------------- the block
-
-@dataclass
-class StemsConfig:
-    """Options of the ``stems`` block (``[stems]`` in TOML, ``--set stems.KEY=VALUE``)."""
-
-    backend: str = "auto"  # auto | demucs | classical
-    model: str = DEFAULT_DEMUCS_MODEL  # demucs name, or a local file / weights folder
-    name: str | None = None  # bag name inside a weights folder
-    device: str = "cpu"
-    overlap: float = 0.25
-    segment: float | None = None
-    shifts: int = 0
-    download: bool = False
-    jobs: int = 0
-    min_seconds: float = 1.0  # shorter excerpts: empty record, status too_short
-    silence_db: float = -60.0  # quieter excerpts: empty record, status silent
-
-
-class StemsBlock:
-    """Feature block ``stems``: summaries of the accompaniment stem of each excerpt.
-
-    Takes a :class:`StemsConfig` or its fields as keyword options (strings are converted;
-    an unknown option is an :class:`~recsys.errors.InputError`).
-    """
-
-    name = "stems"
-
-    def __init__(self, config: StemsConfig | None = None, **options: Any) -> None:
-        if config is not None and options:
-            raise InputError("pass either a StemsConfig or keyword options, not both")
-        self.config = config or config_from_options(StemsConfig, options, where="stems")
-        if self.config.backend not in BACKENDS:
-            raise InputError(f"stems.backend: {self.config.backend!r} is not one of {', '.join(BACKENDS)}")
-        self._sep: Separator | None = None
-        _ = self.separator  # unusable weights fail here, before any file is processed
-
-    @property
-    def min_seconds(self) -> float:
-        return self.config.min_seconds
-
-    @property
-    def silence_db(self) -> float:
-        return self.config.silence_db
-
-    @property
-    def separator(self) -> Separator:
-        if self._sep is None:
-            c = self.config
-            self._sep = make_separator(c.backend, model=c.model, name=c.name, device=c.device, overlap=c.overlap,
-                                       segment=c.segment, shifts=c.shifts, download=c.download, jobs=c.jobs)
-        return self._sep
-
-    def settings(self) -> dict[str, Any]:
-        return {"separator": self.separator.identity(), "min_seconds": self.min_seconds,
-                "silence_db": self.silence_db, "features": "envelope,centroid,zcr,flux/v1"}
-
-    def _empty(self, status: str, reason: str, **extra: Any) -> dict[str, Any]:
-        rec: dict[str, Any] = {"stems__backend": self.separator.backend, "stems__status": status,
-                               "stems__reason": reason, "stems__vocal_share": np.nan, "stems__vocal_db": np.nan}
-        rec.update(extra)
-        rec.update({c: np.nan for c in feature_columns()})
-        return rec
-
-    def extract(self, y: np.ndarray, sr: int, *, path: Path | None = None) -> dict[str, Any]:
-        y = np.asarray(y, dtype=np.float32)
-        seconds = len(y) / float(sr)
-        if seconds < self.min_seconds:
-            return self._empty("too_short", f"excerpt is {seconds:.2f} s, shorter than {self.min_seconds:g} s")
-        level = _db(y)
-        if level < self.silence_db:
-            return self._empty("silent", f"excerpt level {level:.1f} dBFS is below {self.silence_db:g} dBFS")
-        stems = separate_cached(self.separator, y, sr)
-        total = float(np.sum(np.square(stems.vocals, dtype=np.float64)) +
-                      np.sum(np.square(stems.accompaniment, dtype=np.float64)))
-        share = float(np.sum(np.square(stems.vocals, dtype=np.float64)) / total) if total > 0 else 0.0
-        rec: dict[str, Any] = {"stems__backend": stems.backend, "stems__status": "ok", "stems__reason": "",
-                               "stems__vocal_share": share, "stems__vocal_db": _db(stems.vocals)}
-        if _db(stems.accompaniment) < self.silence_db:
-            rec.update(self._empty("no_accompaniment", "the accompaniment stem is silent (a cappella?)",
-                                   stems__vocal_share=share, stems__vocal_db=_db(stems.vocals)))
-            rec["stems__backend"] = stems.backend
-            return rec
-        for fname, series in accompaniment_features(stems.accompaniment, sr).items():
-            rec.update(summarise(fname, series))
-        return rec
-
-    def finalize(self, table: Any) -> Any:
-        return table

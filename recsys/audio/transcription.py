@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import DependencyError, InputError, ModelError
 from ..io import read_json, sha256_file, sha256_json, write_json
+from ..config import looks_like_path, to_bool
 from .load import resample
 
 log = logging.getLogger(__name__)
@@ -209,13 +210,7 @@ class Transcriber(Protocol):
 
 
 def _looks_like_path(model: str) -> bool:
-    return os.sep in model or model.startswith((".", "~")) or model.endswith(".pt") or Path(model).expanduser().exists()
-
-
-def _to_bool(value: Any) -> bool:
-    from .separation import _to_bool as tb
-
-    return tb(value)
+    return looks_like_path(model, suffixes=(".pt",))
 
 
 def _lang_list(value: Any) -> tuple[str, ...] | None:
@@ -236,7 +231,7 @@ class _WhisperBase:
         self.model = str(model)
         self.device = str(device)
         self.beam_size = int(beam_size)
-        self.download = _to_bool(download)
+        self.download = to_bool(download, name="download")
         self.download_root = download_root
         self._net: Any = None
         self._weights: str | None = None
@@ -305,7 +300,7 @@ class FasterWhisperTranscriber(_WhisperBase):
         super().__init__(model, device=device, beam_size=beam_size, download=download, download_root=download_root)
         self.compute_type = str(compute_type)
         self.cpu_threads = int(cpu_threads)
-        self.vad_filter = _to_bool(vad_filter)
+        self.vad_filter = to_bool(vad_filter, name="vad_filter")
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "compute_type": self.compute_type, "vad_filter": self.vad_filter}
