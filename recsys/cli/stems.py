@@ -72,18 +72,21 @@ def register(main: click.Group) -> None:
     @lyrics.command("transcribe")
     @click.argument("file", type=click.Path(path_type=Path))
     @click.option("--backend", type=click.Choice(["faster-whisper", "openai-whisper"]), default="faster-whisper",
-                  show_default=True)
+                  show_default=True, help="Whisper implementation (CTranslate2 or the reference PyTorch one).")
     @click.option("--model", default="tiny", show_default=True,
                   help="Whisper model name, or a local path (CTranslate2 folder / openai-whisper .pt).")
     @click.option("--no-separate", is_flag=True, help="Transcribe the mixture, not the vocal stem.")
-    @click.option("--separator", type=click.Choice(["auto", "demucs", "classical"]), default="auto", show_default=True)
-    @click.option("--separator-model", default="htdemucs", show_default=True)
+    @click.option("--separator", type=click.Choice(["auto", "demucs", "classical"]), default="auto", show_default=True,
+                  help="Vocal separator run before transcription (auto: Demucs when its weights are there).")
+    @click.option("--separator-model", default="htdemucs", show_default=True,
+                  help="Demucs model name or local weights for --separator demucs.")
     @click.option("--language", default=None, help="Force a language code (default: detect).")
     @click.option("--languages", default=None,
                   help="Accepted languages, e.g. en,es: others are graded wrong_language (default: any).")
-    @click.option("--device", default="cpu", show_default=True)
+    @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
     @click.option("--compute-type", default="int8", show_default=True, help="faster-whisper compute type.")
-    @click.option("--beam-size", default=1, show_default=True, type=int)
+    @click.option("--beam-size", default=1, show_default=True, type=click.IntRange(1, 20),
+                  help="Beam width of Whisper's decoder (1 = greedy).")
     @click.option("--download", is_flag=True, help="Allow downloading missing weights.")
     @click.option("--seconds", default=30.0, show_default=True, type=float, help="Excerpt length (middle of the file).")
     @click.option("--full", is_flag=True, help="Transcribe the whole file.")
@@ -137,8 +140,10 @@ def register(main: click.Group) -> None:
                   help="Catalogue table with track_id and a lyrics/text column.")
     @click.option("--lyrics", "lyrics_file", type=click.Path(path_type=Path), default=None,
                   help="User lyrics table track_id,text (replaces transcripts of the same track).")
-    @click.option("--topics", "k", default=8, show_default=True, type=click.IntRange(1, 500))
-    @click.option("--words", default=10, show_default=True, type=click.IntRange(1, 100))
+    @click.option("--topics", "k", default=8, show_default=True, type=click.IntRange(1, 500),
+                  help="Number of NMF topics.")
+    @click.option("--words", default=10, show_default=True, type=click.IntRange(1, 100),
+                  help="Top words printed per topic.")
     @click.option("--save", type=click.Path(path_type=Path, file_okay=False), default=None,
                   help="Save the fitted topic model (JSON + npy) to this folder.")
     def topics_cmd(transcripts: Path | None, catalog: Path | None, lyrics_file: Path | None, k: int,
