@@ -8,7 +8,6 @@ upper bounds on throughput; the real API adds ~100-300 ms a request and rate lim
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path

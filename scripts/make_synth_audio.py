@@ -10,7 +10,6 @@ The generator lives in recsys/testing/audio.py (the tests use the same songs).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from recsys.testing.audio import GENRES, write_labelled_set

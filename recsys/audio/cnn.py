@@ -392,7 +392,6 @@ def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str
 
     Then train on all usable songs and save the final model.
     """
-    torch = _torch()
     skipped = [(f, r) for f, r in zip(table["file"], reasons) if r]
     keep = [i for i, r in enumerate(reasons) if not r]
     if skipped:

@@ -8,10 +8,8 @@ Expensive parts (CQT chroma, CENS) are off by default: they cost more than every
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -9,10 +9,6 @@ docs/audio.md says what each one measures. Instrumentalness and liveness have no
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 

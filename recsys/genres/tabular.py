@@ -8,10 +8,9 @@ in their own formats (LightGBM text, torch ``state_dict``) next to JSON metadata
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
