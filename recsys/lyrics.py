@@ -135,7 +135,8 @@ class LyricTopics:
         return [[self.vocabulary_[i] for i in np.argsort(-row)[:n] if row[i] > 0] for row in self.components_]
 
     def save(self, path: str | Path, *, force: bool = False) -> None:
-        """Write the artefact dir: ``topics.json`` (vocabulary), ``idf.npy``, ``components.npy`` + manifest."""
+        """Write the artefact dir: ``topics.json`` (vocabulary), ``idf.npy``, ``components.npy`` \
++ manifest."""
         self._check()
         with artifact_dir(path, kind=KIND, version=FORMAT_VERSION, settings=self.get_params(),
                           force=force) as (tmp, extra):
@@ -150,7 +151,8 @@ class LyricTopics:
     def load(cls, path: str | Path) -> "LyricTopics":
         """Load a saved topic model (kind, version and checksums verified)."""
         path = Path(path)
-        meta = read_manifest(path, kind=KIND, version=FORMAT_VERSION, what="lyric topic model", error=ModelError)
+        meta = read_manifest(path, kind=KIND, version=FORMAT_VERSION,
+                             what="lyric topic model", error=ModelError)
         try:
             vocab = list(read_json(path / "topics.json", error=ModelError)["vocabulary"])
             idf = np.load(path / "idf.npy", allow_pickle=False)

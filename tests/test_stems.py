@@ -138,7 +138,8 @@ def test_demucs_missing_weights(tmp_path, empty_caches):
     sep = make_separator("auto", model="htdemucs")
     assert sep.backend == "classical"
     block = StemsBlock()  # default backend auto
-    rec = block.extract(np.random.default_rng(0).standard_normal(SR * 2).astype(np.float32) * 0.1, SR, path=None)
+    rec = block.extract(np.random.default_rng(0).standard_normal(SR * 2).astype(np.float32) * 0.1,
+                        SR, path=None)
     assert rec["stems__backend"] == "classical"
     missing = tmp_path / "nowhere" / "htdemucs.th"
     with pytest.raises(ModelError, match=str(missing).replace(".", r"\.") + ".*not found"):
@@ -188,7 +189,8 @@ def test_cli_separate_writes_two_wavs(tmp_path, speech, music):
     src = tmp_path / "mix.wav"
     sf.write(src, mix, SR)
     out = tmp_path / "stems"
-    res = CliRunner().invoke(main, ["stems", "separate", str(src), "--out", str(out), "--backend", "classical"])
+    res = CliRunner().invoke(main, ["stems", "separate", str(src), "--out", str(out),
+                                    "--backend", "classical"])
     assert res.exit_code == 0, res.output
     v, sr_v = sf.read(out / "vocals.wav")
     a, _ = sf.read(out / "accompaniment.wav")

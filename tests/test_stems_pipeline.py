@@ -1,4 +1,5 @@
-"""`features extract --blocks stems,lyrics` offline: classical separator + faster-whisper tiny.en, cached rerun."""
+"""`features extract --blocks stems,lyrics` offline: classical separator + faster-whisper tiny.en, \
+cached rerun."""
 from __future__ import annotations
 
 import shutil
@@ -26,7 +27,8 @@ def test_features_extract_stems_and_lyrics(tmp_path):
     shutil.copy(music, audio / "strings.ogg")
     (audio / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     lyrics = tmp_path / "lyrics.csv"
-    pd.DataFrame({"track_id": ["other"], "text": ["a printed book of movable metal type"]}).to_csv(lyrics, index=False)
+    pd.DataFrame({"track_id": ["other"],
+                  "text": ["a printed book of movable metal type"]}).to_csv(lyrics, index=False)
     out = tmp_path / "feat"
     args = ["features", "extract", "--audio-dir", str(audio), "--out", str(out), "--blocks", "stems,lyrics",
             "--quiet", "--set", "stems.backend=classical", "--set", f"lyrics.model={model}",
@@ -48,4 +50,5 @@ def test_features_extract_stems_and_lyrics(tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0 and "0 computed" in res.output
     again = pd.read_parquet(out / "lyrics.parquet").set_index("track_id")
-    np.testing.assert_allclose(again.loc[["jfk", "lj6"], ["lyrics__topic_0", "lyrics__topic_1"]].to_numpy(), topics)
+    np.testing.assert_allclose(again.loc[["jfk", "lj6"], ["lyrics__topic_0", "lyrics__topic_1"]].to_numpy(),
+                               topics)

@@ -31,7 +31,8 @@ SR = 22050
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     d = tmp_path_factory.mktemp("whisper")
-    return {"a": tiny_whisper_checkpoint(d / "a.pt", seed=0), "b": tiny_whisper_checkpoint(d / "b.pt", seed=1),
+    return {"a": tiny_whisper_checkpoint(d / "a.pt", seed=0),
+            "b": tiny_whisper_checkpoint(d / "b.pt", seed=1),
             "en": tiny_whisper_checkpoint(d / "en.pt", seed=2, multilingual=False)}
 
 
@@ -41,7 +42,8 @@ def speech() -> np.ndarray:
     return y
 
 
-# random weights babble in loops: one temperature keeps these tests fast (the fallback is tested on real weights)
+# random weights babble in loops: one temperature keeps these tests fast
+# (the fallback is tested on real weights)
 GREEDY = QualityGate(temperatures=(0.0,))
 NO_SEP = LyricsSettings(separate=False, min_vocal_seconds=1.0, quality=GREEDY)
 
@@ -172,8 +174,10 @@ def test_cli_transcribe_with_local_checkpoint(ckpts, tmp_path):
     from recsys.cli import main
 
     runner = CliRunner()
-    args = ["lyrics", "transcribe", str(SPEECH / "ljspeech" / "LJ001-0004.flac"), "--backend", "openai-whisper",
-            "--model", str(ckpts["a"]), "--no-separate", "--min-vocal-seconds", "1", "--cache-dir", str(tmp_path / "c")]
+    args = ["lyrics", "transcribe", str(SPEECH / "ljspeech" / "LJ001-0004.flac"),
+            "--backend", "openai-whisper",
+            "--model", str(ckpts["a"]), "--no-separate", "--min-vocal-seconds", "1",
+            "--cache-dir", str(tmp_path / "c")]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output
     status, conf, _text = res.stdout.rstrip("\n").split("\t")
@@ -222,7 +226,8 @@ def test_lyrics_block_with_openai_whisper_options_from_strings(ckpts, speech, tm
 
 
 SEG = {"start": 0.0, "end": 10.0, "avg_logprob": -0.3, "no_speech_prob": 0.05, "temperature": 0.0}
-SPEECHY = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+SPEECHY = ("and so my fellow americans ask not what your country can do for you "
+           "ask what you can do for your country")
 LOOP = "I'm going to go to the mall and " * 25
 
 
@@ -246,7 +251,8 @@ def test_grade_gives_each_status_with_a_reason():
     assert unsure["status"] == "low_confidence" and "-1.40 < -0.8" in unsure["reason"]
     assert unsure["confidence"] == pytest.approx(np.exp(-1.4))
     # greedy text rejected by Whisper for most of the audio: the hotter sample is not trusted
-    sampled = grade([{**SEG, "avg_logprob": -0.8, "temperature": 0.4}, {**SEG, "start": 10, "end": 12}], SPEECHY,
+    sampled = grade([{**SEG, "avg_logprob": -0.8, "temperature": 0.4}, {**SEG, "start": 10, "end": 12}],
+                    SPEECHY,
                     gate=g)
     assert sampled["status"] == "low_confidence" and "83%" in sampled["reason"]
     assert sampled["fallback_share"] == pytest.approx(10 / 12)
@@ -255,7 +261,8 @@ def test_grade_gives_each_status_with_a_reason():
     empty = grade([], "", gate=g)
     assert empty["status"] == "failed" and empty["n_segments"] == 0
     # thresholds are configuration
-    assert grade([{**SEG, "avg_logprob": -1.4}], SPEECHY, gate=QualityGate(min_avg_logprob=-2.0))["status"] == "ok"
+    assert grade([{**SEG, "avg_logprob": -1.4}], SPEECHY,
+                 gate=QualityGate(min_avg_logprob=-2.0))["status"] == "ok"
     with pytest.raises(InputError, match="max_fallback_share"):
         QualityGate(max_fallback_share=2.0)
     with pytest.raises(InputError, match="temperatures"):
@@ -268,7 +275,8 @@ def test_only_ok_transcripts_reach_topics_and_the_block_is_missing_otherwise(tmp
     from recsys.blocks import get_extractor
 
     block = get_extractor("lyrics", topics="1", cache_dir="off")
-    table = pd.DataFrame({"track_id": list("abcde"), "ok": [True] * 4 + [False], "reason": [""] * 4 + ["broken"],
+    table = pd.DataFrame({"track_id": list("abcde"), "ok": [True] * 4 + [False],
+                          "reason": [""] * 4 + ["broken"],
                           "lyrics__text": ["the sea and the ship sailing", "sweet home on the range",
                                            LOOP, "sea ship home range sailing", ""],
                           "lyrics__status": ["ok", "ok", "repetitive", "low_confidence", None],

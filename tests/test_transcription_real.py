@@ -65,7 +65,8 @@ def test_vocal_stem_of_speech_over_music_is_transcribed(tiny_en, tmp_path):
     voice, _ = load_audio(jfk, sr=SR)
     music, _ = load_audio(path, sr=SR, offset=5.0, duration=len(voice) / SR)
     mix, _, _ = mix_at(voice, music, 0.0)
-    t = transcribe_excerpt(mix, SR, transcriber=tiny_en, separator=ClassicalSeparator(), settings=LyricsSettings())
+    t = transcribe_excerpt(mix, SR, transcriber=tiny_en, separator=ClassicalSeparator(),
+                           settings=LyricsSettings())
     assert t.status == "ok" and t.vocal_seconds > 5.0
     assert jiwer.wer(_norm(ref), _norm(t.text)) < 0.4, t.text
     # languages outside the allow-list are refused before decoding
@@ -118,7 +119,7 @@ def test_lyrics_block_end_to_end(tiny_en, tmp_path):
     assert block.extract(y, SR, path=None)["lyrics__from_cache"] == "yes" and block.cache.hits == hits + 1
 
 
-# ---------------------------------------------------------------- the quality gate on real weights, through the CLI
+# ---------------------------------------------------------- the quality gate on real weights, through the CLI
 
 def test_english_clips_are_ok_with_low_word_error_rate_through_the_cli(tmp_path):
     import jiwer
@@ -145,7 +146,8 @@ def test_english_clips_are_ok_with_low_word_error_rate_through_the_cli(tmp_path)
 def test_non_english_vocals_over_music_are_not_trusted_through_the_cli(tmp_path):
     """espeak-ng French/Spanish/German/Italian over the shipped music clips: tiny.en cannot transcribe them.
 
-    Ten mixes keep the test short; `scripts/bench_stems.py --gate-only` runs all 20 (4 languages x 5 clips)."""
+    Ten mixes keep the test short; `scripts/bench_stems.py --gate-only` runs all 20 \
+(4 languages x 5 clips)."""
     import pandas as pd
     from click.testing import CliRunner
 
@@ -160,7 +162,8 @@ def test_non_english_vocals_over_music_are_not_trusted_through_the_cli(tmp_path)
     if len(mixes) < 10:
         pytest.skip("the shipped music clips (data/audio) are missing")
     out = tmp_path / "feat"
-    res = CliRunner().invoke(main, ["features", "extract", "--audio-dir", str(tmp_path / "mixes"), "--out", str(out),
+    res = CliRunner().invoke(main, ["features", "extract", "--audio-dir", str(tmp_path / "mixes"),
+                                    "--out", str(out),
                                     "--blocks", "lyrics", "--quiet", "--set", f"lyrics.model={folder}",
                                     "--set", "lyrics.separator=classical", "--set", "lyrics.cache_dir=off",
                                     "--set", "lyrics.min_vocal_seconds=1", "--set", "lyrics.cpu_threads=1"])
@@ -168,7 +171,8 @@ def test_non_english_vocals_over_music_are_not_trusted_through_the_cli(tmp_path)
     lyr = pd.read_parquet(out / "lyrics.parquet")
     assert len(lyr) == len(mixes)
     trusted = lyr["lyrics__status"] == "ok"
-    assert trusted.mean() <= 0.10, lyr[["file", "lyrics__status", "lyrics__reason", "lyrics__text"]].to_string()
+    assert trusted.mean() <= 0.10, lyr[["file", "lyrics__status",
+                                        "lyrics__reason", "lyrics__text"]].to_string()
     assert set(lyr["lyrics__status"]) <= {"ok", "low_confidence", "repetitive", "instrumental", "failed"}
     assert (lyr.loc[lyr["lyrics__text"] != "", "lyrics__language"] == ENGLISH_ONLY).all()  # never "en"
     assert (lyr["ok"] == trusted).all()  # untrusted transcripts are missing for the lyrics block

@@ -88,12 +88,14 @@ def _repeating(S: np.ndarray, *, sr: int, hop: int, seconds: float) -> np.ndarra
     n_frames = S.shape[1]
     width = int(min(librosa.time_to_frames(seconds, sr=sr, hop_length=hop), max(1, (n_frames - 1) // 3)))
     k = int(min(10, max(2, n_frames // 20)))
-    return np.minimum(S, librosa.decompose.nn_filter(S, aggregate=np.median, metric="cosine", width=width, k=k))
+    return np.minimum(S, librosa.decompose.nn_filter(S, aggregate=np.median, metric="cosine",
+                                                     width=width, k=k))
 
 
 def _periodic(S: np.ndarray, *, sr: int, hop: int, seconds: tuple[float, float]) -> np.ndarray | None:
     """Classic REPET: the period (``seconds`` range, at least two cycles) that maximises the beat spectrum
-    (mean autocorrelation of the power spectrogram's rows); the median cycle tiled, <= S. None if too short."""
+    (mean autocorrelation of the power spectrogram's rows); the median cycle tiled, <= S. \
+None if too short."""
     n = S.shape[1]
     lo, hi = int(seconds[0] * sr / hop), int(min(seconds[1] * sr / hop, n // 2))
     if hi <= lo + 1:
@@ -133,7 +135,8 @@ class ClassicalSeparator:
        (median over ``harmonic_frames`` frames) and repeating accompaniment is found by REPET-SIM
        (median of the most similar frames >= ``similarity_seconds`` away, weighted ``repeat_weight``)
        and by classic REPET (median cycle of the strongest period in ``period_seconds``, weighted
-       ``period_weight``: loops); a voice, whose pitch moves within such a window, is spread across frequency like a
+       ``period_weight``: loops); a voice, whose pitch moves within such a window, is spread across \
+frequency like a
        transient (median over ``percussive_bins`` bins). A soft mask keeps that part.
     2. Short window (``n_fft_short`` 512, ~23 ms) on what is left: there the voice is steady over a
        few frames (``voice_frames``) while drum hits stay vertical (``percussive_bins_short``).
@@ -253,7 +256,8 @@ def load_demucs_package(path: str | os.PathLike) -> Any:
     from demucs.states import load_model
 
     path = Path(path)
-    expected = "a demucs model package (.th written by demucs.states / torch.save of {klass,args,kwargs,state})"
+    expected = ("a demucs model package (.th written by demucs.states / torch.save of "
+                "{klass,args,kwargs,state})")
     if not path.exists():
         raise ModelError(f"{path}: demucs weights not found; expected {expected}")
     try:
@@ -291,7 +295,8 @@ def _load_safetensors(path: Path) -> Any:
     try:
         return load_safetensors_model(path)
     except Exception as exc:
-        raise ModelError(f"{path}: demucs safetensors weights do not load ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"{path}: demucs safetensors weights do not load "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def load_demucs_local(path: str | os.PathLike, name: str | None = None) -> Any:
@@ -506,7 +511,8 @@ class DemucsSeparator:
         try:
             import demucs  # noqa: F401
         except ImportError:
-            raise DependencyError("the demucs backend needs the demucs package (pip install 'recsys[stems]')") from None
+            raise DependencyError("the demucs backend needs the demucs package "
+                                  "(pip install 'recsys[stems]')") from None
         if self.is_local:
             net = load_demucs_local(self.model, self.name)
         else:
@@ -592,7 +598,8 @@ def make_separator(backend: str = "auto", *, model: str = DEFAULT_DEMUCS_MODEL, 
             raise ModelError(f"{dem.model}: demucs weights not found; expected a .th/.safetensors file or a "
                              "folder of NAME.yaml + SIG.th files. " + HOW_TO_GET_DEMUCS)
         if not dem.is_local and not dem.download and not demucs_cached(dem.model):
-            raise DependencyError(f"demucs weights {dem.model!r} are not in the local cache; " + HOW_TO_GET_DEMUCS)
+            raise DependencyError(f"demucs weights {dem.model!r} are not in the local cache; "
+                                  + HOW_TO_GET_DEMUCS)
         return dem
     try:
         import demucs  # noqa: F401
@@ -601,7 +608,8 @@ def make_separator(backend: str = "auto", *, model: str = DEFAULT_DEMUCS_MODEL, 
         ok = False
     if ok:
         return dem
-    log.info("demucs weights %r not available offline; using the classical separator (%s)", model, HOW_TO_GET_DEMUCS)
+    log.info("demucs weights %r not available offline; using the classical separator (%s)",
+             model, HOW_TO_GET_DEMUCS)
     return ClassicalSeparator()
 
 
@@ -624,7 +632,8 @@ def accompaniment_features(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_len
     hop_length = min(hop_length, n_fft // 4)
     if S is None:
         S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
-    frames = librosa.util.frame(np.pad(y, (n_fft // 2, n_fft // 2)), frame_length=n_fft, hop_length=hop_length)
+    frames = librosa.util.frame(np.pad(y, (n_fft // 2, n_fft // 2)),
+                                frame_length=n_fft, hop_length=hop_length)
     envelope = np.abs(frames).max(axis=0)
     centroid = librosa.feature.spectral_centroid(S=S, sr=sr, n_fft=n_fft, hop_length=hop_length)[0]
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length)[0]
@@ -636,7 +645,8 @@ def accompaniment_features(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_len
 
 
 def summarise(name: str, x: np.ndarray) -> dict[str, float]:
-    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>`` (the front-end's summary)."""
+    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>`` \
+(the front-end's summary)."""
     return frontend_summarise(x, prefix=f"stems__{name}", percentiles=PERCENTILES)
 
 

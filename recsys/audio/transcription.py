@@ -163,7 +163,8 @@ def grade(segments: list[dict[str, float]], text: str, *, gate: QualityGate) -> 
         lp = float(np.average([float(s["avg_logprob"]) for s in segments], weights=w))
         ns = float(np.average([float(s["no_speech_prob"]) for s in segments], weights=w))
         temps = np.array([float(s["temperature"]) for s in segments])
-        out.update(avg_logprob=lp, no_speech_prob=ns, confidence=float(np.exp(lp)), temperature=float(temps.max()),
+        out.update(avg_logprob=lp, no_speech_prob=ns, confidence=float(np.exp(lp)),
+                   temperature=float(temps.max()),
                    fallback_share=float(np.average(temps > 0, weights=w)))
     n_words = len(_WORD.findall(text))
     if not text.strip():
@@ -179,11 +180,14 @@ def grade(segments: list[dict[str, float]], text: str, *, gate: QualityGate) -> 
                                           f"> {gate.max_no_speech_prob:g}")
     elif segments and out["avg_logprob"] < gate.min_avg_logprob:
         status, reason = "low_confidence", (f"average token log-probability {out['avg_logprob']:.2f} "
-                                            f"< {gate.min_avg_logprob:g} (confidence {out['confidence']:.2f}, "
+                                            f"< {gate.min_avg_logprob:g} "
+                                            f"(confidence {out['confidence']:.2f}, "
                                             f"decoded at temperature {out['temperature']:g})")
     elif segments and out["fallback_share"] > gate.max_fallback_share:
-        status, reason = "low_confidence", (f"Whisper rejected its greedy text for {out['fallback_share']:.0%} of "
-                                            f"the audio (loop or low probability) and sampled up to temperature "
+        status, reason = "low_confidence", (f"Whisper rejected its greedy text for "
+                                            f"{out['fallback_share']:.0%} of "
+                                            f"the audio (loop or low probability) "
+                                            f"and sampled up to temperature "
                                             f"{out['temperature']:g} (confidence {out['confidence']:.2f})")
     else:
         status, reason = "ok", ""
@@ -254,7 +258,8 @@ class _WhisperBase:
     def identity(self) -> dict[str, Any]:
         return {"backend": self.backend, "weights": self._weights_id(), "beam_size": self.beam_size}
 
-    def _graded(self, segments: list[dict[str, float]], text: str, gate: QualityGate, **fields: Any) -> Transcript:
+    def _graded(self, segments: list[dict[str, float]], text: str, gate: QualityGate,
+                **fields: Any) -> Transcript:
         return Transcript(text=text, backend=self.backend, model=self._weights_id(),
                           **fields, **grade(segments, text, gate=gate))
 
@@ -268,7 +273,8 @@ class _WhisperBase:
 
     def _allowed(self, lang: str | None, prob: float | None, source: str,
                  languages: tuple[str, ...] | None) -> Transcript | None:
-        """A ``wrong_language`` transcript when ``lang`` is not accepted (decided before decoding), else None."""
+        """A ``wrong_language`` transcript when ``lang`` is not accepted (decided before decoding), \
+else None."""
         if not languages:
             return None
         if lang == ENGLISH_ONLY:
@@ -280,7 +286,8 @@ class _WhisperBase:
         else:
             p = f" (p={prob:.2f})" if prob is not None else ""
             reason = f"language {lang!r}{p} is not among the accepted languages {','.join(languages)}"
-        return Transcript(language=lang, language_probability=prob, language_source=source, status="wrong_language",
+        return Transcript(language=lang, language_probability=prob, language_source=source,
+                          status="wrong_language",
                           backend=self.backend, model=self._weights_id(), reason=reason)
 
 
@@ -297,7 +304,8 @@ class FasterWhisperTranscriber(_WhisperBase):
     def __init__(self, model: str = "tiny", *, device: str = "cpu", compute_type: str = "int8",
                  beam_size: int | str = 1, cpu_threads: int | str = 0, vad_filter: bool | str = True,
                  download: bool | str = False, download_root: str | None = None) -> None:
-        super().__init__(model, device=device, beam_size=beam_size, download=download, download_root=download_root)
+        super().__init__(model, device=device, beam_size=beam_size, download=download,
+                         download_root=download_root)
         self.compute_type = str(compute_type)
         self.cpu_threads = int(cpu_threads)
         self.vad_filter = to_bool(vad_filter, name="vad_filter")
@@ -338,7 +346,8 @@ class FasterWhisperTranscriber(_WhisperBase):
                 self._net = WhisperModel(str(p), local_files_only=True, **kwargs)
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                raise ModelError(f"{p}: cannot load faster-whisper weights ({first}); expected {expected}") from None
+                raise ModelError(f"{p}: cannot load faster-whisper weights ({first}); "
+                                 f"expected {expected}") from None
         else:
             try:
                 self._net = WhisperModel(self.model, local_files_only=not self.download,
@@ -379,7 +388,8 @@ class FasterWhisperTranscriber(_WhisperBase):
         refused = self._allowed(lang, prob, source, languages)
         if refused is not None:  # the generator is lazy: nothing was decoded yet
             return refused
-        segs = [{"start": s.start, "end": s.end, "avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
+        segs = [{"start": s.start, "end": s.end, "avg_logprob": s.avg_logprob,
+                 "no_speech_prob": s.no_speech_prob,
                  "temperature": s.temperature, "text": s.text} for s in segments]
         text = " ".join(str(s["text"]).strip() for s in segs).strip()
         return self._graded(segs, text, g, language=lang, language_probability=prob, language_source=source,
@@ -398,7 +408,8 @@ class OpenAIWhisperTranscriber(_WhisperBase):
 
     def __init__(self, model: str = "tiny", *, device: str = "cpu", beam_size: int | str = 1,
                  download: bool | str = False, download_root: str | None = None) -> None:
-        super().__init__(model, device=device, beam_size=beam_size, download=download, download_root=download_root)
+        super().__init__(model, device=device, beam_size=beam_size, download=download,
+                         download_root=download_root)
 
     def check(self) -> None:
         """Cheap pre-flight (no model load): a local checkpoint exists, or a name is cached/downloadable."""
@@ -425,19 +436,22 @@ class OpenAIWhisperTranscriber(_WhisperBase):
                 self._net = whisper.load_model(str(p), device=self.device)
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                raise ModelError(f"{p}: cannot load openai-whisper weights ({first}); expected {expected}") from None
+                raise ModelError(f"{p}: cannot load openai-whisper weights ({first}); "
+                                 f"expected {expected}") from None
         else:
             if self.model not in whisper.available_models():
                 raise InputError(f"unknown openai-whisper model {self.model!r} "
                                  f"(names: {', '.join(whisper.available_models())}, or a .pt path)")
-            root = self.download_root or os.path.join(os.getenv("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+            root = self.download_root or os.path.join(os.getenv("XDG_CACHE_HOME",
+                                                                os.path.expanduser("~/.cache")),
                                                       "whisper")
             url = whisper._MODELS[self.model]
             cached = Path(root) / os.path.basename(url)
             if cached.is_file() and not self.download:
                 # load the cached file by path: whisper would re-download one whose checksum is wrong
                 if sha256_file(cached) != url.split("/")[-2]:
-                    raise ModelError(f"{cached}: cached openai-whisper weights are corrupted (SHA-256 differs "
+                    raise ModelError(f"{cached}: cached openai-whisper weights are corrupted "
+                                     f"(SHA-256 differs "
                                      f"from the published one); delete the file and download again")
                 try:
                     self._net = whisper.load_model(str(cached), device=self.device)
@@ -490,8 +504,10 @@ class OpenAIWhisperTranscriber(_WhisperBase):
             torch.manual_seed(0)  # temperature fallback samples: the same audio gives the same text
             result = net.transcribe(audio, language=decode_lang, task="transcribe", fp16=False,
                                     condition_on_previous_text=False, verbose=None,
-                                    temperature=g.temperatures, compression_ratio_threshold=g.max_compression_ratio,
-                                    logprob_threshold=g.fallback_logprob, no_speech_threshold=g.max_no_speech_prob,
+                                    temperature=g.temperatures,
+                                    compression_ratio_threshold=g.max_compression_ratio,
+                                    logprob_threshold=g.fallback_logprob,
+                                    no_speech_threshold=g.max_no_speech_prob,
                                     **opts)
         segs = [{k: float(s[k]) for k in ("start", "end", "avg_logprob", "no_speech_prob", "temperature")}
                 for s in result.get("segments", [])]
@@ -568,7 +584,8 @@ class TranscriptCache:
             settings: dict[str, Any]) -> None:
         rec = transcript.to_dict()
         rec["cached"] = False
-        write_json(self._path(key), {"model": model, "audio": audio_sha, "settings": settings, "transcript": rec})
+        write_json(self._path(key), {"model": model, "audio": audio_sha,
+                                     "settings": settings, "transcript": rec})
 
 
 # --------------------------------------------------------------------------- vocal excerpt -> transcript
@@ -604,7 +621,8 @@ def speech_seconds(audio16k: np.ndarray, *, threshold: float = 0.5) -> float:
     except ImportError:
         raise DependencyError("the 'vad' vocal gate needs faster-whisper (pip install 'recsys[lyrics]'); "
                               "or use gate=energy") from None
-    ts = get_speech_timestamps(np.ascontiguousarray(audio16k, dtype=np.float32), VadOptions(threshold=threshold))
+    ts = get_speech_timestamps(np.ascontiguousarray(audio16k, dtype=np.float32),
+                               VadOptions(threshold=threshold))
     return float(sum(t["end"] - t["start"] for t in ts) / WHISPER_SR)
 
 
@@ -639,7 +657,8 @@ class LyricsSettings:
 
 
 def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, separator: Any = None,
-                       settings: LyricsSettings | None = None, cache: TranscriptCache | None = None) -> Transcript:
+                       settings: LyricsSettings | None = None,
+                       cache: TranscriptCache | None = None) -> Transcript:
     """Separate (unless ``separator`` is None), gate on vocal activity, transcribe; cached.
 
     Returns a graded :class:`Transcript` whose ``status`` says what happened; never raises for
@@ -652,8 +671,10 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
     duration = len(y) / float(sr)
     model_id = transcriber.identity()
     if duration < s.min_seconds:
-        return Transcript(status="failed", reason=f"excerpt is {duration:.2f} s, shorter than {s.min_seconds:g} s",
-                          duration=duration, backend=transcriber.backend, model=str(model_id.get("weights", "")))
+        return Transcript(status="failed", reason=f"excerpt is {duration:.2f} s, "
+                                                  f"shorter than {s.min_seconds:g} s",
+                          duration=duration, backend=transcriber.backend,
+                          model=str(model_id.get("weights", "")))
     key_settings = {**dataclasses.asdict(s), "sr": sr, "grading": GRADING_VERSION,
                     "separator": separator.identity() if (separator is not None and s.separate) else None}
     audio_sha = hashlib.sha256(y.tobytes()).hexdigest()
@@ -675,7 +696,8 @@ def transcribe_excerpt(y: np.ndarray, sr: int, *, transcriber: Transcriber, sepa
     else:
         active = vocal_activity(vocals, sr, mix=mix, floor_db=s.floor_db, relative_db=s.relative_db)
     if active < s.min_vocal_seconds:
-        t = Transcript(status="instrumental", vocal_seconds=active, duration=duration, backend=transcriber.backend,
+        t = Transcript(status="instrumental", vocal_seconds=active, duration=duration,
+                       backend=transcriber.backend,
                        model=str(model_id.get("weights", "")),
                        reason=f"{active:.1f} s of voice in the vocal stem ({s.gate} gate), "
                               f"fewer than {s.min_vocal_seconds:g} s")

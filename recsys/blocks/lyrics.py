@@ -87,23 +87,28 @@ class LyricsBlock:
         if config is not None and options:
             raise InputError("pass either a LyricsConfig or keyword options, not both")
         c = self.config = config or options_to_config(LyricsConfig, options, where="lyrics")
-        self.transcriber = make_transcriber(c.backend, model=c.model, device=c.device, compute_type=c.compute_type,
+        self.transcriber = make_transcriber(c.backend, model=c.model, device=c.device,
+                                            compute_type=c.compute_type,
                                             beam_size=c.beam_size, cpu_threads=c.cpu_threads,
                                             vad_filter=c.vad_filter, download=c.download)
         self.transcriber.check()  # missing local weights fail before any file is processed
         try:
             temps = tuple(float(t) for t in str(c.temperatures).replace(";", ",").split(",") if t.strip())
         except ValueError:
-            raise InputError(f"lyrics.temperatures: expected numbers like 0,0.2,0.4, got {c.temperatures!r}") from None
+            raise InputError(f"lyrics.temperatures: expected numbers like 0,0.2,0.4, "
+                             f"got {c.temperatures!r}") from None
         quality = QualityGate(temperatures=temps, max_compression_ratio=c.max_compression_ratio,
                               fallback_logprob=c.fallback_logprob, min_avg_logprob=c.min_avg_logprob,
-                              max_no_speech_prob=c.max_no_speech_prob, min_distinct_ngrams=c.min_distinct_ngrams,
+                              max_no_speech_prob=c.max_no_speech_prob,
+                              min_distinct_ngrams=c.min_distinct_ngrams,
                               max_fallback_share=c.max_fallback_share)
         self.lyrics_settings = LyricsSettings(separate=c.separate, language=c.language,
                                               languages=_lang_list(c.languages), min_seconds=c.min_seconds,
-                                              min_vocal_seconds=c.min_vocal_seconds, gate=c.gate, quality=quality)
+                                              min_vocal_seconds=c.min_vocal_seconds, gate=c.gate,
+                                              quality=quality)
         off = isinstance(c.cache_dir, str) and c.cache_dir.lower() in ("off", "false", "no")
-        self.cache = None if off else TranscriptCache(Path(c.cache_dir) if c.cache_dir else default_cache_dir())
+        self.cache = None if off else TranscriptCache(Path(c.cache_dir) if c.cache_dir
+                                                      else default_cache_dir())
         if c.topics < 1:
             raise InputError(f"lyrics.topics: need at least 1 topic, got {c.topics}")
         self.n_topics = c.topics
@@ -140,7 +145,8 @@ class LyricsBlock:
         # Numeric columns become embedding features: only the instrumental flag, the voice
         # seconds and (after finalize) the topics; bookkeeping (confidence too) stays in text columns.
         conf = "" if np.isnan(t.confidence) else f"{t.confidence:.2f}"
-        return {"lyrics__text": t.text, "lyrics__language": t.language or "", "lyrics__language_source": source,
+        return {"lyrics__text": t.text, "lyrics__language": t.language or "",
+                "lyrics__language_source": source,
                 "lyrics__status": t.status, "lyrics__reason": t.reason, "lyrics__confidence": conf,
                 "lyrics__instrumental": int(t.instrumental),
                 "lyrics__vocal_seconds": 0.0 if np.isnan(t.vocal_seconds) else float(t.vocal_seconds),
@@ -190,7 +196,8 @@ class LyricsBlock:
         corpus = [t for t in texts if t.strip()] + extra
         cols = self.topic_columns()
         if len(corpus) < 2:
-            log.warning("lyrics: %d text(s) in the corpus, too few for topics; topic columns left empty", len(corpus))
+            log.warning("lyrics: %d text(s) in the corpus, too few for topics; topic columns left empty",
+                        len(corpus))
             for c in cols:
                 table[c] = np.nan
             self.topics_ = None
@@ -209,8 +216,10 @@ class LyricsBlock:
 
 
 SPEC = BlockSpec(name="lyrics", source="audio", version=2, order=50,
-                 columns="lyrics__topic_* (NMF topic mixture), lyrics__status, lyrics__language, lyrics__confidence",
+                 columns="lyrics__topic_* (NMF topic mixture), "
+                         "lyrics__status, lyrics__language, lyrics__confidence",
                  help="topics of the transcribed vocals, quality-gated (--set lyrics.model=NAME_OR_PATH)",
                  extractor=lambda: LyricsBlock,
-                 options={"backend": "faster-whisper or openai-whisper", "model": "Whisper name or local path",
+                 options={"backend": "faster-whisper or openai-whisper",
+                          "model": "Whisper name or local path",
                           "languages": "accepted languages, e.g. en,es"})

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.separation import (BACKENDS, DEFAULT_DEMUCS_MODEL, Separator, accompaniment_features, feature_columns,
+from ..audio.separation import (BACKENDS, DEFAULT_DEMUCS_MODEL, Separator, accompaniment_features,
+                                feature_columns,
                                 make_separator, rms_db, separate_cached, summarise)
 from ..config import options_to_config
 from ..errors import InputError
@@ -61,7 +62,8 @@ class StemsBlock:
     def separator(self) -> Separator:
         if self._sep is None:
             c = self.config
-            self._sep = make_separator(c.backend, model=c.model, name=c.name, device=c.device, overlap=c.overlap,
+            self._sep = make_separator(c.backend, model=c.model, name=c.name, device=c.device,
+                                       overlap=c.overlap,
                                        segment=c.segment, shifts=c.shifts, download=c.download, jobs=c.jobs)
         return self._sep
 
@@ -71,7 +73,8 @@ class StemsBlock:
 
     def _empty(self, status: str, reason: str, **extra: Any) -> dict[str, Any]:
         rec: dict[str, Any] = {"stems__backend": self.separator.backend, "stems__status": status,
-                               "stems__reason": reason, "stems__vocal_share": np.nan, "stems__vocal_db": np.nan}
+                               "stems__reason": reason,
+                               "stems__vocal_share": np.nan, "stems__vocal_db": np.nan}
         rec.update(extra)
         rec.update({c: np.nan for c in feature_columns()})
         return rec
@@ -80,7 +83,8 @@ class StemsBlock:
         y = np.asarray(y, dtype=np.float32)
         seconds = len(y) / float(sr)
         if seconds < self.min_seconds:
-            return self._empty("too_short", f"excerpt is {seconds:.2f} s, shorter than {self.min_seconds:g} s")
+            return self._empty("too_short", f"excerpt is {seconds:.2f} s, "
+                                            f"shorter than {self.min_seconds:g} s")
         level = rms_db(y)
         if level < self.silence_db:
             return self._empty("silent", f"excerpt level {level:.1f} dBFS is below {self.silence_db:g} dBFS")
@@ -104,7 +108,8 @@ class StemsBlock:
 
 
 SPEC = BlockSpec(name="stems", source="audio", version=1, order=40,
-                 columns="stems__* (accompaniment envelope, centroid, ZCR, flux summaries; vocal energy share)",
+                 columns="stems__* (accompaniment envelope, centroid, ZCR, "
+                         "flux summaries; vocal energy share)",
                  help="accompaniment features after separation (--set stems.backend=demucs|classical)",
                  extractor=lambda: StemsBlock,
                  options={"backend": "auto, demucs or classical", "model": "Demucs name or local path"})

@@ -32,22 +32,26 @@ def register(main: click.Group) -> None:
     @click.argument("file", type=click.Path(path_type=Path))
     @click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
                   help="Folder for vocals.wav and accompaniment.wav.")
-    @click.option("--backend", type=click.Choice(["auto", "demucs", "classical"]), default="auto", show_default=True,
+    @click.option("--backend", type=click.Choice(["auto", "demucs", "classical"]),
+                  default="auto", show_default=True,
                   help="auto = Demucs when its weights are on disk, else classical.")
     @click.option("--model", default="htdemucs", show_default=True,
                   help="Demucs model name, or a local .th/.safetensors file or weights folder.")
     @click.option("--name", default=None, help="Bag name inside a weights folder (NAME.yaml).")
     @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-    @click.option("--overlap", default=0.25, show_default=True, type=float, help="Overlap between Demucs segments.")
+    @click.option("--overlap", default=0.25, show_default=True, type=float,
+                  help="Overlap between Demucs segments.")
     @click.option("--download", is_flag=True, help="Let demucs download missing pretrained weights.")
-    @click.option("--seconds", default=30.0, show_default=True, type=float, help="Excerpt length (middle of the file).")
+    @click.option("--seconds", default=30.0, show_default=True, type=float,
+                  help="Excerpt length (middle of the file).")
     @click.option("--full", is_flag=True, help="Separate the whole file instead of an excerpt.")
     def separate_cmd(file: Path, out: Path, backend: str, model: str, name: str | None, device: str,
                      overlap: float, download: bool, seconds: float, full: bool) -> None:
         """Write FILE's vocals and accompaniment stems as wav files in --out."""
         from ..audio.separation import ClassicalSeparator, make_separator
 
-        sep = make_separator(backend, model=model, name=name, device=device, overlap=overlap, download=download)
+        sep = make_separator(backend, model=model, name=name, device=device,
+                             overlap=overlap, download=download)
         sr = 44100 if sep.backend == "demucs" else 22050
         y, sr = _excerpt(file, sr=sr, seconds=None if full else seconds)
         if len(y) == 0:
@@ -71,12 +75,14 @@ def register(main: click.Group) -> None:
 
     @lyrics.command("transcribe")
     @click.argument("file", type=click.Path(path_type=Path))
-    @click.option("--backend", type=click.Choice(["faster-whisper", "openai-whisper"]), default="faster-whisper",
-                  show_default=True, help="Whisper implementation (CTranslate2 or the reference PyTorch one).")
+    @click.option("--backend", type=click.Choice(["faster-whisper", "openai-whisper"]),
+                  default="faster-whisper", show_default=True,
+                  help="Whisper implementation (CTranslate2 or the reference PyTorch one).")
     @click.option("--model", default="tiny", show_default=True,
                   help="Whisper model name, or a local path (CTranslate2 folder / openai-whisper .pt).")
     @click.option("--no-separate", is_flag=True, help="Transcribe the mixture, not the vocal stem.")
-    @click.option("--separator", type=click.Choice(["auto", "demucs", "classical"]), default="auto", show_default=True,
+    @click.option("--separator", type=click.Choice(["auto", "demucs", "classical"]),
+                  default="auto", show_default=True,
                   help="Vocal separator run before transcription (auto: Demucs when its weights are there).")
     @click.option("--separator-model", default="htdemucs", show_default=True,
                   help="Demucs model name or local weights for --separator demucs.")
@@ -88,7 +94,8 @@ def register(main: click.Group) -> None:
     @click.option("--beam-size", default=1, show_default=True, type=click.IntRange(1, 20),
                   help="Beam width of Whisper's decoder (1 = greedy).")
     @click.option("--download", is_flag=True, help="Allow downloading missing weights.")
-    @click.option("--seconds", default=30.0, show_default=True, type=float, help="Excerpt length (middle of the file).")
+    @click.option("--seconds", default=30.0, show_default=True, type=float,
+                  help="Excerpt length (middle of the file).")
     @click.option("--full", is_flag=True, help="Transcribe the whole file.")
     @click.option("--min-vocal-seconds", default=3.0, show_default=True, type=float,
                   help="Less voice than this in the vocal stem = instrumental, not transcribed.")
@@ -121,7 +128,8 @@ def register(main: click.Group) -> None:
         sep = None if no_separate else make_separator(separator, model=separator_model, device=device)
         y, sr = _excerpt(file, sr=22050, seconds=None if full else seconds)
         cache = None if no_cache else TranscriptCache(cache_dir or default_cache_dir())
-        settings = LyricsSettings(separate=not no_separate, language=language, languages=_lang_list(languages),
+        settings = LyricsSettings(separate=not no_separate, language=language,
+                                  languages=_lang_list(languages),
                                   min_vocal_seconds=min_vocal_seconds)
         t = transcribe_excerpt(y, sr, transcriber=tr, separator=sep, settings=settings, cache=cache)
         lang = t.language or "?"
@@ -129,7 +137,8 @@ def register(main: click.Group) -> None:
             lang += f" (p={t.language_probability:.2f})"
         conf = "-" if t.confidence != t.confidence else f"{t.confidence:.2f}"  # NaN: nothing decoded
         click.echo(f"status: {t.status}{' - ' + t.reason if t.reason else ''}  confidence: {conf}  "
-                   f"language: {lang} [{t.language_source or 'n/a'}]  separator: {sep.backend if sep else 'none'}  "
+                   f"language: {lang} [{t.language_source or 'n/a'}]  "
+                   f"separator: {sep.backend if sep else 'none'}  "
                    f"model: {backend} {t.model}{'  (cached)' if t.cached else ''}", err=True)
         click.echo(f"{t.status}\t{conf}\t{t.text}")
 
@@ -163,15 +172,18 @@ def register(main: click.Group) -> None:
                 df = read_table(path)
                 if "lyrics__status" in df.columns:  # a lyrics block table: only trusted transcripts
                     graded = df["lyrics__status"].fillna("").astype(str)
-                    click.echo(f"{path}: {int((graded != 'ok').sum())} transcript(s) not ok, left out", err=True)
+                    click.echo(f"{path}: {int((graded != 'ok').sum())} transcript(s) not ok, left out",
+                               err=True)
                     df = df[graded == "ok"]
                 frames.append(pd.DataFrame({"track_id": df["track_id"].astype(str) if "track_id" in df.columns
                                             else [f"{path.name}:{i}" for i in range(len(df))],
                                             "text": texts_from_table(df, where=str(path)).to_numpy()}))
-        corpus = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["track_id", "text"])
+        corpus = (pd.concat(frames, ignore_index=True) if frames
+                  else pd.DataFrame(columns=["track_id", "text"]))
         if lyrics_file is not None:
             user = read_user_lyrics(lyrics_file)
-            corpus = pd.concat([corpus[~corpus["track_id"].isin(set(user["track_id"]))], user], ignore_index=True)
+            corpus = pd.concat([corpus[~corpus["track_id"].isin(set(user["track_id"]))], user],
+                               ignore_index=True)
         texts = [t for t in corpus["text"] if str(t).strip()]
         model = LyricTopics(k).fit(texts)
         click.echo(f"{len(texts)} texts, {len(model.vocabulary_)} words, {model.n_topics_} topics", err=True)

@@ -14,7 +14,8 @@ SHARED = ROOT.parent / "shared" / "data"
 SPEECH = DATA / "speech"
 
 
-def music_file(name: str = "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg") -> Path | None:
+def music_file(name: str = "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_"
+                           "(string_orchestra).ogg") -> Path | None:
     """A real music recording from data/audio (shipped) or ../shared/data/audio, else None."""
     for folder in (DATA / "audio", SHARED / "audio"):
         if (folder / name).exists():
@@ -52,7 +53,8 @@ def save_demucs_repo(folder: Path, *, seed: int = 0, bag: str = "tiny", sig: str
     folder.mkdir(parents=True, exist_ok=True)
     model = tiny_htdemucs(seed)
     args, kwargs = model._init_args_kwargs
-    package = {"klass": type(model), "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False)}
+    package = {"klass": type(model), "args": args, "kwargs": kwargs,
+               "state": get_state(model, None, half=False)}
     save_with_checksum(package, folder / f"{sig}.th")
     (folder / f"{bag}.yaml").write_text(f"models: ['{sig}']\n")
     return folder
@@ -131,7 +133,8 @@ def export_demucs_safetensors(model, path: Path) -> Path:
 
 def fake_hf_cache(root: Path, *, name: str = "htdemucs", repo: str = "models--adefossez--HTDemucs",
                   sig: str = "0badcafe", seed: int = 0) -> Path:
-    """A HuggingFace-cache layout holding a tiny model under a pretrained demucs name (what a download leaves)."""
+    """A HuggingFace-cache layout holding a tiny model under a pretrained demucs name \
+(what a download leaves)."""
     snap = root / repo / "snapshots" / "0123abcd"
     snap.mkdir(parents=True, exist_ok=True)
     (root / repo / "refs").mkdir(parents=True, exist_ok=True)
@@ -143,7 +146,8 @@ def fake_hf_cache(root: Path, *, name: str = "htdemucs", repo: str = "models--ad
 
 # --------------------------------------------------------------------------- separation benchmark material
 
-#: Music recordings shipped in data/audio (name -> file, offset in s), all shippable; the trumpet is a 5-s loop.
+#: Music recordings shipped in data/audio (name -> file, offset in s), all shippable;
+#: the trumpet is a 5-s loop.
 MUSIC_CLIPS = {
     "jazz": ("Kevin_MacLeod_-_Vibe_Ace.ogg", 10.0),
     "celesta": ("Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg", 20.0),
@@ -196,22 +200,23 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 #: A few sentences per language (written for these tests), spoken by espeak-ng.
 NON_ENGLISH = {
-    "fr": "Il était une fois un petit village au bord de la mer. Les pêcheurs partaient chaque matin avant le "
-          "lever du soleil, et les enfants attendaient leur retour sur la plage. Le soir, tout le monde chantait "
-          "des chansons anciennes autour du feu.",
-    "es": "En la ciudad vieja, las calles estrechas suben hacia la catedral. Cada domingo, las familias pasean "
-          "por la plaza y compran flores en el mercado. Mi abuela me contaba historias de su juventud mientras "
-          "tomábamos chocolate caliente.",
-    "de": "Der Zug fährt langsam durch die grünen Hügel des Schwarzwaldes. Am Fenster sitzt eine alte Frau und "
-          "liest ein dickes Buch. Draußen regnet es seit Stunden, aber im Abteil ist es warm und ruhig.",
-    "it": "La nonna preparava il pane ogni mattina nella vecchia cucina di pietra. Dalla finestra si vedevano le "
-          "colline coperte di ulivi e, in lontananza, il campanile della chiesa. D'estate i bambini correvano "
-          "scalzi nei campi fino al tramonto.",
+    "fr": "Il était une fois un petit village au bord de la mer. Les pêcheurs partaient chaque matin avant "
+          "le lever du soleil, et les enfants attendaient leur retour sur la plage. Le soir, tout le monde "
+          "chantait des chansons anciennes autour du feu.",
+    "es": "En la ciudad vieja, las calles estrechas suben hacia la catedral. Cada domingo, las familias "
+          "pasean por la plaza y compran flores en el mercado. Mi abuela me contaba historias de su "
+          "juventud mientras tomábamos chocolate caliente.",
+    "de": "Der Zug fährt langsam durch die grünen Hügel des Schwarzwaldes. Am Fenster sitzt eine alte Frau "
+          "und liest ein dickes Buch. Draußen regnet es seit Stunden, aber im Abteil ist es warm und ruhig.",
+    "it": "La nonna preparava il pane ogni mattina nella vecchia cucina di pietra. Dalla finestra si "
+          "vedevano le colline coperte di ulivi e, in lontananza, il campanile della chiesa. D'estate i "
+          "bambini correvano scalzi nei campi fino al tramonto.",
 }
 
 
 def espeak_available() -> bool:
-    """Whether the ``espeak-ng`` program is installed (Debian package ``espeak-ng``; ``make install`` adds it)."""
+    """Whether the ``espeak-ng`` program is installed (Debian package ``espeak-ng``; \
+``make install`` adds it)."""
     import shutil
 
     return shutil.which("espeak-ng") is not None
