@@ -45,7 +45,8 @@ def format_summary(engine, out) -> str:
              f"genre probabilities {'yes' if s['genre_probs'] else 'no'}",
              f"  faiss {s['index']}  clusters {s['clusters']}",
              f"  histories: {s['users']:,} users, {s['plays']:,} plays"
-             + (f" ({s['unknown_plays']:,} plays of unknown tracks ignored)" if s.get("unknown_plays") else ""),
+             + (f" ({s['unknown_plays']:,} plays of unknown tracks ignored)"
+                if s.get("unknown_plays") else ""),
              f"  rules {s['rules']:,} ({s['rules_next']:,} next-track)"]
     if s.get("recommender"):
         from recsys.rank import describe
@@ -54,7 +55,8 @@ def format_summary(engine, out) -> str:
         lines.append(f"  candidate sources: {', '.join(s.get('sources', []))}")
     presence = getattr(engine, "block_presence_", {})
     if presence and len(presence) > 1:
-        lines.append("  block coverage: " + ", ".join(f"{k} {v:,}/{s['tracks']:,}" for k, v in presence.items()))
+        lines.append("  block coverage: "
+                     + ", ".join(f"{k} {v:,}/{s['tracks']:,}" for k, v in presence.items()))
     if getattr(engine, "stats_", {}).get("audio_only_tracks"):
         lines.append(f"  audio-only tracks added: {engine.stats_['audio_only_tracks']:,}")
     if getattr(engine, "stats_", {}).get("audio_files_left_out"):

@@ -92,7 +92,8 @@ class Engine:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None, out: str | os.PathLike | None = None,
+    def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None,
+              out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
               seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
@@ -105,7 +106,8 @@ class Engine:
         ``features``). ``cache_dir`` keeps the genre model's out-of-fold probabilities between builds
         of the same catalogue. The caller's ``config`` is copied, never modified.
         """
-        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir) if isinstance(p, (str, os.PathLike))]
+        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir)
+                  if isinstance(p, (str, os.PathLike))]
         if out is not None:  # fail before the work, not after it
             check_output_dir(out, kind=INDEX_KIND, inputs=inputs, force=force)
         self = cls(copy.deepcopy(config) if config is not None else None)
@@ -135,9 +137,9 @@ class Engine:
                     from .genres.oof import cached_genre_probabilities
 
                     steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
-                    probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model, folds=c.genre_folds,
-                                                       model=c.genre_model, random_state=c.index.seed,
-                                                       params=c.genre_params)
+                    probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model,
+                                                       folds=c.genre_folds, model=c.genre_model,
+                                                       random_state=c.index.seed, params=c.genre_params)
                     if probs is not None:
                         self.genre_model_ = probs[2]
                 block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata)
@@ -207,7 +209,8 @@ class Engine:
                             n_unknown, h.loc[~known, "track_id"].nunique())
             h = h[known]
             if len(h) == 0:
-                raise InputError("histories: no play refers to a catalogue track (are they from another catalogue?)")
+                raise InputError("histories: no play refers to a catalogue track "
+                                 "(are they from another catalogue?)")
             rows = h["track_id"].map(self.row_of_).to_numpy()
             self.interactions_ = Interactions.from_histories(h, self.row_of_, n)
             self.popularity_ = self.interactions_.popularity()
@@ -232,18 +235,22 @@ class Engine:
                          if "track_artist" in self.tracks_.columns else none)
 
     def _make_recommender(self) -> None:
-        rule_index = RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_)) if len(self.rules_table_) else None
+        rule_index = (RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_))
+                      if len(self.rules_table_) else None)
         self.recommender_ = self.make_recommender(self.interactions_, rule_index)
 
     def content(self, **override) -> Content:
-        """What the content sources read (embeddings, FAISS index, clusters, metadata); fields can be overridden."""
+        ("""What the content sources read (embeddings, FAISS index, clusters, metadata); """
+         """fields can be overridden.""")
         base = Content(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
                        labels=self.track_ids_, meta=_meta_codes(self.tracks_),
-                       catalog_popularity=_catalog_pop(self.tracks_), stats=getattr(self, "track_stats_", None))
+                       catalog_popularity=_catalog_pop(self.tracks_),
+                       stats=getattr(self, "track_stats_", None))
         return dataclasses.replace(base, **override) if override else base
 
     def rule_miner(self):
-        """``interactions -> RuleIndex | None`` with this engine's rule settings (for held-out training parts)."""
+        ("""``interactions -> RuleIndex | None`` with this engine's rule settings """
+         """(for held-out training parts).""")
         def mine(inter: Interactions):
             table = mine_rules(inter.to_histories(self.track_ids_), self.config.rules)
             return RuleIndex(table, self.row_of_, len(self.tracks_)) if len(table) else None
@@ -253,7 +260,8 @@ class Engine:
     def make_recommender(self, interactions: Interactions | None, rules: RuleIndex | None, *,
                          config: RecommendConfig | None = None, content: Content | None = None,
                          sources: Sequence[str] | None = None) -> HybridRecommender:
-        """Fit the sources (and the ranker, with enough histories) on given plays and rules over this content."""
+        ("""Fit the sources (and the ranker, with enough histories) on given plays and rules """
+         """over this content.""")
         data = SourceData(content or self.content(), interactions, rules)
         return fit_hybrid(data, config or self.config.recommend, mine=self.rule_miner(), sources=sources)
 
@@ -270,14 +278,16 @@ class Engine:
         return rows, unknown
 
     def _require_built(self) -> None:
-        check_fitted(self, "row_of_", what="this Engine", how="use Engine.build(...) or Engine.load(directory)")
+        check_fitted(self, "row_of_", what="this Engine",
+                     how="use Engine.build(...) or Engine.load(directory)")
 
     def recommend(self, recent: Sequence[str] | None = None, k: int = 10, *, user_id: str | None = None,
                   weights: dict[str, float] | None = None) -> Recommendations:
-        """Next tracks after ``recent`` (oldest first) and/or a known user's last plays; recent tracks excluded.
+        ("""Next tracks after ``recent`` (oldest first) and/or a known user's last plays; """
+         """recent tracks excluded.
 
         Fewer than ``k`` results come with ``.note`` saying why (a small catalogue, few reachable tracks).
-        """
+        """)
         self._require_built()
         recent = check_track_ids(recent)
         k = check_k(k)
@@ -298,7 +308,8 @@ class Engine:
         note = None
         if len(out) < k:
             free = self.n_tracks - len(set(rows))
-            note = (f"only {len(out)} of {k}: the index has {self.n_tracks} tracks, {len(set(rows))} of them recent"
+            note = (f"only {len(out)} of {k}: the index has {self.n_tracks} tracks, "
+                    f"{len(set(rows))} of them recent"
                     if free < k else f"only {len(out)} of {k}: no other track is reachable from these recent "
                     "tracks (no shared plays, neighbours, artist or cluster)")
         return Recommendations(out, note=note)
@@ -319,7 +330,8 @@ class Engine:
         return row
 
     def similar(self, track_id: str, k: int = 10) -> Recommendations:
-        """The k nearest tracks by embedding (cosine), the track itself and tracks with no features excluded."""
+        ("""The k nearest tracks by embedding (cosine), the track itself and tracks with no features """
+         """excluded.""")
         row = self._row(track_id)
         k = check_k(k)
         if not np.any(self.embeddings_[row]):
@@ -329,8 +341,8 @@ class Engine:
         live = [(float(s), int(i)) for s, i in zip(sims[0], ids[0])
                 if i >= 0 and int(i) != row and np.any(self.embeddings_[int(i)])]
         out = [self._rec(i, s, [f"neighbour of {track_id} (cos {s:.2f})"]) for s, i in live[:k]]
-        note = None if len(out) == k else f"only {len(out)} of {k}: the index has {self.n_tracks} tracks with " \
-                                          "features to compare"
+        note = None if len(out) == k else f"only {len(out)} of {k}: the index has {self.n_tracks} " \
+                                          "tracks with features to compare"
         return Recommendations(out, note=note)
 
     def cluster_of(self, track_id: str) -> int:
@@ -371,7 +383,8 @@ class Engine:
 
             P = np.asarray(self.genre_model_.predict_proba(tabular_features(cat)), dtype=np.float32)
             probs = (P, classes)
-        tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"], metadata=self.config.embedding.metadata)
+        tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"],
+                               metadata=self.config.embedding.metadata)
         blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
                           for n, d, _ in self.builder_.layout_ if n != "tabular"]
         X = self.builder_.transform(blocks)
@@ -385,7 +398,8 @@ class Engine:
         if getattr(self, "track_stats_", None) is not None:
             new_stats = audio_stats(cat)
             self.track_stats_ = np.vstack([self.track_stats_, new_stats if new_stats is not None
-                                           else np.full((len(cat), self.track_stats_.shape[1]), np.nan, np.float32)])
+                                           else np.full((len(cat), self.track_stats_.shape[1]), np.nan,
+                                                        np.float32)])
         if self.interactions_ is not None:
             self.interactions_ = dataclasses.replace(self.interactions_, n_items=self.n_tracks)
         rec = self.recommender_
@@ -400,7 +414,8 @@ class Engine:
         """
         self._require_built()
         out = Path(out)
-        with artifact_dir(out, kind=INDEX_KIND, version=FORMAT_VERSION, inputs=inputs, force=force) as (tmp, extra):
+        with artifact_dir(out, kind=INDEX_KIND, version=FORMAT_VERSION, inputs=inputs,
+                          force=force) as (tmp, extra):
             write_table(self.tracks_.assign(plays=self.popularity_.astype(np.int64)), tmp / "tracks.parquet")
             np.save(tmp / "embeddings.npy", self.embeddings_.astype(np.float32), allow_pickle=False)
             self.index_.save(tmp)
@@ -487,7 +502,8 @@ class Engine:
         self.track_stats_ = load_npy(d / "track_stats.npy") if (d / "track_stats.npy").exists() else None
         self.interactions_ = None  # the fitted sources are read back; the plays themselves are not stored
         rule_index = RuleIndex(rules, self.row_of_, len(self.tracks_)) if len(rules) else None
-        self.recommender_ = HybridRecommender.load(d, SourceData(self.content(), None, rule_index, self.popularity_),
+        self.recommender_ = HybridRecommender.load(d, SourceData(self.content(), None, rule_index,
+                                                                 self.popularity_),
                                                    c.recommend)
         return self
 
@@ -495,7 +511,8 @@ class Engine:
         """Counts for printing: tracks, dims, clusters, rules, users."""
         self._require_built()
         r = self.rules_table_
-        return {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]), "blocks": list(self.config.embedding.blocks),
+        return {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]),
+                "blocks": list(self.config.embedding.blocks),
                 "index": _kind_name(self.index_), "clusters": self.index_.n_clusters, "rules": int(len(r)),
                 "rules_next": int((r["kind"] == "next").sum()) if len(r) else 0,
                 "genre_probs": bool(self.tabular_.get("genre_classes")), **self.history_stats_,
@@ -516,7 +533,8 @@ def _meta_codes(tracks: pd.DataFrame) -> dict[str, np.ndarray]:
     if "track_album_id" in tracks.columns:
         out["album"] = pd.factorize(tracks["track_album_id"].astype("string"))[0]
     elif "track_album_name" in tracks.columns and "track_artist" in tracks.columns:
-        out["album"] = pd.factorize(tracks["track_artist"].astype("string") + "\x1f" + tracks["track_album_name"].astype("string"))[0]
+        out["album"] = pd.factorize(tracks["track_artist"].astype("string") + "\x1f"
+                                    + tracks["track_album_name"].astype("string"))[0]
     return out
 
 
@@ -530,7 +548,8 @@ def _track_table(cat: pd.DataFrame) -> pd.DataFrame:
     """Display and metadata columns an index keeps per track (the 12 statistics too, for the report)."""
     cols = [c for c in (*TRACK_COLUMNS, *STATS) if c in cat.columns]
     t = cat[cols].copy()
-    for c in ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "parent_genre", "source"):
+    for c in ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "parent_genre",
+              "source"):
         if c in t.columns:
             t[c] = t[c].astype("string")
     for c in ("track_popularity", "release_year"):

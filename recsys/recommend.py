@@ -20,12 +20,14 @@ class Recommendation:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (score rounded to 6 digits)."""
-        return {"track_id": self.track_id, "score": round(float(self.score), 6), "reasons": list(self.reasons),
+        return {"track_id": self.track_id, "score": round(float(self.score), 6),
+                "reasons": list(self.reasons),
                 "track_name": self.track_name, "track_artist": self.track_artist}
 
 
 class Recommendations(list):
-    """A list of :class:`Recommendation`; ``note`` says why it holds fewer than the k asked for (else None)."""
+    ("""A list of :class:`Recommendation`; ``note`` says why it holds fewer than the k asked for """
+     """(else None).""")
 
     def __init__(self, items=(), *, note: str | None = None) -> None:
         super().__init__(items)
@@ -52,7 +54,8 @@ class RecommendConfig:
     n_neighbours: int = 50  # FAISS neighbours per recent track
     n_cluster: int = 30  # most-played members taken from each recent track's cluster
     n_artist: int = 20  # most popular tracks taken per recent artist / album
-    n_candidates: int = 50  # blend: candidates per collaborative source (itemknn, sequence, vsknn, als, popular)
+    n_candidates: int = 50  # blend: candidates per collaborative source
+                            # (itemknn, sequence, vsknn, als, popular)
     n_rank_candidates: int = 0  # > 0: the ranker takes this many from every source (0: the budgets above)
     recency_decay: float = 0.8  # weight of the k-th most recent track: decay**k
     max_recent: int = 10  # recent tracks that weigh in the content, rule and metadata sources
@@ -70,7 +73,8 @@ class RecommendConfig:
     min_ranker_users: int = 200
     ranker_max_queries: int = 3_000  # training queries at most (users are sampled to stay under it)
     ranker_queries_per_user: int = 3  # held-out targets per sampled user (the cut, the last play, between)
-    ranker_last_share: float = 0.5  # share of queries whose target is the user's last play (else a random one)
+    ranker_last_share: float = 0.5  # share of queries whose target is the user's last play
+                                    # (else a random one)
     ranker_rounds: int = 500
     ranker_learning_rate: float = 0.05
     ranker_leaves: int = 15

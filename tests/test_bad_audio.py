@@ -1,4 +1,5 @@
-"""Files that are not audio, or broken audio, through the CLI: named failures, no decoder chatter, no tracks."""
+("""Files that are not audio, or broken audio, through the CLI: named failures, no decoder chatter, """
+ """no tracks.""")
 from __future__ import annotations
 
 import shutil
@@ -23,8 +24,8 @@ def test_bad_files_are_named_and_left_out(tmp_path, capfd):
     (audio / "empty.wav").write_bytes(b"")
     (audio / "cut.ogg").write_bytes(good.read_bytes()[:3000])
     sf.write(audio / "blip.wav", np.zeros(2205, dtype="float32"), 22050)  # 0.1 s
-    r = CliRunner().invoke(main, ["features", "extract", "--audio-dir", str(audio), "--out", str(tmp_path / "f"),
-                                  "--quiet"])
+    r = CliRunner().invoke(main, ["features", "extract", "--audio-dir", str(audio),
+                                  "--out", str(tmp_path / "f"), "--quiet"])
     assert r.exit_code == 0, r.output
     err = capfd.readouterr().err
     assert "Note:" not in err and "resync" not in err  # mpg123's notes stay out of the terminal

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP = {("serve",), ("spotify", "login")}  # a long-running server; an interactive browser login
 CASES_PER_COMMAND = 6
 NUMBERS = ["-5", "0", "-1", "abc", "1e12", "nan", "inf", "2.5", "99999999"]
-TABLE_OUT = {("genres", "map"), ("genres", "predict"), ("rules", "mine"), ("simulate-users",), ("cnn", "predict"),
-             ("spotify", "import"), ("spotify", "liked")}
+TABLE_OUT = {("genres", "map"), ("genres", "predict"), ("rules", "mine"), ("simulate-users",),
+             ("cnn", "predict"), ("spotify", "import"), ("spotify", "liked")}
 
 
 def commands(group: click.Group, path: tuple[str, ...] = ()):
@@ -44,7 +44,8 @@ def world(tmp_path_factory):
     cat.to_csv(d / "cat.csv", index=False)
     planted_histories(cat, n_users=30).to_parquet(d / "h.parquet", index=False)
     (d / "engine.toml").write_text("[engine]\ngenre_probs = false\n[engine.index]\nn_clusters = 4\n")
-    r = CliRunner().invoke(main, ["build-index", "--catalog", str(d / "cat.csv"), "--histories", str(d / "h.parquet"),
+    r = CliRunner().invoke(main, ["build-index", "--catalog", str(d / "cat.csv"),
+                                  "--histories", str(d / "h.parquet"),
                                   "--config", str(d / "engine.toml"), "--out", str(d / "idx")])
     assert r.exit_code == 0, r.output
     (d / "audio").mkdir()
@@ -109,7 +110,8 @@ def cases(d: Path) -> list[tuple[tuple[str, ...], str, str]]:
     for path, cmd in commands(main):
         if path in SKIP:
             continue
-        pool = [(path, p.opts[0], v) for p in cmd.params if isinstance(p, click.Option) for v in bad_values(p, d)]
+        pool = [(path, p.opts[0], v) for p in cmd.params if isinstance(p, click.Option)
+                for v in bad_values(p, d)]
         rng.shuffle(pool)
         out += pool[:CASES_PER_COMMAND]
     return out
@@ -117,8 +119,9 @@ def cases(d: Path) -> list[tuple[tuple[str, ...], str, str]]:
 
 def test_bad_values_never_crash_and_touch_nothing_outside_tmp(world, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for k, v in {"RECSYS_SPOTIFY_API_URL": "http://127.0.0.1:9/v1", "RECSYS_SPOTIFY_AUTH_URL": "http://127.0.0.1:9",
-                 "RECSYS_SPOTIFY_CLIENT_ID": "x", "RECSYS_SPOTIFY_CLIENT_SECRET": "y", "RECSYS_SPOTIFY_RETRIES": "0",
+    for k, v in {"RECSYS_SPOTIFY_API_URL": "http://127.0.0.1:9/v1",
+                 "RECSYS_SPOTIFY_AUTH_URL": "http://127.0.0.1:9", "RECSYS_SPOTIFY_CLIENT_ID": "x",
+                 "RECSYS_SPOTIFY_CLIENT_SECRET": "y", "RECSYS_SPOTIFY_RETRIES": "0",
                  "RECSYS_SPOTIFY_BACKOFF": "0", "RECSYS_SPOTIFY_TIMEOUT": "1",
                  "RECSYS_CONFIG_DIR": str(tmp_path / "config")}.items():
         monkeypatch.setenv(k, v)

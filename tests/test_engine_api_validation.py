@@ -15,13 +15,14 @@ def eng():
 
     cat = make_catalog(60)
     cat.loc[[10, 11, 12], list(STATS)] = np.nan  # three tracks without any statistic: no feature block
-    return Engine.build(cat, histories=planted_histories(cat, n_users=20), config=fast_config(genre_probs=False))
+    return Engine.build(cat, histories=planted_histories(cat, n_users=20),
+                        config=fast_config(genre_probs=False))
 
 
 @pytest.mark.parametrize("call", ["recommend", "similar", "cluster_of", "cluster_members", "save", "summary"])
 def test_unbuilt_engine_says_how_to_build(call, tmp_path):
-    args = {"recommend": (["t0001"],), "similar": ("t0001",), "cluster_of": ("t0001",), "cluster_members": (0,),
-            "save": (tmp_path / "x",), "summary": ()}[call]
+    args = {"recommend": (["t0001"],), "similar": ("t0001",), "cluster_of": ("t0001",),
+            "cluster_members": (0,), "save": (tmp_path / "x",), "summary": ()}[call]
     with pytest.raises(NotFittedError, match="Engine.build"):
         getattr(Engine(), call)(*args)
     assert issubclass(NotFittedError, RecsysError)

@@ -63,7 +63,8 @@ def test_files_every_block_failed_on_are_not_tracks(features, tmp_path):
     for name in ("spectral", "audiostats"):
         t = pd.read_parquet(features / f"{name}.parquet")
         bad = t.iloc[[0]].copy()
-        bad["track_id"], bad["file"], bad["ok"], bad["reason"] = "broken", "broken.mp3", False, "not an audio file"
+        bad["track_id"], bad["file"], bad["ok"], bad["reason"] = ("broken", "broken.mp3", False,
+                                                                  "not an audio file")
         pd.concat([t, bad], ignore_index=True).to_parquet(d / f"{name}.parquet", index=False)
     out, added, left_out = extend_catalog(make_catalog(40), d)
     assert added == 3 and left_out == 1 and "broken" not in set(out["track_id"])
@@ -100,16 +101,19 @@ def test_features_without_catalog(features):
 
 def test_missing_block_file_is_clear(features):
     with pytest.raises(InputError, match="cnn"):
-        Engine.build(make_catalog(40), features=features, blocks=["tabular", "cnn"], config=fast_config(genre_probs=False))
+        Engine.build(make_catalog(40), features=features, blocks=["tabular", "cnn"],
+                     config=fast_config(genre_probs=False))
     pd.DataFrame({"file": ["a"], "ok": [True]}).to_parquet(features / "stems.parquet")
     with pytest.raises(SchemaError, match="track_id"):
-        Engine.build(make_catalog(40), features=features, blocks=["stems"], config=fast_config(genre_probs=False))
+        Engine.build(make_catalog(40), features=features, blocks=["stems"],
+                     config=fast_config(genre_probs=False))
 
 
 def test_embedding_weights_and_standardisation():
     rng = np.random.default_rng(1)
     a = Block("a", rng.normal(100, 50, (50, 4)), np.ones(50, bool), list("wxyz"))
-    b = Block("b", rng.normal(0, 1, (50, 16)), np.r_[np.ones(40, bool), np.zeros(10, bool)], [f"c{i}" for i in range(16)])
+    b = Block("b", rng.normal(0, 1, (50, 16)), np.r_[np.ones(40, bool), np.zeros(10, bool)],
+              [f"c{i}" for i in range(16)])
     emb = EmbeddingBuilder().fit_transform([a, b])
     # equal weights: both blocks carry comparable energy despite 4 vs 16 columns and different scales
     ea = (emb[:40, :4] ** 2).sum(1).mean()

@@ -58,27 +58,35 @@ EXAMPLES: dict[str, list[str]] = {
                    "--report out/genre_report.csv"],
     "genres train": ["recsys genres train --catalog data/spotify_demo.csv.gz --out out/genre_model --folds 3",
                      "recsys genres train --catalog my_tracks.parquet --out out/genre_dnn --model dnn"],
-    "genres predict": ["recsys genres predict --model out/genre_model --catalog new_tracks.csv --out out/preds.csv"],
-    "build-index": ["recsys build-index --catalog data/spotify_demo.csv.gz --simulate-users 500 --out out/idx",
+    "genres predict": ["recsys genres predict --model out/genre_model --catalog new_tracks.csv "
+                       "--out out/preds.csv"],
+    "build-index": ["recsys build-index --catalog data/spotify_demo.csv.gz --simulate-users 500 "
+                    "--out out/idx",
                     "recsys build-index --catalog cat.csv --features out/features --histories plays.parquet "
                     "--out out/idx"],
-    "recommend": ["recsys recommend --index out/idx --recent 6b2RcmUt1g9N9mQ3CbjX2Y --recent 09IStsImFySgyp0pIQdqAc",
+    "recommend": ["recsys recommend --index out/idx --recent 6b2RcmUt1g9N9mQ3CbjX2Y "
+                  "--recent 09IStsImFySgyp0pIQdqAc",
                   "recsys recommend --index out/idx --user u42 -k 20 --json"],
     "similar": ["recsys similar --index out/idx --track 6b2RcmUt1g9N9mQ3CbjX2Y -k 5"],
-    "rules mine": ["recsys rules mine --histories plays.parquet --out out/rules.parquet --min-confidence 0.1"],
-    "simulate-users": ["recsys simulate-users --catalog data/spotify_demo.csv.gz --users 500 --out out/users.parquet"],
+    "rules mine": ["recsys rules mine --histories plays.parquet --out out/rules.parquet "
+                   "--min-confidence 0.1"],
+    "simulate-users": ["recsys simulate-users --catalog data/spotify_demo.csv.gz --users 500 "
+                       "--out out/users.parquet"],
     "evaluate": ["recsys evaluate --index out/idx --histories out/idx/histories.parquet",
                  "recsys evaluate --index out/idx --histories plays.parquet --ablate"],
     "cnn train": ["recsys cnn train --audio-dir my_music/ --labels labels.csv --out out/cnn --folds 5"],
     "cnn predict": ["recsys cnn predict --model out/cnn --audio-dir new_music/ --out out/cnn_preds.csv"],
     "features extract": ["recsys features extract --audio-dir data/audio --out out/features --jobs 2",
-                         "recsys features extract --audio-dir music/ --out out/features --blocks spectral,cnn "
-                         "--set cnn.model=out/cnn"],
+                         "recsys features extract --audio-dir music/ --out out/features "
+                         "--blocks spectral,cnn --set cnn.model=out/cnn"],
     "stems separate": ["recsys stems separate song.ogg --out out/stems --backend classical"],
-    "lyrics transcribe": ["recsys lyrics transcribe song.ogg --backend faster-whisper --model /path/to/whisper-ct2"],
-    "lyrics topics": ["recsys lyrics topics --transcripts out/features/lyrics.parquet --topics 8 --save out/topics"],
+    "lyrics transcribe": ["recsys lyrics transcribe song.ogg --backend faster-whisper "
+                          "--model /path/to/whisper-ct2"],
+    "lyrics topics": ["recsys lyrics topics --transcripts out/features/lyrics.parquet --topics 8 "
+                      "--save out/topics"],
     "spotify login": ["recsys spotify login"],
-    "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID --out out/sp.parquet"],
+    "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID "
+                       "--out out/sp.parquet"],
     "spotify liked": ["recsys spotify liked --out out/liked.parquet"],
     "spotify sort-liked": ["recsys spotify sort-liked --model out/genre_model --genres pop,rock",
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],

@@ -13,7 +13,8 @@ def _print_cv(report: dict) -> None:
     if not cv:
         click.echo("cross-validation skipped (--folds < 2)")
         return
-    click.echo(f"{cv['n_splits']}-fold CV grouped by song: {cv['n_songs']} songs, {cv['n_test_chunks']} test chunks; "
+    click.echo(f"{cv['n_splits']}-fold CV grouped by song: {cv['n_songs']} songs, "
+               f"{cv['n_test_chunks']} test chunks; "
                f"majority-class song accuracy {cv['majority_song_accuracy']:.3f}")
     rows = [("CNN", "chunk", cv["cnn"]["chunk"]), ("CNN", "song (vote)", cv["cnn"]["song_vote"]),
             ("CNN", "song (mean prob)", cv["cnn"]["song_mean"]),
@@ -40,8 +41,10 @@ def register(main: click.Group) -> None:
         """Chunk CNN genre classifier on audio (song-grouped folds, per-chunk softmax, song vote)."""
 
     @cnn.command("train")
-    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path), help="Folder of audio (one sub-folder per genre unless --labels).")
-    @click.option("--labels", type=click.Path(path_type=Path), default=None, help="CSV with columns file,genre (file relative to --audio-dir).")
+    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path),
+                  help="Folder of audio (one sub-folder per genre unless --labels).")
+    @click.option("--labels", type=click.Path(path_type=Path), default=None,
+                  help="CSV with columns file,genre (file relative to --audio-dir).")
     @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model directory to write.")
     @click.option("--folds", default=_cnn("folds"), show_default=True, type=click.IntRange(0, 50),
                   help="Stratified folds over songs (0/1 = no CV).")
@@ -63,7 +66,8 @@ def register(main: click.Group) -> None:
     @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
                   help="Parallel decoding processes.")
     @click.option("--cache", type=click.Path(path_type=Path), default=None,
-                  help="Cache folder for decoded chunk log-mels (reused across runs; keyed by content + settings).")
+                  help="Cache folder for decoded chunk log-mels "
+                       "(reused across runs; keyed by content + settings).")
     @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
     def cnn_train(audio_dir, labels, out, folds, chunk_seconds, excerpt_seconds, epochs, batch_size, n_mels,
                   patience, no_augment, seed, jobs, cache, force) -> None:
@@ -86,8 +90,10 @@ def register(main: click.Group) -> None:
     @cnn.command("predict")
     @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
                   help="Model directory written by `recsys cnn train`.")
-    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path), help="Folder of audio to label.")
-    @click.option("--out", required=True, type=click.Path(path_type=Path), help="CSV: file, predicted_genre, p_<genre>...")
+    @click.option("--audio-dir", required=True, type=click.Path(path_type=Path),
+                  help="Folder of audio to label.")
+    @click.option("--out", required=True, type=click.Path(path_type=Path),
+                  help="CSV: file, predicted_genre, p_<genre>...")
     def cnn_predict(model_dir, audio_dir, out) -> None:
         """Predict a genre per file: mean chunk softmax + mode vote over chunks."""
         from ..audio.cnn import predict_files
@@ -106,27 +112,32 @@ def register(main: click.Group) -> None:
     @features.command("extract")
     @click.option("--audio-dir", required=True, type=click.Path(path_type=Path),
                   help="Folder of audio (searched recursively; wav, flac, ogg, mp3, ...).")
-    @click.option("--out", required=True, type=click.Path(path_type=Path), help="Feature directory (Parquet per block + cache).")
+    @click.option("--out", required=True, type=click.Path(path_type=Path),
+                  help="Feature directory (Parquet per block + cache).")
     @click.option("--blocks", default=",".join(block_registry.default_names()), show_default=True,
                   help=f"Comma list of blocks (or module:Class). {block_registry.describe()}.")
     @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
                   help="Parallel worker processes.")
-    @click.option("--mapping", type=click.Path(path_type=Path), default=None, help="CSV file,track_id (else the file stem).")
-    @click.option("--set", "sets", multiple=True, metavar="BLOCK.KEY=VALUE", help="Block option, e.g. cnn.model=models/cnn.")
+    @click.option("--mapping", type=click.Path(path_type=Path), default=None,
+                  help="CSV file,track_id (else the file stem).")
+    @click.option("--set", "sets", multiple=True, metavar="BLOCK.KEY=VALUE",
+                  help="Block option, e.g. cnn.model=models/cnn.")
     @click.option("--excerpt-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0),
                   help="Middle excerpt (0 = whole file).")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @click.option("--scheduler", default=None, metavar="ADDRESS",
-                  help="Run files on Dask: tcp://host:8786 (running scheduler) or 'local' (LocalCluster, --jobs workers).")
-    @click.option("--force", is_flag=True, help="Write into --out even if it holds files recsys did not write.")
+                  help="Run files on Dask: tcp://host:8786 (running scheduler) "
+                       "or 'local' (LocalCluster, --jobs workers).")
+    @click.option("--force", is_flag=True,
+                  help="Write into --out even if it holds files recsys did not write.")
     def features_extract(audio_dir, out, blocks, jobs, mapping, sets, excerpt_seconds, quiet, scheduler,
                          force) -> None:
         """Decode each file once, run each block, cache per (content, block, settings); resumable."""
         from pipelines.extract_features import ExtractConfig, parse_sets, run
 
         cfg = ExtractConfig(blocks=tuple(b.strip() for b in blocks.split(",") if b.strip()),
-                            options=parse_sets(sets), excerpt_seconds=excerpt_seconds or None, jobs=max(1, jobs),
-                            scheduler=scheduler or None)
+                            options=parse_sets(sets), excerpt_seconds=excerpt_seconds or None,
+                            jobs=max(1, jobs), scheduler=scheduler or None)
         summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet, force=force)
         for line in summary.lines():
             click.echo(line)

@@ -81,12 +81,17 @@ def register(main: click.Group) -> None:
 
     @main.command("build-index")
     @click.option("--catalog", type=click.Path(dir_okay=False), help="Track table (CSV/TSV/Parquet).")
-    @click.option("--histories", type=click.Path(dir_okay=False), help="Histories: user_id, position, track_id.")
+    @click.option("--histories", type=click.Path(dir_okay=False),
+                  help="Histories: user_id, position, track_id.")
     @click.option("--simulate-users", type=click.IntRange(0, MAX_USERS), default=None,
-                  help="Synthetic users to generate when no --histories are given (default 500; 0 = content only).")
-    @click.option("--features", type=click.Path(file_okay=False), help="Audio features dir (one Parquet per block).")
-    @click.option("--blocks", help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
-    @click.option("--genre-model", type=click.Path(file_okay=False), help="Trained genre model dir (for unlabelled catalogues).")
+                  help="Synthetic users to generate when no --histories are given "
+                       "(default 500; 0 = content only).")
+    @click.option("--features", type=click.Path(file_okay=False),
+                  help="Audio features dir (one Parquet per block).")
+    @click.option("--blocks",
+                  help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
+    @click.option("--genre-model", type=click.Path(file_okay=False),
+                  help="Trained genre model dir (for unlabelled catalogues).")
     @click.option("--no-genre-probs", is_flag=True, help="Tabular block without genre-model probabilities.")
     @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with an [engine] table.")
     @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
@@ -96,16 +101,18 @@ def register(main: click.Group) -> None:
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
     @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
     @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
-                  help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
-    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config, seed,
-                    cache_dir, out, force, on_conflict):
+                  help="Rows of one track_id that name different songs: stop with an error, "
+                       "or keep the first.")
+    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config,
+                    seed, cache_dir, out, force, on_conflict):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
         if catalog is None and features is None:
             raise click.UsageError("give --catalog and/or --features")
-        eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories, simulate_users=simulate_users,
-                                         features=features, blocks=_blocks(blocks), genre_model=genre_model,
+        eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories,
+                                         simulate_users=simulate_users, features=features,
+                                         blocks=_blocks(blocks), genre_model=genre_model,
                                          config=config, seed=seed, no_genre_probs=no_genre_probs,
                                          cache_dir=cache_dir, force=force, on_conflict=on_conflict))
         click.echo(format_summary(eng, out))
@@ -138,7 +145,8 @@ def register(main: click.Group) -> None:
         """Nearest tracks by embedding (and the track's cluster)."""
         eng = _load(index_dir)
         recs = eng.similar(track_id, k)
-        _print_recs(recs, as_json, None if as_json else f"similar to {track_id} (cluster {eng.cluster_of(track_id)}):", eng)
+        _print_recs(recs, as_json,
+                    None if as_json else f"similar to {track_id} (cluster {eng.cluster_of(track_id)}):", eng)
 
     @main.group("rules")
     def rules():
@@ -150,8 +158,9 @@ def register(main: click.Group) -> None:
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="rules.parquet (or .csv)")
     @click.option("--algorithm", type=click.Choice(["fpgrowth", "apriori"]), default=_rules("algorithm"),
                   show_default=True, help="Frequent-itemset algorithm (mlxtend).")
-    @click.option("--min-support", type=click.FloatRange(0, 1), default=_rules("min_support"), show_default=True,
-                  help="Share of transactions an itemset needs; 0 = auto (raised until the guards pass).")
+    @click.option("--min-support", type=click.FloatRange(0, 1), default=_rules("min_support"),
+                  show_default=True, help="Share of transactions an itemset needs; 0 = auto "
+                                          "(raised until the guards pass).")
     @click.option("--min-count", type=click.IntRange(1), default=_rules("min_count"), show_default=True,
                   help="Transactions an itemset needs at least.")
     @click.option("--min-confidence", type=click.FloatRange(0, 1), default=_rules("min_confidence"),
@@ -171,11 +180,13 @@ def register(main: click.Group) -> None:
                   show_default=True, help="Guard: refuse mining estimated to find more itemsets.")
     @click.option("--no-sequential", is_flag=True, help="Only co-occurrence rules, no next-track rules.")
     @click.option("--engine", type=click.Choice(["mlxtend", "spark"]), default="mlxtend", show_default=True,
-                  help="spark: pyspark FPGrowth (co-occurrence rules; next-track rules stay local). See docs/scale.md.")
+                  help="spark: pyspark FPGrowth (co-occurrence rules; next-track rules stay local). "
+                       "See docs/scale.md.")
     @click.option("--spark-master", default="", metavar="URL",
-                  help="Spark master for --engine spark (default: spark-submit's, else local[*]), e.g. spark://host:7077.")
-    def mine(histories, out, algorithm, min_support, min_count, min_confidence, min_lift, max_len, transactions,
-             window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master):
+                  help="Spark master for --engine spark (default: spark-submit's, else local[*]), "
+                       "e.g. spark://host:7077.")
+    def mine(histories, out, algorithm, min_support, min_count, min_confidence, min_lift, max_len,
+             transactions, window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master):
         """Mine rules with FP-growth (default) or Apriori; guarded against blow-up."""
         import time
 
@@ -194,7 +205,8 @@ def register(main: click.Group) -> None:
         dt = time.perf_counter() - t0
         write_table(table, out)
         n_next = int((table["kind"] == "next").sum()) if len(table) else 0
-        click.echo(f"{out}: {len(table):,} rules ({len(table) - n_next:,} co-occurrence, {n_next:,} next-track) "
+        click.echo(f"{out}: {len(table):,} rules ({len(table) - n_next:,} co-occurrence, "
+                   f"{n_next:,} next-track) "
                    f"from {h['user_id'].nunique():,} users, {len(h):,} plays in {dt:.1f} s")
 
     @main.command("simulate-users")
@@ -204,7 +216,8 @@ def register(main: click.Group) -> None:
                   help="How many synthetic users to generate.")
     @click.option("--out", required=True, type=click.Path(dir_okay=False),
                   help="Histories table to write (Parquet or CSV).")
-    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed of the simulator.")
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                  help="Seed of the simulator.")
     @click.option("--index", "index_dir", type=click.Path(file_okay=False),
                   help="Group tracks by this index's clusters (default: parent genres).")
     def simulate(catalog, n_users, out, seed, index_dir):
@@ -240,11 +253,13 @@ def register(main: click.Group) -> None:
                   help="Evaluate a seeded sample of users (0 = all).")
     @click.option("--recent", "n_recent", type=click.IntRange(0, 10_000), default=0, show_default=True,
                   help="Recent plays per user fed to the recommenders (0 = config).")
-    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed of the user sample.")
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                  help="Seed of the user sample.")
     @click.option("--ablate", is_flag=True,
                   help="Block ablation: hybrid and content with all blocks, each block removed, each alone.")
-    @click.option("--ablate-clusters", type=click.Choice(["recompute", "keep"]), default="recompute", show_default=True,
-                  help="With --ablate: re-run k-means on each variant's embeddings, or keep the built clusters.")
+    @click.option("--ablate-clusters", type=click.Choice(["recompute", "keep"]), default="recompute",
+                  show_default=True, help="With --ablate: re-run k-means on each variant's embeddings, "
+                                          "or keep the built clusters.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json):
         """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
@@ -252,8 +267,8 @@ def register(main: click.Group) -> None:
 
         eng = _load(index_dir)
         if ablate:
-            _print_ablation(eng, histories, k=k, max_users=max_users or None, seed=seed, n_recent=n_recent or None,
-                            clusters=ablate_clusters, as_json=as_json)
+            _print_ablation(eng, histories, k=k, max_users=max_users or None, seed=seed,
+                            n_recent=n_recent or None, clusters=ablate_clusters, as_json=as_json)
             return
         table, info = evaluate(eng, histories, k=k, max_users=max_users or None, seed=seed,
                                n_recent=n_recent or None, progress=True)
@@ -261,16 +276,20 @@ def register(main: click.Group) -> None:
             click.echo(json.dumps({"info": info, "results": table.to_dict(orient="records")}, indent=2))
             return
         click.echo(f"leave-last-out on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
-                   f"{info['rules']:,} rules mined from training only, {info['n_recent']} recent plays per user); "
+                   f"{info['rules']:,} rules mined from training only, "
+                   f"{info['n_recent']} recent plays per user); "
                    f"held-out tracks never played in training: {info['cold_targets']:.1%}")
         if info["unknown_plays"]:
-            click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored", err=True)
+            click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored",
+                       err=True)
         click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         from ..rank import describe
 
         lat = info["latency"].get("hybrid", {})
-        click.echo(f"hybrid: {describe(info['recommender'])}; sources + ranker fitted in {info['fit_seconds']:.1f} s")
-        click.echo(f"candidate recall (held-out track among the hybrid's candidates): {info['candidate_recall']:.1%}; "
+        click.echo(f"hybrid: {describe(info['recommender'])}; "
+                   f"sources + ranker fitted in {info['fit_seconds']:.1f} s")
+        click.echo(f"candidate recall (held-out track among the hybrid's candidates): "
+                   f"{info['candidate_recall']:.1%}; "
                    f"recommend latency p50 {lat.get('p50_ms', 0):.2f} ms, p99 {lat.get('p99_ms', 0):.2f} ms")
 
 
@@ -278,20 +297,24 @@ def _print_ablation(eng, histories, *, k, max_users, seed, n_recent, clusters, a
     """`recsys evaluate --ablate`: one table row per block subset, all on one split."""
     from ..evaluate import ablate
 
-    table, info = ablate(eng, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent, clusters=clusters,
-                         progress=True)
+    table, info = ablate(eng, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent,
+                         clusters=clusters, progress=True)
     if as_json:
         click.echo(json.dumps({"info": info, "ablation": table.to_dict(orient="records")}, indent=2))
         return
     dims = ", ".join(f"{n} {d}" for n, d in info["dims"].items())
-    click.echo(f"block ablation, leave-last-out on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
+    click.echo(f"block ablation, leave-last-out on {info['test_users']:,} users "
+               f"({info['train_plays']:,} training plays, "
                f"{info['rules']:,} rules mined once from training, {info['n_recent']} recent plays per user)")
-    click.echo(f"blocks (dims): {dims}; per row: dropped blocks zeroed in the stored embeddings, re-normalised, "
-               f"exact flat FAISS index rebuilt; clusters "
-               + (f"recomputed (k-means, k={info['n_clusters']}, same seed)" if info["clusters"] == "recompute"
+    click.echo(f"blocks (dims): {dims}; per row: dropped blocks zeroed in the stored embeddings, "
+               f"re-normalised, exact flat FAISS index rebuilt; clusters "
+               + (f"recomputed (k-means, k={info['n_clusters']}, same seed)"
+                  if info["clusters"] == "recompute"
                   else "kept from the build (all blocks)")
                + "; rules and play counts shared")
     if info["unknown_plays"]:
-        click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored", err=True)
+        click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored",
+                   err=True)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    click.echo("cos_change: mean 1 - cosine to the all-blocks embedding; emptied: tracks left with no block (zero vector)")
+    click.echo("cos_change: mean 1 - cosine to the all-blocks embedding; "
+               "emptied: tracks left with no block (zero vector)")

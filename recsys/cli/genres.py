@@ -22,7 +22,8 @@ def genres() -> None:
               help="Also write the mapping report (genre, parent, source, count) here.")
 @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
               help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
-def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path | None, on_conflict: str) -> None:
+def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path | None,
+            on_conflict: str) -> None:
     """Map genre/subgenre strings to the 13 parent genres and merge duplicate tracks."""
     from ..catalog import merge_tracks, read_rows
     from ..genres.taxonomy import Taxonomy
@@ -64,7 +65,8 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
 @click.option("--genre-map", type=click.Path(path_type=Path), default=None,
               help="Your edited genre,parent CSV (default: the bundled one).")
 @click.option("--no-smote", is_flag=True, help="Do not oversample minority genres in training folds.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed for folds, SMOTE and models.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed for folds, SMOTE and models.")
 @click.option("--n-estimators", type=click.IntRange(1, 100_000), default=None,
               help="LightGBM trees (default from the estimator).")
 @click.option("--epochs", type=click.IntRange(1, 100_000), default=None,

@@ -77,7 +77,8 @@ class Taxonomy:
             try:
                 text, where = p.read_text("utf-8"), str(p)
             except UnicodeDecodeError:
-                raise SchemaError(f"{p}: genre map is not a UTF-8 text file (expected 'genre,parent' lines)") from None
+                raise SchemaError(f"{p}: genre map is not a UTF-8 text file "
+                                  "(expected 'genre,parent' lines)") from None
             except OSError as exc:
                 raise SchemaError(f"{p}: cannot read genre map ({exc.strerror or exc})") from None
         table: dict[str, str] = {}
