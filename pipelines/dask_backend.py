@@ -35,7 +35,8 @@ _LOCK = threading.Lock()
 
 def settings_key(config: Any) -> str:
     """What makes two configs build the same extractors (blocks, their options, decoding)."""
-    return sha256_json({"blocks": list(config.blocks), "options": config.options, "decoding": config.decoding()})
+    return sha256_json({"blocks": list(config.blocks), "options": config.options,
+                        "decoding": config.decoding()})
 
 
 def extract_on_worker(path: str, rel: str, todo: list[tuple[str, str]], out: str, config: Any,
@@ -80,7 +81,8 @@ def connect(scheduler: str, jobs: int) -> tuple[Any, Any]:
     try:
         return Client(scheduler, timeout="20s"), None
     except (OSError, TimeoutError) as exc:
-        raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({_one_line(exc)})") from None
+        raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                         f"({_one_line(exc)})") from None
 
 
 def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, out: Path,
@@ -107,15 +109,15 @@ def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, 
             worker, miss = next(iter(blind.items()))
             raise InputError(f"Dask worker {worker} cannot see {miss[0]}: workers need the audio and output "
                              f"folders on shared storage at the same path ({len(blind)} worker(s) affected)")
-        log.info("dask: %d file(s) on %d worker(s) via %s", len(tasks), len(client.scheduler_info()["workers"]),
-                 client.scheduler.address)
+        log.info("dask: %d file(s) on %d worker(s) via %s", len(tasks),
+                 len(client.scheduler_info()["workers"]), client.scheduler.address)
 
         def submit(path: str, rel: str, todo, attempt: str = ""):
             # the config travels inside each task (a few hundred bytes): scattered data would be lost with
             # the worker holding it when a file crashes its worker, cancelling every other task
-            return client.submit(extract_on_worker, str(Path(path).resolve()), rel, todo, str(out.resolve()), config,
-                                 init, process, key=f"recsys-extract{attempt}-{sha256_json([path, todo])[:24]}",
-                                 retries=0)
+            return client.submit(extract_on_worker, str(Path(path).resolve()), rel, todo, str(out.resolve()),
+                                 config, init, process,
+                                 key=f"recsys-extract{attempt}-{sha256_json([path, todo])[:24]}", retries=0)
 
         def fail(rel: str, todo, reason: str) -> None:
             collect(rel, {b: failed(reason) for b, _ in todo}, {b: "error" for b, _ in todo})
@@ -130,7 +132,8 @@ def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, 
                     retry.append((path_of[rel], rel, todo))
             except FutureCancelledError:
                 fail(rel, todo, "task cancelled by the Dask scheduler")
-            except Exception as exc:  # noqa: BLE001  (e.g. an import error on a worker: report per file, go on)
+            except Exception as exc:  # noqa: BLE001
+                # e.g. an import error on a worker: report per file, go on
                 fail(rel, todo, f"{type(exc).__name__}: {_one_line(exc)}")
 
         path_of = {rel: path for path, rel, _ in tasks}

@@ -51,7 +51,8 @@ class ExtractConfig:
     position: str = "middle"
     sr: int = 22050
     jobs: int = 1
-    scheduler: str | None = None  # Dask: "local" or "tcp://host:8786" (pipelines/dask_backend.py); None = here
+    # Dask: "local" or "tcp://host:8786" (pipelines/dask_backend.py); None = here
+    scheduler: str | None = None
 
     def decoding(self) -> dict[str, Any]:
         return {"excerpt_seconds": self.excerpt_seconds, "position": self.position, "sr": self.sr}
@@ -82,7 +83,8 @@ def read_mapping(path: str | os.PathLike | None) -> dict[str, str]:
 
 
 def parse_sets(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
-    """``["cnn.model=PATH", "spectral.n_mels=96"]`` -> ``{"cnn": {"model": "PATH"}, ...}`` (JSON values parsed)."""
+    """``["cnn.model=PATH", "spectral.n_mels=96"]`` -> ``{"cnn": {"model": "PATH"}, ...}`` \
+(JSON values parsed)."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -107,7 +109,8 @@ def _resolve(spec: str) -> tuple[str, Any]:
             raise InputError(f"cannot import feature block {spec!r} ({exc})") from None
         return str(getattr(klass, "name", cls)), klass
     if spec not in audio_names():
-        raise InputError(f"unknown feature block {spec!r} (choose from {', '.join(audio_names())}, or module:Class)")
+        raise InputError(f"unknown feature block {spec!r} "
+                         f"(choose from {', '.join(audio_names())}, or module:Class)")
 
     def factory(**options: Any) -> Any:
         try:
@@ -202,7 +205,8 @@ def _ordered(rec: dict[str, Any]) -> dict[str, Any]:
     return {c: feats[c] for c in order + sorted(set(feats) - set(order))}
 
 
-def process_file(path: str, rel: str, todo: list[tuple[str, str]], out: str) -> tuple[str, dict[str, dict], dict[str, str]]:
+def process_file(path: str, rel: str, todo: list[tuple[str, str]],
+                 out: str) -> tuple[str, dict[str, dict], dict[str, str]]:
     """Decode one excerpt, run each missing block on it, cache each result as soon as it exists.
 
     Returns ``(rel, {block: record}, {block: kind})`` with kind ``ok``, ``skip`` (a property of the
@@ -234,7 +238,8 @@ def process_file(path: str, rel: str, todo: list[tuple[str, str]], out: str) -> 
         return rel, records, kinds
     except Exception as exc:  # libsndfile/soxr surprises: reported, never fatal
         for block, key in todo:
-            done(block, key, _record(False, f"decode failed: {type(exc).__name__}: {_one_line(exc)}"), "error")
+            done(block, key, _record(False, f"decode failed: {type(exc).__name__}: {_one_line(exc)}"),
+                 "error")
         return rel, records, kinds
     for block, key in todo:
         try:
@@ -281,8 +286,8 @@ class Summary:
 
     def lines(self) -> list[str]:
         """A short human summary: counts, then the most common failure reasons."""
-        lines = [f"{self.n_files} file(s): {self.cached} (file, block) result(s) from cache, {self.computed} computed "
-                 f"in {self.seconds:.1f} s -> {self.out}"]
+        lines = [f"{self.n_files} file(s): {self.cached} (file, block) result(s) from cache, "
+                 f"{self.computed} computed in {self.seconds:.1f} s -> {self.out}"]
         for name, t in self.tables.items():
             lines.append(f"  {name}: {int(t['ok'].sum())}/{len(t)} ok")
             if f"{name}__status" in t.columns:  # blocks that grade each row (lyrics): counts per status
@@ -290,7 +295,8 @@ class Summary:
                 lines.append(f"  {name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         if len(self.failures):
             lines.append(f"  {len(self.failures)} failure(s) (see {self.out / 'failures.csv'}):")
-            for (block, reason), n in Counter(zip(self.failures["block"], self.failures["reason"])).most_common(8):
+            for (block, reason), n in (Counter(zip(self.failures["block"], self.failures["reason"]))
+                                       .most_common(8)):
                 lines.append(f"    {n} x [{block}] {reason}")
         return lines
 
@@ -328,7 +334,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
         raise InputError(f"{audio_dir}: no audio files found")
     track_of = read_mapping(mapping)
     extractors = build_extractors(config)
-    settings = {name: {**ext.settings(), "block_version": extractor_version(name)} for name, ext in extractors.items()}
+    settings = {name: {**ext.settings(), "block_version": extractor_version(name)}
+                for name, ext in extractors.items()}
     decoding = config.decoding()
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "manifest.json").exists():  # marks the dir as ours at once, so a killed run resumes
@@ -362,7 +369,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
             tasks.append((str(p), rel, todo))
 
     computed = 0
-    bar = tqdm(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file", disable=not progress)
+    bar = tqdm(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file",
+               disable=not progress)
 
     def collect(rel: str, recs: dict, ks: dict) -> None:
         nonlocal computed

@@ -56,19 +56,22 @@ def leave_last_out(histories: pd.DataFrame, *, min_plays: int = 2) -> tuple[pd.D
     size = h.groupby("user_id", sort=False)["track_id"].transform("size")
     is_last = h.groupby("user_id", sort=False).cumcount(ascending=False) == 0
     test_mask = is_last & (size >= min_plays)
-    test = h.loc[test_mask, ["user_id", "track_id"]].rename(columns={"track_id": "target"}).reset_index(drop=True)
+    test = (h.loc[test_mask, ["user_id", "track_id"]].rename(columns={"track_id": "target"})
+            .reset_index(drop=True))
     return h.loc[~test_mask].reset_index(drop=True), test
 
 
 def playlist_histories(table) -> pd.DataFrame:
-    """Real playlists as histories: user_id = playlist_id, position = row order (TidyTuesday-shaped tables)."""
+    """Real playlists as histories: user_id = playlist_id, position = row order \
+(TidyTuesday-shaped tables)."""
     from .errors import SchemaError
     from .io import read_table
 
     df = read_table(table) if not hasattr(table, "columns") else table
     missing = [c for c in ("playlist_id", "track_id") if c not in df.columns]
     if missing:
-        raise SchemaError(f"{table if isinstance(table, str) else 'table'}: missing column(s) {', '.join(missing)}")
+        raise SchemaError(f"{table if isinstance(table, str) else 'table'}: "
+                          f"missing column(s) {', '.join(missing)}")
     df = df[df["playlist_id"].notna() & df["track_id"].notna()]
     out = df[["playlist_id", "track_id"]].rename(columns={"playlist_id": "user_id"}).copy()
     out["position"] = out.groupby("user_id", sort=False).cumcount()
@@ -117,7 +120,8 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
     row_of = engine.row_of_
     n_recent = n_recent or engine.config.recommend.max_context
     recent_of = {u: g["track_id"].map(row_of).to_numpy()[-n_recent:].tolist()
-                 for u, g in train[train["user_id"].isin(set(test["user_id"]))].groupby("user_id", sort=False)}
+                 for u, g in (train[train["user_id"].isin(set(test["user_id"]))]
+                              .groupby("user_id", sort=False))}
     test = test[test["user_id"].isin(recent_of)].reset_index(drop=True)
     if len(test) == 0:
         raise InputError("histories: no test user has a training play left")
@@ -125,8 +129,9 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
     inter = Interactions.from_histories(train, row_of, n_items)
     rules = mine_rules(train, engine.config.rules)
     rindex = RuleIndex(rules, row_of, n_items) if len(rules) else None
-    return Split(train=train, test=test, interactions=inter, recent=[recent_of[u] for u in test["user_id"].tolist()],
-                 targets=targets, popularity=inter.popularity(), rules=rules, rule_index=rindex, n_items=n_items,
+    return Split(train=train, test=test, interactions=inter,
+                 recent=[recent_of[u] for u in test["user_id"].tolist()], targets=targets,
+                 popularity=inter.popularity(), rules=rules, rule_index=rindex, n_items=n_items,
                  n_recent=n_recent, n_unknown=n_unknown, k=k)
 
 
@@ -141,7 +146,8 @@ def _rows(fn):
 
 
 def hybrid_methods(rec, *, sources: bool = True) -> dict[str, Callable[[list[int], int], list[int]]]:
-    """The hybrid, the old blend and (``sources``) every candidate source alone, over one fitted recommender."""
+    """The hybrid, the old blend and (``sources``) every candidate source alone, \
+over one fitted recommender."""
     out = {"hybrid": _rows(rec.recommend)}
     if rec.mode == "lightgbm":
         out["blend"] = _rows(lambda r, k: rec.recommend(r, k, mode="blend"))
@@ -175,7 +181,8 @@ def run_methods(methods: dict[str, Callable[[list[int], int], list[int]]], split
         met["cold_share"] = float(np.mean(cold[recs])) if recs else 0.0
         rows.append({"method": m, **met})
     ms = {m: np.asarray(v) * 1000 for m, v in seconds.items()}
-    timing = {m: {"p50_ms": round(float(np.percentile(v, 50)), 3), "p99_ms": round(float(np.percentile(v, 99)), 3)}
+    timing = {m: {"p50_ms": round(float(np.percentile(v, 50)), 3),
+                  "p99_ms": round(float(np.percentile(v, 99)), 3)}
               for m, v in ms.items() if len(v)}
     return pd.DataFrame(rows), timing
 
@@ -199,12 +206,12 @@ def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, se
     fit_s = time.perf_counter() - t0
     table, timing = run_methods(hybrid_methods(rec), split, progress=progress)
     info = {**split.info(), "recommender": rec.info, "fit_seconds": round(fit_s, 3),
-            "ranker_seconds": rec.info.get("ranker_seconds"), "candidate_recall": candidate_recall(rec, split),
-            "latency": timing}
+            "ranker_seconds": rec.info.get("ranker_seconds"),
+            "candidate_recall": candidate_recall(rec, split), "latency": timing}
     return table, info
 
 
-# ---------------------------------------------------------------------------------------------- block ablation
+# --------------------------------------------------------------------------------------------- block ablation
 def block_slices(engine) -> dict[str, slice]:
     """Columns of each block in the stored embeddings, from the embedding builder's layout."""
     out, col = {}, 0
@@ -251,8 +258,8 @@ def ablation_variants(blocks: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_users: int | None = None, seed: int = 0,
-           n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_users: int | None = None,
+           seed: int = 0, n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Which feature blocks matter: hybrid and content-only on ONE leave-last-out split, per block subset.
 
     For every variant the stored embeddings lose the dropped blocks' columns (builder layout), are
@@ -283,7 +290,8 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
             index.centroids_, index.clusters_ = engine.index_.centroids_, engine.index_.clusters_
         rec = split_recommender(engine, split, content=engine.content(embeddings=X, index=index,
                                                                        clusters=index.clusters_))
-        table = run_methods(hybrid_methods(rec, sources=False), split, progress=progress)[0].set_index("method")
+        table = run_methods(hybrid_methods(rec, sources=False), split,
+                            progress=progress)[0].set_index("method")
         change, emptied = cosine_change(base, X)
         row = {"variant": label, "blocks": ",".join(b for b in names if b not in drop)}
         for m in ("hybrid", "content"):

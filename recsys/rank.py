@@ -42,9 +42,9 @@ BLEND_WEIGHT = {"rules": "w_rules", "content": "w_neighbours", "cluster": "w_clu
                 "album": "w_album", "itemknn": "w_itemknn", "sequence": "w_sequence", "vsknn": "w_vsknn",
                 "als": "w_als"}
 CONTEXT_FEATURES = ("log_plays", "catalog_popularity", "cold", "cos_last", "cos_profile", "same_cluster_last",
-                    "artist_share", "album_share", "n_sources", "context_len", "tempo_log_ratio", "fifths_distance",
-                    "same_mode", "energy_delta", "valence_delta", "danceability_delta", "acousticness_delta",
-                    "loudness_delta", "energy_delta_profile")
+                    "artist_share", "album_share", "n_sources", "context_len", "tempo_log_ratio",
+                    "fifths_distance", "same_mode", "energy_delta", "valence_delta", "danceability_delta",
+                    "acousticness_delta", "loudness_delta", "energy_delta_profile")
 RANKER_FILE = "ranker.txt"
 META_FILE = "recommender.json"
 META_VERSION = 1
@@ -95,8 +95,9 @@ class Ranker:
         import lightgbm as lgb
 
         c = self.config
-        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": c.ranker_learning_rate,
-                  "num_leaves": c.ranker_leaves, "min_data_in_leaf": c.ranker_min_leaf, "feature_fraction": 0.8,
+        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
+                  "learning_rate": c.ranker_learning_rate, "num_leaves": c.ranker_leaves,
+                  "min_data_in_leaf": c.ranker_min_leaf, "feature_fraction": 0.8,
                   "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "seed": c.seed,
                   "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1}
         train = lgb.Dataset(X, y, group=groups, feature_name=names, free_raw_data=True)
@@ -117,12 +118,14 @@ class Ranker:
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions (SHAP values from LightGBM ``pred_contrib``), bias column dropped."""
-        return self.booster_.predict(X, num_iteration=self.best_iteration_, pred_contrib=True, num_threads=1)[:, :-1]
+        return self.booster_.predict(X, num_iteration=self.best_iteration_, pred_contrib=True,
+                                     num_threads=1)[:, :-1]
 
     def save(self, directory) -> None:
         from .io import write_text
 
-        write_text(Path(directory) / RANKER_FILE, self.booster_.model_to_string(num_iteration=self.best_iteration_))
+        write_text(Path(directory) / RANKER_FILE,
+                   self.booster_.model_to_string(num_iteration=self.best_iteration_))
 
     @classmethod
     def load(cls, directory, config: RecommendConfig | None = None) -> Ranker:
@@ -132,7 +135,8 @@ class Ranker:
         if not path.exists():
             raise IndexFormatError(f"{path}: missing from index directory")
         text = path.read_text(encoding="utf-8")
-        if not text.startswith("tree") or "end of trees" not in text:  # LightGBM's parser crashes on cut files
+        # LightGBM's parser crashes on cut files
+        if not text.startswith("tree") or "end of trees" not in text:
             raise IndexFormatError(f"{path}: truncated or not a LightGBM model")
         self = cls(config)
         self.booster_ = lgb.Booster(model_str=text)
@@ -221,7 +225,8 @@ class HybridRecommender(Recommender):
             rc, cc = codes[recent], codes[rows]
             match = (cc[:, None] == rc[None, :]) & (rc[None, :] >= 0)
             shares.append((match * w[None, :]).sum(1) / w.sum())
-        n_src = sum((~np.isnan(cand.ranks[s])).astype(np.float64) for s in self.sources) if self.sources else np.zeros(n)
+        n_src = (sum((~np.isnan(cand.ranks[s])).astype(np.float64) for s in self.sources) if self.sources
+                 else np.zeros(n))
         cols += [self._log_plays[rows], self._catpop[rows], (self._log_plays[rows] == 0).astype(np.float32),
                  Ec @ E[last], Ec @ prof, (cl[rows] == cl[last]).astype(np.float32), shares[0], shares[1],
                  n_src, np.full(n, float(len(ctx.seq)))]
@@ -238,8 +243,8 @@ class HybridRecommender(Recommender):
             d = np.abs(fc - fl)
             cols += [np.where(np.isfinite(tempo), tempo, np.nan), np.minimum(d, 12 - d),
                      (sc[:, i["mode"]] == sl[i["mode"]]).astype(np.float32)]
-            cols += [np.abs(sc[:, i[k]] - sl[i[k]]) for k in ("energy", "valence", "danceability", "acousticness",
-                                                              "loudness")]
+            cols += [np.abs(sc[:, i[k]] - sl[i[k]])
+                     for k in ("energy", "valence", "danceability", "acousticness", "loudness")]
             cols.append(np.abs(sc[:, i["energy"]] - np.nanmean(S[recent, i["energy"]]) if np.isfinite(
                 S[recent, i["energy"]]).any() else np.full(n, np.nan)))
         return np.column_stack(cols).astype(np.float32) if n else np.zeros((0, len(self._names)), np.float32)
@@ -260,7 +265,8 @@ class HybridRecommender(Recommender):
         ctx = self.context(recent, exclude)
         cfg = self.config
         if weights:
-            unknown = [key for key in weights if key not in {f.name for f in dataclasses.fields(RecommendConfig)}]
+            unknown = [key for key in weights
+                       if key not in {f.name for f in dataclasses.fields(RecommendConfig)}]
             if unknown:
                 raise InputError(f"unknown recommend weight(s) {', '.join(unknown)}")
             cfg = dataclasses.replace(cfg, **weights)
@@ -346,7 +352,8 @@ class HybridRecommender(Recommender):
             raise IndexFormatError(f"{d / META_FILE}: unsupported recommender description; rebuild the index")
         unknown = [s for s in meta["sources"] if s not in SOURCES]
         if unknown:
-            raise IndexFormatError(f"{d / META_FILE}: unknown source(s) {', '.join(unknown)}; rebuild the index")
+            raise IndexFormatError(f"{d / META_FILE}: unknown source(s) {', '.join(unknown)}; "
+                                   "rebuild the index")
         config = config or RecommendConfig()
         sources = {s: SOURCES[s].load(d, data, config) for s in meta["sources"]}
         ranker = Ranker.load(d, config) if meta.get("mode") == "lightgbm" else None
@@ -364,7 +371,8 @@ class HybridRecommender(Recommender):
 
 
 # ---------------------------------------------------------------------------------------------- training
-def fit_sources(data: SourceData, config: RecommendConfig, names: Sequence[str] | None = None) -> dict[str, Source]:
+def fit_sources(data: SourceData, config: RecommendConfig,
+                names: Sequence[str] | None = None) -> dict[str, Source]:
     """Fit the named sources (default: every source the data supports) on ``data``."""
     has_h = data.interactions is not None and len(data.interactions.items) > 0
     names = list(names) if names is not None else [
@@ -482,8 +490,8 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
     val_q = [(c, t) for u, c, t in queries if u in val_users]
     fit_q = [(c, t) for u, c, t in queries if u not in val_users]
     X, y, g, recall, mean_c = tmp.training_table(fit_q)
-    info = {"queries": len(fit_q), "validation_queries": len(val_q), "train_candidate_recall": round(recall, 4),
-            "mean_candidates": round(mean_c, 1)}
+    info = {"queries": len(fit_q), "validation_queries": len(val_q),
+            "train_candidate_recall": round(recall, 4), "mean_candidates": round(mean_c, 1)}
     if X is None or len(g) < 2:
         info["fallback"] = f"targets were among the candidates for only {len(g)} training queries"
         return None, info
@@ -502,8 +510,9 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
 def describe(info: dict) -> str:
     """One line for build-index / evaluate: which recommender was chosen and why."""
     if info.get("mode") == "lightgbm":
-        return (f"LightGBM ranker ({info.get('why')}; {info.get('queries', 0):,} training queries, candidate recall "
-                f"{info.get('train_candidate_recall', 0):.1%}, {info.get('best_iteration')} trees, "
+        return (f"LightGBM ranker ({info.get('why')}; {info.get('queries', 0):,} training queries, "
+                f"candidate recall {info.get('train_candidate_recall', 0):.1%}, "
+                f"{info.get('best_iteration')} trees, "
                 f"trained in {info.get('ranker_seconds', 0):.1f} s)")
     return f"fixed blend ({info.get('why')})"
 

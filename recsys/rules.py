@@ -50,7 +50,8 @@ class RulesConfig:
     drop_skipped: bool = True
     sequential: bool = True  # also mine "next" rules
     next_gap: int = 1  # B counts as "next" after A if within this many plays
-    next_min_count: int = 1  # a next-track pair seen once is kept; scoring shrinks rare rules (count / (count + 1))
+    # a next-track pair seen once is kept; scoring shrinks rare rules (count / (count + 1))
+    next_min_count: int = 1
     max_rules_per_antecedent: int = 50
 
 
@@ -189,7 +190,8 @@ def check_guards(X: sp.csr_matrix, support: float, config: RulesConfig, *,
             else "raise min_support, lower max_len, or use shorter transactions")
     if config.algorithm == "apriori":
         hint += " (or use --algorithm fpgrowth)"
-    raise GuardError(f"rule mining at min_support {support:.4g}, max_len {config.max_len} would need {what}: {hint}")
+    raise GuardError(f"rule mining at min_support {support:.4g}, max_len {config.max_len} "
+                     f"would need {what}: {hint}")
 
 
 # ----------------------------------------------------------------------------- mining
@@ -257,7 +259,8 @@ def next_rules(histories: pd.DataFrame, item_codes: np.ndarray, item_ids: np.nda
     lift = conf / to_b[coo.col]
     keep = (cnt >= config.next_min_count) & (conf >= config.min_confidence) & (lift >= config.min_lift)
     r, c, cnt, conf, lift = coo.row[keep], coo.col[keep], cnt[keep], conf[keep], lift[keep]
-    return pd.DataFrame({"antecedents": [(str(item_ids[i]),) for i in r], "consequents": [(str(item_ids[j]),) for j in c],
+    return pd.DataFrame({"antecedents": [(str(item_ids[i]),) for i in r],
+                         "consequents": [(str(item_ids[j]),) for j in c],
                          "support": cnt / total, "confidence": conf, "lift": lift,
                          "count": cnt.astype(np.int64), "kind": "next"})
 
@@ -292,11 +295,13 @@ def mine_rules(histories: pd.DataFrame, config: RulesConfig | None = None) -> pd
             RULE_COLUMNS, [object, object, float, float, float, np.int64, object])})
     rules = pd.concat(parts, ignore_index=True)
     rules["_key"] = rules["antecedents"].map(lambda a: "\x1f".join(a)) + "|" + rules["kind"]
-    rules["_c"] = rules["consequents"].map(lambda c: c[0])  # ties broken by track id: the same rows whatever the engine
-    rules = rules.sort_values(["_key", "confidence", "lift", "_c"], ascending=[True, False, False, True], kind="stable")
+    # ties broken by track id: the same rows whatever the engine
+    rules["_c"] = rules["consequents"].map(lambda c: c[0])
+    rules = rules.sort_values(["_key", "confidence", "lift", "_c"], ascending=[True, False, False, True],
+                              kind="stable")
     rules = rules.groupby("_key", sort=False).head(config.max_rules_per_antecedent)
-    return (rules.drop(columns=["_key", "_c"]).sort_values(["confidence", "lift"], ascending=False, kind="stable")
-            .reset_index(drop=True))
+    return (rules.drop(columns=["_key", "_c"])
+            .sort_values(["confidence", "lift"], ascending=False, kind="stable").reset_index(drop=True))
 
 
 # ----------------------------------------------------------------------------- lookup
@@ -330,10 +335,12 @@ class RuleIndex:
         self.ante_len = np.asarray([len(a) for a in ante], dtype=np.int32)
         flat = np.asarray([x for a in ante for x in a], dtype=np.int64)
         rule_of = np.repeat(np.arange(self.n_rules), self.ante_len)
-        #: antecedent items of rule r: ante_items[ante_ptr[r]:ante_ptr[r + 1]] (flat arrays: no per-rule objects)
+        #: antecedent items of rule r: ante_items[ante_ptr[r]:ante_ptr[r + 1]]
+        #: (flat arrays: no per-rule objects)
         self.ante_items = flat
         self.ante_ptr = np.r_[0, np.cumsum(self.ante_len)].astype(np.int64)
-        M = sp.csr_matrix((np.ones(len(flat), dtype=np.int8), (flat, rule_of)), shape=(n_items, max(self.n_rules, 1)))
+        M = sp.csr_matrix((np.ones(len(flat), dtype=np.int8), (flat, rule_of)),
+                          shape=(n_items, max(self.n_rules, 1)))
         self.indptr, self.indices = M.indptr, M.indices
 
     def antecedent(self, rid: int) -> np.ndarray:
@@ -341,7 +348,8 @@ class RuleIndex:
 
     def match(self, items) -> np.ndarray:
         """Ids of rules whose whole antecedent is among ``items`` (distinct catalogue rows)."""
-        parts = [self.indices[self.indptr[i]:self.indptr[i + 1]] for i in items if 0 <= i < len(self.indptr) - 1]
+        parts = [self.indices[self.indptr[i]:self.indptr[i + 1]]
+                 for i in items if 0 <= i < len(self.indptr) - 1]
         parts = [p for p in parts if len(p)]
         if not parts:
             return np.zeros(0, dtype=np.int64)

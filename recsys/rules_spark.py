@@ -41,7 +41,8 @@ def spark_session(master: str | None = None) -> Any:
     if active is not None and (not master or active.sparkContext.master == master):
         return active
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise DependencyError("the spark rules engine needs Java 17+ (e.g. apt-get install -y openjdk-17-jre-headless)")
+        raise DependencyError("the spark rules engine needs Java 17+ "
+                              "(e.g. apt-get install -y openjdk-17-jre-headless)")
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver and set the master
     builder = SparkSession.builder.appName("recsys-rules")
     if master or not under_submit:
@@ -54,14 +55,16 @@ def spark_session(master: str | None = None) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyspark warns that pandas 3 is not fully supported (we pass Arrow)
         spark = (builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                 .config("spark.ui.showConsoleProgress", "false").config("spark.log.level", "ERROR").getOrCreate())
+                 .config("spark.ui.showConsoleProgress", "false").config("spark.log.level", "ERROR")
+                 .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark session on %s in %.1f s", spark.sparkContext.master, time.perf_counter() - t0)
     return spark
 
 
 def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, *, support: float, min_confidence: float,
-                      min_lift: float, max_len: int, max_itemsets: int, master: str | None = None) -> pd.DataFrame:
+                      min_lift: float, max_len: int, max_itemsets: int,
+                      master: str | None = None) -> pd.DataFrame:
     """Co-occurrence rules (single-track consequents) of transactions ``X`` with Spark FPGrowth.
 
     Columns: antecedents, consequents, support, confidence, lift, count, kind (``recsys.rules`` table).
@@ -74,7 +77,8 @@ def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, *, support: float,
     n = X.shape[0]
     X = X.tocsr()
     # one row per transaction, its item codes as an Arrow list column (no per-row Python objects)
-    items = pa.ListArray.from_arrays(pa.array(X.indptr.astype(np.int32)), pa.array(X.indices.astype(np.int32)))
+    items = pa.ListArray.from_arrays(pa.array(X.indptr.astype(np.int32)),
+                                     pa.array(X.indices.astype(np.int32)))
     # thresholds a hair lower on the cluster, exact ones below with mlxtend's arithmetic (8/160 is 0.05 in
     # Spark but (8/n)/(160/n) < 0.05 in mlxtend: the same comparison must see the same float)
     with warnings.catch_warnings():
@@ -93,8 +97,8 @@ def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, *, support: float,
             rules = (model.associationRules
                      .filter((F.size("antecedent") <= max_len - 1)
                              & (F.col("lift") >= min_lift * (1 - 1e-9)))
-                     .select("antecedent", F.col("consequent")[0].alias("consequent"), "support", "confidence",
-                             "lift")
+                     .select("antecedent", F.col("consequent")[0].alias("consequent"), "support",
+                             "confidence", "lift")
                      .toPandas())
         finally:
             freq.unpersist()
@@ -108,7 +112,8 @@ def assoc_rules_spark(X: sp.csr_matrix, item_ids: np.ndarray, *, support: float,
     keep = (conf >= min_confidence) & (lift >= min_lift)
     rules, s_ac, conf, lift, c_ac = rules[keep], s_ac[keep], conf[keep], lift[keep], c_ac[keep]
     ids = np.asarray(item_ids, dtype=object).astype(str)
-    return pd.DataFrame({"antecedents": [tuple(sorted(ids[np.asarray(a, dtype=np.int64)])) for a in rules["antecedent"]],
+    return pd.DataFrame({"antecedents": [tuple(sorted(ids[np.asarray(a, dtype=np.int64)]))
+                                         for a in rules["antecedent"]],
                          "consequents": [(ids[int(c)],) for c in rules["consequent"]],
                          "support": s_ac, "confidence": conf, "lift": lift,
                          "count": c_ac.astype(np.int64), "kind": "assoc"})

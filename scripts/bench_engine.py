@@ -102,7 +102,8 @@ def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -
     t0 = time.perf_counter()
     ri = RuleIndex(rules, row_of, n)
     pop = np.bincount(h["track_id"].map(row_of).to_numpy(), minlength=n).astype(float)
-    content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=ids, meta={"artist": np.arange(n) // 8})
+    content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=ids,
+                      meta={"artist": np.arange(n) // 8})
     data = SourceData(content, Interactions.from_histories(h, row_of, n), ri, pop)
     # the blend sources only (rules, content, cluster, artist): scripts/bench_recommend.py times the ranker
     rec = fit_hybrid(data, RecommendConfig(ranker="blend"), sources=BLEND_SOURCES)
@@ -133,7 +134,8 @@ def bench_pipeline(n: int, users: int, tmp: Path) -> dict:
     cat = fake_catalog(n)
     t0 = time.perf_counter()
     eng = Engine.build(cat, simulate_users=users, config=cfg, out=tmp / f"idx{n}")
-    res = {"tracks": n, "users": users, "build_and_save_s": round(time.perf_counter() - t0, 2), **eng.summary()}
+    res = {"tracks": n, "users": users, "build_and_save_s": round(time.perf_counter() - t0, 2),
+           **eng.summary()}
     t0 = time.perf_counter()
     eng = Engine.load(tmp / f"idx{n}")
     res["load_s"] = round(time.perf_counter() - t0, 2)
@@ -159,8 +161,8 @@ def bench_query(index_dir: str, queries: int) -> dict:
 
     t0 = time.perf_counter()
     eng = Engine.load(index_dir)
-    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": len(eng.rules_table_), "kind": eng.summary()["index"],
-           "load_s": round(time.perf_counter() - t0, 2)}
+    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": len(eng.rules_table_),
+           "kind": eng.summary()["index"], "load_s": round(time.perf_counter() - t0, 2)}
     played = np.flatnonzero(eng.popularity_ > 0)
     rng = np.random.default_rng(0)
     t = []
@@ -191,10 +193,10 @@ def bench_rules(n_users: int, n_tracks: int, algorithm: str, transactions: str =
     t0 = time.perf_counter()
     rules = mine_rules(h, RulesConfig(algorithm=algorithm, transactions=transactions))
     dt = time.perf_counter() - t0
-    return {"users": n_users, "tracks": n_tracks, "plays": len(h), "algorithm": algorithm, "transactions": transactions,
-            "simulate_s": round(sim_s, 2), "mine_s": round(dt, 2), "rules": len(rules),
-            "rules_next": int((rules["kind"] == "next").sum()), "peak_rss_mb": round(rss_mb()),
-            "rss_before_mining_mb": round(before)}
+    return {"users": n_users, "tracks": n_tracks, "plays": len(h), "algorithm": algorithm,
+            "transactions": transactions, "simulate_s": round(sim_s, 2), "mine_s": round(dt, 2),
+            "rules": len(rules), "rules_next": int((rules["kind"] == "next").sum()),
+            "peak_rss_mb": round(rss_mb()), "rss_before_mining_mb": round(before)}
 
 
 def main(argv=None) -> int:
@@ -204,7 +206,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--kind", default="auto", help="index kind for scale: auto, flat, hnsw, ivf")
     ap.add_argument("--queries", type=int, default=2000)
-    ap.add_argument("--users", type=int, default=0, help="scale/pipeline: users (default n/20, max 50k); rules: 50000")
+    ap.add_argument("--users", type=int, default=0,
+                    help="scale/pipeline: users (default n/20, max 50k); rules: 50000")
     ap.add_argument("--tracks", type=int, default=2000)
     ap.add_argument("--algorithm", default="fpgrowth")
     ap.add_argument("--transactions", default="auto", help="rules: auto (sessions), user or window")
@@ -214,7 +217,8 @@ def main(argv=None) -> int:
         print(json.dumps(bench_query(args.index, args.queries)), flush=True)
         return 0
     if args.part == "rules":
-        print(json.dumps(bench_rules(args.users or 50000, args.tracks, args.algorithm, args.transactions)), flush=True)
+        print(json.dumps(bench_rules(args.users or 50000, args.tracks, args.algorithm, args.transactions)),
+              flush=True)
         return 0
     for n in [int(s) for s in args.sizes.split(",")]:
         users = args.users or int(min(50000, max(500, n // 20)))

@@ -90,8 +90,8 @@ def run(n: int, users: int, queries: int, seed: int = 0) -> dict:
     c = np.asarray(cpu) * 1000  # CPU time of this process: what the call costs without other jobs' contention
     res.update({"queries": queries, "p50_ms": round(float(np.percentile(t, 50)), 2),
                 "p99_ms": round(float(np.percentile(t, 99)), 2), "max_ms": round(float(t.max()), 2),
-                "cpu_p50_ms": round(float(np.percentile(c, 50)), 2), "cpu_p99_ms": round(float(np.percentile(c, 99)), 2),
-                "mean_results": float(np.mean(n_out)),
+                "cpu_p50_ms": round(float(np.percentile(c, 50)), 2),
+                "cpu_p99_ms": round(float(np.percentile(c, 99)), 2), "mean_results": float(np.mean(n_out)),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "loadavg_1m": round(os.getloadavg()[0], 2)})
     return res

@@ -1,4 +1,5 @@
-"""Scale-out benchmarks (docs/scale.md): rule mining mlxtend vs Spark local, extraction serial vs --jobs 2 vs Dask.
+"""Scale-out benchmarks (docs/scale.md): rule mining mlxtend vs Spark local, extraction serial vs \
+--jobs 2 vs Dask.
 
     OMP_WAIT_POLICY=PASSIVE python scripts/bench_scale.py rules [--users 2000 50000] [--tracks 2000]
     OMP_WAIT_POLICY=PASSIVE python scripts/bench_scale.py extract [--synthetic 200] [--seconds 30]
@@ -127,14 +128,16 @@ def bench_extract(synthetic: int, seconds: float, work: Path) -> list[dict]:
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     for i in range(2):
-        run(warm / "in", warm / f"out_dask{i}", ExtractConfig(blocks=("spectral", "audiostats"),
-                                                             scheduler=cluster.scheduler_address), progress=False)
+        run(warm / "in", warm / f"out_dask{i}",
+            ExtractConfig(blocks=("spectral", "audiostats"), scheduler=cluster.scheduler_address),
+            progress=False)
     blocks = ("spectral", "audiostats")
     modes = (("serial", ExtractConfig(blocks=blocks)),
              ("--jobs 2", ExtractConfig(blocks=blocks, jobs=2)),
-             ("--scheduler local (new 2-worker LocalCluster)", ExtractConfig(blocks=blocks, jobs=2, scheduler="local")),
-             ("--scheduler tcp:// (running 2-worker cluster)", ExtractConfig(blocks=blocks,
-                                                                            scheduler=cluster.scheduler_address)))
+             ("--scheduler local (new 2-worker LocalCluster)",
+              ExtractConfig(blocks=blocks, jobs=2, scheduler="local")),
+             ("--scheduler tcp:// (running 2-worker cluster)",
+              ExtractConfig(blocks=blocks, scheduler=cluster.scheduler_address)))
     for label, audio in sets:
         n = len(discover(audio))
         ref = None
@@ -169,7 +172,8 @@ def main(argv=None) -> int:
     ap.add_argument("what", choices=["rules", "extract"])
     ap.add_argument("--users", type=int, nargs="+", default=[2000, 50000])
     ap.add_argument("--tracks", type=int, default=2000)
-    ap.add_argument("--synthetic", type=int, default=200, help="extract: synthetic songs (0 = bundled clips only)")
+    ap.add_argument("--synthetic", type=int, default=200,
+                    help="extract: synthetic songs (0 = bundled clips only)")
     ap.add_argument("--seconds", type=float, default=30.0, help="extract: length of each synthetic song")
     ap.add_argument("--work", type=Path, default=None, help="extract: scratch dir (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")

@@ -59,7 +59,8 @@ def _audio_world(tmp_path, seed: int = 0):
 def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("ablation")
     cat, feats, hist = _audio_world(d)
-    eng = Engine.build(cat, features=feats, histories=hist, out=d / "idx", config=fast_config(genre_probs=False), seed=0)
+    eng = Engine.build(cat, features=feats, histories=hist, out=d / "idx",
+                       config=fast_config(genre_probs=False), seed=0)
     assert [n for n, _, _ in eng.builder_.layout_] == ["tabular", "spectral", "audiostats"]
     hist.to_parquet(d / "h.parquet", index=False)
     return d, eng, hist
@@ -106,7 +107,8 @@ def test_all_blocks_row_matches_plain_evaluate_on_same_split(world):
 def test_drop_blocks_equals_embedding_without_the_block():
     rng = np.random.default_rng(3)
     blocks = [Block("a", rng.normal(5, 2, (30, 4)), np.ones(30, bool), list("wxyz")),
-              Block("b", rng.normal(0, 1, (30, 6)), np.r_[np.ones(25, bool), np.zeros(5, bool)], [f"c{i}" for i in range(6)])]
+              Block("b", rng.normal(0, 1, (30, 6)), np.r_[np.ones(25, bool), np.zeros(5, bool)],
+                    [f"c{i}" for i in range(6)])]
     builder = EmbeddingBuilder().fit(blocks)
     full = builder.transform(blocks)
     absent_b = [blocks[0], Block("b", blocks[1].values, np.zeros(30, bool), blocks[1].columns)]
@@ -129,7 +131,8 @@ def test_single_block_index_and_layout_mismatch_are_clear():
 def test_cli_ablate_table_and_plain_output_unchanged(world):
     d, _, _ = world
     runner = CliRunner()
-    r = runner.invoke(main, ["evaluate", "--index", str(d / "idx"), "--histories", str(d / "h.parquet"), "--ablate"])
+    r = runner.invoke(main, ["evaluate", "--index", str(d / "idx"), "--histories", str(d / "h.parquet"),
+                             "--ablate"])
     assert r.exit_code == 0, r.output
     assert "clusters recomputed" in r.output and "-spectral" in r.output and "content hit@10" in r.output
     r = runner.invoke(main, ["evaluate", "--index", str(d / "idx"), "--histories", str(d / "h.parquet"),

@@ -54,7 +54,8 @@ def engine_and_histories(tmp_path_factory):
 def test_evaluate_hybrid_beside_baselines(engine_and_histories):
     eng, hist = engine_and_histories
     table, info = evaluate(eng, hist, k=10)
-    assert {"hybrid", "blend", "rules", "content", "itemknn", "vsknn", "als", "artist", "popularity"} <= set(table["method"])
+    assert ({"hybrid", "blend", "rules", "content", "itemknn", "vsknn", "als", "artist", "popularity"}
+            <= set(table["method"]))
     assert info["test_users"] == 150
     assert info["recommender"]["mode"] == "lightgbm" and info["ranker_seconds"] > 0
     assert 0 < info["candidate_recall"] <= 1 and info["latency"]["hybrid"]["p99_ms"] > 0
@@ -92,4 +93,5 @@ def test_evaluate_bad_histories(engine_and_histories):
     with pytest.raises(InputError, match="no play refers"):
         evaluate(eng, pd.DataFrame({"user_id": ["a"], "position": [0], "track_id": ["missing"]}))
     with pytest.raises(InputError, match="at least 2 plays"):
-        evaluate(eng, pd.DataFrame({"user_id": ["a", "b"], "position": [0, 0], "track_id": ["t0001", "t0002"]}))
+        evaluate(eng, pd.DataFrame({"user_id": ["a", "b"], "position": [0, 0],
+                                    "track_id": ["t0001", "t0002"]}))

@@ -83,7 +83,8 @@ def test_bad_histories_fall_back_or_fail_clearly(caplog):
 
     cat = make_catalog(60)
     cfg = fast_config(genre_probs=False)
-    one_user = pd.DataFrame({"user_id": "u", "position": range(5), "track_id": [f"t{i:04d}" for i in range(5)]})
+    one_user = pd.DataFrame({"user_id": "u", "position": range(5),
+                             "track_id": [f"t{i:04d}" for i in range(5)]})
     eng = Engine.build(cat, histories=one_user, config=cfg, seed=0)
     assert eng.recommender_.mode == "blend" and "1 user" in eng.recommender_.info["why"]
     assert eng.recommend(["t0001"], k=3)

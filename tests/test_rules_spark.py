@@ -1,4 +1,5 @@
-"""Rules mined on Spark (local[2]) equal mlxtend's: same co-occurrence rules, support, confidence, lift, count."""
+"""Rules mined on Spark (local[2]) equal mlxtend's: same co-occurrence rules, support, confidence, \
+lift, count."""
 from __future__ import annotations
 
 import shutil
@@ -47,7 +48,8 @@ def _keyed(rules: pd.DataFrame) -> pd.DataFrame:
 def test_spark_writes_the_same_rules_as_mlxtend(spark, histories, transactions):
     cfg = RulesConfig(transactions=transactions, min_support=0.01 if transactions == "user" else 0.0)
     a = _keyed(mine_rules(histories, cfg))
-    b = _keyed(mine_rules(histories, RulesConfig(**{**cfg.__dict__, "engine": "spark", "spark_master": "local[2]"})))
+    b = _keyed(mine_rules(histories, RulesConfig(**{**cfg.__dict__, "engine": "spark",
+                                                    "spark_master": "local[2]"})))
     assert (a["kind"] == "assoc").sum() > 50  # a real comparison, not two empty tables
     assert list(a.columns) == list(b.columns)
     assert a.index.equals(b.index)  # the same rules, co-occurrence and next-track
@@ -70,7 +72,8 @@ def test_spark_respects_max_len_and_thresholds(spark, histories):
 
 def test_spark_guard_and_bad_engine(spark, histories):
     with pytest.raises(GuardError, match="frequent itemsets"):
-        mine_rules(histories, RulesConfig(transactions="user", min_support=0.01, max_itemsets=10, engine="spark"))
+        mine_rules(histories, RulesConfig(transactions="user", min_support=0.01, max_itemsets=10,
+                                          engine="spark"))
     with pytest.raises(InputError, match="unknown rules engine"):
         mine_rules(histories, RulesConfig(engine="hadoop"))
 
@@ -82,7 +85,8 @@ def test_cli_rules_mine_engine_spark_matches_default(spark, histories, tmp_path)
     histories.to_parquet(h)
     runner = CliRunner()
     for name, extra in (("default", []), ("spark", ["--engine", "spark", "--spark-master", "local[2]"])):
-        res = runner.invoke(main, ["rules", "mine", "--histories", str(h), "--out", str(tmp_path / f"{name}.parquet"),
+        res = runner.invoke(main, ["rules", "mine", "--histories", str(h),
+                                   "--out", str(tmp_path / f"{name}.parquet"),
                                    "--transactions", "user", "--min-support", "0.01", *extra])
         assert res.exit_code == 0, res.output
     a, b = (pd.read_parquet(tmp_path / f"{n}.parquet") for n in ("default", "spark"))

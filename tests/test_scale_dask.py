@@ -1,4 +1,5 @@
-"""Extraction on a Dask cluster (2-worker LocalCluster): same blocks as the plain run, same cache, resumable."""
+"""Extraction on a Dask cluster (2-worker LocalCluster): same blocks as the plain run, same cache, \
+resumable."""
 from __future__ import annotations
 
 import json
@@ -61,7 +62,8 @@ def audio(tmp_path) -> Path:
     for i in range(5):
         sf.write(d / ("sub" if i == 4 else "") / f"s{i}.wav",
                  synth_song(["thump", "tick", "drone"][i % 3], seconds=3.0, seed=i), SR)
-    (d / "broken.wav").write_bytes(b"RIFF not really audio")  # a per-file failure, reported like the local path
+    # a per-file failure, reported like the local path
+    (d / "broken.wav").write_bytes(b"RIFF not really audio")
     return d
 
 
@@ -72,7 +74,8 @@ def test_dask_cluster_writes_the_same_blocks_and_failures_as_the_plain_run(tmp_p
                progress=False)
     assert dask.computed == plain.computed == 12 and dask.cached == 0
     for b in blocks:
-        a, d = pd.read_parquet(tmp_path / "plain" / f"{b}.parquet"), pd.read_parquet(tmp_path / "dask" / f"{b}.parquet")
+        a, d = (pd.read_parquet(tmp_path / "plain" / f"{b}.parquet"),
+                pd.read_parquet(tmp_path / "dask" / f"{b}.parquet"))
         assert a["ok"].sum() == 5 and list(a["file"]) == list(d["file"])
         pd.testing.assert_frame_equal(a, d, check_exact=False, rtol=1e-4, atol=1e-5)
     fa, fd = (pd.read_csv(tmp_path / p / "failures.csv") for p in ("plain", "dask"))
@@ -96,7 +99,8 @@ def test_models_are_built_once_per_worker_not_per_file(tmp_path, audio, cluster)
     inits = Counter(pid for kind, pid, *_ in lines if kind == "init")
     files = [rest[0] for kind, _, *rest in lines if kind == "file"]
     worker_pids = {pid for kind, pid, *_ in lines if kind == "file"}
-    assert sorted(files) == sorted(f"s{i}.wav" for i in range(5))  # each file once (broken.wav fails decoding)
+    # each file once (broken.wav fails decoding)
+    assert sorted(files) == sorted(f"s{i}.wav" for i in range(5))
     assert str(os.getpid()) not in worker_pids  # the work ran on the workers
     assert all(n == 1 for n in inits.values()), inits  # one construction per process, not one per file
     assert worker_pids <= set(inits) and len(inits) <= 3  # the client's (for settings) + at most 2 workers
@@ -108,12 +112,14 @@ def test_killed_dask_run_resumes_and_redoes_nothing_finished(tmp_path, cluster):
     for i in range(12):
         sf.write(d / f"t{i:02d}.wav", synth_song("drone", seconds=1.0, seed=i), SR)
     out, log1, log2 = tmp_path / "feat", tmp_path / "calls1.log", tmp_path / "calls2.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
+           "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, "-c", "from recsys.cli import main; main()", "features", "extract",
            "--audio-dir", str(d), "--out", str(out), "--blocks", "recsys.testing.audio:SlowBlock",
            "--set", "slow.delay=0.4", "--set", f"slow.log={log1}", "--quiet",
            "--scheduler", cluster.scheduler_address]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     cache = out / "cache" / "slow"
     deadline = time.time() + 90
     while time.time() < deadline and len(list(cache.glob("*.json"))) < 3:
@@ -125,7 +131,8 @@ def test_killed_dask_run_resumes_and_redoes_nothing_finished(tmp_path, cluster):
     assert 3 <= len(done_before) < 12, "the run was not killed midway"
     assert not (out / "slow.parquet").exists()
 
-    cfg = ExtractConfig(blocks=("recsys.testing.audio:SlowBlock",), options={"slow": {"delay": 0.0, "log": str(log2)}},
+    cfg = ExtractConfig(blocks=("recsys.testing.audio:SlowBlock",),
+                        options={"slow": {"delay": 0.0, "log": str(log2)}},
                         scheduler=cluster.scheduler_address)
     summary = run(d, out, cfg, progress=False)
     redone = set(log2.read_text().split()) if log2.exists() else set()
@@ -136,7 +143,8 @@ def test_killed_dask_run_resumes_and_redoes_nothing_finished(tmp_path, cluster):
 
 def test_without_scheduler_dask_is_not_imported(tmp_path, audio):
     code = ("import sys; from pipelines.extract_features import ExtractConfig, run; "
-            f"run({str(audio)!r}, {str(tmp_path / 'o')!r}, ExtractConfig(blocks=('audiostats',)), progress=False); "
+            f"run({str(audio)!r}, {str(tmp_path / 'o')!r}, ExtractConfig(blocks=('audiostats',)), "
+            "progress=False); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
@@ -144,7 +152,8 @@ def test_without_scheduler_dask_is_not_imported(tmp_path, audio):
 
 
 def test_a_file_that_kills_its_worker_costs_only_that_file(tmp_path):
-    """``--scheduler local``: files queued on the dying workers are retried alone; only the guilty one fails."""
+    """``--scheduler local``: files queued on the dying workers are retried alone; \
+only the guilty one fails."""
     d = tmp_path / "audio"
     d.mkdir()
     for name in ("a.wav", "crash.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav", "g.wav", "h.wav"):

@@ -39,10 +39,11 @@ class ALSSource(Source):
             return self
         Xc = X[:, self.items_].tocsr()
         factors = int(max(2, min(c.als_factors, len(self.items_) - 1)))
-        with threadpool_limits(1, "blas"):  # implicit's own threads do the work; BLAS threads would fight them
-            model = AlternatingLeastSquares(factors=factors, regularization=c.als_regularization, alpha=c.als_alpha,
-                                            iterations=c.als_iterations, random_state=c.seed,
-                                            calculate_training_loss=False)
+        # implicit's own threads do the work; BLAS threads would fight them
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=factors, regularization=c.als_regularization,
+                                            alpha=c.als_alpha, iterations=c.als_iterations,
+                                            random_state=c.seed, calculate_training_loss=False)
             model.fit(Xc, show_progress=False)
         self.Y_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self._prepare(data.content.n_items)
@@ -64,7 +65,8 @@ class ALSSource(Source):
             self.ann_.hnsw.efSearch = 128
 
     def user_vector(self, ctx: Context) -> np.ndarray | None:
-        """The context folded in: argmin_u sum_i c_i (p_i - u.y_i)^2 + reg |u|^2 (implicit's recalculate_user)."""
+        """The context folded in: argmin_u sum_i c_i (p_i - u.y_i)^2 + reg |u|^2 \
+(implicit's recalculate_user)."""
         got = ctx.cache.get(self.name)
         if got is None:
             idx = self.compact_[ctx.rows]

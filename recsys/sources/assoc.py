@@ -39,7 +39,8 @@ class RulesSource(Source):
                 pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(R.ante_ptr[rids], lens)
                 flat = R.ante_items[pos]
                 w = np.maximum.reduceat(wrow[order[np.searchsorted(rows[order], flat)]], starts)
-                s = np.minimum(R.strength[rids] * w * np.where(R.kind_next[rids], self.config.w_next, 1.0), 1.0)
+                s = np.minimum(R.strength[rids] * w * np.where(R.kind_next[rids], self.config.w_next, 1.0),
+                               1.0)
                 got = (rids, s)
         ctx.cache[self.name] = got
         return got
@@ -62,7 +63,8 @@ class RulesSource(Source):
         R, rid = self.rules_, int(rids[hit[np.argmax(s[hit])]])
         names = ",".join(self.label(a) for a in R.antecedent(rid))
         kind = "next" if R.kind_next[rid] else "rule"
-        return f"{kind} {{{names}}}->{self.label(R.consequent[rid])} conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}"
+        return (f"{kind} {{{names}}}->{self.label(R.consequent[rid])} "
+                f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
 
     def grow(self, data: SourceData) -> None:
         self.data_ = data  # rule ids index catalogue rows, which never move

@@ -32,7 +32,8 @@ class Content:
     labels: np.ndarray  # track id per row (for reasons)
     meta: dict[str, np.ndarray] = field(default_factory=dict)  # "artist"/"album" -> code per row (-1 unknown)
     catalog_popularity: np.ndarray | None = None  # 0..100 or NaN
-    stats: np.ndarray | None = None  # (n, len(AUDIO_STATS)) audio statistics (NaN unknown), for ranker features
+    # (n, len(AUDIO_STATS)) audio statistics (NaN unknown), for ranker features
+    stats: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -59,7 +60,8 @@ class Interactions:
         codes, uniq = pd.factorize(h["user_id"].astype(str), sort=False)
         items = h["track_id"].map(row_of).to_numpy(dtype=np.int64)
         sessions = h["session"].astype(str).to_numpy(dtype=object) if "session" in h.columns else None
-        return cls(codes.astype(np.int64), items, len(uniq), n_items, np.asarray(uniq, dtype=object), sessions)
+        return cls(codes.astype(np.int64), items, len(uniq), n_items, np.asarray(uniq, dtype=object),
+                   sessions)
 
     def subset(self, keep: np.ndarray) -> Interactions:
         """The plays where ``keep`` is True (same user codes and catalogue)."""
@@ -67,7 +69,8 @@ class Interactions:
                             None if self.sessions is None else self.sessions[keep])
 
     def to_histories(self, labels: np.ndarray) -> pd.DataFrame:
-        """Back to a histories table (user_id, position, track_id [, session]) with ``labels`` as track ids."""
+        """Back to a histories table (user_id, position, track_id [, session]) \
+with ``labels`` as track ids."""
         df = pd.DataFrame({"user_id": self.user_ids[self.users], "position": np.arange(len(self.items)),
                            "track_id": np.asarray(labels, dtype=object)[self.items]})
         if self.sessions is not None:
@@ -225,7 +228,8 @@ class Recommender:
         """Write learned state into ``directory`` (nothing by default: rebuilt from content on load)."""
 
     @classmethod
-    def load(cls, directory: str | Path, data: SourceData, config: RecommendConfig | None = None) -> Recommender:
+    def load(cls, directory: str | Path, data: SourceData,
+             config: RecommendConfig | None = None) -> Recommender:
         """Reopen from ``directory`` (default: refit on ``data``, for sources that learn nothing costly)."""
         return cls(config).fit(data)
 
@@ -277,8 +281,8 @@ def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError) as exc:
-        raise IndexFormatError(f"{path}: truncated or corrupted ({str(exc).splitlines()[0] if str(exc) else 'read failed'})"
-                               ) from None
+        raise IndexFormatError(f"{path}: truncated or corrupted "
+                               f"({str(exc).splitlines()[0] if str(exc) else 'read failed'})") from None
 
 
 def csr_arrays(prefix: str, M: sp.csr_matrix) -> dict[str, np.ndarray]:
