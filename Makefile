@@ -53,6 +53,7 @@ chromium:
 test: install chromium
 	@command -v java >/dev/null 2>&1 || echo "note: no 'java' on PATH: the Spark rule-mining tests will be skipped." \
 		"Install Java 17+ (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17)."
+	$(PY) -m ruff check recsys pipelines scripts tests
 	$(PY) -m pytest -q
 
 clean:

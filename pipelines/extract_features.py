@@ -83,8 +83,8 @@ def read_mapping(path: str | os.PathLike | None) -> dict[str, str]:
 
 
 def parse_sets(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
-    """``["cnn.model=PATH", "spectral.n_mels=96"]`` -> ``{"cnn": {"model": "PATH"}, ...}`` \
-(JSON values parsed)."""
+    """``["cnn.model=PATH", "spectral.n_mels=96"]`` -> ``{"cnn": {"model": "PATH"}, ...}``
+    (JSON values parsed)."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, value = item.partition("=")

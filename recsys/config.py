@@ -54,8 +54,8 @@ def to_bool(value: Any, *, name: str = "value") -> bool:
 
 
 def looks_like_path(model: str, *, suffixes: tuple[str, ...] = ()) -> bool:
-    ("""True when a model argument names a file or folder (or ends in one of ``suffixes``), """
-     """not a model name.""")
+    """True when a model argument names a file or folder (or ends in one of ``suffixes``),
+    not a model name."""
     return (os.sep in model or model.startswith((".", "~")) or (bool(suffixes) and model.endswith(suffixes))
             or Path(model).expanduser().exists())
 

@@ -240,8 +240,8 @@ class Engine:
         self.recommender_ = self.make_recommender(self.interactions_, rule_index)
 
     def content(self, **override) -> Content:
-        ("""What the content sources read (embeddings, FAISS index, clusters, metadata); """
-         """fields can be overridden.""")
+        """What the content sources read (embeddings, FAISS index, clusters, metadata);
+        fields can be overridden."""
         base = Content(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
                        labels=self.track_ids_, meta=_meta_codes(self.tracks_),
                        catalog_popularity=_catalog_pop(self.tracks_),
@@ -249,8 +249,8 @@ class Engine:
         return dataclasses.replace(base, **override) if override else base
 
     def rule_miner(self):
-        ("""``interactions -> RuleIndex | None`` with this engine's rule settings """
-         """(for held-out training parts).""")
+        """``interactions -> RuleIndex | None`` with this engine's rule settings
+        (for held-out training parts)."""
         def mine(inter: Interactions):
             table = mine_rules(inter.to_histories(self.track_ids_), self.config.rules)
             return RuleIndex(table, self.row_of_, len(self.tracks_)) if len(table) else None
@@ -260,8 +260,8 @@ class Engine:
     def make_recommender(self, interactions: Interactions | None, rules: RuleIndex | None, *,
                          config: RecommendConfig | None = None, content: Content | None = None,
                          sources: Sequence[str] | None = None) -> HybridRecommender:
-        ("""Fit the sources (and the ranker, with enough histories) on given plays and rules """
-         """over this content.""")
+        """Fit the sources (and the ranker, with enough histories) on given plays and rules
+        over this content."""
         data = SourceData(content or self.content(), interactions, rules)
         return fit_hybrid(data, config or self.config.recommend, mine=self.rule_miner(), sources=sources)
 
@@ -330,8 +330,8 @@ class Engine:
         return row
 
     def similar(self, track_id: str, k: int = 10) -> Recommendations:
-        ("""The k nearest tracks by embedding (cosine), the track itself and tracks with no features """
-         """excluded.""")
+        """The k nearest tracks by embedding (cosine), the track itself and tracks with no features
+        excluded."""
         row = self._row(track_id)
         k = check_k(k)
         if not np.any(self.embeddings_[row]):

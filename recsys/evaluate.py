@@ -62,8 +62,8 @@ def leave_last_out(histories: pd.DataFrame, *, min_plays: int = 2) -> tuple[pd.D
 
 
 def playlist_histories(table) -> pd.DataFrame:
-    """Real playlists as histories: user_id = playlist_id, position = row order \
-(TidyTuesday-shaped tables)."""
+    """Real playlists as histories: user_id = playlist_id, position = row order
+    (TidyTuesday-shaped tables)."""
     from .errors import SchemaError
     from .io import read_table
 
@@ -146,8 +146,8 @@ def _rows(fn):
 
 
 def hybrid_methods(rec, *, sources: bool = True) -> dict[str, Callable[[list[int], int], list[int]]]:
-    """The hybrid, the old blend and (``sources``) every candidate source alone, \
-over one fitted recommender."""
+    """The hybrid, the old blend and (``sources``) every candidate source alone,
+    over one fitted recommender."""
     out = {"hybrid": _rows(rec.recommend)}
     if rec.mode == "lightgbm":
         out["blend"] = _rows(lambda r, k: rec.recommend(r, k, mode="blend"))

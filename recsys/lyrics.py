@@ -135,8 +135,8 @@ class LyricTopics:
         return [[self.vocabulary_[i] for i in np.argsort(-row)[:n] if row[i] > 0] for row in self.components_]
 
     def save(self, path: str | Path, *, force: bool = False) -> None:
-        """Write the artefact dir: ``topics.json`` (vocabulary), ``idf.npy``, ``components.npy`` \
-+ manifest."""
+        """Write the artefact dir: ``topics.json`` (vocabulary), ``idf.npy``, ``components.npy``
+        + manifest."""
         self._check()
         with artifact_dir(path, kind=KIND, version=FORMAT_VERSION, settings=self.get_params(),
                           force=force) as (tmp, extra):

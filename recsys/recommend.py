@@ -26,8 +26,8 @@ class Recommendation:
 
 
 class Recommendations(list):
-    ("""A list of :class:`Recommendation`; ``note`` says why it holds fewer than the k asked for """
-     """(else None).""")
+    """A list of :class:`Recommendation`; ``note`` says why it holds fewer than the k asked for
+    (else None)."""
 
     def __init__(self, items=(), *, note: str | None = None) -> None:
         super().__init__(items)

@@ -1,4 +1,4 @@
-"""Scale-out benchmarks (docs/scale.md): rule mining mlxtend vs Spark local, extraction serial vs \
+"""Scale-out benchmarks (docs/scale.md): rule mining mlxtend vs Spark local, extraction serial vs
 --jobs 2 vs Dask.
 
     OMP_WAIT_POLICY=PASSIVE python scripts/bench_scale.py rules [--users 2000 50000] [--tracks 2000]

@@ -1,5 +1,5 @@
-("""Files that are not audio, or broken audio, through the CLI: named failures, no decoder chatter, """
- """no tracks.""")
+"""Files that are not audio, or broken audio, through the CLI: named failures, no decoder chatter,
+no tracks."""
 from __future__ import annotations
 
 import shutil

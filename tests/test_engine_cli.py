@@ -1,5 +1,5 @@
-("""The engine commands through click: build-index, recommend, similar, rules mine, simulate-users, """
- """evaluate.""")
+"""The engine commands through click: build-index, recommend, similar, rules mine, simulate-users,
+evaluate."""
 from __future__ import annotations
 
 import json

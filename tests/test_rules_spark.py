@@ -1,4 +1,4 @@
-"""Rules mined on Spark (local[2]) equal mlxtend's: same co-occurrence rules, support, confidence, \
+"""Rules mined on Spark (local[2]) equal mlxtend's: same co-occurrence rules, support, confidence,
 lift, count."""
 from __future__ import annotations
 

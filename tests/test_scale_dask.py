@@ -1,4 +1,4 @@
-"""Extraction on a Dask cluster (2-worker LocalCluster): same blocks as the plain run, same cache, \
+"""Extraction on a Dask cluster (2-worker LocalCluster): same blocks as the plain run, same cache,
 resumable."""
 from __future__ import annotations
 
@@ -152,8 +152,8 @@ def test_without_scheduler_dask_is_not_imported(tmp_path, audio):
 
 
 def test_a_file_that_kills_its_worker_costs_only_that_file(tmp_path):
-    """``--scheduler local``: files queued on the dying workers are retried alone; \
-only the guilty one fails."""
+    """``--scheduler local``: files queued on the dying workers are retried alone;
+    only the guilty one fails."""
     d = tmp_path / "audio"
     d.mkdir()
     for name in ("a.wav", "crash.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav", "g.wav", "h.wav"):

@@ -1,4 +1,4 @@
-"""`features extract --blocks stems,lyrics` offline: classical separator + faster-whisper tiny.en, \
+"""`features extract --blocks stems,lyrics` offline: classical separator + faster-whisper tiny.en,
 cached rerun."""
 from __future__ import annotations
 

@@ -146,8 +146,8 @@ def test_english_clips_are_ok_with_low_word_error_rate_through_the_cli(tmp_path)
 def test_non_english_vocals_over_music_are_not_trusted_through_the_cli(tmp_path):
     """espeak-ng French/Spanish/German/Italian over the shipped music clips: tiny.en cannot transcribe them.
 
-    Ten mixes keep the test short; `scripts/bench_stems.py --gate-only` runs all 20 \
-(4 languages x 5 clips)."""
+    Ten mixes keep the test short; `scripts/bench_stems.py --gate-only` runs all 20
+    (4 languages x 5 clips)."""
     import pandas as pd
     from click.testing import CliRunner
 

@@ -32,8 +32,8 @@ def resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
-    ("""Silence C libraries' notes on file descriptor 2 (mpg123's "Note: Trying to resync...") """
-     """while decoding.""")
+    """Silence C libraries' notes on file descriptor 2 (mpg123's "Note: Trying to resync...")
+    while decoding."""
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr: nothing to protect

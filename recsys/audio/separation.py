@@ -94,8 +94,8 @@ def _repeating(S: np.ndarray, *, sr: int, hop: int, seconds: float) -> np.ndarra
 
 def _periodic(S: np.ndarray, *, sr: int, hop: int, seconds: tuple[float, float]) -> np.ndarray | None:
     """Classic REPET: the period (``seconds`` range, at least two cycles) that maximises the beat spectrum
-    (mean autocorrelation of the power spectrogram's rows); the median cycle tiled, <= S. \
-None if too short."""
+    (mean autocorrelation of the power spectrogram's rows); the median cycle tiled, <= S.
+    None if too short."""
     n = S.shape[1]
     lo, hi = int(seconds[0] * sr / hop), int(min(seconds[1] * sr / hop, n // 2))
     if hi <= lo + 1:
@@ -135,9 +135,9 @@ class ClassicalSeparator:
        (median over ``harmonic_frames`` frames) and repeating accompaniment is found by REPET-SIM
        (median of the most similar frames >= ``similarity_seconds`` away, weighted ``repeat_weight``)
        and by classic REPET (median cycle of the strongest period in ``period_seconds``, weighted
-       ``period_weight``: loops); a voice, whose pitch moves within such a window, is spread across \
-frequency like a
-       transient (median over ``percussive_bins`` bins). A soft mask keeps that part.
+       ``period_weight``: loops); a voice, whose pitch moves within such a window, is spread
+       across frequency like a transient (median over ``percussive_bins`` bins). A soft mask keeps
+       that part.
     2. Short window (``n_fft_short`` 512, ~23 ms) on what is left: there the voice is steady over a
        few frames (``voice_frames``) while drum hits stay vertical (``percussive_bins_short``).
     3. Wiener refinement (``iterations``): the power spectra of the vocal estimate and of the
@@ -645,8 +645,8 @@ def accompaniment_features(y: np.ndarray, sr: int, *, n_fft: int = 2048, hop_len
 
 
 def summarise(name: str, x: np.ndarray) -> dict[str, float]:
-    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>`` \
-(the front-end's summary)."""
+    """``mean``, ``std`` and percentiles of a frame series as ``stems__<name>_<stat>``
+    (the front-end's summary)."""
     return frontend_summarise(x, prefix=f"stems__{name}", percentiles=PERCENTILES)
 
 

@@ -273,8 +273,8 @@ class _WhisperBase:
 
     def _allowed(self, lang: str | None, prob: float | None, source: str,
                  languages: tuple[str, ...] | None) -> Transcript | None:
-        """A ``wrong_language`` transcript when ``lang`` is not accepted (decided before decoding), \
-else None."""
+        """A ``wrong_language`` transcript when ``lang`` is not accepted (decided before decoding),
+        else None."""
         if not languages:
             return None
         if lang == ENGLISH_ONLY:

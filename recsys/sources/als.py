@@ -65,8 +65,8 @@ class ALSSource(Source):
             self.ann_.hnsw.efSearch = 128
 
     def user_vector(self, ctx: Context) -> np.ndarray | None:
-        """The context folded in: argmin_u sum_i c_i (p_i - u.y_i)^2 + reg |u|^2 \
-(implicit's recalculate_user)."""
+        """The context folded in: argmin_u sum_i c_i (p_i - u.y_i)^2 + reg |u|^2
+        (implicit's recalculate_user)."""
         got = ctx.cache.get(self.name)
         if got is None:
             idx = self.compact_[ctx.rows]

@@ -69,8 +69,8 @@ class Interactions:
                             None if self.sessions is None else self.sessions[keep])
 
     def to_histories(self, labels: np.ndarray) -> pd.DataFrame:
-        """Back to a histories table (user_id, position, track_id [, session]) \
-with ``labels`` as track ids."""
+        """Back to a histories table (user_id, position, track_id [, session])
+        with ``labels`` as track ids."""
         df = pd.DataFrame({"user_id": self.user_ids[self.users], "position": np.arange(len(self.items)),
                            "track_id": np.asarray(labels, dtype=object)[self.items]})
         if self.sessions is not None:

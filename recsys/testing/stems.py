@@ -133,8 +133,8 @@ def export_demucs_safetensors(model, path: Path) -> Path:
 
 def fake_hf_cache(root: Path, *, name: str = "htdemucs", repo: str = "models--adefossez--HTDemucs",
                   sig: str = "0badcafe", seed: int = 0) -> Path:
-    """A HuggingFace-cache layout holding a tiny model under a pretrained demucs name \
-(what a download leaves)."""
+    """A HuggingFace-cache layout holding a tiny model under a pretrained demucs name
+    (what a download leaves)."""
     snap = root / repo / "snapshots" / "0123abcd"
     snap.mkdir(parents=True, exist_ok=True)
     (root / repo / "refs").mkdir(parents=True, exist_ok=True)
@@ -215,8 +215,8 @@ NON_ENGLISH = {
 
 
 def espeak_available() -> bool:
-    """Whether the ``espeak-ng`` program is installed (Debian package ``espeak-ng``; \
-``make install`` adds it)."""
+    """Whether the ``espeak-ng`` program is installed (Debian package ``espeak-ng``;
+    ``make install`` adds it)."""
     import shutil
 
     return shutil.which("espeak-ng") is not None
