@@ -124,3 +124,36 @@ def test_features_extract_refuses_a_folder_of_user_files(tmp_path):
     assert (out / "thesis.docx").exists()
     user_error(run("features", "extract", "--audio-dir", audio, "--out", tmp_path, "--quiet", "--force"),
                "input")
+
+
+def test_index_file_corrupted_without_changing_size_is_refused(small):
+    """Only sizes were checked before: a flipped byte in faiss.index loaded silently and changed results."""
+    d, cat, cfg = small
+    assert build(cat, cfg, d / "idx").exit_code == 0
+    f = d / "idx" / "faiss.index"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    user_error(run("recommend", "--index", d / "idx", "--recent", "t0001"), "faiss.index", "checksum")
+
+
+@pytest.mark.parametrize("encoding,sep", [("utf-16", ","), ("latin-1", ","), ("utf-8", ";"), ("utf-8", "\t")])
+def test_catalogues_in_other_encodings_and_separators_are_read(small, encoding, sep):
+    d, cat, _ = small
+    import pandas as pd
+
+    df = pd.read_csv(cat)
+    df.loc[0, "track_name"] = "Café Olé"  # a character whose bytes differ in each encoding
+    other = d / "other.csv"
+    df.to_csv(other, index=False, encoding=encoding, sep=sep)
+    r = run("genres", "map", "--catalog", other, "--out", d / "m.csv")
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv(d / "m.csv").set_index("track_id").loc["t0000", "track_name"] == "Café Olé"
+
+
+def test_unreadable_table_gets_a_hint(small):
+    d, _, _ = small
+    bad = d / "bad.csv"
+    bad.write_bytes(b"track_id,energy\n\xff\xfe\x00garbage\x00\x00\x01\n" * 3)
+    r = run("genres", "map", "--catalog", bad, "--out", d / "m.csv")
+    assert r.exit_code == 2 and "Traceback" not in r.output
