@@ -175,7 +175,7 @@ def test_predict_truncated_model_file(trained, demo_csv, tmp_path):
     f = model / "model.lgb.txt"
     f.write_bytes(f.read_bytes()[:1000])
     _assert_user_error(_run("genres", "predict", "--model", str(model), "--catalog", str(demo_csv),
-                            "--out", str(tmp_path / "p.csv")), "model.lgb.txt", "truncated or corrupted")
+                            "--out", str(tmp_path / "p.csv")), "model.lgb.txt", "truncated or modified")
 
 
 def test_predict_corrupted_model_file(trained, demo_csv, tmp_path):

@@ -157,3 +157,16 @@ def test_unreadable_table_gets_a_hint(small):
     bad.write_bytes(b"track_id,energy\n\xff\xfe\x00garbage\x00\x00\x01\n" * 3)
     r = run("genres", "map", "--catalog", bad, "--out", d / "m.csv")
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_log_lines_never_share_the_progress_bar_line(small):
+    """build-index with -v in a real process: every log line starts its own line, after the bar is cleared."""
+    d, cat, cfg = small
+    proc = subprocess.run([sys.executable, "-m", "recsys.cli", "-v", "build-index", "--catalog", str(cat),
+                           "--config", str(cfg), "--simulate-users", "0", "--out", str(d / "idx")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    logs = [ln for ln in proc.stderr.split("\n") if "INFO recsys" in ln]
+    assert logs, proc.stderr[-2000:]  # -v really logs the steps
+    for ln in logs:
+        assert ln.split("\r")[-1].startswith("INFO"), repr(ln)

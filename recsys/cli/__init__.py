@@ -21,11 +21,8 @@ class _Main(click.Group):
     """Turns :class:`RecsysError` into one line on stderr and a non-zero exit, no traceback."""
 
     def invoke(self, ctx: click.Context):  # noqa: D401
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
         try:
-            with logging_redirect_tqdm():  # log lines never share a progress bar's line
-                return super().invoke(ctx)
+            return super().invoke(ctx)
         except RecsysError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -41,6 +38,10 @@ def main(verbose: int) -> None:
     """recsys: genre labels, track embeddings, clusters and what to play next."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # log lines go through tqdm.write for the whole command: they never share a progress bar's line
+    click.get_current_context().with_resource(logging_redirect_tqdm())
 
 
 def _register_all() -> None:
