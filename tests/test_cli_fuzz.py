@@ -17,6 +17,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from recsys.cli import main
+from recsys.testing.cli import commands
 from recsys.testing.engine import make_catalog, planted_histories
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,15 +26,6 @@ CASES_PER_COMMAND = 6
 NUMBERS = ["-5", "0", "-1", "abc", "1e12", "nan", "inf", "2.5", "99999999"]
 TABLE_OUT = {("genres", "map"), ("genres", "predict"), ("rules", "mine"), ("simulate-users",),
              ("cnn", "predict"), ("spotify", "import"), ("spotify", "liked")}
-
-
-def commands(group: click.Group, path: tuple[str, ...] = ()):
-    """(path, command) for every leaf command."""
-    for name, cmd in sorted(group.commands.items()):
-        if isinstance(cmd, click.Group):
-            yield from commands(cmd, path + (name,))
-        else:
-            yield path + (name,), cmd
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,7 @@ import click
 from click.testing import CliRunner
 
 from recsys.cli import main
-
-
-def commands(group: click.Group, path: tuple[str, ...] = ()):
-    """(path, command) for every leaf command."""
-    for name, cmd in sorted(group.commands.items()):
-        if isinstance(cmd, click.Group):
-            yield from commands(cmd, path + (name,))
-        else:
-            yield path + (name,), cmd
+from recsys.testing.cli import commands
 
 
 def test_every_command_has_an_example_and_every_option_help():
