@@ -164,7 +164,6 @@ class Engine:
         steps(f"2-D map ({c.projection.method})")
         self.projection_ = Projection(c.projection).fit(self.embeddings_)  # 2-D map (projection.py)
         self.tracks_ = _track_table(cat)
-        self.track_stats_ = audio_stats(cat)  # ranker features
         self._rebuild_maps()
         steps("histories")
         if histories is not None:
@@ -233,6 +232,7 @@ class Engine:
                        if "track_name" in self.tracks_.columns else none)
         self._artists = (self.tracks_["track_artist"].to_numpy(dtype=object, na_value=None)
                          if "track_artist" in self.tracks_.columns else none)
+        self.track_stats_ = audio_stats(self.tracks_)  # the ranker's audio features, from tracks.parquet
 
     def _make_recommender(self) -> None:
         rule_index = (RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_))
@@ -245,7 +245,7 @@ class Engine:
         base = Content(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
                        labels=self.track_ids_, meta=_meta_codes(self.tracks_),
                        catalog_popularity=_catalog_pop(self.tracks_),
-                       stats=getattr(self, "track_stats_", None))
+                       stats=self.track_stats_)
         return dataclasses.replace(base, **override) if override else base
 
     def rule_miner(self):
@@ -283,11 +283,11 @@ class Engine:
 
     def recommend(self, recent: Sequence[str] | None = None, k: int = 10, *, user_id: str | None = None,
                   weights: dict[str, float] | None = None) -> Recommendations:
-        ("""Next tracks after ``recent`` (oldest first) and/or a known user's last plays; """
-         """recent tracks excluded.
+        """Next tracks after ``recent`` (oldest first) and/or a known user's last plays; recent tracks
+        excluded.
 
         Fewer than ``k`` results come with ``.note`` saying why (a small catalogue, few reachable tracks).
-        """)
+        """
         self._require_built()
         recent = check_track_ids(recent)
         k = check_k(k)
@@ -395,11 +395,6 @@ class Engine:
         self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
         self._rebuild_maps()
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(cat))])
-        if getattr(self, "track_stats_", None) is not None:
-            new_stats = audio_stats(cat)
-            self.track_stats_ = np.vstack([self.track_stats_, new_stats if new_stats is not None
-                                           else np.full((len(cat), self.track_stats_.shape[1]), np.nan,
-                                                        np.float32)])
         if self.interactions_ is not None:
             self.interactions_ = dataclasses.replace(self.interactions_, n_items=self.n_tracks)
         rec = self.recommender_
@@ -420,8 +415,6 @@ class Engine:
             np.save(tmp / "embeddings.npy", self.embeddings_.astype(np.float32), allow_pickle=False)
             self.index_.save(tmp)
             write_table(self.rules_table_, tmp / "rules.parquet")
-            if getattr(self, "track_stats_", None) is not None:
-                np.save(tmp / "track_stats.npy", self.track_stats_.astype(np.float32), allow_pickle=False)
             self.recommender_.save(tmp)
             ids = self.track_ids_
             if getattr(self, "projection_", None) is not None:
@@ -499,7 +492,6 @@ class Engine:
         self.simulated_ = None
         self.manifest_ = man
         self.path_ = d
-        self.track_stats_ = load_npy(d / "track_stats.npy") if (d / "track_stats.npy").exists() else None
         self.interactions_ = None  # the fitted sources are read back; the plays themselves are not stored
         rule_index = RuleIndex(rules, self.row_of_, len(self.tracks_)) if len(rules) else None
         self.recommender_ = HybridRecommender.load(d, SourceData(self.content(), None, rule_index,
