@@ -73,5 +73,4 @@ class AudioStatsBlock:
 
 SPEC = BlockSpec(name="audiostats", source="audio", version=1, order=20, default=True,
                  columns="the 12 statistics + audiostats__* (LUFS, key strength, ...)",
-                 help="Spotify-style statistics estimated from audio", extractor=lambda: AudioStatsBlock,
-                 options={f.name: f"default {f.default!r}" for f in dataclasses.fields(AudioStatsConfig)})
+                 help="Spotify-style statistics estimated from audio", extractor=lambda: AudioStatsBlock)

@@ -50,7 +50,6 @@ class BlockSpec:
     order: int
     extractor: Callable[[], type] | None = None
     default: bool = False  # extracted by `recsys features extract` when --blocks is not given
-    options: dict[str, str] = field(default_factory=dict)  # --set name.key=value -> help
 
 
 @dataclass

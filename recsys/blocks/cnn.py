@@ -59,6 +59,4 @@ class CNNBlock:
 SPEC = BlockSpec(name="cnn", source="audio", version=1, order=30,
                  columns="cnn__p_<genre> (mean chunk softmax), cnn__vote, cnn__n_chunks",
                  help="pooled chunk-CNN genre probabilities (needs --set cnn.model=DIR)",
-                 extractor=lambda: CNNBlock,
-                 options={"model": "trained model dir from `recsys cnn train` (required)",
-                          "batch_size": "default 64"})
+                 extractor=lambda: CNNBlock)

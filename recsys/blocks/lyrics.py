@@ -219,7 +219,4 @@ SPEC = BlockSpec(name="lyrics", source="audio", version=2, order=50,
                  columns="lyrics__topic_* (NMF topic mixture), "
                          "lyrics__status, lyrics__language, lyrics__confidence",
                  help="topics of the transcribed vocals, quality-gated (--set lyrics.model=NAME_OR_PATH)",
-                 extractor=lambda: LyricsBlock,
-                 options={"backend": "faster-whisper or openai-whisper",
-                          "model": "Whisper name or local path",
-                          "languages": "accepted languages, e.g. en,es"})
+                 extractor=lambda: LyricsBlock)

@@ -41,5 +41,4 @@ class SpectralBlock:
 
 SPEC = BlockSpec(name="spectral", source="audio", version=1, order=10, default=True,
                  columns="spectral__* (MFCC, mel bands, chroma, tonnetz, centroid, flatness, flux, tempo)",
-                 help="summarised front-end features", extractor=lambda: SpectralBlock,
-                 options={f.name: f"default {f.default!r}" for f in dataclasses.fields(FrontendConfig)})
+                 help="summarised front-end features", extractor=lambda: SpectralBlock)

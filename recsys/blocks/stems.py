@@ -111,5 +111,4 @@ SPEC = BlockSpec(name="stems", source="audio", version=1, order=40,
                  columns="stems__* (accompaniment envelope, centroid, ZCR, "
                          "flux summaries; vocal energy share)",
                  help="accompaniment features after separation (--set stems.backend=demucs|classical)",
-                 extractor=lambda: StemsBlock,
-                 options={"backend": "auto, demucs or classical", "model": "Demucs name or local path"})
+                 extractor=lambda: StemsBlock)
