@@ -348,6 +348,29 @@ def artifact_dir(path: str | os.PathLike, *, kind: str, version: int, settings: 
         write_manifest(tmp, kind=kind, version=version, settings=settings, **extra)
 
 
+def read_lightgbm(path: str | os.PathLike, *, error: type[RecsysError] = ModelError) -> Any:
+    """A LightGBM Booster from its text model file; a missing, cut or damaged file is one ``error``.
+
+    LightGBM's own parser can crash the process on a cut-off file, so the text is checked for its
+    end marker before the parser sees it (the manifest's checksum usually catches it earlier).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: LightGBM model missing")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: LightGBM model is corrupted (not a text model)") from None
+    if not text.startswith("tree") or "end of trees" not in text:
+        raise error(f"{path}: LightGBM model is truncated or corrupted (no end-of-trees marker)")
+    import lightgbm as lgb
+
+    try:
+        return lgb.Booster(model_str=text)
+    except Exception as exc:  # LightGBMError on a damaged file
+        raise error(f"{path}: cannot load LightGBM model ({str(exc).splitlines()[0][:200]})") from None
+
+
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's content (cache keys follow content, not names)."""
     h = hashlib.sha256()

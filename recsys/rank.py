@@ -129,17 +129,11 @@ class Ranker:
 
     @classmethod
     def load(cls, directory, config: RecommendConfig | None = None) -> Ranker:
-        import lightgbm as lgb
+        """Read ``ranker.txt`` back (a cut or damaged file is an IndexFormatError)."""
+        from .io import read_lightgbm
 
-        path = Path(directory) / RANKER_FILE
-        if not path.exists():
-            raise IndexFormatError(f"{path}: missing from index directory")
-        text = path.read_text(encoding="utf-8")
-        # LightGBM's parser crashes on cut files
-        if not text.startswith("tree") or "end of trees" not in text:
-            raise IndexFormatError(f"{path}: truncated or not a LightGBM model")
         self = cls(config)
-        self.booster_ = lgb.Booster(model_str=text)
+        self.booster_ = read_lightgbm(Path(directory) / RANKER_FILE, error=IndexFormatError)
         self.best_iteration_ = self.booster_.current_iteration()
         self.names_ = self.booster_.feature_name()
         self.valid_ndcg_ = None

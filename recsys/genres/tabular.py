@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..schema import STATS
 from ..errors import InputError, ModelError, SchemaError
-from ..io import MANIFEST, atomic_dir, check_output_dir, read_json, read_manifest, write_json, write_manifest
+from ..io import (MANIFEST, atomic_dir, check_output_dir, read_json, read_lightgbm, read_manifest, write_json,
+                  write_manifest)
 from .text import TEXT_COLUMN, TitleTextModel, title_text
 
 #: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
@@ -463,22 +464,7 @@ class GenreClassifier:
             if self.text_model_.n_classes_ != len(classes):
                 raise ModelError(f"{d / 'text_model.json'}: text model classes do not match the genre model")
         if self.model == "lightgbm":
-            path = d / "model.lgb.txt"
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                raise ModelError(f"{path}: LightGBM model is corrupted (not a text model)") from None
-            # LightGBM's parser can crash on a cut-off file; the checksum above and this end
-            # marker keep a damaged file from ever reaching it.
-            if not text.startswith("tree") or "end of trees" not in text:
-                raise ModelError(f"{path}: LightGBM model is truncated or corrupted (no end-of-trees marker)")
-            try:
-                import lightgbm as lgb
-
-                self.model_ = lgb.Booster(model_str=text)
-            except Exception as exc:  # LightGBMError on a damaged file
-                raise ModelError(f"{path}: cannot load LightGBM model "
-                                 f"({str(exc).splitlines()[0][:200]})") from None
+            self.model_ = read_lightgbm(d / "model.lgb.txt", error=ModelError)
         else:
             from .dnn import TorchMLPClassifier
 
