@@ -10,8 +10,8 @@ from typing import Any, Iterable
 
 from .errors import InputError, NotFittedError
 
-#: Largest k any query accepts (a page of results, not the catalogue).
-MAX_K = 10_000
+#: Largest k any query accepts (a page of results, not the catalogue); the CLI's -k range too.
+MAX_K = 1000
 
 
 def check_int(value: Any, *, name: str, low: int | None = None, high: int | None = None) -> int:

@@ -6,6 +6,8 @@ import warnings
 
 import click
 
+from ..validate import MAX_K
+
 
 def _blocks(value: str | None) -> list[str] | None:
     if not value:
@@ -122,7 +124,7 @@ def register(main: click.Group) -> None:
                   help="Index directory written by `recsys build-index`.")
     @click.option("--recent", multiple=True, help="A recently played track id (repeat, oldest first).")
     @click.option("--user", "user_id", help="A user id known to the index (its last plays are used).")
-    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
+    @click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True,
                   help="How many tracks to recommend.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def recommend(index_dir, recent, user_id, k, as_json):
@@ -138,7 +140,7 @@ def register(main: click.Group) -> None:
     @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
                   help="Index directory written by `recsys build-index`.")
     @click.option("--track", "track_id", required=True, help="Track id to find neighbours of.")
-    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
+    @click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True,
                   help="How many similar tracks.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def similar(index_dir, track_id, k, as_json):
@@ -247,7 +249,7 @@ def register(main: click.Group) -> None:
                   help="Index directory written by `recsys build-index`.")
     @click.option("--histories", required=True, type=click.Path(dir_okay=False),
                   help="Histories to hold the last play of each user out of.")
-    @click.option("-k", "--k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
+    @click.option("-k", "--k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True,
                   help="Cut-off of HitRate/MRR/NDCG.")
     @click.option("--max-users", type=click.IntRange(0), default=0, show_default=True,
                   help="Evaluate a seeded sample of users (0 = all).")
