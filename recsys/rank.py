@@ -13,7 +13,6 @@ With fewer than ``min_ranker_users`` users (or no histories) the fixed blend of
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -509,7 +508,3 @@ def describe(info: dict) -> str:
                 f"{info.get('best_iteration')} trees, "
                 f"trained in {info.get('ranker_seconds', 0):.1f} s)")
     return f"fixed blend ({info.get('why')})"
-
-
-def to_json(info: dict) -> str:
-    return json.dumps(info, default=float)
