@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recsys.errors import DependencyError, InputError
+from recsys.errors import DependencyError, InputError, first_line
 from recsys.io import sha256_json
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,6 @@ def _visible(paths: list[str]) -> list[str]:
     return [p for p in paths if not os.path.isdir(p)]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
-
-
 def connect(scheduler: str, jobs: int) -> tuple[Any, Any]:
     """A Dask client for ``scheduler`` (``local`` = a new LocalCluster with ``jobs`` workers)."""
     try:
@@ -82,7 +77,7 @@ def connect(scheduler: str, jobs: int) -> tuple[Any, Any]:
         return Client(scheduler, timeout="20s"), None
     except (OSError, TimeoutError) as exc:
         raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
-                         f"({_one_line(exc)})") from None
+                         f"({first_line(exc, 500)})") from None
 
 
 def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, out: Path,
@@ -134,7 +129,7 @@ def run_tasks(tasks: list[tuple[str, str, list[tuple[str, str]]]], config: Any, 
                 fail(rel, todo, "task cancelled by the Dask scheduler")
             except Exception as exc:  # noqa: BLE001
                 # e.g. an import error on a worker: report per file, go on
-                fail(rel, todo, f"{type(exc).__name__}: {_one_line(exc)}")
+                fail(rel, todo, f"{type(exc).__name__}: {first_line(exc, 500)}")
 
         path_of = {rel: path for path, rel, _ in tasks}
         futures = {submit(path, rel, todo): (rel, todo) for path, rel, todo in tasks}

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from recsys.blocks import SkipFile, audio_names, default_names, extractor_version, get_extractor
-from recsys.errors import DependencyError, InputError, ModelError, RecsysError, SchemaError
+from recsys.errors import DependencyError, InputError, ModelError, RecsysError, SchemaError, first_line
 from recsys.io import check_output_dir, read_table, sha256_file, sha256_json, write_json, write_table
 
 log = logging.getLogger(__name__)
@@ -258,8 +258,7 @@ def process_file(path: str, rel: str, todo: list[tuple[str, str]],
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]
+    return first_line(exc, 500)
 
 
 def _plain(feats: dict[str, Any]) -> dict[str, Any]:

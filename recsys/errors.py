@@ -46,3 +46,13 @@ class GuardError(RecsysError):
 
 class ExternalServiceError(RecsysError):
     """A remote service (e.g. the Spotify Web API) failed after retries."""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type name when empty), cut to ``limit`` characters.
+
+    Library messages can run to pages (tracebacks of C extensions, whole file paths): a user sees one line.
+    """
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if limit is None else line[:limit]

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from .errors import InputError, ModelError, OutputError, RecsysError
+from .errors import InputError, ModelError, OutputError, RecsysError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def read_table(path: str | os.PathLike, *, dtype: dict | None = None) -> pd.Data
     except InputError:
         raise
     except (pd.errors.ParserError, UnicodeError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot read {kind} table ({first[:200]}); {hint}") from None
+        raise InputError(f"{path}: cannot read {kind} table ({first_line(exc, 200)}); {hint}") from None
     except Exception as exc:  # pyarrow raises its own exception types
         raise InputError(f"{path}: cannot read {kind} table "
                          f"({type(exc).__name__}: {str(exc)[:200]}); {hint}") from None
@@ -368,7 +367,7 @@ def read_lightgbm(path: str | os.PathLike, *, error: type[RecsysError] = ModelEr
     try:
         return lgb.Booster(model_str=text)
     except Exception as exc:  # LightGBMError on a damaged file
-        raise error(f"{path}: cannot load LightGBM model ({str(exc).splitlines()[0][:200]})") from None
+        raise error(f"{path}: cannot load LightGBM model ({first_line(exc, 200)})") from None
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:

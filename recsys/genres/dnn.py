@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 
 
 def build_mlp(n_features: int, n_classes: int, hidden: Sequence[int], dropout: float):
@@ -192,8 +192,7 @@ class TorchMLPClassifier:
             net = build_mlp(n_features, n_classes, hidden, dropout)
             net.load_state_dict(state, strict=True)
         except Exception as exc:  # truncated zip, wrong tensors, not a torch file
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{path}: cannot load torch state_dict ({first})") from None
+            raise ModelError(f"{path}: cannot load torch state_dict ({first_line(exc, 200)})") from None
         net.eval()
         self.net_ = net
         self.n_features_in_ = n_features

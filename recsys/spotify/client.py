@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from ..errors import DependencyError, ExternalServiceError, InputError
+from ..errors import DependencyError, ExternalServiceError, InputError, first_line
 from ..io import read_json, write_text
 
 log = logging.getLogger(__name__)
@@ -484,5 +484,4 @@ def _exc_message(exc: Any) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return redact(text)[:300]
+    return redact(first_line(exc))[:300]
