@@ -133,11 +133,16 @@ class LyricsBlock:
         return {"transcriber": self.transcriber.identity(), "separator": sep.identity() if sep else None,
                 "lyrics": dataclasses.asdict(self.lyrics_settings)}
 
-    def extract(self, y: np.ndarray, sr: int, *, path: Path | None = None) -> dict[str, Any]:
+    def transcribe(self, y: np.ndarray, sr: int) -> Any:
+        """The graded :class:`~recsys.audio.transcription.Transcript` of one excerpt (separated, cached)."""
         from ..audio.transcription import transcribe_excerpt
 
-        t = transcribe_excerpt(y, sr, transcriber=self.transcriber, separator=self.separator,
-                               settings=self.lyrics_settings, cache=self.cache)
+        return transcribe_excerpt(y, sr, transcriber=self.transcriber, separator=self.separator,
+                                  settings=self.lyrics_settings, cache=self.cache)
+
+    def extract(self, y: np.ndarray, sr: int, *, path: Path | None = None) -> dict[str, Any]:
+        """One excerpt's transcript, status, confidence and language as text/number columns."""
+        t = self.transcribe(y, sr)
         sep = self.separator
         source = t.language_source
         if t.language_probability is not None:

@@ -112,26 +112,18 @@ def register(main: click.Group) -> None:
         Only "ok" transcripts are trusted; the others (low_confidence, repetitive, instrumental,
         wrong_language, failed) are what the lyrics block treats as missing.
         """
-        from ..audio.separation import make_separator
-        from ..audio.transcription import (
-            LyricsSettings,
-            TranscriptCache,
-            _lang_list,
-            default_cache_dir,
-            make_transcriber,
-            transcribe_excerpt,
-        )
+        from ..blocks.lyrics import LyricsBlock, LyricsConfig
 
-        tr = make_transcriber(backend, model=model, device=device, compute_type=compute_type,
-                              beam_size=beam_size, download=download)
-        tr.load()  # fail on missing/corrupt weights before decoding anything
-        sep = None if no_separate else make_separator(separator, model=separator_model, device=device)
+        # the lyrics block's own transcription (same settings, cache and quality gate as features extract)
+        block = LyricsBlock(LyricsConfig(
+            backend=backend, model=model, device=device, compute_type=compute_type, beam_size=beam_size,
+            download=download, language=language, languages=languages, separate=not no_separate,
+            separator=separator, separator_model=separator_model, min_vocal_seconds=min_vocal_seconds,
+            cache_dir="off" if no_cache else (str(cache_dir) if cache_dir else None)))
+        block.transcriber.load()  # fail on missing/corrupt weights before decoding anything
+        sep = block.separator
         y, sr = _excerpt(file, sr=22050, seconds=None if full else seconds)
-        cache = None if no_cache else TranscriptCache(cache_dir or default_cache_dir())
-        settings = LyricsSettings(separate=not no_separate, language=language,
-                                  languages=_lang_list(languages),
-                                  min_vocal_seconds=min_vocal_seconds)
-        t = transcribe_excerpt(y, sr, transcriber=tr, separator=sep, settings=settings, cache=cache)
+        t = block.transcribe(y, sr)
         lang = t.language or "?"
         if t.language_probability is not None:
             lang += f" (p={t.language_probability:.2f})"
