@@ -157,8 +157,8 @@ def read_tf_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- the model
 
 
-def build_net(*, n_mels: int = N_MELS, n_classes: int = 50, base_filters: float = 1.6, midend_filters: int = 64,
-              backend_units: int = 200):
+def build_net(*, n_mels: int = N_MELS, n_classes: int = 50, base_filters: float = 1.6,
+              midend_filters: int = 64, backend_units: int = 200):
     """The musicnn architecture (Pons & Serra 2019) as a torch module.
 
     Front-end: input batch norm, two timbral (vertical, 7 x 38 and 7 x 67 mel bands) and three temporal
@@ -266,7 +266,8 @@ def state_dict_from_checkpoint(tensors: dict[str, np.ndarray]) -> dict[str, Any]
     def put_bn(dst: str, n: int) -> None:
         src = _bn_names(n)
         sd[f"{dst}.weight"], sd[f"{dst}.bias"] = t(f"{src}/gamma"), t(f"{src}/beta")
-        sd[f"{dst}.running_mean"], sd[f"{dst}.running_var"] = t(f"{src}/moving_mean"), t(f"{src}/moving_variance")
+        sd[f"{dst}.running_mean"] = t(f"{src}/moving_mean")
+        sd[f"{dst}.running_var"] = t(f"{src}/moving_variance")
 
     put_bn("input_bn", 0)
     dsts = ["timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2"]

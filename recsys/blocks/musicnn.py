@@ -51,12 +51,14 @@ def top_tags(row: pd.Series | dict, k: int = TOP_K) -> list[str]:
 
 
 class MusicnnBlock:
-    """Feature block ``musicnn``: ``musicnn__logit_<tag>`` / ``musicnn__maxlogit_<tag>`` (logit of the mean/max
-    patch tag probability), ``musicnn__emb_mean_<i>`` / ``emb_max_<i>`` (penultimate layer), ``musicnn__top_tags``."""
+    """Feature block ``musicnn``: ``musicnn__logit_<tag>`` / ``musicnn__maxlogit_<tag>`` (logit of the
+    mean/max patch tag probability), ``musicnn__emb_mean_<i>`` / ``emb_max_<i>`` (penultimate layer),
+    ``musicnn__top_tags``."""
 
     name = "musicnn"
 
-    def __init__(self, model: str = "MSD_musicnn", weights: str | None = None, batch_size: int | str = 16) -> None:
+    def __init__(self, model: str = "MSD_musicnn", weights: str | None = None,
+                 batch_size: int | str = 16) -> None:
         from ..audio.musicnn import checkpoint_prefix, read_labels
 
         self.model = str(model)
