@@ -499,6 +499,12 @@ class Engine:
                                                    c.recommend)
         return self
 
+    # public accessors
+    @property
+    def recommender(self) -> HybridRecommender:
+        """The fitted recommender (sources + ranker)."""
+        return self.recommender_
+
     def summary(self) -> dict:
         """Counts for printing: tracks, dims, clusters, rules, users."""
         self._require_built()

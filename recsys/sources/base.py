@@ -241,6 +241,8 @@ class Source(Recommender):
     """A candidate source: ``candidates(ctx, n) -> (rows, scores)`` and a one-line reason per row."""
 
     needs_histories: ClassVar[bool] = False
+    #: RecommendConfig fields this source tunes at build, with the values tried (recsys.sources.tune)
+    grid: ClassVar[dict[str, tuple]] = {}
 
     def fit(self, data: SourceData) -> Source:
         """Learn from ``data``; returns self."""

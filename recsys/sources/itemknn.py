@@ -25,21 +25,22 @@ from .base import (
 )
 
 
-def cosine_knn(X: sp.csr_matrix, k: int, *, chunk: int = 4096) -> sp.csr_matrix:
-    """Items x items cosine similarity of the columns of X, top-k per row, diagonal removed."""
+def cosine_knn(X: sp.csr_matrix, k: int, *, shrink: float = 0.0, chunk: int = 4096) -> sp.csr_matrix:
+    """Items x items cosine co-plays / (sqrt(n_a n_b) + shrink) of the columns of X, top-k per row,
+    diagonal removed."""
     n_items = X.shape[1]
     cnt = np.asarray(X.sum(axis=0)).ravel()
     norms = np.sqrt(np.maximum(cnt, 1.0))
-    Xn = (X @ sp.diags((1.0 / norms).astype(np.float32))).tocsc()
-    XnT = Xn.T.tocsr()
+    Xc = X.tocsc()
+    XT = Xc.T.tocsr()
     played = np.flatnonzero(cnt > 0)
     blocks = []
     for s in range(0, len(played), chunk):
         rows = played[s:s + chunk]
-        B = (XnT[rows] @ Xn).tocsr()
-        B = B.tocoo()
+        B = (XT[rows] @ Xc).tocoo()
         keep = B.col != rows[B.row]
-        B = sp.csr_matrix((B.data[keep], (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
+        val = B.data[keep] / (norms[rows[B.row[keep]]] * norms[B.col[keep]] + shrink)
+        B = sp.csr_matrix((val.astype(np.float32), (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
         blocks.append(prune_rows(B, k))
     if not blocks:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
@@ -55,11 +56,12 @@ class ItemKNNSource(Source):
 
     name = "itemknn"
     needs_histories = True
+    grid = {"knn_shrink": (0.0, 5.0, 20.0, 100.0), "knn_neighbours": (50, 100, 300)}
 
     def fit(self, data: SourceData) -> ItemKNNSource:
         super().fit(data)
         X = data.interactions.matrix()
-        self.S_ = cosine_knn(X, self.config.knn_neighbours)
+        self.S_ = cosine_knn(X, self.config.knn_neighbours, shrink=self.config.knn_shrink)
         self.counts_ = np.asarray(X.sum(axis=0)).ravel()
         return self
 

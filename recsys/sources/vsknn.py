@@ -1,6 +1,7 @@
 """Session kNN (V-SKNN, Ludewig & Jannach 2018): the training histories most like the context vote.
 
-The context is weighted linearly by recency (most recent 1, oldest 1/L); a training history h
+The context is weighted by recency (``vsknn_weighting``: linear, most recent 1, oldest 1/L; div, 1/i;
+same, 1); a training history h
 scores sim(h) = sum of the weights of the context tracks it contains / sqrt(|h|). The ``vsknn_k``
 most similar histories vote for their tracks with their similarity.
 """
@@ -27,6 +28,7 @@ class VSKNNSource(Source):
 
     name = "vsknn"
     needs_histories = True
+    grid = {"vsknn_k": (25, 50, 100, 200, 500), "vsknn_weighting": ("linear", "div", "same")}
 
     def fit(self, data: SourceData) -> VSKNNSource:
         super().fit(data)
@@ -43,7 +45,9 @@ class VSKNNSource(Source):
         got = ctx.cache.get(self.name)
         if got is None:
             L = len(ctx.rows)
-            w = (L - np.arange(L)) / L
+            how = self.config.vsknn_weighting
+            w = ((L - np.arange(L)) / L if how == "linear" else 1.0 / (1.0 + np.arange(L)) if how == "div"
+                 else np.ones(L))
             users, dot = gather(self.XT_, ctx.rows, w)
             sims = dot * self.norm_[users] if len(users) else dot
             users, sims = top_n(users, sims, self.config.vsknn_k)
