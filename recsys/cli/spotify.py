@@ -28,8 +28,6 @@ def _progress(flag: bool | None) -> bool:
 
 
 def _print_report(report, out: Path | None, df) -> None:
-    from ..catalog import validate
-    from ..errors import SchemaError
     from ..spotify.importer import FEATURE_STATS
 
     where = f" -> {out}" if out else ""
@@ -54,16 +52,10 @@ def _print_report(report, out: Path | None, df) -> None:
         missing_cols = [c for c in FEATURE_STATS if df[c].isna().all()]
         click.echo(f"missing: {report.missing_stats} track(s) have no audio statistics"
                    + (f" (columns entirely empty: {', '.join(missing_cols)})" if missing_cols else "")
-                   + ". They are written as empty (NaN) values: labels and playlists work, models need them. "
-                     "Fill them with --stats FILE: a table of track_id + statistics (a public dataset), or "
-                     "estimate them from your own audio with `recsys features extract --audio-dir DIR --out "
-                     "FEATURES --blocks audiostats` (files named by track id, or --mapping) and pass "
-                     "--stats FEATURES/audiostats.parquet.")
-        if df is not None and len(df):
-            try:
-                validate(df, where=str(out or "catalog"))
-            except SchemaError as exc:
-                click.echo(f"note: recsys.catalog will not load this table until statistics exist ({exc})")
+                   + ". They are written as empty (NaN) values and the catalogue still builds an index "
+                     "from histories and metadata (build-index --catalog CAT --histories PLAYS). To add "
+                     "statistics, match your music folder by its tags (recsys spotify match), then --stats; "
+                     "see docs/spotify.md.")
 
 
 def _stats(path: str | None):
@@ -93,8 +85,31 @@ def _import_options(fn):
     return fn
 
 
+def _write_histories(df, path: str | None) -> None:
+    """``--histories-out``: one history per playlist (and liked songs) for build-index --histories."""
+    if not path:
+        return
+    from ..io import write_table
+    from ..spotify.importer import LIKED_ID, playlist_histories
+
+    h = playlist_histories(df)
+    if len(h) == 0:
+        click.echo("histories: nothing imported, no file written")
+        return
+    write_table(h, path)
+    users = h["user_id"].astype(str)
+    n_pl = users[users != LIKED_ID].nunique()
+    click.echo(f"histories: {users.nunique()} ({n_pl} playlist(s)"
+               + (" + liked songs" if (users == LIKED_ID).any() else "")
+               + f"), {len(h)} plays -> {path}")
+
+
+HISTORIES_HELP = ("Also write listening histories (.parquet/.csv): one per playlist (user_id = playlist id, "
+                  "position = playlist order, added_at) and one for liked songs (build-index --histories).")
+
+
 def _run_import(*, playlists, liked: bool, out: str, auth: str, stats_file, audio_features, artist_genres,
-                market, restart, progress, config_file):
+                market, restart, progress, config_file, histories_out=None):
     import shutil
 
     from ..io import write_table
@@ -116,6 +131,7 @@ def _run_import(*, playlists, liked: bool, out: str, auth: str, stats_file, audi
         return
     write_table(df, out_path)
     _print_report(report, out_path, df)
+    _write_histories(df, histories_out)
 
 
 def register(main: click.Group) -> None:
@@ -147,6 +163,7 @@ def register(main: click.Group) -> None:
                   help="Catalogue to write (.parquet/.csv).")
     @click.option("--auth", type=click.Choice(["auto", "app", "user"]), default="auto", show_default=True,
                   help="app: client credentials; user: your login; auto: user when logged in.")
+    @click.option("--histories-out", type=click.Path(dir_okay=False), help=HISTORIES_HELP)
     @_import_options
     def import_(playlists, liked, out, auth, **kw) -> None:
         """Import playlists (and liked songs) into a catalogue table, one row per (track, playlist)."""
@@ -161,6 +178,7 @@ def register(main: click.Group) -> None:
     @spotify.command("liked")
     @click.option("--out", required=True, type=click.Path(dir_okay=False),
                   help="Catalogue to write (.parquet/.csv).")
+    @click.option("--histories-out", type=click.Path(dir_okay=False), help=HISTORIES_HELP)
     @_import_options
     def liked(out, **kw) -> None:
         """Import your liked songs into a catalogue table."""
