@@ -151,7 +151,9 @@ class Engine:
                                                        random_state=c.index.seed, params=c.genre_params)
                     if probs is not None:
                         self.genre_model_ = probs[2]
-                labels = label_classes(cat) if probs is None and coverage["without_stats"] else None
+                # genre labels as content when statistics are mostly missing (and no genre model ran)
+                mostly_bare = 2 * coverage["without_stats"] >= coverage["tracks"]
+                labels = label_classes(cat) if probs is None and mostly_bare else None
                 block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata, labels=labels)
                 self.tabular_ = {"medians": medians, "genre_classes": probs[1] if probs else None,
                                  "label_classes": labels or None}
