@@ -184,6 +184,56 @@ def register(main: click.Group) -> None:
         """Import your liked songs into a catalogue table."""
         _run_import(playlists=[], liked=True, out=out, auth="user", **kw)
 
+    @spotify.command("match")
+    @click.option("--catalog", required=True, type=click.Path(dir_okay=False),
+                  help="Catalogue from `recsys spotify import` (track_name, track_artist, duration_ms).")
+    @click.option("--audio-dir", required=True, type=click.Path(file_okay=False),
+                  help="Your music folder (searched recursively; files keep their names).")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False),
+                  help="Matches to write (CSV: track_id, file, method, score, ...): the --mapping of "
+                       "`recsys features extract`.")
+    @click.option("--unmatched", "unmatched_out", type=click.Path(dir_okay=False),
+                  help="Also write every unmatched file with the reason (CSV).")
+    @click.option("--min-title", type=click.FloatRange(0, 100), default=None,
+                  help="Title similarity a match needs (0-100, default 90).")
+    @click.option("--duration-tolerance", type=click.FloatRange(0, None), default=None,
+                  help="Seconds a file may differ from the catalogue's duration (default 8; or 4 %).")
+    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when a terminal).")
+    def match(catalog, audio_dir, out, unmatched_out, min_title, duration_tolerance, progress) -> None:
+        """Match audio files to catalogue tracks by their tags: ISRC, then artist + title (+ duration).
+
+        Next: `recsys features extract --audio-dir MUSIC --mapping OUT --only-mapped --blocks audiostats
+        --out FEATURES`, then `recsys build-index ... --stats FEATURES/audiostats.parquet`.
+        """
+        import dataclasses
+
+        from ..catalog import load_catalog
+        from ..io import write_table
+        from ..spotify.match import MatchConfig, match_folder
+
+        cfg = MatchConfig()
+        if min_title is not None:
+            cfg = dataclasses.replace(cfg, min_title=min_title)
+        if duration_tolerance is not None:
+            cfg = dataclasses.replace(cfg, duration_s=duration_tolerance)
+        cat = load_catalog(catalog, on_conflict="first")
+        res = match_folder(cat, audio_dir, config=cfg, progress=_progress(progress))
+        write_table(res.matches, out)
+        if unmatched_out:
+            write_table(res.unmatched, unmatched_out)
+        n = len(res.matches)
+        how = ", ".join(f"{k} {v}" for k, v in sorted(res.methods.items()))
+        click.echo(f"matched {n} of {res.n_files} file(s) ({100.0 * n / res.n_files:.0f} %)"
+                   + (f": {how}" if how else "") + f" -> {out}; {res.matches['track_id'].nunique()} of "
+                   f"{len(cat)} catalogue tracks have a file")
+        if len(res.unmatched):
+            click.echo(f"not matched: {len(res.unmatched)} file(s)"
+                       + ("" if unmatched_out else " (--unmatched FILE writes them all)"))
+            for f, why in list(zip(res.unmatched["file"], res.unmatched["reason"]))[:20]:
+                click.echo(f"  {f}: {why}")
+            if len(res.unmatched) > 20:
+                click.echo(f"  ... and {len(res.unmatched) - 20} more")
+
     @spotify.command("sort-liked")
     @click.option("--model", "model_dir", type=click.Path(file_okay=False),
                   help="Saved tabular genre model dir.")

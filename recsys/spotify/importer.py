@@ -42,7 +42,7 @@ FEATURE_STATS: tuple[str, ...] = tuple(s for s in STATS if s != "duration_ms")
 META_COLUMNS: tuple[str, ...] = (
     "track_id", "track_name", "track_artist", "track_artist_ids", "track_album_name",
     "track_album_release_date", "track_popularity", "playlist_name", "playlist_id", "playlist_genre",
-    "label_source", "artist_genres", "artist_parent_genre", "source", "added_at",
+    "label_source", "artist_genres", "artist_parent_genre", "source", "added_at", "track_isrc",
 )
 LIKED_NAME, LIKED_ID = "Liked Songs", "me:liked"
 SKIP_REASONS = ("null", "local", "unavailable", "not_track", "malformed")
@@ -143,6 +143,8 @@ def track_row(item: Any) -> tuple[dict | None, str | None]:
         "track_popularity": _num(t.get("popularity")),
         "duration_ms": _num(t.get("duration_ms")),
         "added_at": _text(item.get("added_at")),
+        "track_isrc": _text((t.get("external_ids") or {}).get("isrc"))
+        if isinstance(t.get("external_ids"), dict) else None,
     }
     return row, None
 
@@ -398,7 +400,7 @@ class Importer:
                 continue
             filled = False
             for k in ("track_name", "track_artist", "track_artist_ids", "track_album_name",
-                      "track_album_release_date"):
+                      "track_album_release_date", "track_isrc"):
                 if r.get(k) is None and full.get(k) is not None:
                     r[k], filled = full[k], True
             for k in ("track_popularity", "duration_ms"):
