@@ -120,7 +120,8 @@ def library(tmp_path_factory):
         expected[rel] = tid
     # an ISRC-only file whose title tag is wrong
     tid = track("Hoppípolla", "Sigur Rós", 2.0, isrc="GBAYE0601498")
-    _write(music / "isrc.flac", 2.0, {"title": "Track 1", "artist": "Unknown", "isrc": "GB-AYE-06-01498"}, 100)
+    _write(music / "isrc.flac", 2.0, {"title": "Track 1", "artist": "Unknown", "isrc": "GB-AYE-06-01498"},
+           seed=100)
     expected["isrc.flac"] = tid
     # an untagged file named "Artist - Title"
     tid = track("One More Time", "Daft Punk", 2.0)
@@ -136,7 +137,8 @@ def library(tmp_path_factory):
     _write(music / "track01.wav", 2.0, None, 105)  # untagged, meaningless name
     _write(music / "decoy unknown.mp3", 2.0, {"title": "Nowhere Near", "artist": "Nobody Known"}, 106)
     (music / "notes.txt").write_text("not audio")
-    decoys = ["decoy duration.mp3", "decoy cover.ogg", "decoy number.flac", "track01.wav", "decoy unknown.mp3"]
+    decoys = ["decoy duration.mp3", "decoy cover.ogg", "decoy number.flac", "track01.wav",
+              "decoy unknown.mp3"]
     return pd.DataFrame(rows), music, expected, decoys
 
 
@@ -146,6 +148,21 @@ def test_normalisation():
     assert split_title("Wonderwall (Live)")[2] and split_title("Wonderwall - Live at Wembley")[2]
     assert split_title("Blue (Da Ba Dee) [Remix]")[0] == "blue da ba dee remix"  # not a version: kept
     assert split_artists("Beyoncé feat. Jay-Z & Kendrick") == ["beyonce", "jay z", "kendrick"]
+    cat = pd.DataFrame({"track_id": ["a", "b", "c"], "track_name": ["Golden Honey (feat. Zoë Keating)"] * 2
+                        + ["September"], "track_artist": ["Mötley Crüe, Zoë Keating", "Hozier, Zoë Keating",
+                                                           "Earth, Wind & Fire"]})
+    from recsys.spotify.match import FileTags
+
+    m = Matcher(cat)
+
+    def one(title, artist):
+        return m.match(FileTags("x.flac", title=title, artist=artist))
+
+    # a shared featured artist is not the same song: the main artist decides
+    assert one("Golden Honey", "Hozier feat. Zoe Keating")[0]["track_id"] == "b"
+    assert one("September", "Earth Wind and Fire")[0]["track_id"] == "c"
+    row, why = one("Golden Honey", "Zoë Keating")  # on both: refused rather than guessed
+    assert row is None and why.startswith("ambiguous")
 
 
 def test_match_rate_and_no_wrong_match_on_decoys(library):
@@ -209,7 +226,8 @@ def test_cli_match_then_extract_only_mapped_then_build_with_stats(library, tmp_p
     config.write_text('[engine.projection]\nmethod = "pca"\n')
     res = runner.invoke(main, ["build-index", "--catalog", str(cat_path), "--histories",
                                str(tmp_path / "plays.parquet"), "--stats", str(feats / "audiostats.parquet"),
-                               "--config", str(config), "--out", str(tmp_path / "idx")], catch_exceptions=False)
+                               "--config", str(config), "--out", str(tmp_path / "idx")],
+                        catch_exceptions=False)
     assert res.exit_code == 0, res.output
     n = len(cat)
     assert f"no audio statistics for {n - 4} of {n} tracks" in res.output

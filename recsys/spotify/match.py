@@ -131,7 +131,7 @@ def split_artists(artist: str | None) -> list[str]:
     """``"Beyoncé feat. JAY-Z, Kendrick"`` -> ``["beyonce", "jay z", "kendrick"]``."""
     if not artist:
         return []
-    return [a for a in (fold(p) for p in _ARTIST_SPLIT.split(str(artist))) if a]
+    return [re.sub(r"^the ", "", a) for a in (fold(p) for p in _ARTIST_SPLIT.split(str(artist))) if a]
 
 
 # ---- tags ------------------------------------------------------------------------------------------
@@ -252,9 +252,12 @@ class Matcher:
         ts = float(fuzz.ratio(title, self.titles[i]))
         if _DIGITS.findall(title) != _DIGITS.findall(self.titles[i]):
             ts = min(ts, 50.0)  # "Song 2" is not "Song 21": numbers in titles are significant
-        a, b = " ".join(artists), " ".join(self.artists[i])
-        ars = float(max(fuzz.token_set_ratio(a, b), max((fuzz.ratio(x, y) for x in artists
-                                                          for y in self.artists[i]), default=0.0)))
+        other = self.artists[i]
+        # one side's main artist must be among the other's artists (a shared featured artist is not enough),
+        # or all the artists agree as a bag of words ("Earth, Wind & Fire" = "Earth Wind and Fire")
+        main = max([fuzz.ratio(artists[0], y) for y in other] + [fuzz.ratio(x, other[0]) for x in artists],
+                   default=0.0) if other else 0.0
+        ars = float(max(main, fuzz.token_sort_ratio(" ".join(artists), " ".join(other))))
         total = 0.6 * ts + 0.4 * ars - (self.config.live_penalty if live != self.live[i] else 0.0)
         return total, ts, ars
 
@@ -291,7 +294,8 @@ class Matcher:
             return None, isrc_note or f"no catalogue title like {tags.title!r}"
         min_t = c.min_filename if tags.from_filename else c.min_title
         min_a = c.min_filename if tags.from_filename else c.min_artist
-        best, why = None, None
+        passed: list[tuple[tuple, int, float, float | None]] = []
+        why = None
         for i in cand:
             total, ts, ars = self._score(i, title, artists, live)
             if ts < min_t:
@@ -305,12 +309,16 @@ class Matcher:
                 why = (f"{self.names[i]!r} by {self.artists_raw[i]!r} found but the duration differs "
                        f"({_mmss(tags.duration_s)} vs {_mmss(self.durations[i])})")
                 continue
-            key = (round(total, 1), -abs(diff or 0.0))
-            if best is None or key > best[0]:
-                best = (key, i, total, diff)
-        if best is None:
+            passed.append(((round(total, 1), -abs(diff or 0.0)), i, total, diff))
+        if not passed:
             return None, isrc_note or why or "no match"
-        _, i, total, diff = best
+        passed.sort(key=lambda x: x[0], reverse=True)
+        _, i, total, diff = passed[0]
+        rivals = [j for _, j, t, _ in passed[1:] if t >= total - 1.0 and sorted(self.artists[j])
+                  != sorted(self.artists[i])]
+        if rivals:  # equally good songs by different artists: better no match than a wrong one
+            return None, (f"ambiguous: {self.names[i]!r} by {self.artists_raw[i]!r} or by "
+                          f"{self.artists_raw[rivals[0]]!r}")
         if total < min(min_t, min_a):
             return None, f"best candidate {self.names[i]!r} scores {total:.0f}"
         return self._row(i, tags, "filename" if tags.from_filename else "tags", round(total, 1), diff), None
