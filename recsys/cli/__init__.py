@@ -87,7 +87,11 @@ EXAMPLES: dict[str, list[str]] = {
                       "--save out/topics"],
     "spotify login": ["recsys spotify login"],
     "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID "
-                       "--out out/sp.parquet"],
+                       "--out out/sp.parquet",
+                       "recsys spotify import --playlist ID1 --playlist ID2 --liked --out out/sp.parquet "
+                       "--histories-out out/plays.parquet"],
+    "spotify match": ["recsys spotify match --catalog out/sp.parquet --audio-dir ~/Music "
+                      "--out out/matches.csv"],
     "spotify liked": ["recsys spotify liked --out out/liked.parquet"],
     "spotify sort-liked": ["recsys spotify sort-liked --model out/genre_model --genres pop,rock",
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],
