@@ -88,7 +88,8 @@ def test_make_a_playlist(server, tmp_path):
 
     from PIL import Image
 
-    px = list(Image.open(BytesIO(clip)).convert("RGB").getdata())
+    im = Image.open(BytesIO(clip)).convert("RGB")
+    px = [im.getpixel((i, j)) for i in range(im.width) for j in range(im.height)]
     assert any(abs(r - 0x7B) < 40 and abs(g - 0x3F) < 40 and b > 180 for r, g, b in px), px[:4]
     assert shot.stat().st_size > 10_000
     assert not problems, problems
