@@ -317,3 +317,33 @@ def test_continuation_evaluation_on_held_out_playlists(tmp_path):
         <= t.loc["playlist iterative, score order", "tempo_step"]
     )
     assert t.loc["item-kNN", "recall@12"] > t.loc["popularity", "recall@12"]
+
+
+def test_spotify_save_playlist_dry_run_then_apply(built, fake, spotify_env, tmp_path):
+    from pathlib import Path
+
+    from recsys.testing.spotify import make_track, write_user_token
+
+    eng, _ = built
+    pl = eng.playlist(["t0000", "t0001"], 8)
+    tracks = [make_track(i) for i in range(8)]  # the fake knows Spotify-shaped ids: map ours onto them
+    fake.add_tracks(tracks)
+    for t, s in zip(pl, tracks):
+        t.track_id = s["id"]
+    write_playlist(pl, tmp_path / "set.json")
+    write_user_token(Path(spotify_env["RECSYS_CONFIG_DIR"]), fake)
+    run = CliRunner().invoke
+    r = run(main, ["spotify", "save-playlist", "--from", str(tmp_path / "set.json"), "--name", "Friday set"])
+    assert r.exit_code == 0, r.output
+    assert "'Friday set': create; +8 to add" in r.output and "dry run" in r.output
+    assert fake.user_playlists() == []
+    r = run(main, ["spotify", "save-playlist", "--from", str(tmp_path / "set.json"), "--name", "Friday set",
+                   "--apply"])
+    assert r.exit_code == 0 and "1 playlist(s) created, 8 track(s) added" in r.output, r.output
+    (meta,) = fake.user_playlists()
+    assert meta["name"] == "Friday set" and meta["public"] is False
+    assert fake.playlist_track_ids(meta["id"]) == [t.track_id for t in pl]  # in play order
+    r = run(main, ["spotify", "save-playlist", "--from", str(tmp_path / "set.json"), "--name", "Friday set",
+                   "--apply"])
+    assert "update; +0 to add, 8 already there" in r.output and "nothing to change" in r.output
+    assert len(fake.user_playlists()) == 1

@@ -93,6 +93,8 @@ EXAMPLES: dict[str, list[str]] = {
     "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID "
                        "--out out/sp.parquet"],
     "spotify liked": ["recsys spotify liked --out out/liked.parquet"],
+    "spotify save-playlist": ["recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y --out set.json",
+                              "recsys spotify save-playlist --from set.json --name 'Friday set' --apply"],
     "spotify sort-liked": ["recsys spotify sort-liked --model out/genre_model --genres pop,rock",
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],
     "serve": ["recsys serve --index out/demo/index   # then open http://127.0.0.1:8000/"],

@@ -120,6 +120,8 @@ def register(main: click.Group) -> None:
             info = write_playlist(tracks, out, audio_files=audio)
             click.echo(f"{out}: {info}", err=as_json)
 
+    _register_spotify(main)
+
 
 def print_continuation(eng, histories, *, valid, n: int, max_playlists, seed: int, as_json: bool) -> None:
     """`recsys evaluate --task continuation`: one table, every method from the same run."""
@@ -156,3 +158,38 @@ def print_continuation(eng, histories, *, valid, n: int, max_playlists, seed: in
         f"|log2 tempo ratio| folded (2x = 0); chosen selection: {info['chosen']}"
     )
     click.echo(f"latency per playlist: {lat}")
+
+
+def _register_spotify(main: click.Group) -> None:
+    """``recsys spotify save-playlist``: the genre write-back's dry-run-then-apply for one playlist file."""
+    group = main.commands.get("spotify")
+    if not isinstance(group, click.Group):
+        return
+
+    @group.command("save-playlist")
+    @click.option("--from", "source", required=True, type=click.Path(dir_okay=False, exists=True),
+                  help="Playlist file from `recsys playlist --out` (.json or .csv).")
+    @click.option("--name", required=True, help="Name of the Spotify playlist to create (or update).")
+    @click.option("--apply", "apply_", is_flag=True, help="Execute the plan (default is a dry run).")
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                  help="TOML file with a [spotify] table.")
+    def save_playlist(source, name, apply_, config_file) -> None:
+        """Write a recsys playlist to Spotify as a new private playlist (dry run unless --apply)."""
+        from ..playlist_spotify import apply_save, plan_save, read_track_ids
+        from ..spotify.playlists import PlaylistState
+        from .spotify import _client
+
+        ids = read_track_ids(source)
+        client = _client(config_file, "user")
+        state = PlaylistState(client.config.playlist_state_path)
+        plan = plan_save(client, ids, name, state=state)
+        for line in plan.lines():
+            click.echo(line)
+        if not apply_:
+            click.echo("dry run: nothing changed on Spotify (rerun with --apply to execute)")
+            return
+        if plan.playlist_id is not None and not plan.to_add:
+            click.echo("applied: nothing to change")
+            return
+        done = apply_save(client, plan, state=state, description=f"Made by recsys from {len(ids)} tracks.")
+        click.echo(f"applied: {done['created']} playlist(s) created, {done['added']} track(s) added")
