@@ -388,7 +388,7 @@ class Engine:
         from types import SimpleNamespace
 
         return SimpleNamespace(frame=self.tracks_, ids=self.track_ids_, names=self._names,
-                               artists=self._artists)
+                               artists=self._artists, get=lambda t: self.row_of_.get(str(t).strip()))
 
     @property
     def n_tracks(self) -> int:

@@ -24,7 +24,6 @@ from .recommend import Recommendation
 
 ARCS = ("flat", "rise", "peak", "fall")
 SELECTIONS = ("iterative", "single")
-PITCHES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -385,10 +384,12 @@ class PlaylistTrack(Recommendation):
     tempo: float | None = None
     energy: float | None = None
     transition: str = ""
+    summary: list[str] = field(default_factory=list)  # one or two plain sentences; ``reasons`` = details
 
     def to_dict(self) -> dict:
         d = super().to_dict()
         d.update(
+            summary=list(self.summary),
             position=self.position,
             relevance_rank=self.relevance_rank,
             camelot=self.camelot,
@@ -417,8 +418,12 @@ class PlaylistMaker:
         artists: np.ndarray,
         recommend: Recommend,
         config: PlaylistConfig | None = None,
+        keys: np.ndarray | None = None,
+        modes: np.ndarray | None = None,
+        row_of: Callable[[str], int | None] | None = None,
     ) -> None:
         self.codes, self.tempos, self.energy = codes, tempos, energy
+        self.keys, self.modes, self.row_of = keys, modes, row_of
         self.ids, self.names, self.artists = ids, names, artists
         self.recommend = recommend
         self.config = config or PlaylistConfig()
@@ -440,8 +445,12 @@ class PlaylistMaker:
             got = rec.recommend(rows, k, reasons=True)
             return got.rows.tolist(), got.scores.tolist(), got.reasons
 
+        keys, modes = col("key"), col("mode")
         return cls(
-            codes=camelot(col("key"), col("mode")),
+            keys=keys,
+            modes=modes,
+            row_of=t.get,
+            codes=camelot(keys, modes),
             tempos=col("tempo"),
             energy=col("energy"),
             ids=t.ids,
@@ -450,6 +459,17 @@ class PlaylistMaker:
             recommend=recommend,
             config=config,
         )
+
+    def title(self, track_id: str) -> str | None:
+        """The title of a track id (None when unknown or untitled)."""
+        r = self.row_of(track_id) if self.row_of is not None else None
+        n = self.names[r] if r is not None else None
+        return None if n is None else str(n)
+
+    def sound(self, row: int) -> str:
+        if self.keys is None:
+            return sound_of(float(self.tempos[row]), None, None)
+        return sound_of(float(self.tempos[row]), float(self.keys[row]), float(self.modes[row]))
 
     def stats(self, row: int) -> tuple[int, float, float]:
         return int(self.codes[row]), float(self.tempos[row]), float(self.energy[row])
@@ -508,6 +528,7 @@ class PlaylistMaker:
                     tempo=_num(cur[1]),
                     energy=_num(cur[2]),
                     transition=transition_note(prev, cur),
+                    summary=summarise(w, self.title, sound=self.sound(r)),
                 )
             )
             prev = cur
@@ -533,6 +554,78 @@ def name_tracks(text: str, name_of: Callable[[str], str | None]) -> str:
     return _ID.sub(sub, text)
 
 
+KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+#: technical reason (from the candidate sources) -> a sentence a person reads; ``{a}`` = the named track(s)
+_PLAIN = (
+    (
+        re.compile(r"^next \{(?P<a>.+)\}->\S+ conf (?P<c>[\d.]+)"),
+        "Often played right after {a} ({pct} of the time)",
+    ),
+    (
+        re.compile(r"^rule \{(?P<a>.+)\}->\S+ conf (?P<c>[\d.]+)"),
+        "Often in playlists with {a} ({pct} of them)",
+    ),
+    (
+        re.compile(r"^played right after (?P<a>\S+) in (?P<n>\d+) histor"),
+        "Played right after {a} in {n} playlists",
+    ),
+    (re.compile(r"^often in the same playlists as (?P<a>\S+)"), "Often in the same playlists as {a}"),
+    (
+        re.compile(r"^in (?P<n>\d+) of the (?P<m>\d+) most similar histories"),
+        "In {n} of the {m} playlists most like this one",
+    ),
+    (re.compile(r"^fits the taste of the recent tracks"), "Fits the taste of the recent tracks"),
+    (re.compile(r"^neighbour of (?P<a>\S+) \(cos"), "Sounds close to {a}{sound}"),
+    (re.compile(r"^close to the recent mix"), "Sounds like the recent mix{sound}"),
+    (re.compile(r"^same artist as (?P<a>\S+)"), "Same artist as {a}"),
+    (re.compile(r"^same album as (?P<a>\S+)"), "From the same album as {a}"),
+    (re.compile(r"^same cluster \d+ as (?P<a>\S+)"), "In the same sound cluster as {a}"),
+    (re.compile(r"^popular \((?P<n>\d+) plays\)"), "Popular: in {n} playlists"),
+)
+
+
+def plain_reason(text: str, name_of: Callable[[str], str | None], *, sound: str = "") -> str:
+    """One sentence for a technical reason, tracks named by title; unknown formats keep their text."""
+
+    def names(ids: str) -> str:
+        got = [f"“{name_of(i) or i}”" for i in ids.split(",")]
+        return got[0] if len(got) == 1 else ", ".join(got[:-1]) + " and " + got[-1]
+
+    for pattern, template in _PLAIN:
+        m = pattern.match(text)
+        if m:
+            g = m.groupdict()
+            pct = f"{round(100 * float(g['c']))} %" if g.get("c") else ""
+            a = names(g["a"]) if g.get("a") else ""
+            return template.format(a=a, n=g.get("n"), m=g.get("m"), pct=pct, sound=sound)
+    return name_tracks(text, name_of)
+
+
+def sound_of(tempo: float | None, key, mode) -> str:
+    """ " (tempo 124, A minor)" from a track's statistics, "" when unknown."""
+    parts = []
+    if tempo is not None and np.isfinite(tempo):
+        parts.append(f"tempo {tempo:.0f}")
+    if key is not None and np.isfinite(key) and 0 <= key <= 11 and mode is not None and np.isfinite(mode):
+        parts.append(f"{KEY_NAMES[int(key)]} {'major' if mode >= 0.5 else 'minor'}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def summarise(
+    reasons: Sequence[str], name_of: Callable[[str], str | None], *, sound: str = "", n: int = 2
+) -> list[str]:
+    """The first ``n`` distinct plain sentences of a track's reasons (most important first)."""
+    out: list[str] = []
+    for r in reasons:
+        p = plain_reason(r, name_of, sound=sound)
+        if p not in out:
+            out.append(p)
+        if len(out) == n:
+            break
+    return out
+
+
 def describe(
     tracks: Sequence[PlaylistTrack], *, name_of: Callable[[str], str | None] | None = None, reasons: int = 2
 ) -> list[str]:
@@ -549,8 +642,8 @@ def describe(
             f"(pick #{t.relevance_rank + 1})"
         )
         out.append(f"      ↳ {t.transition}")
-        for why in t.reasons[:reasons]:
-            out.append(f"      · {name_tracks(why, name_of)}")
+        for why in (t.summary or [name_tracks(r, name_of) for r in t.reasons])[:reasons]:
+            out.append(f"      · {why}")
     return out
 
 

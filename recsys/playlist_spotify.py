@@ -4,6 +4,7 @@ Reuses the genre write-back's machinery (``recsys.spotify.playlists``): the clie
 paged reads, batches of ``ADD_BATCH`` and the local state file. Idempotent: the playlist recsys created
 for a name is found again through the state file, and only tracks not already in it are added.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ class SavePlan:
 
     def lines(self) -> list[str]:
         what = "create" if self.playlist_id is None else "update"
-        return [f"plan for Spotify user {self.user_id}: {self.name!r}: {what}; +{len(self.to_add)} to add, "
-                f"{self.present} already there"]
+        return [
+            f"plan for Spotify user {self.user_id}: {self.name!r}: {what}; +{len(self.to_add)} to add, "
+            f"{self.present} already there"
+        ]
 
 
 def _key(name: str) -> str:
@@ -44,7 +47,7 @@ def read_track_ids(path) -> list[str]:
         data = read_json(p, what="playlist")
         items = data.get("playlist") if isinstance(data, dict) else data
         if not isinstance(items, list) or not all(isinstance(t, dict) and "track_id" in t for t in items):
-            raise InputError(f"{p}: expected {{\"playlist\": [{{\"track_id\": ...}}, ...]}}")
+            raise InputError(f'{p}: expected {{"playlist": [{{"track_id": ...}}, ...]}}')
         ids = [str(t["track_id"]) for t in items]
     else:
         tab = read_table(p)
@@ -75,8 +78,9 @@ def plan_save(client, track_ids: list[str], name: str, *, state) -> SavePlan:
                 raise
             pid = None  # deleted on Spotify: create it again
     cur = set(current)
-    return SavePlan(user, name, pid or None, [t for t in track_ids if t not in cur],
-                    sum(t in cur for t in track_ids))
+    return SavePlan(
+        user, name, pid or None, [t for t in track_ids if t not in cur], sum(t in cur for t in track_ids)
+    )
 
 
 def apply_save(client, plan: SavePlan, *, state, description: str = "") -> dict[str, int]:
@@ -87,8 +91,13 @@ def apply_save(client, plan: SavePlan, *, state, description: str = "") -> dict[
     st = state.genre(plan.user_id, _key(plan.name))
     done = {"created": 0, "added": 0}
     if plan.playlist_id is None:
-        created = client.call(f"create playlist {plan.name!r}", sp.current_user_playlist_create, plan.name,
-                              public=False, description=(description + " " + MARKER).strip())
+        created = client.call(
+            f"create playlist {plan.name!r}",
+            sp.current_user_playlist_create,
+            plan.name,
+            public=False,
+            description=(description + " " + MARKER).strip(),
+        )
         if not isinstance(created, dict) or not created.get("id"):
             raise ExternalServiceError(f"create playlist {plan.name!r}: Spotify returned no playlist id")
         plan.playlist_id = created["id"]
@@ -97,9 +106,13 @@ def apply_save(client, plan: SavePlan, *, state, description: str = "") -> dict[
         done["created"] = 1
     added = list(st.get("added") or [])
     for i in range(0, len(plan.to_add), ADD_BATCH):
-        chunk = plan.to_add[i:i + ADD_BATCH]
-        client.call(f"add {len(chunk)} tracks to {plan.name!r}", sp.playlist_add_items, plan.playlist_id,
-                    [f"spotify:track:{t}" for t in chunk])
+        chunk = plan.to_add[i : i + ADD_BATCH]
+        client.call(
+            f"add {len(chunk)} tracks to {plan.name!r}",
+            sp.playlist_add_items,
+            plan.playlist_id,
+            [f"spotify:track:{t}" for t in chunk],
+        )
         added.extend(t for t in chunk if t not in added)
         st["added"] = added
         state.save()

@@ -347,3 +347,22 @@ def test_spotify_save_playlist_dry_run_then_apply(built, fake, spotify_env, tmp_
                    "--apply"])
     assert "update; +0 to add, 8 already there" in r.output and "nothing to change" in r.output
     assert len(fake.user_playlists()) == 1
+
+
+def test_plain_reasons_name_tracks_by_title():
+    from recsys.playlist import plain_reason, sound_of, summarise
+
+    names = {"abcdef1": "Tiny Dancer", "abcdef2": "Rocket Man"}.get
+    assert plain_reason("next {abcdef1}->zzz conf 0.33 lift 99.8", names) == (
+        "Often played right after “Tiny Dancer” (33 % of the time)")
+    assert plain_reason("rule {abcdef1,abcdef2}->zzz conf 0.50 lift 3.0", names) == (
+        "Often in playlists with “Tiny Dancer” and “Rocket Man” (50 % of them)")
+    assert plain_reason("in 4 of the 28 most similar histories", names) == (
+        "In 4 of the 28 playlists most like this one")
+    snd = sound_of(124.2, 9, 0)
+    assert snd == " (tempo 124, A minor)"
+    assert plain_reason("neighbour of abcdef2 (cos 0.91)", names, sound=snd) == (
+        "Sounds close to “Rocket Man” (tempo 124, A minor)")
+    assert plain_reason("something new about abcdef1", names) == "something new about “Tiny Dancer”"
+    got = summarise(["same artist as abcdef1", "same artist as abcdef1", "popular (12 plays)", "x"], names)
+    assert got == ["Same artist as “Tiny Dancer”", "Popular: in 12 playlists"]

@@ -71,6 +71,13 @@ def test_make_a_playlist(server, tmp_path):
             notes = [items.nth(i).get_by_test_id("transition").inner_text() for i in range(20)]
             assert all("BPM" in n for n in notes) and all(" -> " in n for n in notes)
             assert page.evaluate("state.playlist.length") == 20
+            # reasons: plain sentences naming tracks by title first, the technical ones one click away
+            first = items.nth(0).get_by_test_id("playlist-reason").first.inner_text()
+            assert first and "conf" not in first and "cos " not in first
+            details = items.nth(0).get_by_test_id("playlist-details")
+            assert not details.get_attribute("open")
+            details.locator("summary").click()
+            assert details.get_attribute("open") is not None and "pick #" in details.inner_text()
             assert page.evaluate("state.playlist.every(t => Number.isFinite(t.map.x))")
             # the path is drawn: purple pixels where the first playlist track sits on the map
             x, y = page.evaluate("toScreen(state.playlist[0].map)")

@@ -167,12 +167,18 @@ def _register_spotify(main: click.Group) -> None:
         return
 
     @group.command("save-playlist")
-    @click.option("--from", "source", required=True, type=click.Path(dir_okay=False, exists=True),
-                  help="Playlist file from `recsys playlist --out` (.json or .csv).")
+    @click.option(
+        "--from",
+        "source",
+        required=True,
+        type=click.Path(dir_okay=False, exists=True),
+        help="Playlist file from `recsys playlist --out` (.json or .csv).",
+    )
     @click.option("--name", required=True, help="Name of the Spotify playlist to create (or update).")
     @click.option("--apply", "apply_", is_flag=True, help="Execute the plan (default is a dry run).")
-    @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                  help="TOML file with a [spotify] table.")
+    @click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False), help="TOML file with a [spotify] table."
+    )
     def save_playlist(source, name, apply_, config_file) -> None:
         """Write a recsys playlist to Spotify as a new private playlist (dry run unless --apply)."""
         from ..playlist_spotify import apply_save, plan_save, read_track_ids
