@@ -365,6 +365,26 @@ class Engine:
                                           "tracks with features to compare"
         return Recommendations(out, note=note)
 
+    def playlist(self, seed: Sequence[str], length: int = 30, *, arc: str = "flat",
+                 selection: str | None = None, ordered: bool = True, config=None) -> Recommendations:
+        """A ``length``-track playlist after ``seed`` (oldest first), ordered for smooth transitions
+        (recsys/playlist.py); unknown seed ids are reported like ``recommend``'s."""
+        from .playlist import PlaylistMaker
+
+        self._require_built()
+        seed = check_track_ids(seed, name="seed")
+        length = check_k(length, name="length")
+        if not seed:
+            raise InputError("give at least one seed track id")
+        rows, unknown = self.resolve(seed, what="seed")
+        if not rows:
+            raise InputError(f"none of the seed track ids is in the index: {', '.join(unknown[:5])}")
+        out = PlaylistMaker.from_engine(self, config).make(rows, length, arc=arc, selection=selection,
+                                                           ordered=ordered)
+        note = None if len(out) == length else (f"only {len(out)} of {length}: no other track is reachable "
+                                                "from these seed tracks")
+        return Recommendations(out, note=note)
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
@@ -375,6 +395,20 @@ class Engine:
         self._require_built()
         cluster = check_int(cluster, name="cluster", low=0, high=self.index_.n_clusters - 1)
         return self.track_ids_[self.index_.clusters_ == cluster].tolist()
+
+    # public accessors (interim, for recsys/playlist.py; arch's versions win on merge)
+    @property
+    def recommender(self) -> HybridRecommender:
+        """The fitted two-stage recommender."""
+        return self.recommender_
+
+    @property
+    def tracks(self):
+        """The track table: ``frame``, ``ids``, ``names``, ``artists``."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(frame=self.tracks_, ids=self.track_ids_, names=self._names,
+                               artists=self._artists, get=lambda t: self.row_of_.get(str(t).strip()))
 
     @property
     def n_tracks(self) -> int:

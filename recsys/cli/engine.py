@@ -267,11 +267,26 @@ def register(main: click.Group) -> None:
                   show_default=True, help="With --ablate: re-run k-means on each variant's embeddings, "
                                           "or keep the built clusters.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json):
+    @click.option("--task", type=click.Choice(["next", "continuation"]), default="next", show_default=True,
+                  help="next: leave-last-out next track; continuation: held-out playlists (--histories "
+                       "never in the index) continued from their first tracks (recsys/continuation.py).")
+    @click.option("--valid", "valid_histories", type=click.Path(dir_okay=False),
+                  help="With --task continuation: other held-out playlists that choose iterative or "
+                       "single-shot selection before the test.")
+    @click.option("--length", type=click.IntRange(1, MAX_K), default=50, show_default=True,
+                  help="With --task continuation: tracks each method returns.")
+    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json,
+                     task, valid_histories, length):
         """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
         from ..evaluate import evaluate
 
         eng = _load(index_dir)
+        if task == "continuation":  # playlist continuation lives in recsys/continuation.py
+            from .playlist import print_continuation
+
+            print_continuation(eng, histories, valid=valid_histories, n=length,
+                               max_playlists=max_users or None, seed=seed, as_json=as_json)
+            return
         if ablate:
             _print_ablation(eng, histories, k=k, max_users=max_users or None, seed=seed,
                             n_recent=n_recent or None, clusters=ablate_clusters, as_json=as_json)
