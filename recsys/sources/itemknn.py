@@ -70,15 +70,12 @@ class ItemKNNSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        best, best_v = -1, 0.0
-        for r, w in zip(ctx.rows.tolist(), ctx.weights.tolist()):
-            s, e = self.S_.indptr[r], self.S_.indptr[r + 1]
-            hit = np.flatnonzero(self.S_.indices[s:e] == row)
-            if len(hit) and self.S_.data[s + hit[0]] * w > best_v:
-                best, best_v = r, float(self.S_.data[s + hit[0]] * w)
-        if best < 0:
+        sub = _rows_of(self.S_, ctx, self.name)
+        col = sub[:, [row]].toarray().ravel() * ctx.weights if row < sub.shape[1] else np.zeros(1)
+        j = int(np.argmax(col))
+        if col[j] <= 0:
             return None
-        return f"often in the same playlists as {self.label(best)} (cos {best_v:.2f})"
+        return f"often in the same playlists as {self.label(ctx.rows[j])} (cos {float(col[j]):.2f})"
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
@@ -96,6 +93,15 @@ class ItemKNNSource(Source):
         n = data.content.n_items
         self.S_ = resize_csr(self.S_, (n, n))
         self.counts_ = np.r_[self.counts_, np.zeros(n - len(self.counts_))]
+
+
+def _rows_of(M: sp.csr_matrix, ctx: Context, name: str) -> sp.csc_matrix:
+    """M's rows of the context's distinct tracks (most recent first) as CSC, cached per query for reasons."""
+    key = f"{name}:rows"
+    got = ctx.cache.get(key)
+    if got is None:
+        got = ctx.cache[key] = M[ctx.rows].tocsc()
+    return got
 
 
 def next_counts(inter, gap: int = 1) -> sp.csr_matrix:
@@ -133,13 +139,13 @@ class SequenceSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        for r in ctx.rows.tolist():
-            s, e = self.C_.indptr[r], self.C_.indptr[r + 1]
-            hit = np.flatnonzero(self.C_.indices[s:e] == row)
-            if len(hit):
-                c = int(self.C_.data[s + hit[0]])
-                return f"played right after {self.label(r)} in {c} histor{'y' if c == 1 else 'ies'}"
-        return None
+        sub = _rows_of(self.C_, ctx, self.name)
+        col = sub[:, [row]].toarray().ravel() if row < sub.shape[1] else np.zeros(1)
+        hit = np.flatnonzero(col > 0)
+        if not len(hit):
+            return None
+        c = int(col[hit[0]])  # the most recent track it followed
+        return f"played right after {self.label(ctx.rows[hit[0]])} in {c} histor{'y' if c == 1 else 'ies'}"
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})
