@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .blocks import Block, available_blocks, build_block, build_tabular, check_names, extend_catalog
-from .catalog import load_catalog
+from .blocks.tabular import label_classes
+from .catalog import fill_stats, load_catalog, missing_stats_note, read_stats, stats_coverage
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
@@ -29,6 +30,7 @@ from .io import artifact_dir, check_output_dir, read_manifest, write_table
 from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig, Recommendations
+from .schema import STATS
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .sources.base import Content, Interactions, SourceData
 from .tracks import TrackTable
@@ -288,16 +290,18 @@ class Engine:
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
               seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
-              force: bool = False, on_conflict: str = "error") -> "Engine":
+              force: bool = False, on_conflict: str = "error", stats=None) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic
         users are generated (seeded; None = ``config.simulation.n_users``, 0 = content only, no rules).
         ``blocks`` picks which blocks form the embedding (default: tabular plus every block found in
         ``features``). ``cache_dir`` keeps the genre model's out-of-fold probabilities between builds
-        of the same catalogue. The caller's ``config`` is copied, never modified.
+        of the same catalogue. ``stats`` (path or DataFrame: track_id + any of the 12 statistics, e.g.
+        ``audiostats.parquet`` extracted with ``--mapping``) fills statistics the catalogue lacks.
+        The caller's ``config`` is copied, never modified.
         """
-        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir)
+        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir, stats)
                   if isinstance(p, (str, os.PathLike))]
         if out is not None:  # fail before the work, not after it
             check_output_dir(out, kind=INDEX_KIND, inputs=inputs, force=force)
@@ -310,7 +314,11 @@ class Engine:
         t0 = time.perf_counter()
         steps("catalogue")
         cat = load_catalog(catalog, on_conflict=on_conflict) if catalog is not None else None
-        n_audio_only = n_left_out = 0
+        n_audio_only = n_left_out = n_filled = 0
+        if stats is not None and cat is not None:
+            table = read_stats(stats) if isinstance(stats, (str, os.PathLike)) else stats
+            cat, n_filled = fill_stats(cat, table)
+            cat["n_missing_stats"] = cat[list(STATS)].isna().sum(axis=1).astype("int64")
         if features is not None:
             cat, n_audio_only, n_left_out = extend_catalog(cat, features)
         if cat is None:
@@ -320,10 +328,12 @@ class Engine:
         check_names(names)
         built: list[Block] = []
         genre_clf, tabular = None, {}
+        coverage = stats_coverage(cat)
+        can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
         for name in names:
             if name == "tabular":
                 probs = None
-                if c.genre_probs:
+                if c.genre_probs and can_genre:
                     from .genres.oof import cached_genre_probabilities
 
                     steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
@@ -332,14 +342,24 @@ class Engine:
                                                        random_state=c.index.seed, params=c.genre_params)
                     if probs is not None:
                         genre_clf = probs[2]
-                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata)
-                tabular = {"medians": medians, "genre_classes": probs[1] if probs else None}
+                # genre labels as content when statistics are mostly missing (and no genre model ran)
+                mostly_bare = 2 * coverage["without_stats"] >= coverage["tracks"]
+                labels = label_classes(cat) if probs is None and mostly_bare else None
+                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata, labels=labels)
+                tabular = {"medians": medians, "genre_classes": probs[1] if probs else None,
+                           "label_classes": labels or None}
                 if not block.present.any():
-                    raise InputError("no track has any of the 12 statistics: cannot build the tabular block")
+                    raise InputError("nothing to embed in the tabular block: no track has any of the 12 "
+                                     "statistics, a release year, a popularity or a genre label (add --stats "
+                                     "or --features)")
             else:
                 steps(f"block {name}")
                 block = build_block(name, cat, features_dir=features)
             built.append(block)
+        note = missing_stats_note(coverage, [n for n in names if n != "tabular"],
+                                  genre_skipped=c.genre_probs and not can_genre)
+        if note:
+            warnings.warn(note, stacklevel=2)
         steps("embedding")
         c.embedding.blocks = tuple(names)
         builder = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
@@ -367,7 +387,9 @@ class Engine:
             h = None
         steps("rules, candidate sources and ranker" if h is not None else "content recommender")
         plays = _plays(tracks, h, c, simulated=simulated)
-        stats = {"audio_only_tracks": n_audio_only, "audio_files_left_out": n_left_out}
+        stats = {"audio_only_tracks": n_audio_only, "audio_files_left_out": n_left_out,
+                 "tracks_without_stats": coverage["without_stats"], "stats_filled": n_filled,
+                 "stats_note": note}
         self._compose(tracks=tracks, embedded=embedded, index=index, projection=projection, plays=plays,
                       provenance=Provenance(stats))
         steps.close()
@@ -473,6 +495,26 @@ class Engine:
                                           "tracks with features to compare"
         return Recommendations(out, note=note)
 
+    def playlist(self, seed: Sequence[str], length: int = 30, *, arc: str = "flat",
+                 selection: str | None = None, ordered: bool = True, config=None) -> Recommendations:
+        """A ``length``-track playlist after ``seed`` (oldest first), ordered for smooth transitions
+        (recsys/playlist.py); unknown seed ids are reported like ``recommend``'s."""
+        from .playlist import PlaylistMaker
+
+        self._require_built()
+        seed = check_track_ids(seed, name="seed")
+        length = check_k(length, name="length")
+        if not seed:
+            raise InputError("give at least one seed track id")
+        rows, unknown = self.resolve(seed, what="seed")
+        if not rows:
+            raise InputError(f"none of the seed track ids is in the index: {', '.join(unknown[:5])}")
+        out = PlaylistMaker.from_engine(self, config).make(rows, length, arc=arc, selection=selection,
+                                                           ordered=ordered)
+        note = None if len(out) == length else (f"only {len(out)} of {length}: no other track is reachable "
+                                                "from these seed tracks")
+        return Recommendations(out, note=note)
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
@@ -507,7 +549,8 @@ class Engine:
             P = np.asarray(em.genre_model.predict_proba(tabular_features(cat)), dtype=np.float32)
             probs = (P, classes)
         tab, _ = build_tabular(cat, probs=probs, medians=em.tabular["medians"],
-                               metadata=self.config.embedding.metadata)
+                               metadata=self.config.embedding.metadata,
+                               labels=em.tabular.get("label_classes"))
         blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
                           for n, d, _ in em.builder.layout_ if n != "tabular"]
         X = em.builder.transform(blocks)
