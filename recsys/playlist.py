@@ -318,7 +318,16 @@ def transition_note(prev: tuple[int, float, float] | None, cur: tuple[int, float
     ]
     if np.isfinite(pt) and np.isfinite(tempo) and pt > 0 and tempo > 0:
         ratio = math.log2(tempo / pt)
-        what = " (double time)" if round(ratio) >= 1 else " (half time)" if round(ratio) <= -1 else ""
+        near = abs(ratio - round(ratio)) < 0.15  # within ~10 % of exactly double / half
+        what = (
+            ""
+            if not near
+            else " (double time)"
+            if round(ratio) >= 1
+            else " (half time)"
+            if round(ratio) <= -1
+            else ""
+        )
         parts.append(f"{pt:.0f} -> {tempo:.0f} BPM{what}")
     if np.isfinite(pe) and np.isfinite(energy):
         parts.append(f"energy {energy - pe:+.2f}")
@@ -650,6 +659,10 @@ _PLAIN = (
 )
 
 
+#: indices into _PLAIN, most telling first: played right after, co-listening, same album/artist, sound
+_PRIORITY = (0, 2, 1, 9, 8, 4, 3, 6, 7, 5, 10, 11)
+
+
 def plain_reason(text: str, name_of: Callable[[str], str | None], *, sound: str = "") -> str:
     """One sentence for a technical reason, tracks named by title; unknown formats keep their text."""
 
@@ -681,8 +694,15 @@ def summarise(
     reasons: Sequence[str], name_of: Callable[[str], str | None], *, sound: str = "", n: int = 2
 ) -> list[str]:
     """The first ``n`` distinct plain sentences of a track's reasons (most important first)."""
+
+    def priority(text: str) -> int:  # what a person learns most from first: sequences, co-listening, sound
+        for i, (pattern, _) in enumerate(_PLAIN):
+            if pattern.match(text):
+                return _PRIORITY.index(i) if i in _PRIORITY else len(_PLAIN)
+        return len(_PLAIN)
+
     out: list[str] = []
-    for r in reasons:
+    for r in sorted(reasons, key=priority):  # stable: the recommender's order among equals
         p = plain_reason(r, name_of, sound=sound)
         if p not in out:
             out.append(p)
