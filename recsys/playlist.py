@@ -642,7 +642,7 @@ _PLAIN = (
     ),
     (
         re.compile(r"^played right after (?P<a>\S+) in (?P<n>\d+) histor"),
-        "Played right after {a} in {n} playlists",
+        "Played right after {a} in {n} playlist{s}",
     ),
     (re.compile(r"^often in the same playlists as (?P<a>\S+)"), "Often in the same playlists as {a}"),
     (
@@ -655,7 +655,7 @@ _PLAIN = (
     (re.compile(r"^same artist as (?P<a>\S+)"), "Same artist as {a}"),
     (re.compile(r"^same album as (?P<a>\S+)"), "From the same album as {a}"),
     (re.compile(r"^same cluster \d+ as (?P<a>\S+)"), "In the same sound cluster as {a}"),
-    (re.compile(r"^popular \((?P<n>\d+) plays\)"), "Popular: in {n} playlists"),
+    (re.compile(r"^popular \((?P<n>\d+) plays\)"), "Popular: in {n} playlist{s}"),
 )
 
 
@@ -676,7 +676,8 @@ def plain_reason(text: str, name_of: Callable[[str], str | None], *, sound: str 
             g = m.groupdict()
             pct = f"{round(100 * float(g['c']))} %" if g.get("c") else ""
             a = names(g["a"]) if g.get("a") else ""
-            return template.format(a=a, n=g.get("n"), m=g.get("m"), pct=pct, sound=sound)
+            plural = "" if g.get("n") == "1" else "s"
+            return template.format(a=a, n=g.get("n"), m=g.get("m"), pct=pct, sound=sound, s=plural)
     return name_tracks(text, name_of)
 
 
