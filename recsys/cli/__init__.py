@@ -91,7 +91,11 @@ EXAMPLES: dict[str, list[str]] = {
                       "--save out/topics"],
     "spotify login": ["recsys spotify login"],
     "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID "
-                       "--out out/sp.parquet"],
+                       "--out out/sp.parquet",
+                       "recsys spotify import --playlist ID1 --playlist ID2 --liked --out out/sp.parquet "
+                       "--histories-out out/plays.parquet"],
+    "spotify match": ["recsys spotify match --catalog out/sp.parquet --audio-dir ~/Music "
+                      "--out out/matches.csv"],
     "spotify liked": ["recsys spotify liked --out out/liked.parquet"],
     "spotify save-playlist": ["recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y --out set.json",
                               "recsys spotify save-playlist --from set.json --name 'Friday set' --apply"],

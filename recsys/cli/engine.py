@@ -90,6 +90,9 @@ def register(main: click.Group) -> None:
                        "(default 500; 0 = content only).")
     @click.option("--features", type=click.Path(file_okay=False),
                   help="Audio features dir (one Parquet per block).")
+    @click.option("--stats", "stats_file", type=click.Path(dir_okay=False),
+                  help="Fill missing statistics from a table (track_id + any of the 12 statistics, e.g. "
+                       "FEATURES/audiostats.parquet from `features extract --mapping matches.csv`).")
     @click.option("--blocks",
                   help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
     @click.option("--genre-model", type=click.Path(file_okay=False),
@@ -105,8 +108,8 @@ def register(main: click.Group) -> None:
     @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
                   help="Rows of one track_id that name different songs: stop with an error, "
                        "or keep the first.")
-    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config,
-                    seed, cache_dir, out, force, on_conflict):
+    def build_index(catalog, histories, simulate_users, features, stats_file, blocks, genre_model,
+                    no_genre_probs, config, seed, cache_dir, out, force, on_conflict):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
@@ -116,7 +119,8 @@ def register(main: click.Group) -> None:
                                          simulate_users=simulate_users, features=features,
                                          blocks=_blocks(blocks), genre_model=genre_model,
                                          config=config, seed=seed, no_genre_probs=no_genre_probs,
-                                         cache_dir=cache_dir, force=force, on_conflict=on_conflict))
+                                         cache_dir=cache_dir, force=force, on_conflict=on_conflict,
+                                         stats=stats_file))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
