@@ -47,7 +47,7 @@ def test_test_users_never_reach_rules_sources_or_ranker(content_engine, monkeypa
     assert not set(split.interactions.user_ids) & test_users
     # context = every play of the test user but the last, target = the last
     u = split.test["user_id"].iloc[0]
-    plays = hist[hist["user_id"] == u].sort_values("position")["track_id"].map(eng.row_of_).tolist()
+    plays = hist[hist["user_id"] == u].sort_values("position")["track_id"].map(eng.tracks.row_of).tolist()
     assert split.recent[0] == plays[:-1] and split.targets[0] == plays[-1]
     table, info = evaluate(eng, hist, protocol="users", seed=1, k=10)
     got = table.set_index("method")

@@ -61,13 +61,13 @@ def test_ranker_queries_come_from_users_the_sources_did_not_see(monkeypatch):
     monkeypatch.setattr(rank, "fold_queries", q_spy)
     eng = Engine.build(cat, histories=hist, config=cfg, seed=0)
     # every collaborative source finds the planted chains: the ranker cannot beat them, the best one serves
-    assert eng.recommender_.mode == "source" and "did not beat" in eng.recommender_.info["why"]
+    assert eng.recommender.mode == "source" and "did not beat" in eng.recommender.info["why"]
     assert eng.recommend(["t0000", "t0001"], k=3)[0].track_id == "t0002"
     assert len(asked_for) == cfg.recommend.ranker_folds
     folds = fitted_on[-cfg.recommend.ranker_folds:]  # the final fit comes first, then one per fold
     for seen, queried in zip(folds, asked_for):
         assert queried and not seen & queried
-    assert eng.recommender_.info["guard_queries"] > 0
+    assert eng.recommender.info["guard_queries"] > 0
 
 
 def test_with_cold_keeps_places_for_cold_candidates():
@@ -80,8 +80,8 @@ def test_with_cold_keeps_places_for_cold_candidates():
 
 def test_mode_follows_number_of_users(built):
     eng, _, _ = built
-    assert eng.recommender_.mode == "lightgbm"
-    assert choose_mode(eng.recommender_.data, RecommendConfig())[0] == "blend"  # 120 users < 200
+    assert eng.recommender.mode == "lightgbm"
+    assert choose_mode(eng.recommender.data, RecommendConfig())[0] == "blend"  # 120 users < 200
 
 
 def test_ranked_recommendations_with_reasons_survive_save_load(built):
@@ -90,16 +90,16 @@ def test_ranked_recommendations_with_reasons_survive_save_load(built):
     assert recs[0].track_id == "t0002" and recs[0].reasons
     assert (d / "ranker.txt").read_text().startswith("tree")
     back = Engine.load(d)
-    assert back.recommender_.mode == "lightgbm"
+    assert back.recommender.mode == "lightgbm"
     assert [r.track_id for r in back.recommend(["t0000", "t0001"], k=5)] == [r.track_id for r in recs]
 
 
 def test_weights_use_the_blend_without_refitting(built):
     eng, _, _ = built
-    rec = eng.recommender_
+    rec = eng.recommender
     only_content = eng.recommend(["t0000"], k=5, weights={"w_rules": 0, "w_cluster": 0, "w_artist": 0,
                                                           "w_album": 0, "w_popularity": 0})
-    assert eng.recommender_ is rec
+    assert eng.recommender is rec
     assert all(any("neighbour" in w or "recent mix" in w for w in r.reasons) for r in only_content)
 
 
@@ -125,15 +125,15 @@ def test_bad_histories_fall_back_or_fail_clearly(caplog):
     one_user = pd.DataFrame({"user_id": "u", "position": range(5),
                              "track_id": [f"t{i:04d}" for i in range(5)]})
     eng = Engine.build(cat, histories=one_user, config=cfg, seed=0)
-    assert eng.recommender_.mode == "blend" and "1 user" in eng.recommender_.info["why"]
+    assert eng.recommender.mode == "blend" and "1 user" in eng.recommender.info["why"]
     assert eng.recommend(["t0001"], k=3)
     single_plays = pd.DataFrame({"user_id": [f"u{i}" for i in range(30)], "position": 0,
                                  "track_id": [f"t{i:04d}" for i in range(30)]})
     eng = Engine.build(cat, histories=single_plays, config=cfg, seed=0)
-    assert eng.recommender_.mode == "blend" and eng.recommend(["t0001"], k=3)
+    assert eng.recommender.mode == "blend" and eng.recommend(["t0001"], k=3)
     with caplog.at_level("WARNING"):
         mixed = pd.concat([one_user, pd.DataFrame({"user_id": ["u"], "position": [9], "track_id": ["nope"]})])
-        assert Engine.build(cat, histories=mixed, config=cfg, seed=0).history_stats_["unknown_plays"] == 1
+        assert Engine.build(cat, histories=mixed, config=cfg, seed=0).summary()["unknown_plays"] == 1
     assert "not in the catalogue were ignored" in caplog.text
     with pytest.raises(InputError, match="no play refers to a catalogue track"):
         Engine.build(cat, histories=pd.DataFrame({"user_id": ["u"], "position": [0], "track_id": ["x"]}),
@@ -158,7 +158,7 @@ def test_declared_features_name_their_columns(built):
     from recsys.rank import CONTEXT_FEATURES, SOURCE_FEATURES, Query, feature_names
 
     eng, _, _ = built
-    rec = eng.recommender_
+    rec = eng.recommender
     ctx = rec.context([0, 1, 40])
     cand = rec.candidates(ctx)
     F = rec.features(ctx, cand)
