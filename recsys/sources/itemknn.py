@@ -20,6 +20,7 @@ from .base import (
     load_npz_arrays,
     prune_rows,
     resize_csr,
+    row_parts,
     save_npz,
     top_n,
 )
@@ -70,12 +71,16 @@ class ItemKNNSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        sub = _rows_of(self.S_, ctx, self.name)
-        col = sub[:, [row]].toarray().ravel() * ctx.weights if row < sub.shape[1] else np.zeros(1)
-        j = int(np.argmax(col))
-        if col[j] <= 0:
+        which, cols, vals = _rows_of(self.S_, ctx, self.name)
+        hit = np.flatnonzero(cols == row)
+        if not len(hit):
             return None
-        return f"often in the same playlists as {self.label(ctx.rows[j])} (cos {float(col[j]):.2f})"
+        v = vals[hit] * ctx.weights[which[hit]]
+        j = int(np.argmax(v))  # ties: the most recent track
+        if v[j] <= 0:
+            return None
+        best = ctx.rows[which[hit[j]]]
+        return f"often in the same playlists as {self.label(best)} (cos {float(v[j]):.2f})"
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
@@ -95,12 +100,12 @@ class ItemKNNSource(Source):
         self.counts_ = np.r_[self.counts_, np.zeros(n - len(self.counts_))]
 
 
-def _rows_of(M: sp.csr_matrix, ctx: Context, name: str) -> sp.csc_matrix:
-    """M's rows of the context's distinct tracks (most recent first) as CSC, cached per query for reasons."""
+def _rows_of(M: sp.csr_matrix, ctx: Context, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """M's entries in the rows of the context's distinct tracks (``row_parts``), cached per query."""
     key = f"{name}:rows"
     got = ctx.cache.get(key)
     if got is None:
-        got = ctx.cache[key] = M[ctx.rows].tocsc()
+        got = ctx.cache[key] = row_parts(M, ctx.rows)
     return got
 
 
@@ -139,13 +144,13 @@ class SequenceSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        sub = _rows_of(self.C_, ctx, self.name)
-        col = sub[:, [row]].toarray().ravel() if row < sub.shape[1] else np.zeros(1)
-        hit = np.flatnonzero(col > 0)
+        which, cols, vals = _rows_of(self.C_, ctx, self.name)
+        hit = np.flatnonzero((cols == row) & (vals > 0))
         if not len(hit):
             return None
-        c = int(col[hit[0]])  # the most recent track it followed
-        return f"played right after {self.label(ctx.rows[hit[0]])} in {c} histor{'y' if c == 1 else 'ies'}"
+        first = hit[np.argmin(which[hit])]  # the most recent track it followed
+        c, prev = int(vals[first]), ctx.rows[which[first]]
+        return f"played right after {self.label(prev)} in {c} histor{'y' if c == 1 else 'ies'}"
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})

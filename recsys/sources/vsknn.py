@@ -61,8 +61,15 @@ class VSKNNSource(Source):
 
     def explain(self, ctx: Context, row: int) -> str | None:
         users, _ = self.neighbours(ctx)
+        key = f"{self.name}:mask"
+        mask = ctx.cache.get(key)
+        if mask is None:
+            mask = ctx.cache[key] = np.zeros(self.X_.shape[0], dtype=bool)
+            mask[users] = True
+        if row >= self.XT_.shape[0]:
+            return None
         s, e = self.XT_.indptr[row], self.XT_.indptr[row + 1]
-        c = int(np.isin(self.XT_.indices[s:e], users).sum())
+        c = int(mask[self.XT_.indices[s:e]].sum())
         if not c:
             return None
         return f"in {c} of the {len(users)} most similar histories"
