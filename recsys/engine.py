@@ -345,6 +345,29 @@ class Engine:
                                           "tracks with features to compare"
         return Recommendations(out, note=note)
 
+    def search(self, query: str, k: int = 20) -> list[str]:
+        """Track ids whose title, artist or album match ``query`` (recsys/search.py), best first."""
+        self._require_built()
+        return [str(self.track_ids_[r]) for r in self.search_rows(query, check_k(k))]
+
+    def search_rows(self, query: str, k: int = 20) -> list[int]:
+        """Rows of :meth:`search` (for callers that already work in rows)."""
+        return self._search_index().search(query, k)
+
+    # public accessors (arch's versions win on merge)
+    def track(self, track_id: str) -> dict:
+        """One track's row of the track table (display, metadata, statistics) as a dict."""
+        row = self._row(track_id)
+        return {c: (None if pd.isna(v) else v.item() if isinstance(v, np.generic) else v)
+                for c, v in self.tracks_.iloc[row].items()}
+
+    def _search_index(self):
+        if getattr(self, "_search", None) is None:  # built in memory; an older index has no search.sqlite
+            from . import search
+
+            self._search = search.for_tracks(self.tracks_, self.popularity_)
+        return self._search
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
@@ -370,6 +393,9 @@ class Engine:
         tracks were added; ids already indexed are skipped.
         """
         self._require_built()
+        if isinstance(self.embeddings_, np.memmap):
+            raise InputError("this index was opened read-only (Engine.load(..., mmap=True)): "
+                             "cannot add tracks")
         cat = load_catalog(catalog)
         cat = cat[~cat["track_id"].isin(self.row_of_)].reset_index(drop=True)
         if len(cat) == 0:
@@ -399,6 +425,11 @@ class Engine:
             self.interactions_ = dataclasses.replace(self.interactions_, n_items=self.n_tracks)
         rec = self.recommender_
         rec.grow(SourceData(self.content(), self.interactions_, rec.data.rules, self.popularity_))
+        if getattr(self, "_search", None) is not None:  # search.sqlite: append the new rows
+            from . import search
+
+            self._search = search.extend_for_tracks(self._search, self.tracks_.iloc[-len(cat):],
+                                                    np.zeros(len(cat)))
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
@@ -426,6 +457,7 @@ class Engine:
                         tmp / "users.parquet")
             if getattr(self, "simulated_", None) is not None:
                 write_table(self.simulated_, tmp / "histories.parquet")
+            self._search_index().save(tmp / "search.sqlite")
             if self.genre_model_ is not None:
                 (tmp / "genre_model").mkdir()
                 self.genre_model_.write_files(tmp / "genre_model")
@@ -446,8 +478,12 @@ class Engine:
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Engine":
-        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
+    def load(cls, directory: str | os.PathLike, *, mmap: bool = False) -> "Engine":
+        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError.
+
+        ``mmap``: embeddings and FAISS index memory-mapped read-only (shared by server processes;
+        no add_tracks).
+        """
         d = Path(directory)
         man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
         from .config import from_dict
@@ -465,8 +501,8 @@ class Engine:
         except Exception as exc:  # pyarrow errors
             raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
         self.popularity_ = self.tracks_.pop("plays").to_numpy(dtype=np.float64)
-        self.embeddings_ = load_npy(d / "embeddings.npy")
-        self.index_ = TrackIndex.load(d, c.index)
+        self.embeddings_ = load_npy(d / "embeddings.npy", mmap=mmap)
+        self.index_ = TrackIndex.load(d, c.index, mmap=mmap)
         if not (len(self.tracks_) == len(self.embeddings_) == self.index_.ntotal):
             raise IndexFormatError(f"{d}: tracks ({len(self.tracks_)}), embeddings ({len(self.embeddings_)}) "
                                    f"and faiss.index ({self.index_.ntotal}) disagree")
@@ -479,6 +515,9 @@ class Engine:
             self.genre_model_ = GenreClassifier.load(d / "genre_model")
         self._rebuild_maps()
         self.projection_ = load_map(d, self.track_ids_)  # None for an index saved without map.parquet
+        from .search import SearchIndex
+
+        self._search = SearchIndex.open(d / "search.sqlite") if (d / "search.sqlite").exists() else None
         self.rules_table_ = rules
         if len(rules):
             rules["antecedents"] = rules["antecedents"].map(lambda a: tuple(str(x) for x in a))

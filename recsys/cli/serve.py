@@ -24,7 +24,14 @@ def register(main: click.Group) -> None:
                   help="Largest clip accepted by POST /api/similar-audio.")
     @click.option("--threads", type=click.IntRange(1, 256), default=None,
                   help="Threads running requests (default: Starlette's 40).")
-    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads):
+    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Server processes sharing the port and one memory-mapped index.")
+    @click.option("--engine-threads", type=click.IntRange(1, 64), default=2, show_default=True,
+                  help="Threads per process running recommend/search/similar at once.")
+    @click.option("--queue", type=click.IntRange(0, 10_000), default=32, show_default=True,
+                  help="Requests waiting for an engine thread beyond which the answer is 503 + Retry-After.")
+    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, workers,
+              engine_threads, queue):
         """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback) reloads."""
         import logging
         import signal
@@ -40,8 +47,20 @@ def register(main: click.Group) -> None:
         logging.getLogger("recsys.serve").addHandler(handler)
         logging.getLogger("recsys.serve").propagate = False
         opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
-                            max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads)
+                            max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
+                            engine_threads=engine_threads, queue=queue, mmap=workers > 1)
         holder = IndexHolder(opts)  # a broken index fails here, before binding: "error: ..." and exit 2
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"warning: binding {host}: the API (no authentication) is reachable from the network",
+                       err=True)
+        if workers > 1:
+            from ..serve.workers import run_workers
+
+            click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{port}/ with "
+                       f"{workers} worker processes (reload: kill -HUP {__import__('os').getpid()} or POST "
+                       "/api/admin/reload)", err=True)
+            del holder
+            return run_workers(opts, host=host, port=port, workers=workers)
         app = create_app(opts, holder=holder)
 
         def on_hup(signum, frame):  # reload aside in a thread; requests keep using the old snapshot meanwhile
@@ -55,9 +74,6 @@ def register(main: click.Group) -> None:
 
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_hup)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            click.echo(f"warning: binding {host}: the API (no authentication) is reachable from the network",
-                       err=True)
         click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{port}/  "
                    f"(reload: kill -HUP {__import__('os').getpid()} or POST /api/admin/reload)", err=True)
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
