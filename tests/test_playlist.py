@@ -305,7 +305,8 @@ def test_continuation_evaluation_on_held_out_playlists(tmp_path):
         "playlist iterative, ordered",
         "playlist single, score order",
     } <= set(t.index)
-    assert info["playlists"] == 20 and info["chosen"] in ("iterative", "single")
+    assert info["playlists"] == 20 and info["chosen"] in ("fusion", "iterative", "single")
+    assert {"playlist fusion, ordered", "hybrid (index settings)", "item-kNN, uniform seed"} <= set(t.index)
     assert (t["returned"] == 12).all() and t["recall@12"].between(0, 1).all()
     # ordering moves tracks only within windows: same set, so the same recall, smoother transitions
     assert (
