@@ -356,7 +356,7 @@ class Engine:
                 steps(f"block {name}")
                 block = build_block(name, cat, features_dir=features)
             built.append(block)
-        note = missing_stats_note(coverage, [n for n in names if n != "tabular"],
+        note = missing_stats_note(coverage, [b for b in built if b.name != "tabular"],
                                   genre_skipped=c.genre_probs and not can_genre)
         if note:
             warnings.warn(note, stacklevel=2)
