@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .common import FORCE_FILE
+
 
 def register(main: click.Group) -> None:
     """Add ``serve`` and ``report`` to the top-level ``recsys`` group."""
@@ -72,11 +74,14 @@ def register(main: click.Group) -> None:
     @click.option("--audio-dir", type=click.Path(file_okay=False),
                   help="Audio files: spectrogram, chroma, CNN.")
     @click.option("--cnn-model", type=click.Path(file_okay=False), help="Chunk CNN model dir.")
-    def report(track, index_dir, out, features, audio_dir, cnn_model):
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def report(track, index_dir, out, features, audio_dir, cnn_model, force):
         """Write one track's PNG report: statistics against the catalogue, genres, map; audio when found."""
         from ..engine import Engine
-        from ..report import audio_file_map, write_report
+        from ..io import check_output_file, write_bytes
+        from ..report import audio_file_map, track_report
 
+        check_output_file(out, inputs=[index_dir, features, audio_dir, cnn_model], force=force)
         eng = Engine.load(index_dir)
         if track not in eng.row_of_:
             from ..errors import InputError
@@ -86,5 +91,6 @@ def register(main: click.Group) -> None:
         if audio_dir and audio is None:
             click.echo(f"warning: no audio file for {track} in {audio_dir}: report without audio panels",
                        err=True)
-        write_report(eng, track, out, audio_file=audio, features=features, cnn_model=cnn_model)
+        write_bytes(out, track_report(eng, track, audio_file=audio, features=features, cnn_model=cnn_model),
+                    output=True, force=force)
         click.echo(f"{out}: report of {track}" + (f" with audio from {audio}" if audio else ""))
