@@ -405,7 +405,11 @@ def output_lock(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             held[1] -= 1
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create {out.parent} ({exc.strerror or exc})") from None
     lock = _lock_path(out)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
