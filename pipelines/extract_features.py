@@ -327,7 +327,7 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
 
     ``out`` is new, empty or an earlier features dir (resumed); anything else needs ``force``.
     """
-    from tqdm.auto import tqdm
+    from recsys.progress import bar as progress_bar
 
     t0 = time.perf_counter()
     config = config or ExtractConfig()
@@ -375,8 +375,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
             tasks.append((str(p), rel, todo))
 
     computed = 0
-    bar = tqdm(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file",
-               disable=not progress)
+    bar = progress_bar(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file",
+                       enabled=progress, leave=True)
 
     def collect(rel: str, recs: dict, ks: dict) -> None:
         nonlocal computed

@@ -34,6 +34,7 @@ class LineProgress:
         self.interval = interval
         self._last_t = time.monotonic()
         self._last_tenth = -1 if not total else (10 * initial) // total
+        self._steps = False  # a bar of named steps: each step is said by set_description
 
     def _emit(self) -> None:
         of = f"/{self.total:,}" if self.total else ""
@@ -42,6 +43,8 @@ class LineProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        if self._steps:
+            return
         tenth = (10 * self.n) // self.total if self.total else -1
         if tenth > self._last_tenth or time.monotonic() - self._last_t >= self.interval:
             self._last_tenth = max(tenth, self._last_tenth)
@@ -50,6 +53,7 @@ class LineProgress:
     def set_description(self, desc: str, refresh: bool = True) -> None:
         """A new step: said at once, with how far along the steps are."""
         self.desc = desc
+        self._steps = True
         of = f" ({self.n + 1}/{self.total})" if self.total else ""
         log.info("%s%s", desc, of)
         self._last_t = time.monotonic()
@@ -84,6 +88,35 @@ def bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str
 
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=True)
     return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial)
+
+
+class StderrHandler(logging.Handler):
+    """Log records as bare lines on whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            if on_terminal():  # above any live bar, never inside it
+                from tqdm import tqdm
+
+                tqdm.write(line, file=sys.stderr)
+            else:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+        except (ValueError, OSError):  # a closed stream: progress is not worth an error
+            pass
+
+
+def show_lines(name: str = "recsys.progress", *, prefix: str = "", level: int = logging.INFO) -> None:
+    """Print the records of logger ``name`` as bare lines on stderr (the CLI: progress off a terminal,
+    and the ``note:`` lines of recsys.io saying what ``--force`` moved aside or a rebuild kept)."""
+    plog = logging.getLogger(name)
+    if not any(isinstance(h, StderrHandler) for h in plog.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter(prefix + "%(message)s"))
+        plog.addHandler(handler)
+    plog.setLevel(min(plog.level or level, level))
+    plog.propagate = False
 
 
 def close_bars() -> None:

@@ -80,6 +80,7 @@ def limits() -> Iterator[None]:
         yield
         return
     try:
+        import scipy.linalg  # noqa: F401  (scipy's own OpenBLAS: loaded now, so it is limited too)
         from threadpoolctl import threadpool_limits
     except ImportError:
         yield
