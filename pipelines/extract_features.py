@@ -322,10 +322,13 @@ def _single_threaded_children() -> Iterator[None]:
 
 
 def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractConfig | None = None, *,
-        mapping: str | os.PathLike | None = None, progress: bool = True, force: bool = False) -> Summary:
+        mapping: str | os.PathLike | None = None, progress: bool = True, force: bool = False,
+        only_mapped: bool = False) -> Summary:
     """Extract every requested block for every audio file under ``audio_dir`` into ``out``.
 
     ``out`` is new, empty or an earlier features dir (resumed); anything else needs ``force``.
+    ``mapping`` (``file,track_id``, e.g. ``recsys spotify match``'s matches.csv) keys files by track id;
+    ``only_mapped`` skips the files it does not name.
     """
     from recsys.progress import bar as progress_bar
 
@@ -339,6 +342,13 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
     if not files:
         raise InputError(f"{audio_dir}: no audio files found")
     track_of = read_mapping(mapping)
+    if only_mapped:
+        if mapping is None:
+            raise InputError("--only-mapped needs --mapping")
+        files = [p for p in files if p.relative_to(audio_dir).as_posix() in track_of or p.name in track_of]
+        if not files:
+            raise InputError(f"{mapping}: names none of the audio files under {audio_dir} "
+                             "(its file column is relative to the audio dir)")
     extractors = build_extractors(config)
     settings = {name: {**ext.settings(), "block_version": extractor_version(name)}
                 for name, ext in extractors.items()}

@@ -22,7 +22,8 @@ import pandas as pd
 
 from . import threads
 from .blocks import Block, available_blocks, build_block, build_tabular, check_names, extend_catalog
-from .catalog import load_catalog
+from .blocks.tabular import label_classes
+from .catalog import fill_stats, load_catalog, missing_stats_note, read_stats, stats_coverage
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
@@ -101,20 +102,22 @@ class Engine:
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
               seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
-              force: bool = False, on_conflict: str = "error") -> "Engine":
+              force: bool = False, on_conflict: str = "error", stats=None) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic
         users are generated (seeded; None = ``config.simulation.n_users``, 0 = content only, no rules).
         ``blocks`` picks which blocks form the embedding (default: tabular plus every block found in
         ``features``). ``cache_dir`` keeps the genre model's out-of-fold probabilities between builds
-        of the same catalogue. The caller's ``config`` is copied, never modified.
+        of the same catalogue. ``stats`` (path or DataFrame: track_id + any of the 12 statistics, e.g.
+        ``audiostats.parquet`` extracted with ``--mapping``) fills statistics the catalogue lacks.
+        The caller's ``config`` is copied, never modified.
         """
         v = check_build_args(catalog=catalog, histories=histories, simulate_users=simulate_users, out=out,
                              blocks=blocks, features=features, genre_model=genre_model, seed=seed,
                              cache_dir=cache_dir)
         simulate_users, seed, blocks = v["simulate_users"], v["seed"], v["blocks"]
-        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir)
+        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir, stats)
                   if isinstance(p, (str, os.PathLike))]
         if out is not None:  # fail before the work, not after it
             check_output_dir(out, kind=INDEX_KIND, inputs=inputs, force=force)
@@ -127,7 +130,11 @@ class Engine:
         t0 = time.perf_counter()
         steps("catalogue")
         cat = load_catalog(catalog, on_conflict=on_conflict) if catalog is not None else None
-        n_audio_only = n_left_out = 0
+        n_audio_only = n_left_out = n_filled = 0
+        if stats is not None and cat is not None:
+            table = read_stats(stats) if isinstance(stats, (str, os.PathLike)) else stats
+            cat, n_filled = fill_stats(cat, table)
+            cat["n_missing_stats"] = cat[list(STATS)].isna().sum(axis=1).astype("int64")
         if features is not None:
             cat, n_audio_only, n_left_out = extend_catalog(cat, features)
         if cat is None:
@@ -138,10 +145,12 @@ class Engine:
         built: list[Block] = []
         self.genre_model_ = None
         self.tabular_ = {}
+        coverage = stats_coverage(cat)
+        can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
         for name in names:
             if name == "tabular":
                 probs = None
-                if c.genre_probs:
+                if c.genre_probs and can_genre:
                     from .genres.oof import cached_genre_probabilities
 
                     steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
@@ -151,14 +160,24 @@ class Engine:
                                                        max_rows=c.genre_max_rows, progress=progress)
                     if probs is not None:
                         self.genre_model_ = probs[2]
-                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata)
-                self.tabular_ = {"medians": medians, "genre_classes": probs[1] if probs else None}
+                # genre labels as content when statistics are mostly missing (and no genre model ran)
+                mostly_bare = 2 * coverage["without_stats"] >= coverage["tracks"]
+                labels = label_classes(cat) if probs is None and mostly_bare else None
+                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata, labels=labels)
+                self.tabular_ = {"medians": medians, "genre_classes": probs[1] if probs else None,
+                                 "label_classes": labels or None}
                 if not block.present.any():
-                    raise InputError("no track has any of the 12 statistics: cannot build the tabular block")
+                    raise InputError("nothing to embed in the tabular block: no track has any of the 12 "
+                                     "statistics, a release year, a popularity or a genre label (add --stats "
+                                     "or --features)")
             else:
                 steps(f"block {name}")
                 block = build_block(name, cat, features_dir=features)
             built.append(block)
+        note = missing_stats_note(coverage, [n for n in names if n != "tabular"],
+                                  genre_skipped=c.genre_probs and not can_genre)
+        if note:
+            warnings.warn(note, stacklevel=2)
         steps("embedding")
         c.embedding.blocks = tuple(names)
         self.builder_ = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
@@ -191,7 +210,8 @@ class Engine:
         self._set_histories(h)
         steps.close()
         self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only,
-                       "audio_files_left_out": n_left_out}
+                       "audio_files_left_out": n_left_out, "tracks_without_stats": coverage["without_stats"],
+                       "stats_filled": n_filled, "stats_note": note}
         if out is not None:
             self.save(out, force=force, inputs=inputs)
         return self
@@ -354,6 +374,26 @@ class Engine:
                                           "tracks with features to compare"
         return Recommendations(out, note=note)
 
+    def playlist(self, seed: Sequence[str], length: int = 30, *, arc: str = "flat",
+                 selection: str | None = None, ordered: bool = True, config=None) -> Recommendations:
+        """A ``length``-track playlist after ``seed`` (oldest first), ordered for smooth transitions
+        (recsys/playlist.py); unknown seed ids are reported like ``recommend``'s."""
+        from .playlist import PlaylistMaker
+
+        self._require_built()
+        seed = check_track_ids(seed, name="seed")
+        length = check_k(length, name="length")
+        if not seed:
+            raise InputError("give at least one seed track id")
+        rows, unknown = self.resolve(seed, what="seed")
+        if not rows:
+            raise InputError(f"none of the seed track ids is in the index: {', '.join(unknown[:5])}")
+        out = PlaylistMaker.from_engine(self, config).make(rows, length, arc=arc, selection=selection,
+                                                           ordered=ordered)
+        note = None if len(out) == length else (f"only {len(out)} of {length}: no other track is reachable "
+                                                "from these seed tracks")
+        return Recommendations(out, note=note)
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
@@ -364,6 +404,20 @@ class Engine:
         self._require_built()
         cluster = check_int(cluster, name="cluster", low=0, high=self.index_.n_clusters - 1)
         return self.track_ids_[self.index_.clusters_ == cluster].tolist()
+
+    # public accessors (interim, for recsys/playlist.py; arch's versions win on merge)
+    @property
+    def recommender(self) -> HybridRecommender:
+        """The fitted two-stage recommender."""
+        return self.recommender_
+
+    @property
+    def tracks(self):
+        """The track table: ``frame``, ``ids``, ``names``, ``artists``."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(frame=self.tracks_, ids=self.track_ids_, names=self._names,
+                               artists=self._artists, get=lambda t: self.row_of_.get(str(t).strip()))
 
     @property
     def n_tracks(self) -> int:
@@ -393,7 +447,8 @@ class Engine:
             P = np.asarray(self.genre_model_.predict_proba(tabular_features(cat)), dtype=np.float32)
             probs = (P, classes)
         tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"],
-                               metadata=self.config.embedding.metadata)
+                               metadata=self.config.embedding.metadata,
+                               labels=self.tabular_.get("label_classes"))
         blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
                           for n, d, _ in self.builder_.layout_ if n != "tabular"]
         X = self.builder_.transform(blocks)

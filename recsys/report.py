@@ -53,6 +53,24 @@ def _stats_panel(fig, spec, tracks: pd.DataFrame, row: int) -> None:
         ax.axis("off")
         ax.text(0.5, 0.5, "this index keeps no statistics (built before they were saved)", ha="center")
         return
+    values = tracks[have].apply(pd.to_numeric, errors="coerce")
+    have = [c for c in have if values[c].notna().any()]
+    empty = [c for c in STATS if c not in have]
+    how = ("add them with build-index --stats FILE (e.g. `recsys spotify match` + "
+           "`features extract --mapping`, docs/spotify.md)")
+    if not have:
+        ax = fig.add_subplot(sub[:, :])
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no track in this index has audio statistics: nothing to compare.\n{how}",
+                ha="center", va="center")
+        return
+    if empty:  # say which statistics the index lacks instead of drawing empty axes for them
+        n = len(have)
+        ax = fig.add_subplot(sub[:, n:] if n < 6 else sub[1, n - 6:])
+        ax.axis("off")
+        ax.text(0.02, 0.5, f"no values in this index for {len(empty)} statistic(s):\n"
+                + "\n".join(", ".join(empty[i:i + 4]) for i in range(0, len(empty), 4))
+                + "\n" + how.replace(" (e.g.", "\n(e.g."), va="center", fontsize=8)
     for i, c in enumerate(have[:12]):
         ax = fig.add_subplot(sub[i // 6, i % 6])
         v = pd.to_numeric(tracks[c], errors="coerce").to_numpy(dtype=np.float64)

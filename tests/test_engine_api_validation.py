@@ -14,7 +14,8 @@ def eng():
     from recsys.schema import STATS
 
     cat = make_catalog(60)
-    cat.loc[[10, 11, 12], list(STATS)] = np.nan  # three tracks without any statistic: no feature block
+    # three tracks without any statistic or metadata value: no feature block
+    cat.loc[[10, 11, 12], [*STATS, "track_popularity"]] = np.nan
     return Engine.build(cat, histories=planted_histories(cat, n_users=20),
                         config=fast_config(genre_probs=False))
 

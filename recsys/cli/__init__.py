@@ -57,9 +57,9 @@ def main(verbose: int) -> None:
 
 
 def _register_all() -> None:
-    from . import audio, engine, genres, serve, spotify, stems
+    from . import audio, engine, genres, playlist, serve, spotify, stems
 
-    for module in (genres, engine, audio, stems, spotify, serve):
+    for module in (genres, engine, audio, stems, spotify, serve, playlist):
         module.register(main)
 
 
@@ -80,6 +80,10 @@ EXAMPLES: dict[str, list[str]] = {
     "recommend": ["recsys recommend --index out/idx --recent 6b2RcmUt1g9N9mQ3CbjX2Y "
                   "--recent 09IStsImFySgyp0pIQdqAc",
                   "recsys recommend --index out/idx --user u42 -k 20 --json"],
+    "playlist": ["recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y "
+                 "--seed 09IStsImFySgyp0pIQdqAc --length 30 --arc rise",
+                 "recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y --out set.m3u "
+                 "--audio-dir data/audio"],
     "similar": ["recsys similar --index out/idx --track 6b2RcmUt1g9N9mQ3CbjX2Y -k 5"],
     "rules mine": ["recsys rules mine --histories plays.parquet --out out/rules.parquet "
                    "--min-confidence 0.1"],
@@ -99,8 +103,14 @@ EXAMPLES: dict[str, list[str]] = {
                       "--save out/topics"],
     "spotify login": ["recsys spotify login"],
     "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID "
-                       "--out out/sp.parquet"],
+                       "--out out/sp.parquet",
+                       "recsys spotify import --playlist ID1 --playlist ID2 --liked --out out/sp.parquet "
+                       "--histories-out out/plays.parquet"],
+    "spotify match": ["recsys spotify match --catalog out/sp.parquet --audio-dir ~/Music "
+                      "--out out/matches.csv"],
     "spotify liked": ["recsys spotify liked --out out/liked.parquet"],
+    "spotify save-playlist": ["recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y --out set.json",
+                              "recsys spotify save-playlist --from set.json --name 'Friday set' --apply"],
     "spotify sort-liked": ["recsys spotify sort-liked --model out/genre_model --genres pop,rock",
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],
     "serve": ["recsys serve --index out/demo/index   # then open http://127.0.0.1:8000/"],

@@ -125,7 +125,9 @@ def register(main: click.Group) -> None:
     @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
                   help="Parallel worker processes.")
     @click.option("--mapping", type=click.Path(path_type=Path), default=None,
-                  help="CSV file,track_id (else the file stem).")
+                  help="CSV file,track_id (else the file stem), e.g. matches.csv of `recsys spotify match`.")
+    @click.option("--only-mapped", is_flag=True,
+                  help="Extract only the files --mapping names (skip the rest of the folder).")
     @click.option("--set", "sets", multiple=True, metavar="BLOCK.KEY=VALUE",
                   help="Block option, e.g. cnn.model=models/cnn.")
     @click.option("--excerpt-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0),
@@ -138,8 +140,8 @@ def register(main: click.Group) -> None:
                   help="--out holds files recsys did not write: move that folder into .recsys-trash/ beside "
                        "it (printed) and start a new features dir. An earlier features dir is resumed, "
                        "never merged with foreign files.")
-    def features_extract(audio_dir, out, blocks, jobs, mapping, sets, excerpt_seconds, quiet, scheduler,
-                         force) -> None:
+    def features_extract(audio_dir, out, blocks, jobs, mapping, only_mapped, sets, excerpt_seconds, quiet,
+                         scheduler, force) -> None:
         """Decode each file once, run each block, cache per (content, block, settings); resumable."""
         from pipelines.extract_features import ExtractConfig, parse_sets, run
 
@@ -149,7 +151,8 @@ def register(main: click.Group) -> None:
         from ..io import output_lock
 
         with output_lock(out):
-            summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet, force=force)
+            summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet, force=force,
+                          only_mapped=only_mapped)
         for line in summary.lines():
             click.echo(line)
 

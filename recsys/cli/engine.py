@@ -91,6 +91,9 @@ def register(main: click.Group) -> None:
                        "(default 500; 0 = content only).")
     @click.option("--features", type=click.Path(file_okay=False),
                   help="Audio features dir (one Parquet per block).")
+    @click.option("--stats", "stats_file", type=click.Path(dir_okay=False),
+                  help="Fill missing statistics from a table (track_id + any of the 12 statistics, e.g. "
+                       "FEATURES/audiostats.parquet from `features extract --mapping matches.csv`).")
     @click.option("--blocks",
                   help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
     @click.option("--genre-model", type=click.Path(file_okay=False),
@@ -106,8 +109,8 @@ def register(main: click.Group) -> None:
     @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
                   help="Rows of one track_id that name different songs: stop with an error, "
                        "or keep the first.")
-    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config,
-                    seed, cache_dir, out, force, on_conflict):
+    def build_index(catalog, histories, simulate_users, features, stats_file, blocks, genre_model,
+                    no_genre_probs, config, seed, cache_dir, out, force, on_conflict):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
@@ -120,7 +123,8 @@ def register(main: click.Group) -> None:
                                              simulate_users=simulate_users, features=features,
                                              blocks=_blocks(blocks), genre_model=genre_model,
                                              config=config, seed=seed, no_genre_probs=no_genre_probs,
-                                             cache_dir=cache_dir, force=force, on_conflict=on_conflict))
+                                             cache_dir=cache_dir, force=force, on_conflict=on_conflict,
+                                             stats=stats_file))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
@@ -271,11 +275,26 @@ def register(main: click.Group) -> None:
                   show_default=True, help="With --ablate: re-run k-means on each variant's embeddings, "
                                           "or keep the built clusters.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json):
+    @click.option("--task", type=click.Choice(["next", "continuation"]), default="next", show_default=True,
+                  help="next: leave-last-out next track; continuation: held-out playlists (--histories "
+                       "never in the index) continued from their first tracks (recsys/continuation.py).")
+    @click.option("--valid", "valid_histories", type=click.Path(dir_okay=False),
+                  help="With --task continuation: other held-out playlists that choose iterative or "
+                       "single-shot selection before the test.")
+    @click.option("--length", type=click.IntRange(1, MAX_K), default=50, show_default=True,
+                  help="With --task continuation: tracks each method returns.")
+    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json,
+                     task, valid_histories, length):
         """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
         from ..evaluate import evaluate
 
         eng = _load(index_dir)
+        if task == "continuation":  # playlist continuation lives in recsys/continuation.py
+            from .playlist import print_continuation
+
+            print_continuation(eng, histories, valid=valid_histories, n=length,
+                               max_playlists=max_users or None, seed=seed, as_json=as_json)
+            return
         if ablate:
             _print_ablation(eng, histories, k=k, max_users=max_users or None, seed=seed,
                             n_recent=n_recent or None, clusters=ablate_clusters, as_json=as_json)

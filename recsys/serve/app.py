@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
@@ -82,6 +82,15 @@ class LimitAndLog:
             client = scope.get("client") or ("-", 0)
             log.info("%s %s %s %d %.1fms", client[0], scope.get("method", "-"), path, status["code"],
                      1000 * (time.perf_counter() - t0))
+
+
+class PlaylistRequest(BaseModel):
+    """Body of ``POST /api/playlist``."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: list[StrictStr] = Field(min_length=1, max_length=100)
+    length: StrictInt = Field(default=30, ge=1, le=K_MAX)
+    arc: Literal["flat", "rise", "peak", "fall"] = "flat"
 
 
 class RecommendRequest(BaseModel):
@@ -246,6 +255,23 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
                                 + (" ..." if len(unknown) > 5 else ""))
         recs = s.engine.recommend([t.strip() for t in body.recent], k=body.k)
         return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
+
+    @app.post("/api/playlist")
+    def playlist(body: PlaylistRequest):
+        """A whole playlist after the seed tracks, ordered for smooth transitions (recsys/playlist.py)."""
+        s = snap()
+        unknown = [t for t in body.seed if s.row(t) is None]
+        if unknown:
+            raise HTTPException(404, f"unknown track id(s): {', '.join(repr(u) for u in unknown[:5])}"
+                                + (" ..." if len(unknown) > 5 else ""))
+        tracks = s.engine.playlist([t.strip() for t in body.seed], body.length, arc=body.arc)
+        out = []
+        for t in tracks:
+            d = _rec_dict(t)
+            r = s.row(t.track_id)
+            d["map"] = {"x": float(s.positions[r, 0]), "y": float(s.positions[r, 1])}
+            out.append(d)
+        return {"playlist": out, "note": tracks.note, "generation": s.generation}
 
     @app.get("/api/similar/{track_id}")
     def similar(track_id: Annotated[str, PathParam(max_length=500)],
