@@ -121,7 +121,7 @@ class OrderConfig:
     w_energy: float = 0.5  # cost per unit of |energy jump| between neighbours
     w_arc: float = 4.0  # cost per unit of |energy - arc target| at each position
     max_passes: int = 12  # local-search passes (each tries every 2-opt and or-opt move once)
-    budget_ms: float = 25.0  # stop local search after this long (the bound for 50 tracks is 50 ms)
+    budget_ms: float = 12.0  # stop local search after this long (50 tracks: as good as 25 ms, measured)
 
 
 def transition_costs(
