@@ -78,7 +78,7 @@ def register(main: click.Group) -> None:
         from ..report import audio_file_map, write_report
 
         eng = Engine.load(index_dir)
-        if track not in eng.row_of_:
+        if track not in eng.tracks:
             from ..errors import InputError
 
             raise InputError(f"unknown track id {track!r} (not in {index_dir})")
