@@ -551,8 +551,9 @@ class Engine:
         tab, _ = build_tabular(cat, probs=probs, medians=em.tabular["medians"],
                                metadata=self.config.embedding.metadata,
                                labels=em.tabular.get("label_classes"))
-        blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
-                          for n, d, _ in em.builder.layout_ if n != "tabular"]
+        blocks = [tab] + [Block(n, np.zeros((len(cat), s.stop - s.start), np.float32),
+                                np.zeros(len(cat), bool))
+                          for n, s in em.builder.block_slices.items() if n != "tabular"]
         X = em.builder.transform(blocks)
         self.index_.add(X)  # appends rows and assigns them to the nearest centroids
         if self.projection_ is not None:  # map positions through the fitted transform
