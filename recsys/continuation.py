@@ -192,7 +192,7 @@ def playlist_methods(
     maker,
     *,
     arc: str = "flat",
-    selections: Sequence[str] = ("iterative", "single"),
+    selections: Sequence[str] = ("fusion", "single", "iterative"),
 ) -> dict[str, Callable]:
     """Per selection: the ordered playlist and the same tracks in score order (one call gives both)."""
 
@@ -207,15 +207,23 @@ def playlist_methods(
     return {f"playlist {s}": method(s) for s in selections}
 
 
-def baseline_methods(recommender) -> dict[str, Callable]:
-    """Each candidate source of the index alone (fitted on the training playlists only)."""
-    out = {}
+def baseline_methods(recommender, *, uniform: bool = True) -> dict[str, Callable]:
+    """Each candidate source of the index alone (fitted on the training playlists only), the ranked hybrid
+    as the index serves it, and (``uniform``) the recency-weighted sources again with every seed track
+    weighted alike, as the playlist weighs them."""
+    from .playlist import with_decay
+
+    def one(src, lab):
+        return lambda seed, n: {lab: src.recommend(seed, n).rows.tolist()}
+
+    out = {"hybrid (index settings)": one(recommender, "hybrid (index settings)")}
+    flat = with_decay(recommender, 1.0) if uniform else None
     for name, label in BASELINES:
         src = recommender.sources.get(name)
         if src is not None:
-            out[label] = (lambda s, lab: lambda seed, n: {lab: s.recommend(seed, n).rows.tolist()})(
-                src, label
-            )
+            out[label] = one(src, label)
+            if flat is not None and name in ("itemknn", "ease"):
+                out[f"{label}, uniform seed"] = one(flat.sources[name], f"{label}, uniform seed")
     return out
 
 
@@ -240,9 +248,9 @@ def evaluate_continuation(
 ) -> tuple[pd.DataFrame, dict]:
     """Continuation of held-out playlists: the playlist (ordered and in score order) beside the baselines.
 
-    With ``valid`` (other held-out playlists) both selections (iterative, single shot) are scored there
-    first and the better one is marked ``chosen``; the test table shows both, from the same run."""
-    from .playlist import PlaylistMaker
+    With ``valid`` (other held-out playlists) every selection (fusion, single shot, iterative) is scored
+    there first and the best one is marked ``chosen``; the test table shows all, from the same run."""
+    from .playlist import SELECTIONS, PlaylistMaker
 
     maker = PlaylistMaker.from_engine(engine, config)
     row_of = {str(t): i for i, t in enumerate(engine.tracks.ids.tolist())}
@@ -261,8 +269,12 @@ def evaluate_continuation(
             progress=progress,
         )
         v = vtab.set_index("method")
-        it, single = v.loc["playlist iterative, score order"], v.loc["playlist single, score order"]
-        chosen = "iterative" if _better(it, single, n) else "single"
+        chosen = None
+        for sel in SELECTIONS:
+            if chosen is None or _better(
+                v.loc[f"playlist {sel}, score order"], v.loc[f"playlist {chosen}, score order"], n
+            ):
+                chosen = sel
         info["validation"] = {**vinfo, "results": vtab.to_dict(orient="records"), "chosen": chosen}
     queries, qinfo = continuation_queries(
         histories, row_of, n_seed=n_seed, min_tracks=min_tracks, max_playlists=max_playlists, seed=seed

@@ -11,6 +11,7 @@ relevant tracks stay early. Every track carries its reasons plus a transition no
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 import time
@@ -23,7 +24,7 @@ from .errors import InputError
 from .recommend import Recommendation
 
 ARCS = ("flat", "rise", "peak", "fall")
-SELECTIONS = ("iterative", "single")
+SELECTIONS = ("fusion", "single", "iterative")
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -121,7 +122,7 @@ class OrderConfig:
     w_energy: float = 0.5  # cost per unit of |energy jump| between neighbours
     w_arc: float = 4.0  # cost per unit of |energy - arc target| at each position
     max_passes: int = 12  # local-search passes (each tries every 2-opt and or-opt move once)
-    budget_ms: float = 25.0  # stop local search after this long (the bound for 50 tracks is 50 ms)
+    budget_ms: float = 12.0  # stop local search after this long (50 tracks: as good as 25 ms, measured)
 
 
 def transition_costs(
@@ -318,7 +319,16 @@ def transition_note(prev: tuple[int, float, float] | None, cur: tuple[int, float
     ]
     if np.isfinite(pt) and np.isfinite(tempo) and pt > 0 and tempo > 0:
         ratio = math.log2(tempo / pt)
-        what = " (double time)" if round(ratio) >= 1 else " (half time)" if round(ratio) <= -1 else ""
+        near = abs(ratio - round(ratio)) < 0.15  # within ~10 % of exactly double / half
+        what = (
+            ""
+            if not near
+            else " (double time)"
+            if round(ratio) >= 1
+            else " (half time)"
+            if round(ratio) <= -1
+            else ""
+        )
         parts.append(f"{pt:.0f} -> {tempo:.0f} BPM{what}")
     if np.isfinite(pe) and np.isfinite(energy):
         parts.append(f"energy {energy - pe:+.2f}")
@@ -332,12 +342,13 @@ Recommend = Callable[[list[int], int], tuple[Sequence[int], Sequence[float], lis
 def select_tracks(
     recommend: Recommend, seed: Sequence[int], length: int, *, selection: str = "iterative", step: int = 10
 ) -> tuple[list[int], list[float], list[list[str]]]:
-    """``length`` rows in relevance order: one call (``single``) or batches of ``step`` whose tracks join
-    the context of the next call (``iterative``). Returns rows, scores and reasons."""
+    """``length`` rows in relevance order: one call (``single``, or ``fusion`` with a fused ``recommend``)
+    or batches of ``step`` whose tracks join the context of the next call (``iterative``).
+    Returns rows, scores and reasons."""
     if selection not in SELECTIONS:
         raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, not {selection!r}")
     seed = [int(r) for r in seed]
-    if selection == "single":
+    if selection in ("single", "fusion"):
         rows, scores, why = recommend(seed, length)
         return [int(r) for r in rows], [float(s) for s in scores], list(why or [[] for _ in rows])
     out_r: list[int] = []
@@ -369,9 +380,51 @@ def select_tracks(
 class PlaylistConfig:
     """How a playlist is chosen (selection, batch size) and ordered."""
 
-    selection: str = "iterative"  # iterative | single (chosen on a validation split: recsys evaluate)
+    # fusion | single | iterative: the one that scored best on validation playlists (recsys evaluate
+    # --task continuation --valid); fusion = reciprocal-rank fusion of the ranked hybrid and the sources
+    selection: str = "fusion"
     step: int = 10  # tracks accepted per recommender call when iterative
+    decay: float = (
+        1.0  # recency weight of the seed's k-th newest track: decay**k (a seed is a set, not a queue)
+    )
+    fusion: dict[str, float] = field(default_factory=lambda: {"hybrid": 2.0, "vsknn": 2.0, "itemknn": 0.5})
+    fusion_k: float = 20.0  # reciprocal rank: weight / (fusion_k + rank)
+    pool: int = 100  # candidates taken from each fused list
+    reasons: int = 4  # technical reasons kept per track (the sources that ranked it highest)
     order: OrderConfig = field(default_factory=OrderConfig)
+
+
+def rank_fusion(
+    lists: dict[str, Sequence[int]], weights: dict[str, float], *, k: float = 20.0, n: int | None = None
+) -> tuple[list[int], list[float]]:
+    """Reciprocal-rank fusion: score(row) = sum over lists of weight / (k + rank); best first, ties by row."""
+    score: dict[int, float] = {}
+    for name, rows in lists.items():
+        w = float(weights.get(name, 0.0))
+        if w <= 0:
+            continue
+        for i, r in enumerate(rows):
+            score[int(r)] = score.get(int(r), 0.0) + w / (k + i)
+    best = sorted(score, key=lambda r: (-score[r], r))[:n]
+    return best, [score[r] for r in best]
+
+
+def with_decay(recommender, decay: float):
+    """A shallow copy of a fitted recommender (and its sources) whose contexts use ``decay``."""
+    import copy
+
+    if abs(recommender.config.recency_decay - decay) < 1e-12:
+        return recommender
+    cfg = dataclasses.replace(recommender.config, recency_decay=decay)
+    out = copy.copy(recommender)
+    out.config = cfg
+    if hasattr(recommender, "sources"):
+        out.sources = {}
+        for name, src in recommender.sources.items():
+            s = copy.copy(src)
+            s.config = cfg
+            out.sources[name] = s
+    return out
 
 
 @dataclass
@@ -421,7 +474,9 @@ class PlaylistMaker:
         keys: np.ndarray | None = None,
         modes: np.ndarray | None = None,
         row_of: Callable[[str], int | None] | None = None,
+        fused: Recommend | None = None,
     ) -> None:
+        self.fused = fused
         self.codes, self.tempos, self.energy = codes, tempos, energy
         self.keys, self.modes, self.row_of = keys, modes, row_of
         self.ids, self.names, self.artists = ids, names, artists
@@ -439,11 +494,41 @@ class PlaylistMaker:
                 return np.full(len(frame), np.nan)
             return np.asarray(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
 
-        rec = engine.recommender
+        c = config or PlaylistConfig()
+        rec = with_decay(engine.recommender, c.decay)
 
         def recommend(rows, k):
             got = rec.recommend(rows, k, reasons=True)
             return got.rows.tolist(), got.scores.tolist(), got.reasons
+
+        def fused(rows, k):
+            n = max(k, c.pool)
+            ctx = rec.context(rows)
+            cand = rec.candidates(ctx)  # once: ranks the hybrid's list and tells who proposed each track
+            if getattr(rec, "mode", None) == "lightgbm" and len(cand.rows):
+                # HybridRecommender.recommend's ranking (ranker score, ties by the blend, then row) over
+                # the same candidates, without computing them twice
+                score = rec.ranker.predict(rec.features(ctx, cand))
+                top = np.lexsort((cand.rows, -rec.blend_scores(cand, rec.config), -score))[:n]
+                hybrid = cand.rows[top].tolist()
+            else:
+                hybrid = rec.recommend(rows, n).rows.tolist()
+            lists = {"hybrid": hybrid}
+            for name in c.fusion:
+                if name in rec.sources:
+                    lists[name] = rec.sources[name].recommend(rows, n).rows.tolist()
+            best, scores = rank_fusion(lists, c.fusion, k=c.fusion_k, n=k)
+            pos = np.searchsorted(cand.rows, best)
+            why = []
+            for r, p in zip(best, pos.tolist()):
+                hit = p < len(cand.rows) and cand.rows[p] == r
+                ranked = sorted(
+                    (float(cand.ranks[s][p]), s) for s in rec.sources if hit and np.isfinite(cand.ranks[s][p])
+                )
+                names = [s for _, s in ranked] or [s for s in lists if s in rec.sources and r in lists[s]]
+                texts = (rec.sources[s].explain(ctx, r) for s in names)
+                why.append(list(itertools.islice((t for t in texts if t), c.reasons)))
+            return best, scores, why
 
         keys, modes = col("key"), col("mode")
         return cls(
@@ -457,7 +542,8 @@ class PlaylistMaker:
             names=t.names,
             artists=t.artists,
             recommend=recommend,
-            config=config,
+            fused=fused,
+            config=c,
         )
 
     def title(self, track_id: str) -> str | None:
@@ -487,9 +573,9 @@ class PlaylistMaker:
         c = self.config
         if arc not in ARCS:
             raise InputError(f"arc must be one of {', '.join(ARCS)}, not {arc!r}")
-        rows, scores, why = select_tracks(
-            self.recommend, seed, length, selection=selection or c.selection, step=c.step
-        )
+        selection = selection or c.selection
+        fn = self.fused if selection == "fusion" and self.fused is not None else self.recommend
+        rows, scores, why = select_tracks(fn, seed, length, selection=selection, step=c.step)
         if not ordered or len(rows) < 2:
             return rows, list(range(len(rows))), scores, why
         r = np.asarray(rows, dtype=np.int64)
@@ -568,7 +654,7 @@ _PLAIN = (
     ),
     (
         re.compile(r"^played right after (?P<a>\S+) in (?P<n>\d+) histor"),
-        "Played right after {a} in {n} playlists",
+        "Played right after {a} in {n} playlist{s}",
     ),
     (re.compile(r"^often in the same playlists as (?P<a>\S+)"), "Often in the same playlists as {a}"),
     (
@@ -581,8 +667,12 @@ _PLAIN = (
     (re.compile(r"^same artist as (?P<a>\S+)"), "Same artist as {a}"),
     (re.compile(r"^same album as (?P<a>\S+)"), "From the same album as {a}"),
     (re.compile(r"^same cluster \d+ as (?P<a>\S+)"), "In the same sound cluster as {a}"),
-    (re.compile(r"^popular \((?P<n>\d+) plays\)"), "Popular: in {n} playlists"),
+    (re.compile(r"^popular \((?P<n>\d+) plays\)"), "Popular: in {n} playlist{s}"),
 )
+
+
+#: indices into _PLAIN, most telling first: played right after, co-listening, same album/artist, sound
+_PRIORITY = (0, 2, 1, 9, 8, 4, 3, 6, 7, 5, 10, 11)
 
 
 def plain_reason(text: str, name_of: Callable[[str], str | None], *, sound: str = "") -> str:
@@ -598,7 +688,8 @@ def plain_reason(text: str, name_of: Callable[[str], str | None], *, sound: str 
             g = m.groupdict()
             pct = f"{round(100 * float(g['c']))} %" if g.get("c") else ""
             a = names(g["a"]) if g.get("a") else ""
-            return template.format(a=a, n=g.get("n"), m=g.get("m"), pct=pct, sound=sound)
+            plural = "" if g.get("n") == "1" else "s"
+            return template.format(a=a, n=g.get("n"), m=g.get("m"), pct=pct, sound=sound, s=plural)
     return name_tracks(text, name_of)
 
 
@@ -616,8 +707,15 @@ def summarise(
     reasons: Sequence[str], name_of: Callable[[str], str | None], *, sound: str = "", n: int = 2
 ) -> list[str]:
     """The first ``n`` distinct plain sentences of a track's reasons (most important first)."""
+
+    def priority(text: str) -> int:  # what a person learns most from first: sequences, co-listening, sound
+        for i, (pattern, _) in enumerate(_PLAIN):
+            if pattern.match(text):
+                return _PRIORITY.index(i) if i in _PRIORITY else len(_PLAIN)
+        return len(_PLAIN)
+
     out: list[str] = []
-    for r in reasons:
+    for r in sorted(reasons, key=priority):  # stable: the recommender's order among equals
         p = plain_reason(r, name_of, sound=sound)
         if p not in out:
             out.append(p)

@@ -35,9 +35,9 @@ def free_port() -> int:
 def bodies(eng, n: int, seed: int = 0) -> list[dict]:
     """n request bodies: 1-5 recent tracks, from simulated users' plays when the index has them."""
     rng = np.random.default_rng(seed)
-    played = np.flatnonzero(eng.popularity_ > 0)
+    played = np.flatnonzero(eng.popularity > 0)
     pool = played if len(played) >= 50 else np.arange(eng.n_tracks)
-    ids = eng.track_ids_
+    ids = eng.tracks.ids
     return [{"recent": [str(ids[r]) for r in rng.choice(pool, size=int(rng.integers(1, 6)), replace=False)],
              "k": 10} for _ in range(n)]
 

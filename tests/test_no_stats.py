@@ -39,11 +39,11 @@ def test_build_without_statistics_says_what_is_missing_in_one_line(bare_index):
     assert notes[0].startswith("no audio statistics for 60 of 60 tracks: content similarity and the map use "
                                "metadata only")
     assert "add --stats FILE or a music folder" in notes[0] and "\n" not in notes[0]
-    cols = eng.builder_.layout_[0][2]
+    cols = eng.builder.columns("tabular")
     assert {"release_year", "track_popularity"} <= set(cols)
     assert any(c.startswith("label_") for c in cols) and not any(c.startswith("p_") for c in cols)
-    assert eng.block_presence_ == {"tabular": 60}
-    assert eng.stats_["tracks_without_stats"] == 60
+    assert eng.block_presence == {"tabular": 60}
+    assert eng.stats["tracks_without_stats"] == 60
 
 
 def test_recommend_similar_report_and_reload_without_statistics(bare_index):
@@ -55,7 +55,7 @@ def test_recommend_similar_report_and_reload_without_statistics(bare_index):
     sim = eng.similar("t0003", k=5)
     assert len(sim) == 5
     # labels carry content: the nearest neighbours share the track's parent genre more often than chance
-    g = eng.tracks_.set_index("track_id")["parent_genre"]
+    g = eng.tracks.frame.set_index("track_id")["parent_genre"]
     assert sum(g[r.track_id] == g["t0003"] for r in sim) >= 3
     again = Engine.load(out)
     assert [r.track_id for r in again.recommend(["t0001", "t0002"], k=5)] == [r.track_id for r in recs]
@@ -108,11 +108,11 @@ def test_stats_table_fills_the_index_and_partial_coverage_is_named(tmp_path):
     stats = full.iloc[:20][["track_id", *STATS]]
     stats.to_parquet(tmp_path / "audiostats.parquet")
     eng, notes = _build(_bare(), stats=tmp_path / "audiostats.parquet")
-    assert eng.stats_["stats_filled"] == 20
+    assert eng.stats["stats_filled"] == 20
     assert len(notes) == 1 and notes[0].startswith("no audio statistics for 40 of 60 tracks: their content "
                                                    "similarity and map position use metadata only")
-    t = eng.tracks_.set_index("track_id")
+    t = eng.tracks.frame.set_index("track_id")
     assert t.loc["t0005", "danceability"] == pytest.approx(full.loc[5, "danceability"])
     assert np.isnan(t.loc["t0030", "danceability"])
     # every track has a content vector: filled ones by statistics, the rest by their metadata
-    assert eng.block_presence_ == {"tabular": 60}
+    assert eng.block_presence == {"tabular": 60}

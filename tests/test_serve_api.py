@@ -130,10 +130,10 @@ def test_map_has_every_track(client, served):
     pts = body["points"]
     eng = served["eng"]
     assert len(pts) == eng.n_tracks and body["sampled"] is False
-    assert {p["track_id"] for p in pts} == set(eng.track_ids_)
+    assert {p["track_id"] for p in pts} == set(eng.tracks.ids)
     p = next(p for p in pts if p["track_id"] == "t0000")
-    assert p["genre"] == eng.tracks_.loc[0, "parent_genre"] and p["cluster"] == eng.cluster_of("t0000")
-    assert body["method"] == eng.projection_.method_
+    assert p["genre"] == eng.tracks.frame.loc[0, "parent_genre"] and p["cluster"] == eng.cluster_of("t0000")
+    assert body["method"] == eng.projection.method
 
 
 def test_report_png(client):

@@ -20,12 +20,12 @@ def _namer(eng):
     """Replace track ids inside reason strings by their names (the JSON output keeps ids)."""
     import re
 
-    names = eng.tracks_["track_name"].tolist() if "track_name" in eng.tracks_.columns else None
+    names = eng.tracks.names
 
     def sub(match):
         tid = match.group(0)
-        row = eng.row_of_.get(tid)
-        if names is not None and row is not None and isinstance(names[row], str) and names[row]:
+        row = eng.tracks.get(tid)
+        if row is not None and isinstance(names[row], str) and names[row]:
             return f"“{names[row]}”"
         return tid
 
@@ -246,10 +246,10 @@ def register(main: click.Group) -> None:
         groups = None
         if index_dir:
             eng = _load(index_dir)
-            rows = cat["track_id"].map(eng.row_of_)
+            rows = cat["track_id"].map(eng.tracks.row_of)
             if rows.isna().any():
                 raise click.UsageError(f"{int(rows.isna().sum())} catalogue tracks are not in {index_dir}")
-            groups = eng.index_.clusters_[rows.to_numpy(dtype=int)]
+            groups = eng.clusters[rows.to_numpy(dtype=int)]
         cfg = dataclasses.replace(SimulationConfig(), n_users=n_users, seed=seed)
         h = simulate_users(cat, cfg, groups=groups, progress=True)
         write_table(h, out, output=True, force=force)

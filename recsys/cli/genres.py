@@ -107,11 +107,13 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
 @click.option("--force", is_flag=True, help=FORCE_FILE)
 def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None, force: bool) -> None:
     """Predict a parent genre and per-genre probabilities for every input row."""
+    from ..catalog import read_rows
     from ..genres.tabular import predict_table
+    from ..genres.taxonomy import Taxonomy
     from ..io import check_output_file, write_table
 
     check_output_file(out, inputs=[catalog_path, genre_map, model_dir], force=force)
-    preds = predict_table(model_dir, catalog_path, genre_map=genre_map)
+    preds = predict_table(model_dir, read_rows(catalog_path, taxonomy=Taxonomy.load(genre_map)))
     write_table(preds, out, output=True, force=force)
     click.echo(f"{len(preds)} rows -> {out}")
     counts = preds["predicted_genre"].value_counts()

@@ -97,7 +97,7 @@ def register(main: click.Group) -> None:
 
         check_output_file(out, inputs=[index_dir, features, audio_dir, cnn_model], force=force)
         eng = Engine.load(index_dir)
-        if track not in eng.row_of_:
+        if track not in eng.tracks:
             from ..errors import InputError
 
             raise InputError(f"unknown track id {track!r} (not in {index_dir})")

@@ -185,7 +185,8 @@ def register(main: click.Group) -> None:
                                ignore_index=True)
         texts = [t for t in corpus["text"] if str(t).strip()]
         model = LyricTopics(k).fit(texts)
-        click.echo(f"{len(texts)} texts, {len(model.vocabulary_)} words, {model.n_topics_} topics", err=True)
+        click.echo(f"{len(texts)} texts, {len(model.vocabulary_)} words, {model.topics_found} topics",
+                   err=True)
         for i, ws in enumerate(model.top_words(words)):
             click.echo(f"topic {i}: {' '.join(ws)}")
         if save is not None:

@@ -213,7 +213,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         s = snap()
         e = s.engine
         return {"status": "ok", "tracks": s.n, "index": str(options.index), "generation": s.generation,
-                "reloads": holder.reloads, "loaded_at": s.loaded_at, "clusters": int(e.index_.n_clusters),
+                "reloads": holder.reloads, "loaded_at": s.loaded_at, "clusters": int(e.index.n_clusters),
                 "blocks": list(s.block_slices), "map": s.map_method, "audio_files": len(s.audio_files),
                 "similar_audio_blocks": s.clip_matrix()[0]}
 
@@ -232,7 +232,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         s = snap()
         r = row_or_404(s, track_id)
         out = _summary(s, r)
-        t = s.engine.tracks_
+        t = s.engine.tracks.frame
         for c in ("track_album_name", "release_year", "track_popularity", "source"):
             if c in t.columns:
                 out[c] = _clean(t.at[r, c])
@@ -241,7 +241,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         out["genre_probabilities"] = genre_probabilities(s.engine, r)
         out["blocks"] = s.blocks_of(r)
         out["map"] = {"x": float(s.positions[r, 0]), "y": float(s.positions[r, 1]), "method": s.map_method}
-        out["plays"] = float(s.engine.popularity_[r])
+        out["plays"] = float(s.engine.popularity[r])
         out["has_audio"] = out["track_id"] in s.audio_files
         out["report"] = f"/api/tracks/{out['track_id']}/report.png"
         return out
@@ -288,7 +288,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
     def report(track_id: Annotated[str, PathParam(max_length=500)]):
         s = snap()
         r = row_or_404(s, track_id)
-        tid = str(s.engine.track_ids_[r])
+        tid = str(s.engine.tracks.ids[r])
         png = s.report_cache.get(tid)
         if png is None:
             from ..report import track_report
@@ -382,11 +382,8 @@ def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
 
 
 def _summary(s: Snapshot, r: int) -> dict:
-    e = s.engine
-    t = e.tracks_
-    return {"track_id": str(e.track_ids_[r]),
-            "track_name": _clean(t.at[r, "track_name"]) if "track_name" in t.columns else None,
-            "track_artist": _clean(t.at[r, "track_artist"]) if "track_artist" in t.columns else None,
+    t = s.engine.tracks
+    return {"track_id": str(t.ids[r]), "track_name": _clean(t.names[r]), "track_artist": _clean(t.artists[r]),
             "parent_genre": None if s.genres[r] == "unknown" else str(s.genres[r]),
             "cluster": int(s.clusters[r])}
 
@@ -410,8 +407,7 @@ def _clip_query(s: Snapshot, names: list[str], data: bytes, suffix: str) -> np.n
             raise HTTPException(422, f"file: cannot decode audio ({type(exc).__name__})") from None
         if len(y) < sr * 0.25:
             raise HTTPException(422, "file: clip shorter than 0.25 s")
-        builder = s.engine.builder_
-        layout = {n: cols for n, _, cols in builder.layout_}
+        builder = s.engine.builder
         parts = []
         for name in names:
             ext = get_extractor(name)
@@ -420,11 +416,11 @@ def _clip_query(s: Snapshot, names: list[str], data: bytes, suffix: str) -> np.n
             except Exception as exc:  # SkipFile (silent clip) and friends: the clip is unusable
                 raise HTTPException(422, f"file: {exc}") from None
             table = ext.finalize(pd.DataFrame([feats]))
+            cols = builder.columns(name)
             v = np.array([float(table[c].iloc[0]) if c in table.columns and np.isscalar(table[c].iloc[0])
-                          and np.isfinite(float(table[c].iloc[0])) else np.nan for c in layout[name]],
+                          and np.isfinite(float(table[c].iloc[0])) else np.nan for c in cols],
                          dtype=np.float32)
-            z = (v - builder.mean_[name]) * builder.scale_[name]
-            parts.append(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+            parts.append(builder.scale(name, v))
     q = np.concatenate(parts).astype(np.float32)
     nrm = float(np.linalg.norm(q))
     if nrm == 0:
