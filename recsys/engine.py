@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import threads
 from .blocks import Block, available_blocks, build_block, build_tabular, check_names, extend_catalog
 from .blocks.tabular import label_classes
 from .catalog import fill_stats, load_catalog, missing_stats_note, read_stats, stats_coverage
@@ -35,7 +36,8 @@ from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .sources.base import Content, Interactions, SourceData
 from .tracks import TrackTable
 from .users import SimulationConfig, read_histories
-from .validate import check_fitted, check_int, check_k, check_track_ids
+from .validate import (check_build_args, check_fitted, check_int, check_k, check_path, check_track_ids,
+                       check_weights)
 from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
+    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
@@ -66,9 +69,9 @@ class _Steps:
     """A progress bar over build steps that names the step in progress ("genre probabilities (3 folds)")."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        from tqdm import tqdm
+        from .progress import bar
 
-        self.bar = tqdm(total=total, desc="build-index", unit="step", disable=not enabled, leave=False)
+        self.bar = bar(total=total, desc="build-index", unit="step", enabled=enabled)
         self.started = False
 
     def __call__(self, name: str) -> None:
@@ -285,6 +288,7 @@ class Engine:
 
     # ------------------------------------------------------------------ build
     @classmethod
+    @threads.limited  # BLAS/OpenMP limits inside the library: the API costs what the CLI costs
     def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None,
               out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
@@ -301,6 +305,10 @@ class Engine:
         ``audiostats.parquet`` extracted with ``--mapping``) fills statistics the catalogue lacks.
         The caller's ``config`` is copied, never modified.
         """
+        v = check_build_args(catalog=catalog, histories=histories, simulate_users=simulate_users, out=out,
+                             blocks=blocks, features=features, genre_model=genre_model, seed=seed,
+                             cache_dir=cache_dir)
+        simulate_users, seed, blocks = v["simulate_users"], v["seed"], v["blocks"]
         inputs = [p for p in (catalog, histories, features, genre_model, cache_dir, stats)
                   if isinstance(p, (str, os.PathLike))]
         if out is not None:  # fail before the work, not after it
@@ -339,7 +347,8 @@ class Engine:
                     steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
                     probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model,
                                                        folds=c.genre_folds, model=c.genre_model,
-                                                       random_state=c.index.seed, params=c.genre_params)
+                                                       random_state=c.index.seed, params=c.genre_params,
+                                                       max_rows=c.genre_max_rows, progress=progress)
                     if probs is not None:
                         genre_clf = probs[2]
                 # genre labels as content when statistics are mostly missing (and no genre model ran)
@@ -457,7 +466,7 @@ class Engine:
             rows += known
         if not rows:
             raise InputError("give at least one recent track id or a user id")
-        got = self.recommender_.recommend(rows, k, reasons=True, weights=weights)
+        got = self.recommender_.recommend(rows, k, reasons=True, weights=check_weights(weights))
         out = [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
         note = None
         if len(out) < k:
@@ -551,8 +560,9 @@ class Engine:
         tab, _ = build_tabular(cat, probs=probs, medians=em.tabular["medians"],
                                metadata=self.config.embedding.metadata,
                                labels=em.tabular.get("label_classes"))
-        blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
-                          for n, d, _ in em.builder.layout_ if n != "tabular"]
+        blocks = [tab] + [Block(n, np.zeros((len(cat), s.stop - s.start), np.float32),
+                                np.zeros(len(cat), bool))
+                          for n, s in em.builder.block_slices.items() if n != "tabular"]
         X = em.builder.transform(blocks)
         self.index_.add(X)  # appends rows and assigns them to the nearest centroids
         if self.projection_ is not None:  # map positions through the fitted transform
@@ -613,9 +623,10 @@ class Engine:
         return out
 
     @classmethod
+    @threads.limited
     def load(cls, directory: str | os.PathLike) -> "Engine":
         """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
-        d = Path(directory)
+        d = Path(check_path(directory, name="directory"))
         man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
         from .config import from_dict
 

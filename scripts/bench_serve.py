@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: Admin token handed to the server (RECSYS_ADMIN_TOKEN) for the reload request.
+ADMIN_TOKEN = "bench-serve"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -77,7 +80,7 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
     async def reloader(client: httpx.AsyncClient) -> None:
         await reload_event.wait()
         t0 = time.perf_counter()
-        r = await client.post("/api/admin/reload")
+        r = await client.post("/api/admin/reload", headers={"X-Recsys-Admin-Token": ADMIN_TOKEN})
         reload_info.update(status=r.status_code, seconds=round(time.perf_counter() - t0, 3),
                            requests_done_before=reload_at, generation=r.json().get("generation"))
 
@@ -127,7 +130,7 @@ def main() -> None:
     reqs = bodies(eng, args.requests)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", RECSYS_ADMIN_TOKEN=ADMIN_TOKEN)
     cmd = [sys.executable, "-m", "recsys.cli", "serve", "--index", args.index, "--port", str(port)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]

@@ -2,8 +2,9 @@
 
 Every error a client can cause is a 4xx with ``{"error": "..."}`` (and ``detail`` for validation
 errors): unknown id 404, malformed JSON / wrong types / out-of-range values 422, a body over the cap
-413, admin calls from a non-loopback address 403. Handlers are plain ``def`` functions: Starlette
-runs them in its thread pool, and each takes the current index snapshot once (see ``state.py``).
+413, admin calls from a non-loopback address, cross-site or without the admin token 403. Handlers are
+plain ``def`` functions: Starlette runs them in its thread pool, and each takes the current index
+snapshot once (see ``state.py``).
 """
 from __future__ import annotations
 
@@ -121,8 +122,41 @@ def _rec_dict(r) -> dict:
     return {k: _clean(v) if not isinstance(v, list) else v for k, v in d.items()}
 
 
-def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None) -> FastAPI:
-    """Build the app over an index directory (``options`` may be just the index path)."""
+#: Header that carries the admin token (``recsys serve`` prints the token at start-up).
+ADMIN_HEADER = "X-Recsys-Admin-Token"
+
+
+def admin_refusal(request: Request, token: str) -> str | None:
+    """Why an admin call is refused (None: allowed): loopback client, same-origin, and the start-up token.
+
+    A web page the user visits can POST to 127.0.0.1 but cannot read the token nor set a custom header
+    without a CORS preflight, which this server never grants; its Origin is refused as well.
+    """
+    import secrets
+    from urllib.parse import urlsplit
+
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        return "admin calls are allowed from the loopback interface only"
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none") or (
+            origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")):
+        return f"cross-site admin request refused (Origin {origin or '?'})"
+    given = request.headers.get(ADMIN_HEADER, "")
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        return (f"admin calls need the {ADMIN_HEADER} header with the token `recsys serve` printed at "
+                "start-up (or use kill -HUP PID)")
+    return None
+
+
+def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None,
+               admin_token: str | None = None) -> FastAPI:
+    """Build the app over an index directory (``options`` may be just the index path).
+
+    ``admin_token`` guards ``/api/admin/*`` (a random one when None: read it from ``app.state.admin_token``).
+    """
+    import secrets
+
     if isinstance(options, str):
         options = ServeOptions(index=options)
     holder = holder or IndexHolder(options)
@@ -137,6 +171,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
     app = FastAPI(title="recsys", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                   lifespan=lifespan)
     app.state.holder = holder
+    app.state.admin_token = admin_token or secrets.token_urlsafe(24)
     report_lock = threading.Lock()  # matplotlib is not thread-safe: one report rendered at a time
 
     # ------------------------------------------------------------------ errors
@@ -297,9 +332,9 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
     @app.post("/api/admin/reload")
     def reload(request: Request):
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
-            raise HTTPException(403, "reload is allowed from the loopback interface only")
+        why = admin_refusal(request, app.state.admin_token)
+        if why:
+            raise HTTPException(403, why)
         t0 = time.perf_counter()
         try:
             s = holder.reload()
