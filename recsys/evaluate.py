@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, ModelError
+from .errors import InputError
 from .rules import RuleIndex, mine_rules
 from .sources.base import Interactions
 from .users import read_histories
@@ -106,7 +106,7 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
                   n_recent: int | None = None) -> Split:
     """Hold out each user's last play, re-derive play counts and rules from the rest (no leakage)."""
     h = read_histories(histories)
-    known = h["track_id"].isin(engine.row_of_)
+    known = h["track_id"].isin(engine.tracks.row_of)
     n_unknown = int((~known).sum())
     h = h[known]
     if len(h) == 0:
@@ -117,7 +117,7 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
     if max_users and len(test) > max_users:
         test = test.sample(n=max_users, random_state=seed).reset_index(drop=True)
     n_items = engine.n_tracks
-    row_of = engine.row_of_
+    row_of = engine.tracks.row_of
     n_recent = n_recent or engine.config.recommend.max_context
     recent_of = {u: g["track_id"].map(row_of).to_numpy()[-n_recent:].tolist()
                  for u, g in (train[train["user_id"].isin(set(test["user_id"]))]
@@ -160,12 +160,12 @@ def hybrid_methods(rec, *, sources: bool = True) -> dict[str, Callable[[list[int
 def run_methods(methods: dict[str, Callable[[list[int], int], list[int]]], split: Split, *,
                 progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Rank for every test user with every method; one row of metrics per method, and timings per method."""
-    from tqdm import tqdm
+    from .progress import bar
 
     k = split.k
     ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
     seconds: dict[str, list[float]] = {m: [] for m in methods}
-    for r in tqdm(split.recent, desc="evaluating", unit="user", disable=not progress, leave=False):
+    for r in bar(split.recent, desc="evaluating", unit="user", enabled=progress):
         for m, fn in methods.items():
             t0 = time.perf_counter()
             ranked[m].append(fn(r, k))
@@ -214,14 +214,7 @@ def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, se
 # --------------------------------------------------------------------------------------------- block ablation
 def block_slices(engine) -> dict[str, slice]:
     """Columns of each block in the stored embeddings, from the embedding builder's layout."""
-    out, col = {}, 0
-    for name, d, _ in engine.builder_.layout_:
-        out[name] = slice(col, col + int(d))
-        col += int(d)
-    if col != engine.embeddings_.shape[1]:
-        raise ModelError(f"embedding layout covers {col} columns but the stored embeddings have "
-                         f"{engine.embeddings_.shape[1]}: rebuild the index")
-    return out
+    return engine.block_slices
 
 
 def drop_blocks(embeddings: np.ndarray, slices: dict[str, slice], drop: Iterable[str]) -> np.ndarray:
@@ -267,7 +260,7 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
     k-means on them (same k and seed), ``"keep"`` keeps the built clusters. Rules and play counts are
     mined once from the training part and shared by every variant. Returns (one row per variant, info).
     """
-    from .index import TrackIndex, make_index
+    from .index import TrackIndex
 
     if clusters not in ("recompute", "keep"):
         raise InputError(f"clusters must be 'recompute' or 'keep', not {clusters!r}")
@@ -277,19 +270,14 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
         raise InputError(f"the index has one feature block ({names[0]}): nothing to ablate "
                          "(build it with several, e.g. --features DIR)")
     split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent)
-    icfg = dataclasses.replace(engine.config.index, kind="flat", n_clusters=engine.index_.n_clusters)
-    base = drop_blocks(engine.embeddings_, slices, [])
+    icfg = dataclasses.replace(engine.config.index, kind="flat", n_clusters=engine.index.n_clusters)
+    base = drop_blocks(engine.embeddings, slices, [])
     rows = []
     for label, drop in ablation_variants(names):
-        X = drop_blocks(engine.embeddings_, slices, drop)
-        if clusters == "recompute":
-            index = TrackIndex(icfg).fit(X)
-        else:
-            index = TrackIndex(icfg)
-            index.index_ = make_index(X, icfg)
-            index.centroids_, index.clusters_ = engine.index_.centroids_, engine.index_.clusters_
+        X = drop_blocks(engine.embeddings, slices, drop)
+        index = TrackIndex(icfg).fit(X) if clusters == "recompute" else engine.index.reindex(X, icfg)
         rec = split_recommender(engine, split, content=engine.content(embeddings=X, index=index,
-                                                                       clusters=index.clusters_))
+                                                                       clusters=index.clusters))
         table = run_methods(hybrid_methods(rec, sources=False), split,
                             progress=progress)[0].set_index("method")
         change, emptied = cosine_change(base, X)

@@ -117,6 +117,30 @@ class TrackIndex:
                                                  max_points_per_centroid=c.kmeans_max_points_per_centroid)
         return self
 
+    def reindex(self, X: np.ndarray, config: IndexConfig | None = None) -> "TrackIndex":
+        """A new index over ``X`` (the same rows, embedded another way) that keeps this one's clusters."""
+        if len(X) != len(self.clusters_):
+            raise InputError(f"reindex: {len(X)} rows, the index has {len(self.clusters_)}")
+        other = TrackIndex(config or self.config)
+        other.index_ = make_index(X, other.config)
+        other.centroids_, other.clusters_ = self.centroids_, self.clusters_
+        return other
+
+    @property
+    def clusters(self) -> np.ndarray:
+        """The k-means cluster of every row."""
+        return self.clusters_
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """The (n_clusters, d) spherical k-means centroids."""
+        return self.centroids_
+
+    @property
+    def kind(self) -> str:
+        """``flat``, ``hnsw`` or ``ivf``: the FAISS index type in use."""
+        return index_kind(self.index_)
+
     @property
     def ntotal(self) -> int:
         """Number of indexed rows."""

@@ -31,6 +31,10 @@ from pathlib import Path
 import numpy as np
 
 
+#: Admin token handed to the server (RECSYS_ADMIN_TOKEN) for the reload request.
+ADMIN_TOKEN = "bench-serve"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,9 +44,9 @@ def free_port() -> int:
 def bodies(eng, n: int, seed: int = 0) -> list[dict]:
     """n request bodies: 1-5 recent tracks, from simulated users' plays when the index has them."""
     rng = np.random.default_rng(seed)
-    played = np.flatnonzero(eng.popularity_ > 0)
+    played = np.flatnonzero(eng.popularity > 0)
     pool = played if len(played) >= 50 else np.arange(eng.n_tracks)
-    ids = eng.track_ids_
+    ids = eng.tracks.ids
     return [{"recent": [str(ids[r]) for r in rng.choice(pool, size=int(rng.integers(1, 6)), replace=False)],
              "k": 10} for _ in range(n)]
 
@@ -85,7 +89,7 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
     async def reloader(client: httpx.AsyncClient) -> None:
         await reload_event.wait()
         t0 = time.perf_counter()
-        r = await client.post("/api/admin/reload")
+        r = await client.post("/api/admin/reload", headers={"X-Recsys-Admin-Token": ADMIN_TOKEN})
         reload_info.update(status=r.status_code, seconds=round(time.perf_counter() - t0, 3),
                            requests_done_before=reload_at, generation=r.json().get("generation"))
 
@@ -145,7 +149,7 @@ async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> 
 
 def start_server(index: str, *, workers: int, src: str | None, threads: int | None) -> tuple:
     port = free_port()
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", RECSYS_ADMIN_TOKEN=ADMIN_TOKEN)
     if src:
         env["PYTHONPATH"] = src
     cmd = [sys.executable, "-m", "recsys.cli", "serve", "--index", str(Path(index).resolve()),

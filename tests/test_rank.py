@@ -41,8 +41,8 @@ def test_training_queries_remove_target_and_later_plays():
 
 def test_mode_follows_number_of_users(built):
     eng, _, _ = built
-    assert eng.recommender_.mode == "lightgbm"
-    assert choose_mode(eng.recommender_.data, RecommendConfig())[0] == "blend"  # 120 users < 200
+    assert eng.recommender.mode == "lightgbm"
+    assert choose_mode(eng.recommender.data, RecommendConfig())[0] == "blend"  # 120 users < 200
 
 
 def test_ranked_recommendations_with_reasons_survive_save_load(built):
@@ -51,16 +51,16 @@ def test_ranked_recommendations_with_reasons_survive_save_load(built):
     assert recs[0].track_id == "t0002" and recs[0].reasons
     assert (d / "ranker.txt").read_text().startswith("tree")
     back = Engine.load(d)
-    assert back.recommender_.mode == "lightgbm"
+    assert back.recommender.mode == "lightgbm"
     assert [r.track_id for r in back.recommend(["t0000", "t0001"], k=5)] == [r.track_id for r in recs]
 
 
 def test_weights_use_the_blend_without_refitting(built):
     eng, _, _ = built
-    rec = eng.recommender_
+    rec = eng.recommender
     only_content = eng.recommend(["t0000"], k=5, weights={"w_rules": 0, "w_cluster": 0, "w_artist": 0,
                                                           "w_album": 0, "w_popularity": 0})
-    assert eng.recommender_ is rec
+    assert eng.recommender is rec
     assert all(any("neighbour" in w or "recent mix" in w for w in r.reasons) for r in only_content)
 
 
@@ -86,15 +86,15 @@ def test_bad_histories_fall_back_or_fail_clearly(caplog):
     one_user = pd.DataFrame({"user_id": "u", "position": range(5),
                              "track_id": [f"t{i:04d}" for i in range(5)]})
     eng = Engine.build(cat, histories=one_user, config=cfg, seed=0)
-    assert eng.recommender_.mode == "blend" and "1 user" in eng.recommender_.info["why"]
+    assert eng.recommender.mode == "blend" and "1 user" in eng.recommender.info["why"]
     assert eng.recommend(["t0001"], k=3)
     single_plays = pd.DataFrame({"user_id": [f"u{i}" for i in range(30)], "position": 0,
                                  "track_id": [f"t{i:04d}" for i in range(30)]})
     eng = Engine.build(cat, histories=single_plays, config=cfg, seed=0)
-    assert eng.recommender_.mode == "blend" and eng.recommend(["t0001"], k=3)
+    assert eng.recommender.mode == "blend" and eng.recommend(["t0001"], k=3)
     with caplog.at_level("WARNING"):
         mixed = pd.concat([one_user, pd.DataFrame({"user_id": ["u"], "position": [9], "track_id": ["nope"]})])
-        assert Engine.build(cat, histories=mixed, config=cfg, seed=0).history_stats_["unknown_plays"] == 1
+        assert Engine.build(cat, histories=mixed, config=cfg, seed=0).summary()["unknown_plays"] == 1
     assert "not in the catalogue were ignored" in caplog.text
     with pytest.raises(InputError, match="no play refers to a catalogue track"):
         Engine.build(cat, histories=pd.DataFrame({"user_id": ["u"], "position": [0], "track_id": ["x"]}),

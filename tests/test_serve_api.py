@@ -150,10 +150,10 @@ def test_map_has_every_track(client, served):
     pts = body["points"]
     eng = served["eng"]
     assert len(pts) == eng.n_tracks and body["sampled"] is False
-    assert {p["track_id"] for p in pts} == set(eng.track_ids_)
+    assert {p["track_id"] for p in pts} == set(eng.tracks.ids)
     p = next(p for p in pts if p["track_id"] == "t0000")
-    assert p["genre"] == eng.tracks_.loc[0, "parent_genre"] and p["cluster"] == eng.cluster_of("t0000")
-    assert body["method"] == eng.projection_.method_
+    assert p["genre"] == eng.tracks.frame.loc[0, "parent_genre"] and p["cluster"] == eng.cluster_of("t0000")
+    assert body["method"] == eng.projection.method
 
 
 def test_report_png(client):
@@ -274,7 +274,8 @@ def test_reload_swaps_the_index(tmp_path):
     out = tmp_path / "idx"
     Engine.build(make_catalog(60), simulate_users=20, out=out, config=fast_config(genre_probs=False), seed=0)
     holder = IndexHolder(ServeOptions(index=str(out)))
-    client = TestClient(create_app(holder.options, holder=holder), client=("127.0.0.1", 1))
+    client = TestClient(create_app(holder.options, holder=holder, admin_token="tok"), client=("127.0.0.1", 1),
+                        headers={"X-Recsys-Admin-Token": "tok"})
     old = holder.current
     assert client.get("/api/health").json()["tracks"] == 60
     Engine.build(make_catalog(80, seed=1), simulate_users=20, out=out, config=fast_config(genre_probs=False),
@@ -315,7 +316,8 @@ def test_no_request_fails_during_reloads(served):
         threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
-        with httpx.Client(base_url=url, timeout=60) as admin:
+        with httpx.Client(base_url=url, timeout=60,
+                          headers={"X-Recsys-Admin-Token": app.state.admin_token}) as admin:
             for _ in range(5):
                 assert admin.post("/api/admin/reload").status_code == 200
         done.set()

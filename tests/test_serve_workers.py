@@ -2,6 +2,7 @@
 fails meanwhile."""
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -48,7 +49,8 @@ def test_two_workers_share_the_port_and_reload_together(tmp_path):
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "w")  # a file: a pipe nobody drains would block the server
     proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--index", str(out), "--port",
-                             str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT, text=True)
+                             str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "RECSYS_ADMIN_TOKEN": "t0ken"})
     errors: list[str] = []
     done = threading.Event()
     try:
@@ -80,7 +82,7 @@ def test_two_workers_share_the_port_and_reload_together(tmp_path):
         threads = [threading.Thread(target=hammer) for _ in range(2)]
         for t in threads:
             t.start()
-        r = httpx.post(url + "/api/admin/reload", timeout=60)
+        r = httpx.post(url + "/api/admin/reload", timeout=60, headers={"X-Recsys-Admin-Token": "t0ken"})
         assert r.status_code == 200 and r.json()["generation"] == 1
         assert set(_wait_all(url, 1)) == set(first)  # the same two processes, both reloaded
         proc.send_signal(signal.SIGHUP)

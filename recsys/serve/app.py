@@ -2,8 +2,9 @@
 
 Every error a client can cause is a 4xx with ``{"error": "..."}`` (and ``detail`` for validation
 errors): unknown id 404, malformed JSON / wrong types / out-of-range values 422, a body over the cap
-413, admin calls from a non-loopback address 403. Handlers are plain ``def`` functions: Starlette
-runs them in its thread pool, and each takes the current index snapshot once (see ``state.py``).
+413, admin calls from a non-loopback address, cross-site or without the admin token 403. Handlers are
+plain ``def`` functions: Starlette runs them in its thread pool, and each takes the current index
+snapshot once (see ``state.py``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
@@ -122,6 +123,15 @@ class EngineGate:
         return await anyio.to_thread.run_sync(fn, *args, limiter=lim)
 
 
+class PlaylistRequest(BaseModel):
+    """Body of ``POST /api/playlist``."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: list[StrictStr] = Field(min_length=1, max_length=100)
+    length: StrictInt = Field(default=30, ge=1, le=K_MAX)
+    arc: Literal["flat", "rise", "peak", "fall"] = "flat"
+
+
 class RecommendRequest(BaseModel):
     """Body of ``POST /api/recommend``."""
 
@@ -151,8 +161,41 @@ def _rec_dict(r) -> dict:
     return {k: _clean(v) if not isinstance(v, list) else v for k, v in d.items()}
 
 
-def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None) -> FastAPI:
-    """Build the app over an index directory (``options`` may be just the index path)."""
+#: Header that carries the admin token (``recsys serve`` prints the token at start-up).
+ADMIN_HEADER = "X-Recsys-Admin-Token"
+
+
+def admin_refusal(request: Request, token: str) -> str | None:
+    """Why an admin call is refused (None: allowed): loopback client, same-origin, and the start-up token.
+
+    A web page the user visits can POST to 127.0.0.1 but cannot read the token nor set a custom header
+    without a CORS preflight, which this server never grants; its Origin is refused as well.
+    """
+    import secrets
+    from urllib.parse import urlsplit
+
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        return "admin calls are allowed from the loopback interface only"
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none") or (
+            origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")):
+        return f"cross-site admin request refused (Origin {origin or '?'})"
+    given = request.headers.get(ADMIN_HEADER, "")
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        return (f"admin calls need the {ADMIN_HEADER} header with the token `recsys serve` printed at "
+                "start-up (or use kill -HUP PID)")
+    return None
+
+
+def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None,
+               admin_token: str | None = None) -> FastAPI:
+    """Build the app over an index directory (``options`` may be just the index path).
+
+    ``admin_token`` guards ``/api/admin/*`` (a random one when None: read it from ``app.state.admin_token``).
+    """
+    import secrets
+
     if isinstance(options, str):
         options = ServeOptions(index=options)
     holder = holder or IndexHolder(options)
@@ -168,6 +211,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
                   lifespan=lifespan)
     app.state.holder = holder
     gate = EngineGate(threads=options.engine_threads, queue=options.queue)
+    app.state.admin_token = admin_token or secrets.token_urlsafe(24)
     report_lock = threading.Lock()  # matplotlib is not thread-safe: one report rendered at a time
 
     # ------------------------------------------------------------------ errors
@@ -210,7 +254,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         s = snap()
         e = s.engine
         return {"status": "ok", "tracks": s.n, "index": str(options.index), "generation": s.generation,
-                "reloads": holder.reloads, "loaded_at": s.loaded_at, "clusters": int(e.index_.n_clusters),
+                "reloads": holder.reloads, "loaded_at": s.loaded_at, "clusters": int(e.index.n_clusters),
                 "blocks": list(s.block_slices), "map": s.map_method, "audio_files": len(s.audio_files),
                 "similar_audio_blocks": s.clip_matrix()[0], "worker_pid": os.getpid(),
                 "engine_threads": gate.threads, "queue": gate.queue}
@@ -232,7 +276,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         s = snap()
         r = row_or_404(s, track_id)
         out = _summary(s, r)
-        t = s.engine.tracks_
+        t = s.engine.tracks.frame
         for c in ("track_album_name", "release_year", "track_popularity", "source"):
             if c in t.columns:
                 out[c] = _clean(t.at[r, c])
@@ -241,7 +285,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         out["genre_probabilities"] = genre_probabilities(s.engine, r)
         out["blocks"] = s.blocks_of(r)
         out["map"] = {"x": float(s.positions[r, 0]), "y": float(s.positions[r, 1]), "method": s.map_method}
-        out["plays"] = float(s.engine.popularity_[r])
+        out["plays"] = float(s.engine.popularity[r])
         out["has_audio"] = out["track_id"] in s.audio_files
         out["report"] = f"/api/tracks/{out['track_id']}/report.png"
         return out
@@ -259,6 +303,23 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
             return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
 
         return await gate.run(run)
+
+    @app.post("/api/playlist")
+    def playlist(body: PlaylistRequest):
+        """A whole playlist after the seed tracks, ordered for smooth transitions (recsys/playlist.py)."""
+        s = snap()
+        unknown = [t for t in body.seed if s.row(t) is None]
+        if unknown:
+            raise HTTPException(404, f"unknown track id(s): {', '.join(repr(u) for u in unknown[:5])}"
+                                + (" ..." if len(unknown) > 5 else ""))
+        tracks = s.engine.playlist([t.strip() for t in body.seed], body.length, arc=body.arc)
+        out = []
+        for t in tracks:
+            d = _rec_dict(t)
+            r = s.row(t.track_id)
+            d["map"] = {"x": float(s.positions[r, 0]), "y": float(s.positions[r, 1])}
+            out.append(d)
+        return {"playlist": out, "note": tracks.note, "generation": s.generation}
 
     @app.get("/api/similar/{track_id}")
     async def similar(track_id: Annotated[str, PathParam(max_length=500)],
@@ -279,7 +340,7 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
     def report(track_id: Annotated[str, PathParam(max_length=500)]):
         s = snap()
         r = row_or_404(s, track_id)
-        tid = str(s.engine.track_ids_[r])
+        tid = str(s.engine.tracks.ids[r])
         png = s.report_cache.get(tid)
         if png is None:
             from ..report import track_report
@@ -323,9 +384,9 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
     @app.post("/api/admin/reload")
     def reload(request: Request):
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
-            raise HTTPException(403, "reload is allowed from the loopback interface only")
+        why = admin_refusal(request, app.state.admin_token)
+        if why:
+            raise HTTPException(403, why)
         t0 = time.perf_counter()
         try:
             s = holder.reload()
@@ -348,11 +409,8 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
 
 def _summary(s: Snapshot, r: int) -> dict:
-    e = s.engine
-    t = e.tracks_
-    return {"track_id": str(e.track_ids_[r]),
-            "track_name": _clean(t.at[r, "track_name"]) if "track_name" in t.columns else None,
-            "track_artist": _clean(t.at[r, "track_artist"]) if "track_artist" in t.columns else None,
+    t = s.engine.tracks
+    return {"track_id": str(t.ids[r]), "track_name": _clean(t.names[r]), "track_artist": _clean(t.artists[r]),
             "parent_genre": None if s.genres[r] == "unknown" else str(s.genres[r]),
             "cluster": int(s.clusters[r])}
 
@@ -376,8 +434,7 @@ def _clip_query(s: Snapshot, names: list[str], data: bytes, suffix: str) -> np.n
             raise HTTPException(422, f"file: cannot decode audio ({type(exc).__name__})") from None
         if len(y) < sr * 0.25:
             raise HTTPException(422, "file: clip shorter than 0.25 s")
-        builder = s.engine.builder_
-        layout = {n: cols for n, _, cols in builder.layout_}
+        builder = s.engine.builder
         parts = []
         for name in names:
             ext = get_extractor(name)
@@ -386,11 +443,11 @@ def _clip_query(s: Snapshot, names: list[str], data: bytes, suffix: str) -> np.n
             except Exception as exc:  # SkipFile (silent clip) and friends: the clip is unusable
                 raise HTTPException(422, f"file: {exc}") from None
             table = ext.finalize(pd.DataFrame([feats]))
+            cols = builder.columns(name)
             v = np.array([float(table[c].iloc[0]) if c in table.columns and np.isscalar(table[c].iloc[0])
-                          and np.isfinite(float(table[c].iloc[0])) else np.nan for c in layout[name]],
+                          and np.isfinite(float(table[c].iloc[0])) else np.nan for c in cols],
                          dtype=np.float32)
-            z = (v - builder.mean_[name]) * builder.scale_[name]
-            parts.append(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+            parts.append(builder.scale(name, v))
     q = np.concatenate(parts).astype(np.float32)
     nrm = float(np.linalg.norm(q))
     if nrm == 0:

@@ -23,6 +23,7 @@ from .state import IndexHolder, ServeOptions, Snapshot
 log = logging.getLogger("recsys.serve")
 OPTIONS_ENV = "RECSYS_SERVE_OPTIONS"
 GENERATION_ENV = "RECSYS_SERVE_GENERATION_FILE"
+TOKEN_ENV = "RECSYS_SERVE_ADMIN_TOKEN"
 POLL_SECONDS = 0.2
 
 
@@ -106,11 +107,12 @@ def app_from_env():
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    return create_app(opts, holder=SharedHolder(opts, os.environ[GENERATION_ENV]))
+    return create_app(opts, holder=SharedHolder(opts, os.environ[GENERATION_ENV]),
+                      admin_token=os.environ.get(TOKEN_ENV))
 
 
-def run_workers(options: ServeOptions, *, host: str, port: int, workers: int) -> None:
-    """Bind ``host:port`` once and serve it from ``workers`` processes until SIGINT/SIGTERM."""
+def run_workers(options: ServeOptions, *, sock, workers: int, admin_token: str | None) -> None:
+    """Serve the bound socket ``sock`` from ``workers`` processes until SIGINT/SIGTERM."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -119,6 +121,9 @@ def run_workers(options: ServeOptions, *, host: str, port: int, workers: int) ->
     gen.write_text("0")
     os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(dataclasses.replace(options, mmap=True)))
     os.environ[GENERATION_ENV] = str(gen)
+    if admin_token:
+        os.environ[TOKEN_ENV] = admin_token
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config("recsys.serve.workers:app_from_env", factory=True, host=host, port=port,
                             workers=workers, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=5)
@@ -128,7 +133,6 @@ def run_workers(options: ServeOptions, *, host: str, port: int, workers: int) ->
             g = bump_generation(gen)
             log.info("SIGHUP: reloading every worker (generation %d)", g)
 
-    sock = config.bind_socket()
     try:
         Supervisor(config, sockets=[sock]).run()
     finally:
