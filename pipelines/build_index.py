@@ -23,7 +23,7 @@ def load_engine_config(path: str | os.PathLike | None):
 def run(*, catalog=None, out, histories=None, simulate_users: int | None = None, features=None,
         blocks: Sequence[str] | None = None, genre_model=None, config=None, seed: int | None = None,
         no_genre_probs: bool = False, progress: bool = True, cache_dir=None, force: bool = False,
-        on_conflict: str = "error"):
+        on_conflict: str = "error", stats=None):
     """Build and save an index; returns the Engine."""
     from recsys.engine import Engine
     from recsys.errors import InputError
@@ -35,7 +35,7 @@ def run(*, catalog=None, out, histories=None, simulate_users: int | None = None,
         cfg.genre_probs = False
     return Engine.build(catalog, histories=histories, simulate_users=simulate_users, out=out, blocks=blocks,
                         features=features, genre_model=genre_model, config=cfg, seed=seed, progress=progress,
-                        cache_dir=cache_dir, force=force, on_conflict=on_conflict)
+                        cache_dir=cache_dir, force=force, on_conflict=on_conflict, stats=stats)
 
 
 def format_summary(engine, out) -> str:
@@ -53,16 +53,19 @@ def format_summary(engine, out) -> str:
 
         lines.append(f"  recommender: {describe(s['recommender'])}")
         lines.append(f"  candidate sources: {', '.join(s.get('sources', []))}")
-    presence = getattr(engine, "block_presence_", {})
+    presence = engine.block_presence
     if presence and len(presence) > 1:
         lines.append("  block coverage: "
                      + ", ".join(f"{k} {v:,}/{s['tracks']:,}" for k, v in presence.items()))
-    if getattr(engine, "stats_", {}).get("audio_only_tracks"):
-        lines.append(f"  audio-only tracks added: {engine.stats_['audio_only_tracks']:,}")
-    if getattr(engine, "stats_", {}).get("audio_files_left_out"):
+    stats = engine.stats
+    if stats.get("audio_only_tracks"):
+        lines.append(f"  audio-only tracks added: {stats['audio_only_tracks']:,}")
+    if stats.get("audio_files_left_out"):
         lines.append(f"  audio files left out (every block failed; see the features dir's failures.csv): "
-                     f"{engine.stats_['audio_files_left_out']:,}")
-    if getattr(engine, "stats_", {}).get("build_seconds") is not None:
-        lines.append(f"  built in {engine.stats_['build_seconds']:.1f} s")
+                     f"{stats['audio_files_left_out']:,}")
+    if stats.get("stats_filled"):
+        lines.append(f"  statistics filled from --stats: {stats['stats_filled']:,} tracks")
+    if stats.get("build_seconds") is not None:
+        lines.append(f"  built in {stats['build_seconds']:.1f} s")
     return "\n".join(lines)
 

@@ -1,15 +1,16 @@
 """Track catalogue: load, validate and merge tables of Spotify-style audio statistics.
 
 Input is one row per (track, playlist) as in the TidyTuesday table, or any table with
-``track_id`` and the 12 statistics. Output is one row per track: statistics from its first row,
-and every label it was listed with kept in list columns (a track in a pop and an edm playlist
-keeps both).
+``track_id``; the 12 statistics are optional (a Spotify import after 2024 has none: missing columns
+become NaN). Output is one row per track: statistics from its first row, and every label it was
+listed with kept in list columns (a track in a pop and an edm playlist keeps both).
 """
 from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,17 +31,19 @@ def _bad_row(df: pd.DataFrame, mask: pd.Series) -> str:
 def validate(df: pd.DataFrame, *, where: str = "catalog") -> pd.DataFrame:
     """Check columns and types; return a copy with numeric statistics and string ids.
 
-    Missing statistic values are kept as NaN (models impute inside their own pipelines) and
-    counted in ``n_missing_stats``; a column that is entirely missing is an error.
+    Statistics are optional: missing values and missing columns are NaN (counted in
+    ``n_missing_stats``); see :func:`stats_coverage` for what a table lacks.
     """
     if df is None or len(df) == 0:
         raise SchemaError(f"{where}: table is empty")
     df = df.copy()
     df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in ("track_id", *STATS) if c not in df.columns]
-    if missing:
-        raise SchemaError(f"{where}: missing column(s) {', '.join(missing)} "
-                          f"(need track_id and the 12 statistics: {', '.join(STATS)})")
+    if "track_id" not in df.columns:
+        raise SchemaError(f"{where}: missing column track_id (need track_id; the 12 statistics "
+                          f"{', '.join(STATS)} are optional)")
+    for col in STATS:
+        if col not in df.columns:
+            df[col] = np.nan
     ids = df["track_id"]
     bad = ids.isna() | (ids.astype(str).str.strip() == "")
     if bad.any():
@@ -53,8 +56,6 @@ def validate(df: pd.DataFrame, *, where: str = "catalog") -> pd.DataFrame:
         if bad.any():
             value = raw[bad].iloc[0]
             raise SchemaError(f"{where}: column {col} must be numeric, got {value!r} at {_bad_row(df, bad)}")
-        if col in STATS and num.isna().all():
-            raise SchemaError(f"{where}: column {col} has no values (all missing)")
         if col in STAT_RANGES:
             lo, hi = STAT_RANGES[col]
             bad = num.notna() & ((num < lo) | (num > hi))
@@ -178,3 +179,89 @@ def load_catalog(source: str | os.PathLike | pd.DataFrame, *, taxonomy: Taxonomy
 def stats_matrix(catalog: pd.DataFrame) -> np.ndarray:
     """The 12 statistics as float32, NaN where missing, in :data:`STATS` order."""
     return catalog[list(STATS)].to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def stats_coverage(catalog: pd.DataFrame) -> dict:
+    """What a table lacks: tracks without any statistic, and statistic columns with no value at all."""
+    have = [c for c in STATS if c in catalog.columns]
+    X = catalog[have].apply(pd.to_numeric, errors="coerce") if have else pd.DataFrame(index=catalog.index)
+    feat = [c for c in have if c != "duration_ms"]  # duration always comes with a track's metadata
+    none = X[feat].isna().all(axis=1) if feat else pd.Series(True, index=catalog.index)
+    return {"tracks": len(catalog), "without_stats": int(none.sum()), "mask": none.to_numpy(dtype=bool),
+            "empty_columns": [c for c in STATS if c not in have or X[c].isna().all()]}
+
+
+def read_stats(path: str | os.PathLike) -> pd.DataFrame:
+    """A statistics table keyed by ``track_id`` (or by an audio ``file``/``path`` named after the id).
+
+    Accepts any subset of the 12 statistic columns: the audio pipeline's ``audiostats.parquet`` (rows
+    with ``ok=false`` ignored; a ``track_id`` there comes from ``features extract --mapping``) or a public
+    dataset. One row per track_id (the first).
+    """
+    df = read_table(path)
+    if "ok" in df.columns:  # a feature-block Parquet: keep rows whose extraction succeeded
+        df = df[df["ok"].fillna(False).astype(bool)]
+    key = next((c for c in ("path", "file", "filename") if c in df.columns), None)
+    if "track_id" not in df.columns and key is None:
+        raise SchemaError(f"{path}: a statistics table needs a track_id column (or a path/file column "
+                          "whose file names are track ids)")
+    df = df.copy()
+    stems = ([Path(str(p)).name.split(".")[0] for p in df[key]] if key is not None
+             else [None] * len(df))
+    ids = df["track_id"].astype("string").str.strip() if "track_id" in df.columns else None
+    df["track_id"] = [s if (ids is None or pd.isna(ids.iloc[i]) or not ids.iloc[i]) else ids.iloc[i]
+                      for i, s in enumerate(stems)]
+    df = df[df["track_id"].notna()]
+    cols = [s for s in STATS if s in df.columns]
+    if not cols:
+        raise SchemaError(f"{path}: none of the 12 statistics ({', '.join(STATS)}) is a column")
+    out = df[["track_id", *cols]].copy()
+    out["track_id"] = out["track_id"].astype(str).str.strip()
+    for c in cols:
+        out[c] = pd.to_numeric(out[c], errors="coerce")
+    return out.drop_duplicates("track_id", keep="first")
+
+
+def fill_stats(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Fill missing statistics in ``df`` from ``stats`` matched by track_id; returns (df, tracks filled)."""
+    stats = (stats.assign(track_id=stats["track_id"].astype(str)).drop_duplicates("track_id")
+             .set_index("track_id"))
+    df = df.copy()
+    filled_ids: set[str] = set()
+    for c in stats.columns:
+        if c not in STATS:
+            continue
+        values = df["track_id"].astype(str).str.strip().map(stats[c]).astype("float64")
+        if c not in df.columns:
+            df[c] = np.nan
+        current = pd.to_numeric(df[c], errors="coerce")
+        mask = current.isna() & values.notna()
+        if mask.any():
+            df[c] = current.where(~mask, values)
+            filled_ids.update(df.loc[mask, "track_id"].astype(str).tolist())
+    return df, len(filled_ids)
+
+
+def missing_stats_note(coverage: dict, audio_blocks: Sequence = (), *,
+                       genre_skipped: bool = False) -> str | None:
+    """One line saying which statistics a build lacks and what that costs (None when nothing is missing).
+
+    ``audio_blocks`` are the built audio blocks (``.name``, ``.present``): tracks without statistics
+    that have one are counted apart.
+    """
+    n, total, empty = coverage["without_stats"], coverage["tracks"], coverage["empty_columns"]
+    if not n and not empty:
+        return None
+    mask = coverage.get("mask")
+    heard = [b for b in audio_blocks if mask is not None and (b.present & mask).any()]
+    n_audio = int(np.logical_or.reduce([b.present & mask for b in heard]).sum()) if heard else 0
+    instead = "metadata only" if not n_audio else \
+        f"metadata ({n_audio} of them also the audio blocks {', '.join(b.name for b in heard)})"
+    genre = "; no genre-model probabilities (it needs all 12 statistics)" if genre_skipped else ""
+    fix = "; add --stats FILE or a music folder (recsys spotify match, docs/spotify.md)"
+    head = f"no audio statistics for {n} of {total} tracks: "
+    if n == total:
+        return f"{head}content similarity and the map use {instead}{genre}{fix}"
+    if n:
+        return f"{head}their content similarity and map position use {instead}{genre}{fix}"
+    return f"statistic column(s) without any value: {', '.join(empty)} (not in the embedding){genre}{fix}"

@@ -63,6 +63,27 @@ class EmbeddingBuilder:
         """Embedding width: the summed column counts of the fitted blocks."""
         return sum(d for _, d, _ in self.layout_)
 
+    @property
+    def block_slices(self) -> dict[str, slice]:
+        """Block name -> its columns in the embedding, in layout order."""
+        out, col = {}, 0
+        for name, d, _ in self.layout_:
+            out[name] = slice(col, col + int(d))
+            col += int(d)
+        return out
+
+    def columns(self, name: str) -> list[str]:
+        """The feature columns of one fitted block, in embedding order."""
+        for n, _, cols in self.layout_:
+            if n == name:
+                return list(cols)
+        raise ModelError(f"block {name!r} is not part of this embedding")
+
+    def scale(self, name: str, values: np.ndarray) -> np.ndarray:
+        """One block's raw values standardised and weighted as in the embedding (before L2; NaN -> 0)."""
+        z = (np.asarray(values) - self.mean_[name]) * self.scale_[name]
+        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+
     def transform(self, blocks: list[Block]) -> np.ndarray:
         """One float32 row per track, L2-normalised (all-zero rows stay zero: no block present)."""
         by_name = {b.name: b for b in blocks}
@@ -74,8 +95,7 @@ class EmbeddingBuilder:
             if b is not None:
                 if b.values.shape[1] != d:
                     raise ModelError(f"block {name!r} has {b.values.shape[1]} columns, embedding expects {d}")
-                z = (b.values - self.mean_[name]) * self.scale_[name]
-                z = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+                z = self.scale(name, b.values)
                 z[~b.present] = 0.0
                 out[:, col:col + d] = z
             col += d

@@ -20,8 +20,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import threads
 from .blocks import Block, available_blocks, build_block, build_tabular, check_names, extend_catalog
-from .catalog import load_catalog
+from .blocks.tabular import label_classes
+from .catalog import fill_stats, load_catalog, missing_stats_note, read_stats, stats_coverage
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
 from .index import IndexConfig, TrackIndex, load_npy
@@ -29,11 +31,13 @@ from .io import artifact_dir, check_output_dir, read_manifest, write_table
 from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig, Recommendations
-from .schema import STATS, TRACK_COLUMNS
+from .schema import STATS
 from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .sources.base import Content, Interactions, SourceData
+from .tracks import TrackTable
 from .users import SimulationConfig, read_histories
-from .validate import check_fitted, check_int, check_k, check_track_ids
+from .validate import (check_build_args, check_fitted, check_int, check_k, check_path, check_track_ids,
+                       check_weights)
 from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
+    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
@@ -64,9 +69,9 @@ class _Steps:
     """A progress bar over build steps that names the step in progress ("genre probabilities (3 folds)")."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        from tqdm import tqdm
+        from .progress import bar
 
-        self.bar = tqdm(total=total, desc="build-index", unit="step", disable=not enabled, leave=False)
+        self.bar = bar(total=total, desc="build-index", unit="step", enabled=enabled)
         self.started = False
 
     def __call__(self, name: str) -> None:
@@ -84,29 +89,227 @@ class _Steps:
         self.bar.close()
 
 
+@dataclass
+class Embedded:
+    """The embedding part: the fitted builder, one L2 row per track, how many tracks have each block,
+    and the tabular block's fitted state (medians, genre classes) with its genre model."""
+
+    builder: EmbeddingBuilder
+    matrix: np.ndarray
+    presence: dict[str, int]
+    tabular: dict
+    genre_model: object | None = None  # recsys.genres.tabular.GenreClassifier
+
+
+@dataclass
+class Plays:
+    """What the histories gave: plays per row, each user's last plays (rows), mined rules and counts."""
+
+    popularity: np.ndarray
+    users: dict[str, np.ndarray]
+    rules: pd.DataFrame
+    counts: dict[str, int]
+    interactions: Interactions | None = None  # the training plays (not stored: None after load)
+    simulated: pd.DataFrame | None = None  # the simulated histories, saved as histories.parquet
+
+    @classmethod
+    def none(cls, n: int) -> Plays:
+        """No histories: zero plays, no users, no rules."""
+        return cls(np.zeros(n, dtype=np.float64), {}, pd.DataFrame(columns=RULE_COLUMNS),
+                   {"users": 0, "plays": 0, "unknown_plays": 0})
+
+
+@dataclass
+class Provenance:
+    """Build figures (seconds, audio-only tracks), and for a loaded index its manifest and directory."""
+
+    stats: dict
+    manifest: dict | None = None
+    path: Path | None = None
+
+
 class Engine:
-    """Hybrid recommender over one catalogue. Build with :meth:`build`, reopen with :meth:`load`."""
+    """Hybrid recommender over one catalogue. Build with :meth:`build`, reopen with :meth:`load`.
+
+    Fitted parts (set together by ``_compose``): ``tracks_`` (TrackTable), ``embedded_`` (Embedded),
+    ``index_`` (TrackIndex), ``projection_`` (Projection or None), ``plays_`` (Plays),
+    ``recommender_`` (HybridRecommender), ``provenance_``. Outside code uses the public accessors.
+    """
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
 
+    def _compose(self, *, tracks: TrackTable, embedded: Embedded, index: TrackIndex,
+                 projection: Projection | None, plays: Plays, provenance: Provenance,
+                 recommender: HybridRecommender | None = None) -> None:
+        """Set every fitted part at once; without ``recommender`` the sources and ranker are fitted here."""
+        if not (len(tracks) == len(embedded.matrix) == index.ntotal == len(plays.popularity)):
+            raise IndexFormatError(f"tracks ({len(tracks)}), embeddings ({len(embedded.matrix)}), "
+                                   f"FAISS rows ({index.ntotal}) and play counts ({len(plays.popularity)}) "
+                                   "disagree")
+        self.tracks_, self.embedded_, self.index_, self.projection_ = tracks, embedded, index, projection
+        self.plays_, self.provenance_ = plays, provenance
+        if recommender is None:
+            rules = plays.rules
+            rule_index = RuleIndex(rules, tracks.row_of, len(tracks)) if len(rules) else None
+            recommender = self.make_recommender(plays.interactions, rule_index)
+        self.recommender_ = recommender
+
+    # ------------------------------------------------------------------ public accessors
+    @property
+    def tracks(self) -> TrackTable:
+        """The indexed tracks: ids, ``row(id)``, ``rows(ids)``, names, artists, ``frame`` (all columns)."""
+        self._require_built()
+        return self.tracks_
+
+    def track(self, track_id: str) -> dict:
+        """One track's catalogue columns and its play count (unknown ids: InputError)."""
+        row = self._row(track_id)
+        return {**self.tracks_.record(row), "plays": float(self.plays_.popularity[row])}
+
+    @property
+    def n_tracks(self) -> int:
+        """Tracks in the index."""
+        self._require_built()
+        return len(self.tracks_)
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(n_tracks, dim) float32 L2-normalised embeddings, read-only (all-zero: no feature block)."""
+        self._require_built()
+        return _read_only(self.embedded_.matrix)
+
+    def embedding(self, track_ids: str | Sequence[str]) -> np.ndarray:
+        """The embedding row of one id, or the rows of several (any unknown id: InputError)."""
+        self._require_built()
+        if isinstance(track_ids, str):
+            return _read_only(self.embedded_.matrix[self._row(track_ids)])
+        return self.embedded_.matrix[[self._row(t) for t in track_ids]]
+
+    @property
+    def block_slices(self) -> dict[str, slice]:
+        """Block name -> its columns in :attr:`embeddings`."""
+        self._require_built()
+        slices = self.embedded_.builder.block_slices
+        width = max((s.stop for s in slices.values()), default=0)
+        if width != self.embedded_.matrix.shape[1]:
+            raise ModelError(f"embedding layout covers {width} columns but the stored embeddings have "
+                             f"{self.embedded_.matrix.shape[1]}: rebuild the index")
+        return slices
+
+    @property
+    def block_presence(self) -> dict[str, int]:
+        """Block name -> how many tracks have it."""
+        self._require_built()
+        return dict(self.embedded_.presence)
+
+    @property
+    def builder(self) -> EmbeddingBuilder:
+        """The fitted embedding builder (per-block scaling, ``block_slices``, ``columns(block)``)."""
+        self._require_built()
+        return self.embedded_.builder
+
+    @property
+    def index(self) -> TrackIndex:
+        """The FAISS index and k-means clusters over :attr:`embeddings`."""
+        self._require_built()
+        return self.index_
+
+    @property
+    def clusters(self) -> np.ndarray:
+        """The k-means cluster of every track (row order)."""
+        self._require_built()
+        return self.index_.clusters
+
+    @property
+    def popularity(self) -> np.ndarray:
+        """Plays per track in the histories the index was built from (zeros without histories)."""
+        self._require_built()
+        return _read_only(self.plays_.popularity)
+
+    @property
+    def projection(self) -> Projection | None:
+        """The 2-D map (``positions``, ``method``); None for an index saved without map.parquet."""
+        self._require_built()
+        return self.projection_
+
+    @property
+    def genre_model(self):
+        """The genre model behind the tabular block's probabilities, or None."""
+        self._require_built()
+        return self.embedded_.genre_model
+
+    @property
+    def genre_classes(self) -> list[str] | None:
+        """The genres whose probabilities are columns of the tabular block (None: statistics only)."""
+        self._require_built()
+        return self.embedded_.tabular.get("genre_classes") or None
+
+    @property
+    def rules(self) -> pd.DataFrame:
+        """The association / next-track rules mined from the histories (RULE_COLUMNS)."""
+        self._require_built()
+        return self.plays_.rules
+
+    @property
+    def simulated_histories(self) -> pd.DataFrame | None:
+        """The synthetic histories the index was built from (None: real or no histories, or loaded)."""
+        self._require_built()
+        return self.plays_.simulated
+
+    @property
+    def recommender(self) -> HybridRecommender:
+        """The fitted hybrid (candidate sources + LightGBM ranker or blend)."""
+        self._require_built()
+        return self.recommender_
+
+    @property
+    def sources(self) -> list[str]:
+        """Names of the fitted candidate sources."""
+        return list(self.recommender.sources)
+
+    @property
+    def stats(self) -> dict:
+        """Build figures: ``build_seconds``, ``audio_only_tracks``, ``audio_files_left_out``."""
+        self._require_built()
+        return dict(self.provenance_.stats)
+
+    @property
+    def manifest(self) -> dict | None:
+        """The manifest of the loaded index directory (None for an engine built and not loaded)."""
+        self._require_built()
+        return self.provenance_.manifest
+
+    @property
+    def path(self) -> Path | None:
+        """The directory the engine was loaded from (None when built in memory)."""
+        self._require_built()
+        return self.provenance_.path
+
     # ------------------------------------------------------------------ build
     @classmethod
+    @threads.limited  # BLAS/OpenMP limits inside the library: the API costs what the CLI costs
     def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None,
               out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
               genre_model: str | os.PathLike | None = None, config: EngineConfig | None = None,
               seed: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
-              force: bool = False, on_conflict: str = "error") -> "Engine":
+              force: bool = False, on_conflict: str = "error", stats=None) -> "Engine":
         """Build everything from a catalogue (path or DataFrame) and optional audio features; save to ``out``.
 
         ``histories`` (path or DataFrame) feeds the rules; without it, ``simulate_users`` synthetic
         users are generated (seeded; None = ``config.simulation.n_users``, 0 = content only, no rules).
         ``blocks`` picks which blocks form the embedding (default: tabular plus every block found in
         ``features``). ``cache_dir`` keeps the genre model's out-of-fold probabilities between builds
-        of the same catalogue. The caller's ``config`` is copied, never modified.
+        of the same catalogue. ``stats`` (path or DataFrame: track_id + any of the 12 statistics, e.g.
+        ``audiostats.parquet`` extracted with ``--mapping``) fills statistics the catalogue lacks.
+        The caller's ``config`` is copied, never modified.
         """
-        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir)
+        v = check_build_args(catalog=catalog, histories=histories, simulate_users=simulate_users, out=out,
+                             blocks=blocks, features=features, genre_model=genre_model, seed=seed,
+                             cache_dir=cache_dir)
+        simulate_users, seed, blocks = v["simulate_users"], v["seed"], v["blocks"]
+        inputs = [p for p in (catalog, histories, features, genre_model, cache_dir, stats)
                   if isinstance(p, (str, os.PathLike))]
         if out is not None:  # fail before the work, not after it
             check_output_dir(out, kind=INDEX_KIND, inputs=inputs, force=force)
@@ -119,7 +322,11 @@ class Engine:
         t0 = time.perf_counter()
         steps("catalogue")
         cat = load_catalog(catalog, on_conflict=on_conflict) if catalog is not None else None
-        n_audio_only = n_left_out = 0
+        n_audio_only = n_left_out = n_filled = 0
+        if stats is not None and cat is not None:
+            table = read_stats(stats) if isinstance(stats, (str, os.PathLike)) else stats
+            cat, n_filled = fill_stats(cat, table)
+            cat["n_missing_stats"] = cat[list(STATS)].isna().sum(axis=1).astype("int64")
         if features is not None:
             cat, n_audio_only, n_left_out = extend_catalog(cat, features)
         if cat is None:
@@ -128,132 +335,90 @@ class Engine:
         names = list(blocks) if blocks else ["tabular", *available_blocks(features)]
         check_names(names)
         built: list[Block] = []
-        self.genre_model_ = None
-        self.tabular_ = {}
+        genre_clf, tabular = None, {}
+        coverage = stats_coverage(cat)
+        can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
         for name in names:
             if name == "tabular":
                 probs = None
-                if c.genre_probs:
+                if c.genre_probs and can_genre:
                     from .genres.oof import cached_genre_probabilities
 
                     steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
                     probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model,
                                                        folds=c.genre_folds, model=c.genre_model,
-                                                       random_state=c.index.seed, params=c.genre_params)
+                                                       random_state=c.index.seed, params=c.genre_params,
+                                                       max_rows=c.genre_max_rows, progress=progress)
                     if probs is not None:
-                        self.genre_model_ = probs[2]
-                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata)
-                self.tabular_ = {"medians": medians, "genre_classes": probs[1] if probs else None}
+                        genre_clf = probs[2]
+                # genre labels as content when statistics are mostly missing (and no genre model ran)
+                mostly_bare = 2 * coverage["without_stats"] >= coverage["tracks"]
+                labels = label_classes(cat) if probs is None and mostly_bare else None
+                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata, labels=labels)
+                tabular = {"medians": medians, "genre_classes": probs[1] if probs else None,
+                           "label_classes": labels or None}
                 if not block.present.any():
-                    raise InputError("no track has any of the 12 statistics: cannot build the tabular block")
+                    raise InputError("nothing to embed in the tabular block: no track has any of the 12 "
+                                     "statistics, a release year, a popularity or a genre label (add --stats "
+                                     "or --features)")
             else:
                 steps(f"block {name}")
                 block = build_block(name, cat, features_dir=features)
             built.append(block)
+        note = missing_stats_note(coverage, [b for b in built if b.name != "tabular"],
+                                  genre_skipped=c.genre_probs and not can_genre)
+        if note:
+            warnings.warn(note, stacklevel=2)
         steps("embedding")
         c.embedding.blocks = tuple(names)
-        self.builder_ = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
-        self.embeddings_ = self.builder_.fit_transform(built)
-        self.block_presence_ = {b.name: int(b.present.sum()) for b in built}
+        builder = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
+        presence = {b.name: int(b.present.sum()) for b in built}
+        embedded = Embedded(builder, builder.fit_transform(built), presence, tabular, genre_clf)
         empty = ~np.any(np.vstack([b.present for b in built]), axis=0)
         if empty.any():
             log.warning("%d track(s) have no feature block at all: they get a zero embedding "
                         "(reachable through rules and metadata only)", int(empty.sum()))
         steps("FAISS index + k-means clusters")
-        self.index_ = TrackIndex(c.index).fit(self.embeddings_)
+        index = TrackIndex(c.index).fit(embedded.matrix)
         steps(f"2-D map ({c.projection.method})")
-        self.projection_ = Projection(c.projection).fit(self.embeddings_)  # 2-D map (projection.py)
-        self.tracks_ = _track_table(cat)
-        self._rebuild_maps()
+        projection = Projection(c.projection).fit(embedded.matrix)  # 2-D map (projection.py)
+        tracks = TrackTable.from_catalog(cat)
         steps("histories")
+        simulated = None
         if histories is not None:
             h = read_histories(histories)
-            self.simulated_ = None
         elif simulate_users is None or simulate_users > 0:
             n_users = c.simulation.n_users if simulate_users is None else int(simulate_users)
             steps(f"simulating {n_users:,} users")
             sim = c.simulation = dataclasses.replace(c.simulation, n_users=n_users)
-            h = simulate_users_fn(self.tracks_, sim, groups=self.index_.clusters_, progress=progress)
-            self.simulated_ = h
+            h = simulated = simulate_users_fn(tracks.frame, sim, groups=index.clusters, progress=progress)
         else:
             h = None
-            self.simulated_ = None
         steps("rules, candidate sources and ranker" if h is not None else "content recommender")
-        self._set_histories(h)
+        plays = _plays(tracks, h, c, simulated=simulated)
+        stats = {"audio_only_tracks": n_audio_only, "audio_files_left_out": n_left_out,
+                 "tracks_without_stats": coverage["without_stats"], "stats_filled": n_filled,
+                 "stats_note": note}
+        self._compose(tracks=tracks, embedded=embedded, index=index, projection=projection, plays=plays,
+                      provenance=Provenance(stats))
         steps.close()
-        self.stats_ = {"build_seconds": round(time.perf_counter() - t0, 3), "audio_only_tracks": n_audio_only,
-                       "audio_files_left_out": n_left_out}
+        stats["build_seconds"] = round(time.perf_counter() - t0, 3)
         if out is not None:
             self.save(out, force=force, inputs=inputs)
         return self
 
-    def _set_histories(self, h: pd.DataFrame | None) -> None:
-        """Mine rules, count plays, fit the candidate sources and the ranker, remember each user's last plays.
-
-        Unknown track ids are dropped and reported; histories that share no track with the catalogue
-        are an error.
-        """
-        c = self.config
-        n = len(self.tracks_)
-        self.popularity_ = np.zeros(n, dtype=np.float64)
-        self.users_ = {}
-        self.rules_table_ = pd.DataFrame(columns=RULE_COLUMNS)
-        self.history_stats_ = {"users": 0, "plays": 0, "unknown_plays": 0}
-        self.interactions_ = None
-        if h is not None:
-            known = h["track_id"].isin(self.row_of_)
-            n_unknown = int((~known).sum())
-            if n_unknown:
-                log.warning("histories: %d play(s) of %d track id(s) not in the catalogue were ignored",
-                            n_unknown, h.loc[~known, "track_id"].nunique())
-            h = h[known]
-            if len(h) == 0:
-                raise InputError("histories: no play refers to a catalogue track "
-                                 "(are they from another catalogue?)")
-            rows = h["track_id"].map(self.row_of_).to_numpy()
-            self.interactions_ = Interactions.from_histories(h, self.row_of_, n)
-            self.popularity_ = self.interactions_.popularity()
-            tail = h.assign(_row=rows).groupby("user_id", sort=False).tail(c.user_recent)
-            self.users_ = {u: g["_row"].to_numpy() for u, g in tail.groupby("user_id", sort=False)}
-            self.rules_table_ = mine_rules(h, c.rules)
-            self.history_stats_ = {"users": int(h["user_id"].nunique()), "plays": int(len(h)),
-                                   "unknown_plays": n_unknown}
-        self._make_recommender()
-
-    def _rebuild_maps(self) -> None:
-        ids = self.tracks_["track_id"].astype(str).tolist()
-        self.row_of_ = {t: i for i, t in enumerate(ids)}
-        if len(self.row_of_) != len(ids):
-            raise InputError("catalogue has duplicate track ids")
-        self.track_ids_ = np.asarray(ids, dtype=object)
-        # object arrays, not lists or per-row iloc: O(1) lookups and nothing for the GC to traverse
-        none = np.full(len(ids), None, dtype=object)
-        self._names = (self.tracks_["track_name"].to_numpy(dtype=object, na_value=None)
-                       if "track_name" in self.tracks_.columns else none)
-        self._artists = (self.tracks_["track_artist"].to_numpy(dtype=object, na_value=None)
-                         if "track_artist" in self.tracks_.columns else none)
-        self.track_stats_ = audio_stats(self.tracks_)  # the ranker's audio features, from tracks.parquet
-
-    def _make_recommender(self) -> None:
-        rule_index = (RuleIndex(self.rules_table_, self.row_of_, len(self.tracks_))
-                      if len(self.rules_table_) else None)
-        self.recommender_ = self.make_recommender(self.interactions_, rule_index)
-
     def content(self, **override) -> Content:
         """What the content sources read (embeddings, FAISS index, clusters, metadata);
         fields can be overridden."""
-        base = Content(embeddings=self.embeddings_, index=self.index_, clusters=self.index_.clusters_,
-                       labels=self.track_ids_, meta=_meta_codes(self.tracks_),
-                       catalog_popularity=_catalog_pop(self.tracks_),
-                       stats=self.track_stats_)
+        base = _content(self.tracks_, self.embedded_.matrix, self.index_)
         return dataclasses.replace(base, **override) if override else base
 
     def rule_miner(self):
         """``interactions -> RuleIndex | None`` with this engine's rule settings
         (for held-out training parts)."""
         def mine(inter: Interactions):
-            table = mine_rules(inter.to_histories(self.track_ids_), self.config.rules)
-            return RuleIndex(table, self.row_of_, len(self.tracks_)) if len(table) else None
+            table = mine_rules(inter.to_histories(self.tracks_.ids), self.config.rules)
+            return RuleIndex(table, self.tracks_.row_of, len(self.tracks_)) if len(table) else None
 
         return mine
 
@@ -268,17 +433,14 @@ class Engine:
     # ------------------------------------------------------------------ queries
     def resolve(self, track_ids: Sequence[str], *, what: str = "recent") -> tuple[list[int], list[str]]:
         """Catalogue rows of known ids, and the unknown ids (reported, not fatal unless all are unknown)."""
-        rows, unknown = [], []
-        for t in track_ids:
-            r = self.row_of_.get(str(t).strip())
-            (unknown.append(str(t)) if r is None else rows.append(r))
+        rows, unknown = self.tracks.rows(track_ids)
         if unknown:
             warnings.warn(f"{what}: ignoring {len(unknown)} unknown track id(s): {', '.join(unknown[:5])}"
                           + (" ..." if len(unknown) > 5 else ""), stacklevel=3)
         return rows, unknown
 
     def _require_built(self) -> None:
-        check_fitted(self, "row_of_", what="this Engine",
+        check_fitted(self, "recommender_", what="this Engine",
                      how="use Engine.build(...) or Engine.load(directory)")
 
     def recommend(self, recent: Sequence[str] | None = None, k: int = 10, *, user_id: str | None = None,
@@ -293,9 +455,10 @@ class Engine:
         k = check_k(k)
         rows: list[int] = []
         if user_id is not None:
-            if str(user_id) not in self.users_:
-                raise InputError(f"unknown user id {user_id!r} (the index knows {len(self.users_)} users)")
-            rows += [int(r) for r in self.users_[str(user_id)]]
+            users = self.plays_.users
+            if str(user_id) not in users:
+                raise InputError(f"unknown user id {user_id!r} (the index knows {len(users)} users)")
+            rows += [int(r) for r in users[str(user_id)]]
         if recent:
             known, unknown = self.resolve(recent)
             if not known and not rows:
@@ -303,7 +466,7 @@ class Engine:
             rows += known
         if not rows:
             raise InputError("give at least one recent track id or a user id")
-        got = self.recommender_.recommend(rows, k, reasons=True, weights=weights)
+        got = self.recommender_.recommend(rows, k, reasons=True, weights=check_weights(weights))
         out = [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
         note = None
         if len(out) < k:
@@ -315,52 +478,78 @@ class Engine:
         return Recommendations(out, note=note)
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
-        name, artist = self._names[row], self._artists[row]
-        return Recommendation(str(self.track_ids_[row]), score, reasons,
+        name, artist = self.tracks_.names[row], self.tracks_.artists[row]
+        return Recommendation(str(self.tracks_.ids[row]), score, reasons,
                               None if name is None or name is pd.NA else str(name),
                               None if artist is None or artist is pd.NA else str(artist))
 
     def _row(self, track_id: str) -> int:
         self._require_built()
-        if not isinstance(track_id, (str, int)) or isinstance(track_id, bool):
-            raise InputError(f"track id must be a string, got {track_id!r}")
-        row = self.row_of_.get(str(track_id).strip())
-        if row is None:
-            raise InputError(f"unknown track id {track_id!r}")
-        return row
+        return self.tracks_.row(track_id)
 
     def similar(self, track_id: str, k: int = 10) -> Recommendations:
         """The k nearest tracks by embedding (cosine), the track itself and tracks with no features
         excluded."""
         row = self._row(track_id)
         k = check_k(k)
-        if not np.any(self.embeddings_[row]):
+        E = self.embedded_.matrix
+        if not np.any(E[row]):
             return Recommendations([], note=f"{track_id} has no feature block (nothing to compare it by)")
         n = min(k + 1, self.n_tracks)
-        sims, ids = self.index_.search(self.embeddings_[row], n)
+        sims, ids = self.index_.search(E[row], n)
         live = [(float(s), int(i)) for s, i in zip(sims[0], ids[0])
-                if i >= 0 and int(i) != row and np.any(self.embeddings_[int(i)])]
+                if i >= 0 and int(i) != row and np.any(E[int(i)])]
         out = [self._rec(i, s, [f"neighbour of {track_id} (cos {s:.2f})"]) for s, i in live[:k]]
         note = None if len(out) == k else f"only {len(out)} of {k}: the index has {self.n_tracks} " \
                                           "tracks with features to compare"
         return Recommendations(out, note=note)
 
+    def playlist(self, seed: Sequence[str], length: int = 30, *, arc: str = "flat",
+                 selection: str | None = None, ordered: bool = True, config=None) -> Recommendations:
+        """A ``length``-track playlist after ``seed`` (oldest first), ordered for smooth transitions
+        (recsys/playlist.py); unknown seed ids are reported like ``recommend``'s."""
+        from .playlist import PlaylistMaker
+
+        self._require_built()
+        seed = check_track_ids(seed, name="seed")
+        length = check_k(length, name="length")
+        if not seed:
+            raise InputError("give at least one seed track id")
+        rows, unknown = self.resolve(seed, what="seed")
+        if not rows:
+            raise InputError(f"none of the seed track ids is in the index: {', '.join(unknown[:5])}")
+        out = PlaylistMaker.from_engine(self, config).make(rows, length, arc=arc, selection=selection,
+                                                           ordered=ordered)
+        note = None if len(out) == length else (f"only {len(out)} of {length}: no other track is reachable "
+                                                "from these seed tracks")
+        return Recommendations(out, note=note)
+
+    def search(self, query: str, k: int = 20) -> list[str]:
+        """Track ids whose title, artist or album match ``query`` (recsys/search.py), best first."""
+        self._require_built()
+        return [str(self.tracks_.ids[r]) for r in self.search_rows(query, check_k(k))]
+
+    def search_rows(self, query: str, k: int = 20) -> list[int]:
+        """Rows of :meth:`search` (for callers that already work in rows)."""
+        return self._search_index().search(query, k)
+
+    def _search_index(self):
+        if getattr(self, "_search", None) is None:  # built in memory; an older index has no search.sqlite
+            from . import search
+
+            self._search = search.for_tracks(self.tracks_.frame, self.plays_.popularity)
+        return self._search
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
-        return int(self.index_.clusters_[row])
+        return int(self.index_.clusters[row])
 
     def cluster_members(self, cluster: int) -> list[str]:
         """Track ids of one cluster."""
         self._require_built()
         cluster = check_int(cluster, name="cluster", low=0, high=self.index_.n_clusters - 1)
-        return self.track_ids_[self.index_.clusters_ == cluster].tolist()
-
-    @property
-    def n_tracks(self) -> int:
-        """Tracks in the index."""
-        self._require_built()
-        return len(self.tracks_)
+        return self.tracks_.ids[self.index_.clusters == cluster].tolist()
 
     # ------------------------------------------------------------------ growth
     def add_tracks(self, catalog) -> int:
@@ -370,35 +559,49 @@ class Engine:
         tracks were added; ids already indexed are skipped.
         """
         self._require_built()
+        if isinstance(self.embedded_.matrix, np.memmap):
+            raise InputError("this index was opened read-only (Engine.load(..., mmap=True)): "
+                             "cannot add tracks")
         cat = load_catalog(catalog)
-        cat = cat[~cat["track_id"].isin(self.row_of_)].reset_index(drop=True)
+        cat = cat[~cat["track_id"].isin(self.tracks_.row_of)].reset_index(drop=True)
         if len(cat) == 0:
             return 0
+        em = self.embedded_
         probs = None
-        classes = self.tabular_.get("genre_classes")
+        classes = em.tabular.get("genre_classes")
         if classes:
-            if self.genre_model_ is None:
+            if em.genre_model is None:
                 raise ModelError("index uses genre probabilities but its genre model is missing")
             from .genres.tabular import tabular_features
 
-            P = np.asarray(self.genre_model_.predict_proba(tabular_features(cat)), dtype=np.float32)
+            P = np.asarray(em.genre_model.predict_proba(tabular_features(cat)), dtype=np.float32)
             probs = (P, classes)
-        tab, _ = build_tabular(cat, probs=probs, medians=self.tabular_["medians"],
-                               metadata=self.config.embedding.metadata)
-        blocks = [tab] + [Block(n, np.zeros((len(cat), d), np.float32), np.zeros(len(cat), bool))
-                          for n, d, _ in self.builder_.layout_ if n != "tabular"]
-        X = self.builder_.transform(blocks)
+        tab, _ = build_tabular(cat, probs=probs, medians=em.tabular["medians"],
+                               metadata=self.config.embedding.metadata,
+                               labels=em.tabular.get("label_classes"))
+        blocks = [tab] + [Block(n, np.zeros((len(cat), s.stop - s.start), np.float32),
+                                np.zeros(len(cat), bool))
+                          for n, s in em.builder.block_slices.items() if n != "tabular"]
+        X = em.builder.transform(blocks)
         self.index_.add(X)  # appends rows and assigns them to the nearest centroids
-        if getattr(self, "projection_", None) is not None:  # map positions through the fitted transform
-            self.projection_.extend(X, reference=self.embeddings_[self.projection_.fitted_])
-        self.embeddings_ = np.vstack([self.embeddings_, X])
-        self.tracks_ = pd.concat([self.tracks_, _track_table(cat)], ignore_index=True)
-        self._rebuild_maps()
-        self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(cat))])
-        if self.interactions_ is not None:
-            self.interactions_ = dataclasses.replace(self.interactions_, n_items=self.n_tracks)
+        if self.projection_ is not None:  # map positions through the fitted transform
+            self.projection_.extend(X, reference=em.matrix[self.projection_.fitted])
+        tracks = self.tracks_.extend(cat)
+        pl = self.plays_
+        inter = None if pl.interactions is None else dataclasses.replace(pl.interactions, n_items=len(tracks))
+        plays = dataclasses.replace(pl, popularity=np.concatenate([pl.popularity, np.zeros(len(cat))]),
+                                    interactions=inter)
+        embedded = dataclasses.replace(em, matrix=np.vstack([em.matrix, X]))
         rec = self.recommender_
-        rec.grow(SourceData(self.content(), self.interactions_, rec.data.rules, self.popularity_))
+        rec.grow(SourceData(_content(tracks, embedded.matrix, self.index_), inter, rec.data.rules,
+                            plays.popularity))
+        self._compose(tracks=tracks, embedded=embedded, index=self.index_, projection=self.projection_,
+                      plays=plays, provenance=self.provenance_, recommender=rec)
+        if getattr(self, "_search", None) is not None:  # search.sqlite: append the new rows
+            from . import search
+
+            self._search = search.extend_for_tracks(self._search, tracks.frame.iloc[-len(cat):],
+                                                    np.zeros(len(cat)))
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
@@ -409,46 +612,50 @@ class Engine:
         """
         self._require_built()
         out = Path(out)
+        em, pl = self.embedded_, self.plays_
         with artifact_dir(out, kind=INDEX_KIND, version=FORMAT_VERSION, inputs=inputs,
                           force=force) as (tmp, extra):
-            write_table(self.tracks_.assign(plays=self.popularity_.astype(np.int64)), tmp / "tracks.parquet")
-            np.save(tmp / "embeddings.npy", self.embeddings_.astype(np.float32), allow_pickle=False)
+            write_table(self.tracks_.frame.assign(plays=pl.popularity.astype(np.int64)),
+                        tmp / "tracks.parquet")
+            np.save(tmp / "embeddings.npy", em.matrix.astype(np.float32), allow_pickle=False)
             self.index_.save(tmp)
-            write_table(self.rules_table_, tmp / "rules.parquet")
+            write_table(pl.rules, tmp / "rules.parquet")
             self.recommender_.save(tmp)
-            ids = self.track_ids_
-            if getattr(self, "projection_", None) is not None:
+            ids = self.tracks_.ids
+            if self.projection_ is not None:
                 save_map(self.projection_, ids, tmp)
-            users = pd.DataFrame({"user_id": list(self.users_),
-                                  "recent": [[str(ids[r]) for r in rows] for rows in self.users_.values()]})
+            users = pd.DataFrame({"user_id": list(pl.users),
+                                  "recent": [[str(ids[r]) for r in rows] for rows in pl.users.values()]})
             write_table(users if len(users) else pd.DataFrame({"user_id": pd.Series(dtype=str),
                                                                "recent": pd.Series(dtype=object)}),
                         tmp / "users.parquet")
-            if getattr(self, "simulated_", None) is not None:
-                write_table(self.simulated_, tmp / "histories.parquet")
-            if self.genre_model_ is not None:
+            if pl.simulated is not None:
+                write_table(pl.simulated, tmp / "histories.parquet")
+            self._search_index().save(tmp / "search.sqlite")
+            if em.genre_model is not None:
                 (tmp / "genre_model").mkdir()
-                self.genre_model_.write_files(tmp / "genre_model")
-            rules = self.rules_table_
+                em.genre_model.write_files(tmp / "genre_model")
             extra.update({
                 "blocks": list(self.config.embedding.blocks),
                 "config": dataclasses.asdict(self.config),
-                "counts": {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]),
-                           "clusters": self.index_.n_clusters, "rules": int(len(rules)),
-                           "rules_next": int((rules["kind"] == "next").sum()) if len(rules) else 0,
-                           "block_presence": getattr(self, "block_presence_", {}), **self.history_stats_},
-                "index_kind": _kind_name(self.index_),
-                "embedding": self.builder_.to_dict(),
-                "tabular": self.tabular_,
-                "genre_model": self.genre_model_ is not None,
-                "stats": getattr(self, "stats_", {}),
+                "counts": {**self._counts(), "block_presence": em.presence},
+                "index_kind": self.index_.kind,
+                "embedding": em.builder.to_dict(),
+                "tabular": em.tabular,
+                "genre_model": em.genre_model is not None,
+                "stats": self.provenance_.stats,
             })
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Engine":
-        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
-        d = Path(directory)
+    @threads.limited
+    def load(cls, directory: str | os.PathLike, *, mmap: bool = False) -> "Engine":
+        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError.
+
+        ``mmap``: embeddings and FAISS index memory-mapped read-only (shared by server processes;
+        no add_tracks).
+        """
+        d = Path(check_path(directory, name="directory"))
         man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
         from .config import from_dict
 
@@ -459,93 +666,99 @@ class Engine:
         c = self.config
         c.embedding.blocks = tuple(c.embedding.blocks)
         try:
-            self.tracks_ = pd.read_parquet(d / "tracks.parquet")
+            frame = pd.read_parquet(d / "tracks.parquet")
             rules = pd.read_parquet(d / "rules.parquet")
             users = pd.read_parquet(d / "users.parquet")
         except Exception as exc:  # pyarrow errors
             raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
-        self.popularity_ = self.tracks_.pop("plays").to_numpy(dtype=np.float64)
-        self.embeddings_ = load_npy(d / "embeddings.npy")
-        self.index_ = TrackIndex.load(d, c.index)
-        if not (len(self.tracks_) == len(self.embeddings_) == self.index_.ntotal):
-            raise IndexFormatError(f"{d}: tracks ({len(self.tracks_)}), embeddings ({len(self.embeddings_)}) "
-                                   f"and faiss.index ({self.index_.ntotal}) disagree")
-        self.builder_ = EmbeddingBuilder.from_dict(man["embedding"])
-        self.tabular_ = man.get("tabular") or {}
-        self.genre_model_ = None
+        popularity = frame.pop("plays").to_numpy(dtype=np.float64)
+        tracks = TrackTable(frame)
+        matrix = load_npy(d / "embeddings.npy", mmap=mmap)
+        index = TrackIndex.load(d, c.index, mmap=mmap)
+        if not (len(tracks) == len(matrix) == index.ntotal):
+            raise IndexFormatError(f"{d}: tracks ({len(tracks)}), embeddings ({len(matrix)}) "
+                                   f"and faiss.index ({index.ntotal}) disagree")
+        genre_model = None
         if man.get("genre_model"):
             from .genres.tabular import GenreClassifier
 
-            self.genre_model_ = GenreClassifier.load(d / "genre_model")
-        self._rebuild_maps()
-        self.projection_ = load_map(d, self.track_ids_)  # None for an index saved without map.parquet
-        self.rules_table_ = rules
+            genre_model = GenreClassifier.load(d / "genre_model")
+        counts = man.get("counts", {})
+        embedded = Embedded(EmbeddingBuilder.from_dict(man["embedding"]), matrix,
+                            counts.get("block_presence", {}), man.get("tabular") or {}, genre_model)
         if len(rules):
             rules["antecedents"] = rules["antecedents"].map(lambda a: tuple(str(x) for x in a))
             rules["consequents"] = rules["consequents"].map(lambda a: tuple(str(x) for x in a))
-        self.users_ = {str(u): np.asarray([self.row_of_[t] for t in r if t in self.row_of_], dtype=np.int64)
-                       for u, r in zip(users["user_id"].tolist(), users["recent"].tolist())}
-        counts = man.get("counts", {})
-        self.history_stats_ = {k: counts.get(k, 0) for k in ("users", "plays", "unknown_plays")}
-        self.block_presence_ = counts.get("block_presence", {})
-        self.stats_ = man.get("stats", {})
-        self.simulated_ = None
-        self.manifest_ = man
-        self.path_ = d
-        self.interactions_ = None  # the fitted sources are read back; the plays themselves are not stored
-        rule_index = RuleIndex(rules, self.row_of_, len(self.tracks_)) if len(rules) else None
-        self.recommender_ = HybridRecommender.load(d, SourceData(self.content(), None, rule_index,
-                                                                 self.popularity_),
-                                                   c.recommend)
+        row_of = tracks.row_of
+        plays = Plays(popularity,
+                      {str(u): np.asarray([row_of[t] for t in r if t in row_of], dtype=np.int64)
+                       for u, r in zip(users["user_id"].tolist(), users["recent"].tolist())},
+                      rules, {k: counts.get(k, 0) for k in ("users", "plays", "unknown_plays")})
+        # the fitted sources are read back; the plays themselves are not stored
+        rule_index = RuleIndex(rules, row_of, len(tracks)) if len(rules) else None
+        recommender = HybridRecommender.load(d, SourceData(_content(tracks, matrix, index), None, rule_index,
+                                                           popularity), c.recommend)
+        self._compose(tracks=tracks, embedded=embedded, index=index, projection=load_map(d, tracks.ids),
+                      plays=plays, provenance=Provenance(man.get("stats", {}), man, d),
+                      recommender=recommender)
+        from .search import SearchIndex
+
+        self._search = SearchIndex.open(d / "search.sqlite") if (d / "search.sqlite").exists() else None
         return self
 
+    def _counts(self) -> dict:
+        r = self.plays_.rules
+        return {"tracks": self.n_tracks, "dim": int(self.embedded_.matrix.shape[1]),
+                "clusters": self.index_.n_clusters, "rules": int(len(r)),
+                "rules_next": int((r["kind"] == "next").sum()) if len(r) else 0, **self.plays_.counts}
+
     def summary(self) -> dict:
-        """Counts for printing: tracks, dims, clusters, rules, users."""
+        """Counts for printing: tracks, dims, blocks, clusters, rules, users, recommender, sources."""
         self._require_built()
-        r = self.rules_table_
-        return {"tracks": self.n_tracks, "dim": int(self.embeddings_.shape[1]),
-                "blocks": list(self.config.embedding.blocks),
-                "index": _kind_name(self.index_), "clusters": self.index_.n_clusters, "rules": int(len(r)),
-                "rules_next": int((r["kind"] == "next").sum()) if len(r) else 0,
-                "genre_probs": bool(self.tabular_.get("genre_classes")), **self.history_stats_,
-                "recommender": dict(self.recommender_.info), "sources": list(self.recommender_.sources)}
+        c = self._counts()
+        return {"tracks": c["tracks"], "dim": c["dim"], "blocks": list(self.config.embedding.blocks),
+                "index": self.index_.kind, "clusters": c["clusters"], "rules": c["rules"],
+                "rules_next": c["rules_next"],
+                "genre_probs": bool(self.embedded_.tabular.get("genre_classes")), **self.plays_.counts,
+                "recommender": dict(self.recommender_.info),
+                "sources": list(self.recommender_.sources)}
 
 
-def _kind_name(index: TrackIndex) -> str:
-    from .index import index_kind
-
-    return index_kind(index.index_)
-
-
-def _meta_codes(tracks: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Integer codes per row for artist and album (-1 when unknown), for the metadata candidate sources."""
-    out = {}
-    if "track_artist" in tracks.columns:
-        out["artist"] = pd.factorize(tracks["track_artist"].astype("string").str.strip().str.lower())[0]
-    if "track_album_id" in tracks.columns:
-        out["album"] = pd.factorize(tracks["track_album_id"].astype("string"))[0]
-    elif "track_album_name" in tracks.columns and "track_artist" in tracks.columns:
-        out["album"] = pd.factorize(tracks["track_artist"].astype("string") + "\x1f"
-                                    + tracks["track_album_name"].astype("string"))[0]
-    return out
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
-def _catalog_pop(tracks: pd.DataFrame) -> np.ndarray | None:
-    if "track_popularity" not in tracks.columns:
-        return None
-    return pd.to_numeric(tracks["track_popularity"], errors="coerce").to_numpy(dtype=np.float64)
+def _content(tracks: TrackTable, embeddings: np.ndarray, index: TrackIndex) -> Content:
+    """What the content sources read, from the engine's parts."""
+    return Content(embeddings=embeddings, index=index, clusters=index.clusters, labels=tracks.ids,
+                   meta=tracks.meta_codes(), catalog_popularity=tracks.numbers("track_popularity"),
+                   stats=audio_stats(tracks.frame))
 
 
-def _track_table(cat: pd.DataFrame) -> pd.DataFrame:
-    """Display and metadata columns an index keeps per track (the 12 statistics too, for the report)."""
-    cols = [c for c in (*TRACK_COLUMNS, *STATS) if c in cat.columns]
-    t = cat[cols].copy()
-    for c in ("track_id", "track_name", "track_artist", "track_album_id", "track_album_name", "parent_genre",
-              "source"):
-        if c in t.columns:
-            t[c] = t[c].astype("string")
-    for c in ("track_popularity", "release_year"):
-        if c in t.columns:
-            t[c] = pd.to_numeric(t[c], errors="coerce").astype("float64")
-    return t.reset_index(drop=True)
+def _plays(tracks: TrackTable, h: pd.DataFrame | None, config: EngineConfig, *,
+           simulated: pd.DataFrame | None = None) -> Plays:
+    """Count plays, remember each user's last plays and mine rules from histories (None: no plays).
 
+    Unknown track ids are dropped and reported; histories that share no track with the catalogue
+    are an error.
+    """
+    if h is None:
+        return Plays.none(len(tracks))
+    row_of = tracks.row_of
+    known = h["track_id"].isin(row_of)
+    n_unknown = int((~known).sum())
+    if n_unknown:
+        log.warning("histories: %d play(s) of %d track id(s) not in the catalogue were ignored",
+                    n_unknown, h.loc[~known, "track_id"].nunique())
+    h = h[known]
+    if len(h) == 0:
+        raise InputError("histories: no play refers to a catalogue track (are they from another catalogue?)")
+    rows = h["track_id"].map(row_of).to_numpy()
+    inter = Interactions.from_histories(h, row_of, len(tracks))
+    tail = h.assign(_row=rows).groupby("user_id", sort=False).tail(config.user_recent)
+    users = {u: g["_row"].to_numpy() for u, g in tail.groupby("user_id", sort=False)}
+    return Plays(inter.popularity(), users, mine_rules(h, config.rules),
+                 {"users": int(h["user_id"].nunique()), "plays": int(len(h)), "unknown_plays": n_unknown},
+                 inter, simulated)

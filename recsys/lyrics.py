@@ -69,6 +69,11 @@ class LyricTopics:
     def _clean(texts: Iterable[Any]) -> list[str]:
         return ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
 
+    @property
+    def topics_found(self) -> int:
+        """How many topics the fitted model has (``n_topics`` or fewer on a small corpus)."""
+        return self.n_topics_
+
     def fit(self, texts: Iterable[str], y: Any = None) -> "LyricTopics":
         from sklearn.decomposition import NMF
         from sklearn.feature_extraction.text import TfidfVectorizer

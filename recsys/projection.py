@@ -57,6 +57,21 @@ class Projection:
     def __init__(self, config: ProjectionConfig | None = None) -> None:
         self.config = config or ProjectionConfig()
 
+    @property
+    def method(self) -> str:
+        """``pca`` or ``umap``: the method that placed the points."""
+        return self.method_
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(n, 2) float32 map position of every row."""
+        return self.positions_
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """Which rows the projection was fitted on (the rest were placed by :meth:`extend`)."""
+        return self.fitted_
+
     # ------------------------------------------------------------------ fit
     def fit(self, X: np.ndarray) -> Projection:
         """Project every row of ``X`` (L2-normalised embeddings) to 2-D."""

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif")
 
@@ -53,6 +52,24 @@ def _stats_panel(fig, spec, tracks: pd.DataFrame, row: int) -> None:
         ax.axis("off")
         ax.text(0.5, 0.5, "this index keeps no statistics (built before they were saved)", ha="center")
         return
+    values = tracks[have].apply(pd.to_numeric, errors="coerce")
+    have = [c for c in have if values[c].notna().any()]
+    empty = [c for c in STATS if c not in have]
+    how = ("add them with build-index --stats FILE (e.g. `recsys spotify match` + "
+           "`features extract --mapping`, docs/spotify.md)")
+    if not have:
+        ax = fig.add_subplot(sub[:, :])
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no track in this index has audio statistics: nothing to compare.\n{how}",
+                ha="center", va="center")
+        return
+    if empty:  # say which statistics the index lacks instead of drawing empty axes for them
+        n = len(have)
+        ax = fig.add_subplot(sub[:, n:] if n < 6 else sub[1, n - 6:])
+        ax.axis("off")
+        ax.text(0.02, 0.5, f"no values in this index for {len(empty)} statistic(s):\n"
+                + "\n".join(", ".join(empty[i:i + 4]) for i in range(0, len(empty), 4))
+                + "\n" + how.replace(" (e.g.", "\n(e.g."), va="center", fontsize=8)
     for i, c in enumerate(have[:12]):
         ax = fig.add_subplot(sub[i // 6, i % 6])
         v = pd.to_numeric(tracks[c], errors="coerce").to_numpy(dtype=np.float64)
@@ -73,17 +90,18 @@ def _stats_panel(fig, spec, tracks: pd.DataFrame, row: int) -> None:
 
 def genre_probabilities(engine, row: int) -> dict[str, float] | None:
     """The index's genre model's probabilities for one track; missing statistics take the catalogue median."""
-    model = getattr(engine, "genre_model_", None)
+    model = engine.genre_model
     if model is None:
         return None
     from .errors import RecsysError
     from .genres.tabular import tabular_features
     from .schema import STATS
 
-    t = engine.tracks_.iloc[[row]].copy()
+    frame = engine.tracks.frame
+    t = frame.iloc[[row]].copy()
     for c in STATS:
         if c in t.columns and t[c].isna().all():
-            t[c] = float(pd.to_numeric(engine.tracks_[c], errors="coerce").median())
+            t[c] = float(pd.to_numeric(frame[c], errors="coerce").median())
     try:
         P = np.asarray(model.predict_proba(tabular_features(t))[0], dtype=float)
     except RecsysError:
@@ -92,7 +110,8 @@ def genre_probabilities(engine, row: int) -> dict[str, float] | None:
 
 
 def _genre_panel(ax, engine, row: int) -> None:
-    genre = engine.tracks_["parent_genre"].iloc[row] if "parent_genre" in engine.tracks_.columns else None
+    genres = engine.tracks.column("parent_genre")
+    genre = None if genres is None else genres.iloc[row]
     genre = genre if isinstance(genre, str) else None  # pd.NA for audio-only tracks
     probs = genre_probabilities(engine, row)
     P = None if probs is None else np.asarray(list(probs.values()))
@@ -111,15 +130,15 @@ def _genre_panel(ax, engine, row: int) -> None:
 
 
 def _map_panel(ax, engine, row: int) -> None:
-    proj = getattr(engine, "projection_", None)
+    proj = engine.projection
     if proj is None:
         ax.axis("off")
         ax.text(0.5, 0.5, "no map in this index", ha="center")
         return
-    P = proj.positions_
+    P = proj.positions
     ax.scatter(P[:, 0], P[:, 1], s=2, c="#c0c0c0", linewidths=0)
     ax.scatter([P[row, 0]], [P[row, 1]], s=60, c="#d62728", marker="*")
-    ax.set_title(f"catalogue map ({proj.method_}), cluster {int(engine.index_.clusters_[row])}", fontsize=9)
+    ax.set_title(f"catalogue map ({proj.method}), cluster {int(engine.clusters[row])}", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -158,10 +177,8 @@ def track_report(engine, track_id: str, *, audio_file: str | Path | None = None,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    row = engine.row_of_.get(str(track_id).strip())
-    if row is None:
-        raise InputError(f"unknown track id {track_id!r}")
-    t = engine.tracks_
+    row = engine.tracks.row(track_id)
+    t = engine.tracks.frame
     audio: dict[str, Any] | None = None
     if audio_file is not None:
         audio = _audio_analysis(Path(audio_file), cnn_model, excerpt_seconds)

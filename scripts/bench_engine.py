@@ -86,13 +86,11 @@ def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -
     idx = TrackIndex(IndexConfig(kind=kind, seed=seed)).fit(X)
     res["index_build_s"] = round(time.perf_counter() - t0, 2)
     res["clusters"] = idx.n_clusters
-    from recsys.index import index_kind
-
-    res["kind"] = index_kind(idx.index_)
+    res["kind"] = idx.kind
     ids = np.array([f"t{i:07d}" for i in range(n)], dtype=object)
     cat = pd.DataFrame({"track_id": ids, "track_popularity": np.random.default_rng(seed).integers(0, 100, n)})
     t0 = time.perf_counter()
-    h = simulate_users(cat, SimulationConfig(n_users=users, seed=seed), groups=idx.clusters_)
+    h = simulate_users(cat, SimulationConfig(n_users=users, seed=seed), groups=idx.clusters)
     res["simulate_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     rules = mine_rules(h, RulesConfig())
@@ -102,7 +100,7 @@ def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -
     t0 = time.perf_counter()
     ri = RuleIndex(rules, row_of, n)
     pop = np.bincount(h["track_id"].map(row_of).to_numpy(), minlength=n).astype(float)
-    content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=ids,
+    content = Content(embeddings=X, index=idx, clusters=idx.clusters, labels=ids,
                       meta={"artist": np.arange(n) // 8})
     data = SourceData(content, Interactions.from_histories(h, row_of, n), ri, pop)
     # the blend sources only (rules, content, cluster, artist): scripts/bench_recommend.py times the ranker
@@ -139,12 +137,12 @@ def bench_pipeline(n: int, users: int, tmp: Path) -> dict:
     t0 = time.perf_counter()
     eng = Engine.load(tmp / f"idx{n}")
     res["load_s"] = round(time.perf_counter() - t0, 2)
-    played = np.flatnonzero(eng.popularity_ > 0)
-    res.update(latency(eng.recommender_, played, 500))
+    played = np.flatnonzero(eng.popularity > 0)
+    res.update(latency(eng.recommender, played, 500))
     rng = np.random.default_rng(0)
     t = []
     for _ in range(200):
-        recent = eng.track_ids_[rng.choice(played, 3, replace=False)].tolist()
+        recent = eng.tracks.ids[rng.choice(played, 3, replace=False)].tolist()
         t0 = time.perf_counter()
         eng.recommend(recent, k=10)
         t.append(time.perf_counter() - t0)
@@ -161,13 +159,13 @@ def bench_query(index_dir: str, queries: int) -> dict:
 
     t0 = time.perf_counter()
     eng = Engine.load(index_dir)
-    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": len(eng.rules_table_),
+    res = {"index": index_dir, "tracks": eng.n_tracks, "rules": len(eng.rules),
            "kind": eng.summary()["index"], "load_s": round(time.perf_counter() - t0, 2)}
-    played = np.flatnonzero(eng.popularity_ > 0)
+    played = np.flatnonzero(eng.popularity > 0)
     rng = np.random.default_rng(0)
     t = []
     for q in range(queries + 20):
-        recent = eng.track_ids_[rng.choice(played, int(rng.integers(1, 6)), replace=False)].tolist()
+        recent = eng.tracks.ids[rng.choice(played, int(rng.integers(1, 6)), replace=False)].tolist()
         t0 = time.perf_counter()
         eng.recommend(recent, k=10)
         if q >= 20:

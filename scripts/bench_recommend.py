@@ -46,7 +46,7 @@ def run(n: int, users: int, queries: int, seed: int = 0) -> dict:
     ids = np.array([f"t{i:07d}" for i in range(n)], dtype=object)
     cat = pd.DataFrame({"track_id": ids, "track_popularity": rng.integers(0, 100, n)})
     t0 = time.perf_counter()
-    h = simulate_users(cat, SimulationConfig(n_users=users, seed=seed), groups=idx.clusters_)
+    h = simulate_users(cat, SimulationConfig(n_users=users, seed=seed), groups=idx.clusters)
     res["simulate_s"] = round(time.perf_counter() - t0, 1)
     res["plays"] = len(h)
     row_of = {t: i for i, t in enumerate(ids)}
@@ -54,7 +54,7 @@ def run(n: int, users: int, queries: int, seed: int = 0) -> dict:
     stats[:, AUDIO_STATS.index("tempo")] = 60 + 120 * stats[:, AUDIO_STATS.index("tempo")]
     stats[:, AUDIO_STATS.index("key")] = np.floor(12 * stats[:, AUDIO_STATS.index("key")])
     stats[:, AUDIO_STATS.index("mode")] = np.round(stats[:, AUDIO_STATS.index("mode")])
-    content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=ids,
+    content = Content(embeddings=X, index=idx, clusters=idx.clusters, labels=ids,
                       meta={"artist": np.arange(n) // 8, "album": np.arange(n) // 4},
                       catalog_popularity=cat["track_popularity"].to_numpy(dtype=np.float64), stats=stats)
     t0 = time.perf_counter()

@@ -57,10 +57,9 @@ def test_missing_values_are_kept_and_counted(tmp_path):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.drop(columns=["tempo"]), "missing column(s) tempo"),
+        (lambda d: d.drop(columns=["track_id"]), "missing column track_id"),
         (lambda d: d.assign(energy=["x", 0.1, 0.2, 0.3]),
          "column energy must be numeric, got 'x' at row 1 (track_id t0)"),
-        (lambda d: d.assign(valence=np.nan), "column valence has no values"),
         (lambda d: d.assign(danceability=[0.1, 7.0, 0.2, 0.3]), "column danceability value 7.0 outside"),
         (lambda d: d.assign(track_id=["a", None, "c", "d"]), "column track_id is empty at row 2"),
         (lambda d: d.iloc[0:0], "table is empty"),
@@ -70,6 +69,30 @@ def test_schema_errors_name_column_and_row(mutate, message):
     with pytest.raises(SchemaError) as err:
         load_catalog(mutate(_table()))
     assert message in str(err.value)
+
+
+def test_statistics_are_optional_missing_columns_become_nan():
+    """A Spotify import after 2024 has no statistics: it loads, and says what it lacks."""
+    from recsys.catalog import stats_coverage
+
+    cat = load_catalog(_table().drop(columns=["tempo"]).assign(valence=np.nan))
+    assert cat["tempo"].isna().all() and cat["valence"].isna().all() and cat["energy"].notna().all()
+    bare = load_catalog(pd.DataFrame({"track_id": ["a", "b", "a"], "track_name": ["A", "B", "A"],
+                                      "duration_ms": [1.0, 2.0, 1.0]}))
+    assert list(bare["track_id"]) == ["a", "b"] and bare["danceability"].isna().all()
+    cov = stats_coverage(bare)
+    assert cov["without_stats"] == 2 and cov["tracks"] == 2 and "duration_ms" not in cov["empty_columns"]
+    assert set(cov["empty_columns"]) == set(STATS) - {"duration_ms"}
+
+
+def test_fill_stats_only_fills_missing_values(tmp_path):
+    from recsys.catalog import fill_stats, read_stats
+
+    cat = load_catalog(_table().assign(energy=[np.nan, 0.2, np.nan, np.nan]))
+    pd.DataFrame({"track_id": ["t0", "t1", "zz"], "energy": [0.9, 0.9, 0.9], "ok": [True, True, True],
+                  "file": ["a.flac", "b.flac", "c.flac"]}).to_parquet(tmp_path / "s.parquet")
+    filled, n = fill_stats(cat, read_stats(tmp_path / "s.parquet"))
+    assert n == 1 and filled["energy"].tolist()[:2] == [0.9, 0.2] and np.isnan(filled["energy"].iloc[2])
 
 
 def test_unreadable_inputs(tmp_path):

@@ -35,8 +35,8 @@ def test_build_save_load_roundtrip(built):
     man = json.loads((out / "manifest.json").read_text())
     assert man["format_version"] == FORMAT_VERSION and man["counts"]["tracks"] == 240
     loaded = Engine.load(out)
-    assert np.allclose(loaded.embeddings_, eng.embeddings_)
-    norms = np.linalg.norm(loaded.embeddings_, axis=1)
+    assert np.allclose(loaded.embeddings, eng.embeddings)
+    norms = np.linalg.norm(loaded.embeddings, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
     recent = ["t0000", "t0001"]
     a = [(r.track_id, round(r.score, 5)) for r in eng.recommend(recent, k=8)]
@@ -61,11 +61,11 @@ def test_cold_tracks_reachable_through_content(built, catalog):
     assert cold
     hits = []
     for t in sorted(cold)[:10]:
-        row = eng.row_of_[t]
+        row = eng.tracks.row(t)
         # the nearest played track to a cold one: recommending after it should surface cold tracks
-        _, nb = eng.index_.search(eng.embeddings_[row], 5)
+        _, nb = eng.index.search(eng.embeddings[row], 5)
         for r in nb[0]:
-            tid = eng.track_ids_[r]
+            tid = eng.tracks.ids[r]
             if tid not in cold:
                 recs = eng.recommend([tid], k=20)
                 hits += [x for x in recs if x.track_id in cold]
@@ -108,7 +108,7 @@ def test_similar_and_cluster_of(built):
     genre = lambda t: int(t[1:]) % 4  # noqa: E731
     assert sum(genre(s.track_id) == genre("t0005") for s in sims) >= 4
     c = eng.cluster_of("t0005")
-    assert 0 <= c < eng.index_.n_clusters
+    assert 0 <= c < eng.index.n_clusters
     assert "t0005" in eng.cluster_members(c)
     with pytest.raises(InputError):
         eng.similar("missing")
@@ -121,13 +121,13 @@ def test_add_tracks_without_rebuild(built, tmp_path):
     extra = make_catalog(8, seed=5)
     extra["track_id"] = [f"new{i}" for i in range(8)]
     assert loaded.add_tracks(extra) == 8
-    assert loaded.n_tracks == n0 + 8 and loaded.index_.ntotal == n0 + 8
+    assert loaded.n_tracks == n0 + 8 and loaded.index.ntotal == n0 + 8
     assert loaded.similar("new0", k=3)
     assert loaded.cluster_of("new3") >= 0
     assert loaded.add_tracks(extra) == 0  # already indexed
     loaded.save(tmp_path / "grown")
     again = Engine.load(tmp_path / "grown")
-    assert again.n_tracks == n0 + 8 and "new7" in again.row_of_
+    assert again.n_tracks == n0 + 8 and "new7" in again.tracks
 
 
 def test_incompatible_or_truncated_index_is_clear_error(built, tmp_path):
@@ -184,13 +184,13 @@ def test_empty_histories_error(catalog, tmp_path):
 def test_genre_probabilities_enter_tabular_block(catalog, tmp_path):
     pytest.importorskip("recsys.genres.tabular")
     eng = Engine.build(catalog, simulate_users=30, out=tmp_path / "g", config=fast_config(), seed=1)
-    classes = eng.tabular_["genre_classes"]
+    classes = eng.genre_classes
     assert classes and set(classes) <= {"pop", "rock", "hip-hop", "electronic"}
-    cols = eng.builder_.layout_[0][2]
+    cols = eng.builder.columns("tabular")
     assert [c for c in cols if c.startswith("p_")] == [f"p_{c}" for c in classes]
     assert (tmp_path / "g" / "genre_model" / "manifest.json").exists()
     loaded = Engine.load(tmp_path / "g")
-    assert loaded.genre_model_ is not None
+    assert loaded.genre_model is not None
     extra = make_catalog(4, seed=9)
     extra["track_id"] = ["x1", "x2", "x3", "x4"]
     assert loaded.add_tracks(extra) == 4
@@ -204,10 +204,10 @@ def test_synthetic_users_by_default(catalog):
 
 def test_block_ablation_changes_embedding(catalog):
     a = Engine.build(catalog, simulate_users=0, config=fast_config(genre_probs=False))
-    assert a.embeddings_.shape == (240, 15)  # 12 stats with key as sin/cos, release year, popularity
+    assert a.embeddings.shape == (240, 15)  # 12 stats with key as sin/cos, release year, popularity
     cfg = fast_config(genre_probs=False)
     cfg.embedding.metadata = False
-    assert Engine.build(catalog, simulate_users=0, config=cfg).embeddings_.shape == (240, 13)
+    assert Engine.build(catalog, simulate_users=0, config=cfg).embeddings.shape == (240, 13)
     assert a.summary()["rules"] == 0
     assert a.recommend(["t0001"], k=3)  # content-only still works without histories
     with pytest.raises(InputError, match="unknown block"):
@@ -216,7 +216,7 @@ def test_block_ablation_changes_embedding(catalog):
 
 def test_demo_data_end_to_end(demo_csv, tmp_path):
     eng = Engine.build(demo_csv, simulate_users=60, out=tmp_path / "demo", config=fast_config(), seed=0)
-    tid = eng.tracks_["track_id"].iloc[0]
+    tid = eng.tracks.frame["track_id"].iloc[0]
     recs = Engine.load(tmp_path / "demo").recommend([tid], k=10)
     assert len(recs) == 10 and recs[0].track_name
 
@@ -230,10 +230,10 @@ def test_user_supplied_genre_model_for_unlabelled_catalogue(catalog, tmp_path):
     model.fit(tab.tabular_features(labelled), labelled["parent_genre"]).save(tmp_path / "gm")
     unlabelled = catalog.drop(columns=["playlist_genre"])
     eng = Engine.build(unlabelled, genre_model=tmp_path / "gm", config=fast_config())
-    assert eng.tabular_["genre_classes"] == [str(c) for c in model.classes_]
+    assert eng.genre_classes == [str(c) for c in model.classes_]
     no_model = Engine.build(unlabelled, config=fast_config())
-    assert not no_model.tabular_["genre_classes"]  # no labels and no model: statistics only
-    assert eng.embeddings_.shape[1] == no_model.embeddings_.shape[1] + len(model.classes_)
+    assert not no_model.genre_classes  # no labels and no model: statistics only
+    assert eng.embeddings.shape[1] == no_model.embeddings.shape[1] + len(model.classes_)
 
 
 def test_recommend_weights_override_ablates_sources(built):
@@ -259,7 +259,7 @@ def test_genre_cache_reused_between_builds(catalog, tmp_path, monkeypatch):
 
     monkeypatch.setattr(blocks, "genre_probabilities", no_training)
     b = Engine.build(catalog, simulate_users=0, config=fast_config(), cache_dir=tmp_path / "cache")
-    assert np.allclose(a.embeddings_, b.embeddings_)
+    assert np.allclose(a.embeddings, b.embeddings)
     changed = catalog.copy()
     changed.loc[0, "energy"] = 0.5
     with pytest.raises(AssertionError, match="retrained"):

@@ -61,7 +61,7 @@ def world(tmp_path_factory):
     cat, feats, hist = _audio_world(d)
     eng = Engine.build(cat, features=feats, histories=hist, out=d / "idx",
                        config=fast_config(genre_probs=False), seed=0)
-    assert [n for n, _, _ in eng.builder_.layout_] == ["tabular", "spectral", "audiostats"]
+    assert list(eng.block_slices) == ["tabular", "spectral", "audiostats"]
     hist.to_parquet(d / "h.parquet", index=False)
     return d, eng, hist
 
@@ -122,8 +122,8 @@ def test_drop_blocks_equals_embedding_without_the_block():
 def test_single_block_index_and_layout_mismatch_are_clear():
     eng = Engine.build(make_catalog(60), simulate_users=20, config=fast_config(genre_probs=False), seed=0)
     with pytest.raises(InputError, match="nothing to ablate"):
-        ablate(eng, eng.simulated_)
-    eng.builder_.layout_.append(("ghost", 3, ["g1", "g2", "g3"]))
+        ablate(eng, eng.simulated_histories)
+    eng.builder.layout_.append(("ghost", 3, ["g1", "g2", "g3"]))
     with pytest.raises(Exception, match="rebuild the index"):
         block_slices(eng)
 

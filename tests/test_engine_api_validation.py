@@ -14,7 +14,8 @@ def eng():
     from recsys.schema import STATS
 
     cat = make_catalog(60)
-    cat.loc[[10, 11, 12], list(STATS)] = np.nan  # three tracks without any statistic: no feature block
+    # three tracks without any statistic or metadata value: no feature block
+    cat.loc[[10, 11, 12], [*STATS, "track_popularity"]] = np.nan
     return Engine.build(cat, histories=planted_histories(cat, n_users=20),
                         config=fast_config(genre_probs=False))
 
@@ -53,9 +54,9 @@ def test_short_results_say_why(eng):
 
 
 def test_similar_skips_tracks_without_features(eng):
-    empty = set(np.flatnonzero(~np.any(eng.embeddings_, axis=1)).tolist())
+    empty = set(np.flatnonzero(~np.any(eng.embeddings, axis=1)).tolist())
     assert len(empty) == 3
     # tracks with a zero vector (no block at all) are never "similar" to anything
     got = eng.similar("t0002", k=100)
-    assert len(got) == 56 and not {eng.row_of_[r.track_id] for r in got} & empty
+    assert len(got) == 56 and not {eng.tracks.row(r.track_id) for r in got} & empty
     assert eng.similar("t0010", k=5).note.endswith("has no feature block (nothing to compare it by)")

@@ -75,28 +75,28 @@ def test_build_with_features_dir(features, tmp_path):
     eng = Engine.build(cat, features=features, blocks=["tabular", "spectral"], out=tmp_path / "idx",
                        config=fast_config(genre_probs=False))
     assert eng.n_tracks == 43
-    assert eng.block_presence_ == {"tabular": 43, "spectral": 18 + 3}
-    layout = {name: d for name, d, _ in eng.builder_.layout_}
+    assert eng.block_presence == {"tabular": 43, "spectral": 18 + 3}
+    layout = {name: s.stop - s.start for name, s in eng.block_slices.items()}
     assert layout == {"tabular": 15, "spectral": 3}
-    emb = eng.embeddings_
+    emb = eng.embeddings
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     # failed extraction (ok=False) and tracks without audio: spectral part is zero, tabular carries the vector
     for t in ("t0003", "t0007", "t0030"):
-        assert np.all(emb[eng.row_of_[t], 15:] == 0)
-    assert np.any(emb[eng.row_of_["t0001"], 15:] != 0)
-    assert np.any(emb[eng.row_of_["song_a"], :15] != 0)  # audio-only track got stats from audiostats
+        assert np.all(emb[eng.tracks.row(t), 15:] == 0)
+    assert np.any(emb[eng.tracks.row("t0001"), 15:] != 0)
+    assert np.any(emb[eng.tracks.row("song_a"), :15] != 0)  # audio-only track got stats from audiostats
     assert eng.similar("song_c", k=3)
     loaded = Engine.load(tmp_path / "idx")
     assert loaded.config.embedding.blocks == ("tabular", "spectral")
     # default blocks: tabular + every block found in the dir
     eng2 = Engine.build(cat, features=features, config=fast_config(genre_probs=False))
-    assert [n for n, _, _ in eng2.builder_.layout_] == ["tabular", "spectral", "audiostats"]
+    assert list(eng2.block_slices) == ["tabular", "spectral", "audiostats"]
 
 
 def test_features_without_catalog(features):
     eng = Engine.build(None, features=features, blocks=["spectral"], config=fast_config(genre_probs=False))
     assert eng.n_tracks == 23
-    assert np.all(eng.embeddings_[eng.row_of_["t0003"]] == 0)  # no block at all: zero vector, still indexed
+    assert np.all(eng.embeddings[eng.tracks.row("t0003")] == 0)  # no block at all: zero vector, still indexed
 
 
 def test_missing_block_file_is_clear(features):
@@ -148,5 +148,5 @@ def test_audio_only_default_blocks_with_partial_audiostats(features):
     stats.to_parquet(features / "audiostats.parquet", index=False)
     eng = Engine.build(None, features=features, config=fast_config())
     assert eng.n_tracks == 23
-    assert [n for n, _, _ in eng.builder_.layout_] == ["tabular", "spectral", "audiostats"]
-    assert eng.genre_model_ is None
+    assert list(eng.block_slices) == ["tabular", "spectral", "audiostats"]
+    assert eng.genre_model is None

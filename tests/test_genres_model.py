@@ -268,7 +268,9 @@ def test_save_is_atomic_keeps_previous_model(lgb_model, tmp_path, monkeypatch):
 
 
 def test_predict_table_one_row_per_input_row(lgb_model, demo_csv):
-    preds = predict_table(lgb_model, demo_csv)
+    from recsys.catalog import read_rows
+
+    preds = predict_table(lgb_model, read_rows(demo_csv))
     raw = pd.read_csv(demo_csv)
     assert len(preds) == len(raw)
     assert preds["track_id"].tolist() == raw["track_id"].astype(str).tolist()

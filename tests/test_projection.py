@@ -91,14 +91,14 @@ def test_engine_saves_loads_and_extends_the_map(tmp_path):
     man = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert "map.parquet" in json.dumps(man) and "projection.json" in json.dumps(man)  # checksummed files
     loaded = Engine.load(tmp_path / "idx")
-    assert loaded.projection_.method_ == "umap"
-    np.testing.assert_allclose(loaded.projection_.positions_, eng.projection_.positions_)
+    assert loaded.projection.method == "umap"
+    np.testing.assert_allclose(loaded.projection.positions, eng.projection.positions)
     twin = cat.iloc[[7]].assign(track_id="twin7", track_name="Twin of 7")
     assert loaded.add_tracks(twin) == 1
-    P = loaded.projection_.positions_
-    assert P.shape == (91, 2) and not loaded.projection_.fitted_[-1]
+    P = loaded.projection.positions
+    assert P.shape == (91, 2) and not loaded.projection.fitted[-1]
     extent = np.ptp(P, axis=0).max()
     assert np.linalg.norm(P[-1] - P[7]) < 0.1 * extent  # a copy of track 7 lands next to it
     loaded.save(tmp_path / "idx2")
     again = Engine.load(tmp_path / "idx2")
-    np.testing.assert_allclose(again.projection_.positions_, P)
+    np.testing.assert_allclose(again.projection.positions, P)

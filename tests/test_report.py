@@ -50,7 +50,7 @@ def test_audio_panels_make_the_report_taller(setup):
 def test_genre_probabilities_follow_the_model(setup):
     eng = setup["eng"]
     p = genre_probabilities(eng, 0)
-    assert p is not None and set(p) == set(map(str, eng.genre_model_.classes_))
+    assert p is not None and set(p) == set(map(str, eng.genre_model.classes_))
     assert abs(sum(p.values()) - 1) < 1e-3
 
 
@@ -62,7 +62,7 @@ def test_unknown_track_is_an_input_error(setup):
 
 
 def test_audio_file_map_by_stem_and_features_table(setup, tmp_path):
-    m = audio_file_map(setup["eng"].track_ids_, audio_dir=setup["audio"])
+    m = audio_file_map(setup["eng"].tracks.ids, audio_dir=setup["audio"])
     assert m == {"t0003": setup["audio"] / "t0003.wav"}
     feats = tmp_path / "features"
     feats.mkdir()

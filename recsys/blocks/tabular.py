@@ -1,5 +1,8 @@
 """Block ``tabular``: the 12 statistics (+ release year, popularity) (+ genre-model probabilities).
 
+Without statistics (a Spotify import after 2024) it is built from what exists: release year,
+popularity and the tracks' genre labels (playlist or artist genres) as 0/1 columns.
+
 Statistics are median-imputed, key goes on the pitch circle (sin/cos), duration into log minutes.
 Genre probabilities are out-of-fold for labelled tracks (``recsys.genres.oof``), so a track's
 embedding never memorises its own label.
@@ -50,16 +53,45 @@ def tabular_stats(catalog: pd.DataFrame, *, medians: dict[str, float] | None = N
     return np.column_stack(out).astype(np.float32), cols, medians
 
 
-def build_tabular(catalog: pd.DataFrame, *, probs: tuple[np.ndarray, list[str]] | None = None,
-                  medians: dict | None = None, metadata: bool = True) -> tuple[Block, dict]:
-    """Tabular block = imputed statistics (+ year, popularity) (+ genre probabilities).
+def label_classes(catalog: pd.DataFrame) -> list[str]:
+    """Parent genres the catalogue's tracks are labelled with (playlist or artist genres), sorted."""
+    return sorted({g for gs in _labels(catalog) for g in gs})
 
-    Present unless all 12 statistics are missing.
+
+def _labels(catalog: pd.DataFrame) -> list[list[str]]:
+    if "parent_genres" in catalog.columns:
+        return [[str(g) for g in v] if isinstance(v, (list, tuple, np.ndarray)) else [] for v in
+                catalog["parent_genres"]]
+    if "parent_genre" in catalog.columns:
+        return [[str(v)] if isinstance(v, str) else [] for v in catalog["parent_genre"]]
+    return [[] for _ in range(len(catalog))]
+
+
+def build_tabular(catalog: pd.DataFrame, *, probs: tuple[np.ndarray, list[str]] | None = None,
+                  medians: dict | None = None, metadata: bool = True,
+                  labels: list[str] | None = None) -> tuple[Block, dict]:
+    """Tabular block = imputed statistics (+ year, popularity) (+ genre probabilities) (+ genre labels).
+
+    ``labels`` (classes) adds a 0/1 column ``label_<genre>`` per class: the content a catalogue
+    without statistics still has. A track is present when it has any statistic, or (without
+    statistics) any metadata value or label.
     """
     X, cols, medians = tabular_stats(catalog, medians=medians, metadata=metadata)
-    present = ~catalog[list(STATS)].isna().all(axis=1).to_numpy()
+    stats = catalog[[c for c in STATS if c in catalog.columns]].apply(pd.to_numeric, errors="coerce")
+    present = (stats.notna().any(axis=1).to_numpy(copy=True) if len(stats.columns)
+               else np.zeros(len(catalog), bool))
+    if metadata:
+        meta = [c for c in METADATA if c in catalog.columns]
+        if meta:
+            present |= catalog[meta].apply(pd.to_numeric, errors="coerce").notna().any(axis=1).to_numpy()
     if probs is not None:
         P, classes = probs[0], probs[1]
         X = np.hstack([X, P.astype(np.float32)])
         cols = cols + [f"p_{c}" for c in classes]
+    if labels:
+        have = _labels(catalog)
+        L = np.array([[c in h for c in labels] for h in have], dtype=np.float32).reshape(len(catalog), -1)
+        X = np.hstack([X, L])
+        cols = cols + [f"label_{c}" for c in labels]
+        present |= L.any(axis=1)
     return Block("tabular", X, present, cols), medians

@@ -24,9 +24,15 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except RecsysError as exc:
+            from ..progress import close_bars
+
+            close_bars()  # the error line never shares a progress bar's line
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
+            from ..progress import close_bars
+
+            close_bars()
             click.echo("interrupted", err=True)
             sys.exit(130)
 
@@ -38,16 +44,22 @@ def main(verbose: int) -> None:
     """recsys: genre labels, track embeddings, clusters and what to play next."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    from ..progress import on_terminal, show_lines
 
-    # log lines go through tqdm.write for the whole command: they never share a progress bar's line
-    click.get_current_context().with_resource(logging_redirect_tqdm())
+    show_lines("recsys.io", prefix="note: ", level=level)  # what --force moved aside, what a rebuild kept
+    if on_terminal():
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        # log lines go through tqdm.write for the whole command: they never share a progress bar's line
+        click.get_current_context().with_resource(logging_redirect_tqdm())
+    else:  # no bars off a terminal: progress comes as plain lines ("build-index: embedding (4/8)")
+        show_lines()
 
 
 def _register_all() -> None:
-    from . import audio, engine, genres, serve, spotify, stems
+    from . import audio, engine, genres, playlist, search, serve, spotify, stems
 
-    for module in (genres, engine, audio, stems, spotify, serve):
+    for module in (genres, engine, audio, stems, spotify, serve, playlist, search):
         module.register(main)
 
 
@@ -68,6 +80,10 @@ EXAMPLES: dict[str, list[str]] = {
     "recommend": ["recsys recommend --index out/idx --recent 6b2RcmUt1g9N9mQ3CbjX2Y "
                   "--recent 09IStsImFySgyp0pIQdqAc",
                   "recsys recommend --index out/idx --user u42 -k 20 --json"],
+    "playlist": ["recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y "
+                 "--seed 09IStsImFySgyp0pIQdqAc --length 30 --arc rise",
+                 "recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y --out set.m3u "
+                 "--audio-dir data/audio"],
     "similar": ["recsys similar --index out/idx --track 6b2RcmUt1g9N9mQ3CbjX2Y -k 5"],
     "rules mine": ["recsys rules mine --histories plays.parquet --out out/rules.parquet "
                    "--min-confidence 0.1"],
@@ -87,12 +103,20 @@ EXAMPLES: dict[str, list[str]] = {
                       "--save out/topics"],
     "spotify login": ["recsys spotify login"],
     "spotify import": ["recsys spotify import --playlist https://open.spotify.com/playlist/ID "
-                       "--out out/sp.parquet"],
+                       "--out out/sp.parquet",
+                       "recsys spotify import --playlist ID1 --playlist ID2 --liked --out out/sp.parquet "
+                       "--histories-out out/plays.parquet"],
+    "spotify match": ["recsys spotify match --catalog out/sp.parquet --audio-dir ~/Music "
+                      "--out out/matches.csv"],
     "spotify liked": ["recsys spotify liked --out out/liked.parquet"],
+    "spotify save-playlist": ["recsys playlist --index out/idx --seed 6b2RcmUt1g9N9mQ3CbjX2Y --out set.json",
+                              "recsys spotify save-playlist --from set.json --name 'Friday set' --apply"],
     "spotify sort-liked": ["recsys spotify sort-liked --model out/genre_model --genres pop,rock",
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],
     "serve": ["recsys serve --index out/demo/index   # then open http://127.0.0.1:8000/"],
     "report": ["recsys report 6b2RcmUt1g9N9mQ3CbjX2Y --index out/demo/index --out report.png"],
+    "search": ["recsys search 'beyonce halo' --index out/demo/index",
+               "recsys search daft --index out/idx -k 20 --json"],
 }
 
 

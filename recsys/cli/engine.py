@@ -7,6 +7,7 @@ import warnings
 import click
 
 from ..validate import MAX_K
+from .common import FORCE_DIR, FORCE_FILE
 
 
 def _blocks(value: str | None) -> list[str] | None:
@@ -19,12 +20,12 @@ def _namer(eng):
     """Replace track ids inside reason strings by their names (the JSON output keeps ids)."""
     import re
 
-    names = eng.tracks_["track_name"].tolist() if "track_name" in eng.tracks_.columns else None
+    names = eng.tracks.names
 
     def sub(match):
         tid = match.group(0)
-        row = eng.row_of_.get(tid)
-        if names is not None and row is not None and isinstance(names[row], str) and names[row]:
+        row = eng.tracks.get(tid)
+        if row is not None and isinstance(names[row], str) and names[row]:
             return f"“{names[row]}”"
         return tid
 
@@ -90,6 +91,9 @@ def register(main: click.Group) -> None:
                        "(default 500; 0 = content only).")
     @click.option("--features", type=click.Path(file_okay=False),
                   help="Audio features dir (one Parquet per block).")
+    @click.option("--stats", "stats_file", type=click.Path(dir_okay=False),
+                  help="Fill missing statistics from a table (track_id + any of the 12 statistics, e.g. "
+                       "FEATURES/audiostats.parquet from `features extract --mapping matches.csv`).")
     @click.option("--blocks",
                   help="Comma-separated blocks for the embedding (default: tabular + all in --features).")
     @click.option("--genre-model", type=click.Path(file_okay=False),
@@ -101,22 +105,26 @@ def register(main: click.Group) -> None:
     @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
                   help="Cache dir: reuse the genre model's out-of-fold probabilities across builds.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
-    @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
+    @click.option("--force", is_flag=True, help=FORCE_DIR)
     @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
                   help="Rows of one track_id that name different songs: stop with an error, "
                        "or keep the first.")
-    def build_index(catalog, histories, simulate_users, features, blocks, genre_model, no_genre_probs, config,
-                    seed, cache_dir, out, force, on_conflict):
+    def build_index(catalog, histories, simulate_users, features, stats_file, blocks, genre_model,
+                    no_genre_probs, config, seed, cache_dir, out, force, on_conflict):
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
+        from ..io import output_lock
+
         if catalog is None and features is None:
             raise click.UsageError("give --catalog and/or --features")
-        eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories,
-                                         simulate_users=simulate_users, features=features,
-                                         blocks=_blocks(blocks), genre_model=genre_model,
-                                         config=config, seed=seed, no_genre_probs=no_genre_probs,
-                                         cache_dir=cache_dir, force=force, on_conflict=on_conflict))
+        with output_lock(out):  # a second build into the same --out stops here, before any work
+            eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories,
+                                             simulate_users=simulate_users, features=features,
+                                             blocks=_blocks(blocks), genre_model=genre_model,
+                                             config=config, seed=seed, no_genre_probs=no_genre_probs,
+                                             cache_dir=cache_dir, force=force, on_conflict=on_conflict,
+                                             stats=stats_file))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
@@ -187,15 +195,17 @@ def register(main: click.Group) -> None:
     @click.option("--spark-master", default="", metavar="URL",
                   help="Spark master for --engine spark (default: spark-submit's, else local[*]), "
                        "e.g. spark://host:7077.")
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
     def mine(histories, out, algorithm, min_support, min_count, min_confidence, min_lift, max_len,
-             transactions, window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master):
+             transactions, window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master, force):
         """Mine rules with FP-growth (default) or Apriori; guarded against blow-up."""
         import time
 
-        from ..io import write_table
+        from ..io import check_output_file, write_table
         from ..rules import RulesConfig, mine_rules
         from ..users import read_histories
 
+        check_output_file(out, inputs=[histories], force=force)
         cfg = RulesConfig(algorithm=algorithm, min_support=min_support, min_count=min_count,
                           min_confidence=min_confidence, min_lift=min_lift, max_len=max_len,
                           transactions=transactions, window=window, memory_limit_mb=memory_limit_mb,
@@ -205,7 +215,7 @@ def register(main: click.Group) -> None:
         t0 = time.perf_counter()
         table = mine_rules(h, cfg)
         dt = time.perf_counter() - t0
-        write_table(table, out)
+        write_table(table, out, output=True, force=force)
         n_next = int((table["kind"] == "next").sum()) if len(table) else 0
         click.echo(f"{out}: {len(table):,} rules ({len(table) - n_next:,} co-occurrence, "
                    f"{n_next:,} next-track) "
@@ -222,25 +232,27 @@ def register(main: click.Group) -> None:
                   help="Seed of the simulator.")
     @click.option("--index", "index_dir", type=click.Path(file_okay=False),
                   help="Group tracks by this index's clusters (default: parent genres).")
-    def simulate(catalog, n_users, out, seed, index_dir):
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def simulate(catalog, n_users, out, seed, index_dir, force):
         """Write reproducible synthetic listening histories."""
         import dataclasses
 
         from ..catalog import load_catalog
-        from ..io import write_table
+        from ..io import check_output_file, write_table
         from ..users import SimulationConfig, simulate_users
 
+        check_output_file(out, inputs=[catalog, index_dir], force=force)
         cat = load_catalog(catalog)
         groups = None
         if index_dir:
             eng = _load(index_dir)
-            rows = cat["track_id"].map(eng.row_of_)
+            rows = cat["track_id"].map(eng.tracks.row_of)
             if rows.isna().any():
                 raise click.UsageError(f"{int(rows.isna().sum())} catalogue tracks are not in {index_dir}")
-            groups = eng.index_.clusters_[rows.to_numpy(dtype=int)]
+            groups = eng.clusters[rows.to_numpy(dtype=int)]
         cfg = dataclasses.replace(SimulationConfig(), n_users=n_users, seed=seed)
         h = simulate_users(cat, cfg, groups=groups, progress=True)
-        write_table(h, out)
+        write_table(h, out, output=True, force=force)
         click.echo(f"{out}: {n_users:,} users, {len(h):,} plays ({int(h['skipped'].sum()):,} skipped), "
                    f"{h['track_id'].nunique():,} distinct tracks, seed {seed}")
 
@@ -257,30 +269,61 @@ def register(main: click.Group) -> None:
                   help="Recent plays per user fed to the recommenders (0 = config).")
     @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
                   help="Seed of the user sample.")
+    @click.option("--split", "protocol", type=click.Choice(["last", "users"]), default="last",
+                  show_default=True, help="last: hold each user's last play out; users: hold whole "
+                                          "users out (no source, rule or ranker sees them; target = last "
+                                          "play).")
+    @click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+                  show_default=True, help="With --split users: seeded share of the users held out.")
+    @click.option("--test-histories", type=click.Path(dir_okay=False), default=None,
+                  help="Held-out users from their own file (implies --split users; "
+                       "their ids leave training).")
+    @click.option("--baselines/--no-baselines", default=None,
+                  help="Also item-kNN, V-SKNN, EASE and ALS, each tuned on held-out training users "
+                       "(default: on with --split users).")
     @click.option("--ablate", is_flag=True,
                   help="Block ablation: hybrid and content with all blocks, each block removed, each alone.")
     @click.option("--ablate-clusters", type=click.Choice(["recompute", "keep"]), default="recompute",
                   show_default=True, help="With --ablate: re-run k-means on each variant's embeddings, "
                                           "or keep the built clusters.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json):
-        """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
+    @click.option("--task", type=click.Choice(["next", "continuation"]), default="next", show_default=True,
+                  help="next: leave-last-out next track; continuation: held-out playlists (--histories "
+                       "never in the index) continued from their first tracks (recsys/continuation.py).")
+    @click.option("--valid", "valid_histories", type=click.Path(dir_okay=False),
+                  help="With --task continuation: other held-out playlists that choose iterative or "
+                       "single-shot selection before the test.")
+    @click.option("--length", type=click.IntRange(1, MAX_K), default=50, show_default=True,
+                  help="With --task continuation: tracks each method returns.")
+    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, protocol, test_share, test_histories,
+                     baselines, ablate, ablate_clusters, as_json, task, valid_histories, length):
+        """HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity, baselines."""
         from ..evaluate import evaluate
 
         eng = _load(index_dir)
+        if task == "continuation":  # playlist continuation lives in recsys/continuation.py
+            from .playlist import print_continuation
+
+            print_continuation(eng, histories, valid=valid_histories, n=length,
+                               max_playlists=max_users or None, seed=seed, as_json=as_json)
+            return
         if ablate:
             _print_ablation(eng, histories, k=k, max_users=max_users or None, seed=seed,
                             n_recent=n_recent or None, clusters=ablate_clusters, as_json=as_json)
             return
         table, info = evaluate(eng, histories, k=k, max_users=max_users or None, seed=seed,
-                               n_recent=n_recent or None, progress=True)
+                               n_recent=n_recent or None, progress=True, protocol=protocol,
+                               test_share=test_share, test_histories=test_histories, baselines=baselines)
         if as_json:
             click.echo(json.dumps({"info": info, "results": table.to_dict(orient="records")}, indent=2))
             return
-        click.echo(f"leave-last-out on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
+        what = ("leave-last-out" if info["protocol"] == "last" else
+                f"held-out users (none seen in training; {info['train_users']:,} training users), last play")
+        click.echo(f"{what} on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
                    f"{info['rules']:,} rules mined from training only, "
                    f"{info['n_recent']} recent plays per user); "
-                   f"held-out tracks never played in training: {info['cold_targets']:.1%}")
+                   f"held-out tracks never played in training: {info['cold_targets']:.1%} "
+                   f"({info['n_cold_targets']})")
         if info["unknown_plays"]:
             click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored",
                        err=True)
@@ -290,6 +333,11 @@ def register(main: click.Group) -> None:
         lat = info["latency"].get("hybrid", {})
         click.echo(f"hybrid: {describe(info['recommender'])}; "
                    f"sources + ranker fitted in {info['fit_seconds']:.1f} s")
+        for name, rep in info.get("baselines", {}).get("sources", {}).items():
+            chosen = ", ".join(f"{key}={v}" for key, v in rep.items()
+                               if key not in ("hr@10", "mrr@10", "tried", "seconds"))
+            click.echo(f"{name} (tuned): {chosen} "
+                       f"(validation HR@10 {rep['hr@10']:.4f}, {rep['tried']} tried)")
         click.echo(f"candidate recall (held-out track among the hybrid's candidates): "
                    f"{info['candidate_recall']:.1%}; "
                    f"recommend latency p50 {lat.get('p50_ms', 0):.2f} ms, p99 {lat.get('p99_ms', 0):.2f} ms")

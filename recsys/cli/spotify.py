@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from .common import FORCE_FILE
+
 STATS_HELP = ("table of statistics matched by track_id (CSV/Parquet with any of the 12 statistics, "
               "e.g. FEATURES/audiostats.parquet from the audio pipeline or a public dataset)")
 
@@ -28,8 +30,6 @@ def _progress(flag: bool | None) -> bool:
 
 
 def _print_report(report, out: Path | None, df) -> None:
-    from ..catalog import validate
-    from ..errors import SchemaError
     from ..spotify.importer import FEATURE_STATS
 
     where = f" -> {out}" if out else ""
@@ -54,16 +54,10 @@ def _print_report(report, out: Path | None, df) -> None:
         missing_cols = [c for c in FEATURE_STATS if df[c].isna().all()]
         click.echo(f"missing: {report.missing_stats} track(s) have no audio statistics"
                    + (f" (columns entirely empty: {', '.join(missing_cols)})" if missing_cols else "")
-                   + ". They are written as empty (NaN) values: labels and playlists work, models need them. "
-                     "Fill them with --stats FILE: a table of track_id + statistics (a public dataset), or "
-                     "estimate them from your own audio with `recsys features extract --audio-dir DIR --out "
-                     "FEATURES --blocks audiostats` (files named by track id, or --mapping) and pass "
-                     "--stats FEATURES/audiostats.parquet.")
-        if df is not None and len(df):
-            try:
-                validate(df, where=str(out or "catalog"))
-            except SchemaError as exc:
-                click.echo(f"note: recsys.catalog will not load this table until statistics exist ({exc})")
+                   + ". They are written as empty (NaN) values and the catalogue still builds an index "
+                     "from histories and metadata (build-index --catalog CAT --histories PLAYS). To add "
+                     "statistics, match your music folder by its tags (recsys spotify match), then --stats; "
+                     "see docs/spotify.md.")
 
 
 def _stats(path: str | None):
@@ -93,14 +87,40 @@ def _import_options(fn):
     return fn
 
 
+def _write_histories(df, path: str | None, *, force: bool = False) -> None:
+    """``--histories-out``: one history per playlist (and liked songs) for build-index --histories."""
+    if not path:
+        return
+    from ..io import write_table
+    from ..spotify.importer import LIKED_ID, playlist_histories
+
+    h = playlist_histories(df)
+    if len(h) == 0:
+        click.echo("histories: nothing imported, no file written")
+        return
+    write_table(h, path, output=True, force=force)
+    users = h["user_id"].astype(str)
+    n_pl = users[users != LIKED_ID].nunique()
+    click.echo(f"histories: {users.nunique()} ({n_pl} playlist(s)"
+               + (" + liked songs" if (users == LIKED_ID).any() else "")
+               + f"), {len(h)} plays -> {path}")
+
+
+HISTORIES_HELP = ("Also write listening histories (.parquet/.csv): one per playlist (user_id = playlist id, "
+                  "position = playlist order, added_at) and one for liked songs (build-index --histories).")
+
+
 def _run_import(*, playlists, liked: bool, out: str, auth: str, stats_file, audio_features, artist_genres,
-                market, restart, progress, config_file):
+                market, restart, progress, config_file, histories_out=None, force: bool = False):
     import shutil
 
-    from ..io import write_table
+    from ..io import check_output_file, write_table
     from ..spotify.importer import ImportConfig, Importer
 
     out_path = Path(out)
+    for path in (out, histories_out):  # before any network call (recsys.io's rule for outputs)
+        if path:
+            check_output_file(path, inputs=[stats_file, config_file], force=force)
     stats = _stats(stats_file)  # read before any network call: a bad file fails fast
     client = _client(config_file, auth)
     ck = out_path.parent / f".{out_path.name}.partial"
@@ -114,8 +134,9 @@ def _run_import(*, playlists, liked: bool, out: str, auth: str, stats_file, audi
         click.echo("nothing imported (every source was empty or skipped); no file written")
         _print_report(report, None, df)
         return
-    write_table(df, out_path)
+    write_table(df, out_path, output=True, force=force)
     _print_report(report, out_path, df)
+    _write_histories(df, histories_out, force=force)
 
 
 def register(main: click.Group) -> None:
@@ -147,6 +168,8 @@ def register(main: click.Group) -> None:
                   help="Catalogue to write (.parquet/.csv).")
     @click.option("--auth", type=click.Choice(["auto", "app", "user"]), default="auto", show_default=True,
                   help="app: client credentials; user: your login; auto: user when logged in.")
+    @click.option("--histories-out", type=click.Path(dir_okay=False), help=HISTORIES_HELP)
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
     @_import_options
     def import_(playlists, liked, out, auth, **kw) -> None:
         """Import playlists (and liked songs) into a catalogue table, one row per (track, playlist)."""
@@ -161,10 +184,66 @@ def register(main: click.Group) -> None:
     @spotify.command("liked")
     @click.option("--out", required=True, type=click.Path(dir_okay=False),
                   help="Catalogue to write (.parquet/.csv).")
+    @click.option("--histories-out", type=click.Path(dir_okay=False), help=HISTORIES_HELP)
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
     @_import_options
     def liked(out, **kw) -> None:
         """Import your liked songs into a catalogue table."""
         _run_import(playlists=[], liked=True, out=out, auth="user", **kw)
+
+    @spotify.command("match")
+    @click.option("--catalog", required=True, type=click.Path(dir_okay=False),
+                  help="Catalogue from `recsys spotify import` (track_name, track_artist, duration_ms).")
+    @click.option("--audio-dir", required=True, type=click.Path(file_okay=False),
+                  help="Your music folder (searched recursively; files keep their names).")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False),
+                  help="Matches to write (CSV: track_id, file, method, score, ...): the --mapping of "
+                       "`recsys features extract`.")
+    @click.option("--unmatched", "unmatched_out", type=click.Path(dir_okay=False),
+                  help="Also write every unmatched file with the reason (CSV).")
+    @click.option("--min-title", type=click.FloatRange(0, 100), default=None,
+                  help="Title similarity a match needs (0-100, default 90).")
+    @click.option("--duration-tolerance", type=click.FloatRange(0, None), default=None,
+                  help="Seconds a file may differ from the catalogue's duration (default 8; or 4 %).")
+    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when a terminal).")
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def match(catalog, audio_dir, out, unmatched_out, min_title, duration_tolerance, progress, force) -> None:
+        """Match audio files to catalogue tracks by their tags: ISRC, then artist + title (+ duration).
+
+        Next: `recsys features extract --audio-dir MUSIC --mapping OUT --only-mapped --blocks audiostats
+        --out FEATURES`, then `recsys build-index ... --stats FEATURES/audiostats.parquet`.
+        """
+        import dataclasses
+
+        from ..catalog import load_catalog
+        from ..io import check_output_file, write_table
+        from ..spotify.match import MatchConfig, match_folder
+
+        for path in (out, unmatched_out):  # never over the catalogue or a user's file (recsys.io)
+            if path is not None:
+                check_output_file(path, inputs=[catalog, audio_dir], force=force)
+        cfg = MatchConfig()
+        if min_title is not None:
+            cfg = dataclasses.replace(cfg, min_title=min_title)
+        if duration_tolerance is not None:
+            cfg = dataclasses.replace(cfg, duration_s=duration_tolerance)
+        cat = load_catalog(catalog, on_conflict="first")
+        res = match_folder(cat, audio_dir, config=cfg, progress=_progress(progress))
+        write_table(res.matches, out, output=True, force=force)
+        if unmatched_out:
+            write_table(res.unmatched, unmatched_out, output=True, force=force)
+        n = len(res.matches)
+        how = ", ".join(f"{k} {v}" for k, v in sorted(res.methods.items()))
+        click.echo(f"matched {n} of {res.n_files} file(s) ({100.0 * n / res.n_files:.0f} %)"
+                   + (f": {how}" if how else "") + f" -> {out}; {res.matches['track_id'].nunique()} of "
+                   f"{len(cat)} catalogue tracks have a file")
+        if len(res.unmatched):
+            click.echo(f"not matched: {len(res.unmatched)} file(s)"
+                       + ("" if unmatched_out else " (--unmatched FILE writes them all)"))
+            for f, why in list(zip(res.unmatched["file"], res.unmatched["reason"]))[:20]:
+                click.echo(f"  {f}: {why}")
+            if len(res.unmatched) > 20:
+                click.echo(f"  ... and {len(res.unmatched) - 20} more")
 
     @spotify.command("sort-liked")
     @click.option("--model", "model_dir", type=click.Path(file_okay=False),

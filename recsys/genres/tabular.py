@@ -343,7 +343,7 @@ class GenreClassifier:
             except ValueError:  # vocabulary empty: titles too few or too short to learn from
                 tm = None
             if tm is not None:
-                arr = np.hstack([arr, tm.oof_])
+                arr = np.hstack([arr, tm.oof])
                 self.text_model_ = tm
         self.feature_names_ = list(self.input_features_) + (
             [f"text_p_{c}" for c in classes] if self.text_model_ is not None else [])
@@ -482,17 +482,10 @@ def _texts(X: Any) -> list[str] | None:
     return None
 
 
-def predict_table(model: "GenreClassifier | str | os.PathLike", source: "str | os.PathLike | pd.DataFrame", *,
-                  genre_map: "str | os.PathLike | None" = None) -> pd.DataFrame:
-    """Predictions for every input row (not merged): track_id, predicted_genre, true_genre, p_<genre>.
-
-    ``true_genre`` (the row's parent genre) is present only when the input has genre labels.
-    """
-    from ..catalog import read_rows
-    from .taxonomy import Taxonomy
-
+def predict_table(model: "GenreClassifier | str | os.PathLike", rows: pd.DataFrame) -> pd.DataFrame:
+    """Predictions for every row of a read catalogue (``catalog.read_rows``, not merged): track_id,
+    predicted_genre, true_genre (only when the rows have genre labels), p_<genre>."""
     clf = model if isinstance(model, GenreClassifier) else GenreClassifier.load(model)
-    rows = read_rows(source, taxonomy=Taxonomy.load(genre_map))
     proba = clf.predict_proba(tabular_features(rows))
     out = pd.DataFrame({"track_id": rows["track_id"].astype(str).to_numpy(),
                         "predicted_genre": clf.classes_[np.argmax(proba, axis=1)].astype(str)})

@@ -83,6 +83,11 @@ class TitleTextModel:
         M = M.multiply(1.0 / norms[:, None]).tocsr()
         return softmax(np.asarray(M @ state["coef"].T) + state["intercept"][None, :], axis=1)
 
+    @property
+    def oof(self) -> np.ndarray:
+        """Out-of-fold class probabilities of the training rows (what a stacked model may learn from)."""
+        return self.oof_
+
     def fit(self, texts: Sequence[str], codes: np.ndarray, n_classes: int,
             groups: Sequence[Any] | None = None) -> "TitleTextModel":
         """Fit the full model and out-of-fold probabilities ``oof_`` for the training rows.

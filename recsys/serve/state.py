@@ -35,6 +35,9 @@ class ServeOptions:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 256 * 1024
     threads: int | None = None  # worker threads for the sync handlers (None: Starlette's default, 40)
+    engine_threads: int = 2  # threads running the engine (recommend, search, similar) at once
+    queue: int = 32  # requests waiting for an engine thread beyond which the server answers 503
+    mmap: bool = False  # open the index memory-mapped read-only (recsys serve --workers)
 
 
 def _text(series: pd.Series | None, n: int) -> np.ndarray:
@@ -53,40 +56,36 @@ class Snapshot:
         self.options = options
         self.generation = generation
         self.loaded_at = time.time()
-        t = engine.tracks_
+        t = engine.tracks.frame
         n = len(t)
         self.n = n
         self.names = _text(t["track_name"] if "track_name" in t.columns else None, n)
         self.artists = _text(t["track_artist"] if "track_artist" in t.columns else None, n)
         pop = (pd.to_numeric(t["track_popularity"], errors="coerce")
                if "track_popularity" in t.columns else None)
-        prior = np.asarray(engine.popularity_, dtype=np.float64)
+        prior = np.asarray(engine.popularity, dtype=np.float64)
         if pop is not None:
             prior = prior + np.nan_to_num(pop.to_numpy(dtype=np.float64), nan=0.0) / 100.0
         self.order_prior = prior
         self.genres = (t["parent_genre"].astype("string").fillna("unknown").to_numpy(dtype=object)
                        if "parent_genre" in t.columns else np.full(n, "unknown", dtype=object))
-        self.clusters = np.asarray(engine.index_.clusters_, dtype=np.int64)
+        self.clusters = np.asarray(engine.clusters, dtype=np.int64)
         # 2-D map: the one saved with the index, else PCA computed here (older index without map.parquet)
-        proj = getattr(engine, "projection_", None)
+        proj = engine.projection
         if proj is None:
             from ..projection import Projection, ProjectionConfig
 
-            proj = Projection(ProjectionConfig(method="pca")).fit(engine.embeddings_)
+            proj = Projection(ProjectionConfig(method="pca")).fit(engine.embeddings)
             self.map_method = "pca (computed at load: the index has no map.parquet)"
         else:
-            self.map_method = proj.method_
-        self.positions = np.asarray(proj.positions_, dtype=np.float32)
+            self.map_method = proj.method
+        self.positions = np.asarray(proj.positions, dtype=np.float32)
         self.stats = {c: pd.to_numeric(t[c], errors="coerce").to_numpy(dtype=np.float64)
                       for c in STATS if c in t.columns}
         self.stats_sorted = {c: np.sort(v[np.isfinite(v)]) for c, v in self.stats.items()}
         # per-track block presence: an absent block is exactly zero in the embedding
-        E = engine.embeddings_
-        self.block_slices: dict[str, slice] = {}
-        col = 0
-        for name, d, _ in engine.builder_.layout_:
-            self.block_slices[name] = slice(col, col + int(d))
-            col += int(d)
+        E = engine.embeddings
+        self.block_slices: dict[str, slice] = engine.block_slices
         self.block_present = {name: np.any(E[:, s] != 0, axis=1) for name, s in self.block_slices.items()}
         self.audio_files = self._audio_files()
         self._map_json: bytes | None = None
@@ -95,8 +94,7 @@ class Snapshot:
 
     # ------------------------------------------------------------------ helpers
     def row(self, track_id: str) -> int | None:
-        r = self.engine.row_of_.get(str(track_id).strip())
-        return None if r is None else int(r)
+        return self.engine.tracks.get(track_id)
 
     def blocks_of(self, row: int) -> list[str]:
         return [name for name, present in self.block_present.items() if present[row]]
@@ -112,7 +110,7 @@ class Snapshot:
         from ..report import audio_file_map
 
         o = self.options
-        return audio_file_map(self.engine.track_ids_, features=o.features, audio_dir=o.audio_dir)
+        return audio_file_map(self.engine.tracks.ids, features=o.features, audio_dir=o.audio_dir)
 
     def map_json(self) -> bytes:
         """``{"points": [...], "method": ..., "sampled": bool}`` serialised once per snapshot."""
@@ -123,15 +121,11 @@ class Snapshot:
             sampled = self.n > MAP_MAX_POINTS
             if sampled:
                 rows = np.sort(np.random.default_rng(0).choice(self.n, MAP_MAX_POINTS, replace=False))
-            ids = self.engine.track_ids_
+            ids, names = self.engine.tracks.ids, self.engine.tracks.names
             pts = [{"track_id": str(ids[r]), "x": round(float(self.positions[r, 0]), 4),
                     "y": round(float(self.positions[r, 1]), 4), "genre": str(self.genres[r]),
-                    "cluster": int(self.clusters[r]), "name": self.engine.tracks_.at[r, "track_name"]
-                    if "track_name" in self.engine.tracks_.columns else None}
+                    "cluster": int(self.clusters[r]), "name": names[r] if isinstance(names[r], str) else None}
                    for r in rows.tolist()]
-            for p in pts:
-                if p["name"] is not None and not isinstance(p["name"], str):
-                    p["name"] = None
             self._map_json = json.dumps({"points": pts, "method": self.map_method, "sampled": bool(sampled),
                                          "total": self.n}).encode()
         return self._map_json
@@ -145,7 +139,7 @@ class Snapshot:
             else:
                 cols = np.concatenate([np.arange(self.block_slices[b].start, self.block_slices[b].stop)
                                        for b in names])
-                A = self.engine.embeddings_[:, cols]
+                A = self.engine.embeddings[:, cols]
                 norms = np.linalg.norm(A, axis=1)
                 rows = np.flatnonzero(norms > 0)
                 self._clip_matrix = (names, cols, (A[rows] / norms[rows, None]).astype(np.float32), rows)
@@ -165,7 +159,9 @@ class IndexHolder:
         from ..engine import Engine
 
         t0 = time.perf_counter()
-        snap = Snapshot(Engine.load(self.options.index), self.options, generation=generation)
+        snap = Snapshot(Engine.load(self.options.index, mmap=self.options.mmap), self.options,
+                        generation=generation)
+        snap.engine.search_rows("warm up", 1)  # without search.sqlite: built now, not in a request
         snap.load_seconds = round(time.perf_counter() - t0, 3)
         return snap
 

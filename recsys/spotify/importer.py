@@ -24,20 +24,26 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from ..schema import STATS
-from ..errors import ExternalServiceError, InputError, SchemaError
+from ..catalog import fill_stats, read_stats
+from ..errors import ExternalServiceError, InputError
 from ..genres.taxonomy import Taxonomy
-from ..io import read_json, read_table, sha256_json, write_json
+from ..io import read_json, sha256_json, write_json
 from .client import SpotifyClient, SpotifyHTTPError
 from .labels import PlaylistSpec, artist_parent, fetch_artist_genres
 
 log = logging.getLogger(__name__)
+
+# read_stats / fill_stats live in recsys.catalog (build-index --stats uses them too)
+__all__ = ["Importer", "ImportConfig", "ImportReport", "track_row", "read_stats", "fill_stats",
+           "playlist_histories"]
 
 #: Statistics only the audio-features endpoint (or a user's table / local audio) can give.
 FEATURE_STATS: tuple[str, ...] = tuple(s for s in STATS if s != "duration_ms")
 META_COLUMNS: tuple[str, ...] = (
     "track_id", "track_name", "track_artist", "track_artist_ids", "track_album_name",
     "track_album_release_date", "track_popularity", "playlist_name", "playlist_id", "playlist_genre",
-    "label_source", "artist_genres", "artist_parent_genre", "source", "added_at",
+    "label_source", "artist_genres", "artist_parent_genre", "source", "added_at", "track_isrc",
+    "track_album_id",
 )
 LIKED_NAME, LIKED_ID = "Liked Songs", "me:liked"
 SKIP_REASONS = ("null", "local", "unavailable", "not_track", "malformed")
@@ -134,10 +140,13 @@ def track_row(item: Any) -> tuple[dict | None, str | None]:
         "track_artist": ", ".join(names) or None,
         "track_artist_ids": ";".join(ids) or None,
         "track_album_name": _text(album.get("name")),
+        "track_album_id": _text(album.get("id")),
         "track_album_release_date": _text(album.get("release_date")),
         "track_popularity": _num(t.get("popularity")),
         "duration_ms": _num(t.get("duration_ms")),
         "added_at": _text(item.get("added_at")),
+        "track_isrc": _text((t.get("external_ids") or {}).get("isrc"))
+        if isinstance(t.get("external_ids"), dict) else None,
     }
     return row, None
 
@@ -393,7 +402,7 @@ class Importer:
                 continue
             filled = False
             for k in ("track_name", "track_artist", "track_artist_ids", "track_album_name",
-                      "track_album_release_date"):
+                      "track_album_release_date", "track_isrc", "track_album_id"):
                 if r.get(k) is None and full.get(k) is not None:
                     r[k], filled = full[k], True
             for k in ("track_popularity", "duration_ms"):
@@ -535,49 +544,25 @@ class Importer:
         return df
 
 
-# ---- statistics from a user's table --------------------------------------------------------------
-def read_stats(path: str | Path) -> pd.DataFrame:
-    """Read a statistics table keyed by ``track_id`` (or by audio ``path``/``file`` named after the id).
+# ---- playlists as listening histories ------------------------------------------------------------
+HISTORY_COLUMNS = ("user_id", "position", "track_id", "added_at", "playlist_name", "source")
 
-    Accepts any subset of the 12 statistic columns, e.g. the audio pipeline's
-    ``audiostats.parquet`` or a public dataset such as the TidyTuesday table.
+
+def playlist_histories(rows: pd.DataFrame) -> pd.DataFrame:
+    """One history per playlist (user_id = playlist id, position = playlist order, added_at kept).
+
+    Liked songs are one more history (``me:liked``, oldest like first); ``build-index --histories`` reads it.
     """
-    df = read_table(path)
-    if "ok" in df.columns:  # a feature-block Parquet: keep rows whose extraction succeeded
-        df = df[df["ok"].fillna(False).astype(bool)]
-    key = next((c for c in ("path", "file", "filename") if c in df.columns), None)
-    if "track_id" not in df.columns and key is None:
-        raise SchemaError(f"{path}: a statistics table needs a track_id column (or a path/file column "
-                          "whose file names are track ids)")
-    df = df.copy()
-    stems = ([Path(str(p)).name.split(".")[0] for p in df[key]] if key is not None
-             else [None] * len(df))
-    ids = df["track_id"].astype("string").str.strip() if "track_id" in df.columns else None
-    df["track_id"] = [s if (ids is None or pd.isna(ids.iloc[i]) or not ids.iloc[i]) else ids.iloc[i]
-                      for i, s in enumerate(stems)]
-    df = df[df["track_id"].notna()]
-    cols = [s for s in STATS if s in df.columns]
-    if not cols:
-        raise SchemaError(f"{path}: none of the 12 statistics ({', '.join(STATS)}) is a column")
-    out = df[["track_id", *cols]].copy()
-    out["track_id"] = out["track_id"].astype(str).str.strip()
-    for c in cols:
-        out[c] = pd.to_numeric(out[c], errors="coerce")
-    return out.drop_duplicates("track_id", keep="first")
-
-
-def fill_stats(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Fill missing statistics in ``df`` from ``stats`` matched by track_id; returns (df, tracks filled)."""
-    stats = (stats.assign(track_id=stats["track_id"].astype(str)).drop_duplicates("track_id")
-             .set_index("track_id"))
-    df = df.copy()
-    filled_ids: set[str] = set()
-    for c in stats.columns:
-        if c not in STATS:
-            continue
-        values = df["track_id"].map(stats[c]).astype("float64")
-        mask = df[c].isna() & values.notna()
-        if mask.any():
-            df.loc[mask, c] = values[mask]
-            filled_ids.update(df.loc[mask, "track_id"].tolist())
-    return df, len(filled_ids)
+    if rows is None or len(rows) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "position" else "string")
+                             for c in HISTORY_COLUMNS})
+    h = rows[["playlist_id", "track_id", "added_at", "playlist_name", "source"]].copy()
+    liked = (h["source"] == "liked").fillna(False).to_numpy(dtype=bool)
+    # the saved-tracks endpoint lists the newest like first: reversed, the last plays are the latest likes
+    h = pd.concat([h[~liked], h[liked].iloc[::-1]], ignore_index=True)
+    h = h.rename(columns={"playlist_id": "user_id"})
+    h["position"] = h.groupby("user_id", sort=False).cumcount().astype("int64")
+    out = h[list(HISTORY_COLUMNS)].copy()
+    for c in ("user_id", "track_id", "added_at", "playlist_name", "source"):
+        out[c] = out[c].astype("string")
+    return out
