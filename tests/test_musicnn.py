@@ -132,5 +132,7 @@ def test_music_clips_nearest_neighbour_is_music(bundled_features):
     assert table["ok"].all(), table[~table["ok"]][["file", "reason"]]
     eng = Engine.build(None, features=bundled_features, config=fast_config(genre_probs=False))
     for track in sorted(MUSIC):
-        nearest = eng.similar(track, k=1)[0].track_id
-        assert nearest in MUSIC, f"{track} -> {nearest}"
+        nearest = eng.similar(track, k=1)[0]
+        assert nearest.track_id in MUSIC, f"{track} -> {nearest.track_id}"
+        assert any(r.startswith("tags: ") for r in nearest.reasons), nearest.reasons  # reasons name tags
+    assert "jazz" in eng.track("Kevin_MacLeod_-_Vibe_Ace")["tags"]

@@ -50,6 +50,19 @@ def top_tags(row: pd.Series | dict, k: int = TOP_K) -> list[str]:
     return sorted(probs, key=lambda t: -probs[t])[:k]
 
 
+def track_tags(features_dir: str | Path, track_ids: pd.Series, k: int = TOP_K) -> pd.Series:
+    """Each track's ``k`` most probable tags as text (``"jazz, electronic, chillout"``; <NA> without the
+    block), from ``musicnn.parquet`` (several files of one track: mean logits)."""
+    from .align import read_feature_block
+
+    table = read_feature_block(features_dir, "musicnn")
+    cols = [c for c in table.columns if c.startswith(_LOGIT)]
+    good = table[table["ok"] & table["track_id"].notna()]
+    means = good.groupby("track_id", sort=False)[cols].mean()
+    text = {tid: ", ".join(top_tags(row, k)) for tid, row in means.iterrows()}
+    return pd.Series([text.get(str(t)) for t in track_ids], index=track_ids.index, dtype="string")
+
+
 class MusicnnBlock:
     """Feature block ``musicnn``: ``musicnn__logit_<tag>`` / ``musicnn__maxlogit_<tag>`` (logit of the
     mean/max patch tag probability), ``musicnn__emb_mean_<i>`` / ``emb_max_<i>`` (penultimate layer),
