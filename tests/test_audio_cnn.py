@@ -17,7 +17,7 @@ from recsys.blocks import SkipFile, get_extractor
 
 #: tiny and quick: 1-s chunks, 32 mel bands, two conv layers
 TINY = dict(chunk_seconds=1.0, train_hop_seconds=None, n_mels=32, channels=(8, 16), epochs=20, batch_size=8,
-            patience=5, excerpt_seconds=None)
+            patience=5, excerpt_seconds=None, backbone="scratch")
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,23 @@ def test_cli_train_predict_from_genre_folders(tmp_path):
     res = runner.invoke(main, ["cnn", "predict", "--model", str(tmp_path / "nope"), "--audio-dir", str(audio),
                                "--out", str(tmp_path / "p2.csv")])
     assert res.exit_code == 2 and "error:" in res.output
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("musicnn") is None,
+                    reason="musicnn weights not installed")
+def test_musicnn_backbone_head_learns_held_out_songs_and_roundtrips(tmp_path):
+    """The default backbone: frozen tagger features + logistic regression, song-grouped CV, MFCC baseline
+    in the same report; the saved head reloads (weights_only) and predicts the same."""
+    assert cnn.CNNConfig().backbone == "musicnn"
+    labels = write_labelled_set(tmp_path / "audio", per_genre=5, seconds=6.0, seed=3)
+    cfg = cnn.CNNConfig(folds=3, chunk_seconds=3.0, train_hop_seconds=1.5, excerpt_seconds=None)
+    report = train_cnn.run(tmp_path / "audio", tmp_path / "model", labels=labels, config=cfg, progress=False)
+    cv = report["cv"]
+    assert cv["model"].startswith("musicnn head") and cv["n_songs"] == 15
+    assert cv["cnn"]["song_mean"]["accuracy"] >= 0.8  # chance 1/3
+    assert cv["baseline_logreg_mfcc_chroma"]["song_mean"]["n"] == 15
+    m = cnn.CNNModel.load(tmp_path / "model")
+    assert m.architecture["backbone"] == "musicnn"
+    y = synth_song(GENRES[0], seconds=6.0, seed=99)
+    probs = m.chunk_probs(y, SR)
+    assert probs.shape == (2, len(GENRES)) and np.allclose(probs.sum(1), 1, atol=1e-5)

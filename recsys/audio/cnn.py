@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: io manifest (kind, version, SHA-256 per file)
 KIND = "recsys.cnn_model"
+BACKBONES = ("musicnn", "scratch")
+MODEL_NAMES = {"musicnn": "musicnn head (frozen pretrained tagger + logistic regression)",
+               "scratch": "chunk CNN (trained from scratch)"}
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,15 @@ class CNNConfig:
     folds: int = 5
     augment: bool = True
     seed: int = 0
+    # "musicnn": frozen pretrained tagger features (penultimate layer + tag logits per chunk) and a
+    # logistic-regression head; "scratch": the small chunk CNN above, trained from zero
+    backbone: str = "musicnn"
+    head_c: float = 0.5  # inverse L2 strength of the musicnn head
 
     def frontend(self) -> dict[str, Any]:
         """The settings inference must reproduce exactly."""
-        return {k: getattr(self, k)
-                for k in ("sr", "n_fft", "hop_length", "n_mels", "chunk_seconds", "excerpt_seconds")}
+        return {k: getattr(self, k) for k in ("sr", "n_fft", "hop_length", "n_mels", "chunk_seconds",
+                                              "excerpt_seconds", "backbone")}
 
 
 # ----------------------------------------------------------------------------- features
@@ -84,6 +91,15 @@ def chunk_logmel(y: np.ndarray, sr: int, *, target_sr: int = 22050, n_fft: int =
         ch = chroma_stft(S=S, sr=target_sr, n_fft=n_fft)
         base = np.concatenate([mf.mean(-1), mf.std(-1), ch.mean(-1), ch.std(-1)], axis=1).astype(np.float32)
     return M_db, base
+
+
+def chunk_tagger_features(y: np.ndarray, sr: int, *, target_sr: int = 22050, chunk_seconds: float = 3.0,
+                          hop_seconds: float | None = None) -> np.ndarray:
+    """Frozen musicnn features of every chunk (the same chunks as :func:`chunk_logmel`), ``(n, 250)``."""
+    from .musicnn import chunk_features
+
+    y = prepare(y, sr, target_sr)
+    return chunk_features(chunk(y, target_sr, seconds=chunk_seconds, hop_seconds=hop_seconds), target_sr)
 
 
 # ----------------------------------------------------------------------------- model
@@ -120,6 +136,57 @@ def build_model(n_mels: int, n_classes: int, *, channels: Sequence[int] = (16, 3
             return self.head(h)
 
     return ChunkCNN()
+
+
+def build_head(dim: int, n_classes: int):
+    """Linear softmax head over standardised tagger features (the musicnn backbone's classifier)."""
+    torch = _torch()
+
+    class TaggerHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mu", torch.zeros(dim))
+            self.register_buffer("sigma", torch.ones(dim))
+            self.linear = torch.nn.Linear(dim, n_classes)
+
+        def forward(self, x):  # x: (batch, dim) tagger features
+            return self.linear((x - self.mu) / self.sigma)
+
+    return TaggerHead()
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig):
+    """Class-balanced logistic regression on frozen tagger features, as a torch :func:`build_head`."""
+    from sklearn.linear_model import LogisticRegression
+
+    torch = _torch()
+    mu, sigma = X.mean(0), X.std(0) + 1e-3
+    lr = LogisticRegression(C=config.head_c, max_iter=3000, class_weight="balanced")
+    lr.fit((X - mu) / sigma, y)
+    coef, bias = lr.coef_, lr.intercept_
+    if len(lr.classes_) == 2:  # sklearn's binary form: one logit for the second class
+        coef, bias = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, bias[0]])
+    W = np.zeros((n_classes, X.shape[1]), np.float32)
+    b = np.full(n_classes, -1e4, np.float32)  # a class absent from training is never predicted
+    W[lr.classes_], b[lr.classes_] = coef, bias
+    head = build_head(X.shape[1], n_classes)
+    with torch.no_grad():
+        head.mu.copy_(torch.from_numpy(mu.astype(np.float32)))
+        head.sigma.copy_(torch.from_numpy(sigma.astype(np.float32)))
+        head.linear.weight.copy_(torch.from_numpy(W))
+        head.linear.bias.copy_(torch.from_numpy(b))
+    return head.eval(), [{"epoch": 1, "solver_iterations": int(np.max(lr.n_iter_))}]
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, n_classes: int, config: CNNConfig, *,
+              X_val: np.ndarray | None = None, y_val: np.ndarray | None = None, progress: bool = False):
+    """The configured backbone's classifier: a head on tagger features (trains on train + val songs:
+    no early stopping), or the from-scratch CNN."""
+    if config.backbone == "musicnn":
+        if X_val is not None and len(X_val):
+            X, y = np.concatenate([X, X_val]), np.concatenate([y, y_val])
+        return fit_head(X, y, n_classes, config)
+    return fit_cnn(X, y, n_classes, config, X_val=X_val, y_val=y_val, progress=progress)
 
 
 def augment(x, rng: np.random.Generator):
@@ -262,6 +329,9 @@ def load_songs(audio_dir: Path, files: Iterable[str], config: CNNConfig, *, prog
             m, b = chunk_logmel(y, sr, target_sr=config.sr, n_fft=config.n_fft, hop_length=config.hop_length,
                                 n_mels=config.n_mels, chunk_seconds=config.chunk_seconds,
                                 hop_seconds=hop_seconds, baseline=True)
+            if config.backbone == "musicnn" and len(m):
+                m = chunk_tagger_features(y, sr, target_sr=config.sr, chunk_seconds=config.chunk_seconds,
+                                          hop_seconds=hop_seconds)
             reason = "" if len(m) else f"shorter than one {config.chunk_seconds:g}-s chunk"
         except RecsysError as exc:  # unreadable, empty, needs ffmpeg: skipped with its reason
             m, b, reason = None, None, str(exc)
@@ -342,8 +412,8 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
         Xval, oval = _stack(mels, val_s)
         Xte, ote = _stack(mels, te)
         cfg = dataclasses.replace(config, seed=config.seed + k)
-        model, hist = fit_cnn(Xtr, labels[otr], n_classes, cfg, X_val=Xval if len(val_s) else None,
-                              y_val=labels[oval] if len(val_s) else None)
+        model, hist = fit_model(Xtr, labels[otr], n_classes, cfg, X_val=Xval if len(val_s) else None,
+                                y_val=labels[oval] if len(val_s) else None)
         p_cnn = softmax(_predict_logits(model, Xte), axis=1)
         Btr, _ = _stack(bases, tr)  # the baseline has no early stopping: it trains on all training songs
         Bte, _ = _stack(bases, te)
@@ -373,6 +443,7 @@ def cross_validate(mels: list[np.ndarray], bases: list[np.ndarray], labels: np.n
     return {
         "n_splits": n_splits, "grouping": "song (StratifiedKFold over songs)",
         "n_songs": int(len(labels)), "n_test_chunks": int(len(cat["chunk_true"])),
+        "model": MODEL_NAMES.get(config.backbone, config.backbone),
         "majority_song_accuracy": chance,
         "cnn": {"chunk": _metrics(cat["chunk_true"], cat["cnn_chunk"]),
                 "song_vote": _metrics(cat["song_true"], cat["cnn_song_vote"]),
@@ -409,12 +480,13 @@ def fit_and_save(table: pd.DataFrame, mels: list, bases: list, reasons: list[str
     fit_s, val_s = _inner_split(np.arange(len(mels)), y, config.val_fraction, config.seed)
     Xtr, otr = _stack(mels, fit_s)
     Xval, oval = _stack(mels, val_s)
-    model, hist = fit_cnn(Xtr, y[otr], len(classes), config, X_val=Xval if len(val_s) else None,
-                          y_val=y[oval] if len(val_s) else None, progress=progress)
+    model, hist = fit_model(Xtr, y[otr], len(classes), config, X_val=Xval if len(val_s) else None,
+                            y_val=y[oval] if len(val_s) else None, progress=progress)
     report["final"] = {"train_songs": int(len(fit_s)), "val_songs": int(len(val_s)), "epochs": len(hist),
                        "history": hist}
     CNNModel(model=model, classes=classes, frontend=config.frontend(),
-             architecture={"channels": list(config.channels), "dropout": config.dropout}
+             architecture=({"backbone": "musicnn", "dim": int(Xtr.shape[1])} if config.backbone == "musicnn"
+                           else {"channels": list(config.channels), "dropout": config.dropout})
              ).save(out, config=dataclasses.asdict(config), report=report, n_songs=int(len(mels)),
                     force=force)
     return report
@@ -436,8 +508,11 @@ class CNNModel:
     def chunk_probs(self, y: np.ndarray, sr: int, *, batch_size: int = 64) -> np.ndarray:
         """Softmax per non-overlapping chunk, shape ``(n_chunks, n_classes)``."""
         fe = self.frontend
-        X, _ = chunk_logmel(y, sr, target_sr=fe["sr"], n_fft=fe["n_fft"], hop_length=fe["hop_length"],
-                            n_mels=fe["n_mels"], chunk_seconds=fe["chunk_seconds"])
+        if fe.get("backbone") == "musicnn":
+            X = chunk_tagger_features(y, sr, target_sr=fe["sr"], chunk_seconds=fe["chunk_seconds"])
+        else:
+            X, _ = chunk_logmel(y, sr, target_sr=fe["sr"], n_fft=fe["n_fft"], hop_length=fe["hop_length"],
+                                n_mels=fe["n_mels"], chunk_seconds=fe["chunk_seconds"])
         if len(X) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         return softmax(_predict_logits(self.model, X, batch_size=batch_size), axis=1)
@@ -464,8 +539,11 @@ class CNNModel:
         try:
             state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
             arch = meta["architecture"]
-            model = build_model(meta["frontend"]["n_mels"], len(meta["classes"]),
-                                channels=arch["channels"], dropout=arch["dropout"])
+            if arch.get("backbone") == "musicnn":
+                model = build_head(int(arch["dim"]), len(meta["classes"]))
+            else:
+                model = build_model(meta["frontend"]["n_mels"], len(meta["classes"]),
+                                    channels=arch["channels"], dropout=arch["dropout"])
             model.load_state_dict(state)
         except (KeyError, RuntimeError, EOFError, ValueError, OSError) as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else ""

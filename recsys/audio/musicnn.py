@@ -9,6 +9,7 @@ tensors). Its Python code (TF1) is never imported; the tag lists are parsed from
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import struct
@@ -378,3 +379,31 @@ class Tagger:
         """The ``k`` most probable tags of a (pooled) probability vector."""
         order = np.argsort(-np.asarray(probs))[:k]
         return [(self.labels[i], float(probs[i])) for i in order]
+
+
+def chunk_features(chunks: np.ndarray, sr: int, *, model: str = "MSD_musicnn") -> np.ndarray:
+    """Frozen tagger features of equal-length audio chunks ``(n, samples)`` at ``sr``: the penultimate
+    layer (200) + tag logits (50) of one 187-frame patch per chunk (repeat-padded when shorter)."""
+    import torch
+
+    if len(chunks) == 0:
+        return np.zeros((0, 250), np.float32)
+    tagger = _cached_tagger(model)
+    x = []
+    for c in chunks:
+        mel = log_mel(np.asarray(c, np.float32), sr)
+        if len(mel) < PATCH_FRAMES:
+            mel = np.tile(mel, (int(np.ceil(PATCH_FRAMES / max(len(mel), 1))), 1))
+        x.append(mel[:PATCH_FRAMES])
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), 16):
+            logits, pen = tagger.net(torch.from_numpy(np.stack(x[i:i + 16])))
+            out.append(torch.cat([pen, logits], dim=1).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_tagger(model: str) -> Tagger:
+    """One loaded tagger per process and model (the weights are read-only)."""
+    return Tagger.load(model)

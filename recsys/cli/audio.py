@@ -17,8 +17,10 @@ def _print_cv(report: dict) -> None:
     click.echo(f"{cv['n_splits']}-fold CV grouped by song: {cv['n_songs']} songs, "
                f"{cv['n_test_chunks']} test chunks; "
                f"majority-class song accuracy {cv['majority_song_accuracy']:.3f}")
-    rows = [("CNN", "chunk", cv["cnn"]["chunk"]), ("CNN", "song (vote)", cv["cnn"]["song_vote"]),
-            ("CNN", "song (mean prob)", cv["cnn"]["song_mean"]),
+    name = "musicnn head" if cv.get("model", "").startswith("musicnn") else "CNN"  # the --backbone
+    click.echo(f"model: {cv.get('model', 'chunk CNN')}")
+    rows = [(name, "chunk", cv["cnn"]["chunk"]), (name, "song (vote)", cv["cnn"]["song_vote"]),
+            (name, "song (mean prob)", cv["cnn"]["song_mean"]),
             ("baseline LR(MFCC+chroma)", "chunk", cv["baseline_logreg_mfcc_chroma"]["chunk"]),
             ("baseline LR(MFCC+chroma)", "song (mean prob)", cv["baseline_logreg_mfcc_chroma"]["song_mean"])]
     click.echo(f"  {'model':26s} {'level':17s} {'accuracy':>8s} {'macro-F1':>8s} {'n':>6s}")
@@ -64,6 +66,10 @@ def register(main: click.Group) -> None:
     @click.option("--no-augment", is_flag=True, help="Disable gain/shift/noise/SpecAugment augmentation.")
     @click.option("--seed", default=_cnn("seed"), show_default=True, type=click.IntRange(0, 2**32 - 1),
                   help="Seed for folds, init and augmentation.")
+    @click.option("--backbone", default=_cnn("backbone"), show_default=True,
+                  type=click.Choice(["musicnn", "scratch"]),
+                  help="musicnn: frozen pretrained tagger + logistic-regression head; "
+                       "scratch: the chunk CNN trained from zero.")
     @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
                   help="Parallel decoding processes.")
     @click.option("--cache", type=click.Path(path_type=Path), default=None,
@@ -71,7 +77,7 @@ def register(main: click.Group) -> None:
                        "(reused across runs; keyed by content + settings).")
     @click.option("--force", is_flag=True, help=FORCE_DIR)
     def cnn_train(audio_dir, labels, out, folds, chunk_seconds, excerpt_seconds, epochs, batch_size, n_mels,
-                  patience, no_augment, seed, jobs, cache, force) -> None:
+                  patience, no_augment, seed, backbone, jobs, cache, force) -> None:
         """Train on labelled audio; report CV metrics per chunk and per song beside a classical baseline."""
         from pipelines.train_cnn import run
 
@@ -79,7 +85,8 @@ def register(main: click.Group) -> None:
 
         cfg = CNNConfig(chunk_seconds=chunk_seconds, train_hop_seconds=chunk_seconds / 2,
                         excerpt_seconds=excerpt_seconds or None, epochs=epochs, batch_size=batch_size,
-                        n_mels=n_mels, patience=patience, folds=folds, augment=not no_augment, seed=seed)
+                        n_mels=n_mels, patience=patience, folds=folds, augment=not no_augment, seed=seed,
+                        backbone=backbone)
         from ..io import output_lock
 
         with output_lock(out):  # a second run into the same --out stops here, before any work
