@@ -365,7 +365,7 @@ class Engine:
                 steps(f"block {name}")
                 block = build_block(name, cat, features_dir=features)
             built.append(block)
-        note = missing_stats_note(coverage, [n for n in names if n != "tabular"],
+        note = missing_stats_note(coverage, [b for b in built if b.name != "tabular"],
                                   genre_skipped=c.genre_probs and not can_genre)
         if note:
             warnings.warn(note, stacklevel=2)
@@ -524,6 +524,22 @@ class Engine:
                                                 "from these seed tracks")
         return Recommendations(out, note=note)
 
+    def search(self, query: str, k: int = 20) -> list[str]:
+        """Track ids whose title, artist or album match ``query`` (recsys/search.py), best first."""
+        self._require_built()
+        return [str(self.tracks_.ids[r]) for r in self.search_rows(query, check_k(k))]
+
+    def search_rows(self, query: str, k: int = 20) -> list[int]:
+        """Rows of :meth:`search` (for callers that already work in rows)."""
+        return self._search_index().search(query, k)
+
+    def _search_index(self):
+        if getattr(self, "_search", None) is None:  # built in memory; an older index has no search.sqlite
+            from . import search
+
+            self._search = search.for_tracks(self.tracks_.frame, self.plays_.popularity)
+        return self._search
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
@@ -543,6 +559,9 @@ class Engine:
         tracks were added; ids already indexed are skipped.
         """
         self._require_built()
+        if isinstance(self.embedded_.matrix, np.memmap):
+            raise InputError("this index was opened read-only (Engine.load(..., mmap=True)): "
+                             "cannot add tracks")
         cat = load_catalog(catalog)
         cat = cat[~cat["track_id"].isin(self.tracks_.row_of)].reset_index(drop=True)
         if len(cat) == 0:
@@ -578,6 +597,11 @@ class Engine:
                             plays.popularity))
         self._compose(tracks=tracks, embedded=embedded, index=self.index_, projection=self.projection_,
                       plays=plays, provenance=self.provenance_, recommender=rec)
+        if getattr(self, "_search", None) is not None:  # search.sqlite: append the new rows
+            from . import search
+
+            self._search = search.extend_for_tracks(self._search, tracks.frame.iloc[-len(cat):],
+                                                    np.zeros(len(cat)))
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
@@ -607,6 +631,7 @@ class Engine:
                         tmp / "users.parquet")
             if pl.simulated is not None:
                 write_table(pl.simulated, tmp / "histories.parquet")
+            self._search_index().save(tmp / "search.sqlite")
             if em.genre_model is not None:
                 (tmp / "genre_model").mkdir()
                 em.genre_model.write_files(tmp / "genre_model")
@@ -624,8 +649,12 @@ class Engine:
 
     @classmethod
     @threads.limited
-    def load(cls, directory: str | os.PathLike) -> "Engine":
-        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
+    def load(cls, directory: str | os.PathLike, *, mmap: bool = False) -> "Engine":
+        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError.
+
+        ``mmap``: embeddings and FAISS index memory-mapped read-only (shared by server processes;
+        no add_tracks).
+        """
         d = Path(check_path(directory, name="directory"))
         man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
         from .config import from_dict
@@ -644,8 +673,8 @@ class Engine:
             raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
         popularity = frame.pop("plays").to_numpy(dtype=np.float64)
         tracks = TrackTable(frame)
-        matrix = load_npy(d / "embeddings.npy")
-        index = TrackIndex.load(d, c.index)
+        matrix = load_npy(d / "embeddings.npy", mmap=mmap)
+        index = TrackIndex.load(d, c.index, mmap=mmap)
         if not (len(tracks) == len(matrix) == index.ntotal):
             raise IndexFormatError(f"{d}: tracks ({len(tracks)}), embeddings ({len(matrix)}) "
                                    f"and faiss.index ({index.ntotal}) disagree")
@@ -672,6 +701,9 @@ class Engine:
         self._compose(tracks=tracks, embedded=embedded, index=index, projection=load_map(d, tracks.ids),
                       plays=plays, provenance=Provenance(man.get("stats", {}), man, d),
                       recommender=recommender)
+        from .search import SearchIndex
+
+        self._search = SearchIndex.open(d / "search.sqlite") if (d / "search.sqlite").exists() else None
         return self
 
     def _counts(self) -> dict:

@@ -173,13 +173,19 @@ class TrackIndex:
         np.save(d / "centroids.npy", self.centroids_.astype(np.float32), allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: str | Path, config: IndexConfig | None = None) -> "TrackIndex":
-        """Read what :meth:`save` wrote and apply ``config``'s search settings (damage: IndexFormatError)."""
+    def load(cls, directory: str | Path, config: IndexConfig | None = None, *,
+             mmap: bool = False) -> "TrackIndex":
+        """Read what :meth:`save` wrote and apply ``config``'s search settings (damage: IndexFormatError).
+
+        ``mmap``: map the files read-only (FAISS ``IO_FLAG_MMAP``, numpy ``mmap_mode``) instead of
+        copying them.
+        """
         faiss = _faiss()
         d = Path(directory)
         self = cls(config)
         try:
-            self.index_ = faiss.read_index(str(d / "faiss.index"))
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            self.index_ = faiss.read_index(str(d / "faiss.index"), flags)
         except RuntimeError as exc:
             line = str(exc).strip().splitlines()
             raise IndexFormatError(f"{d / 'faiss.index'}: unreadable FAISS index "
@@ -188,20 +194,21 @@ class TrackIndex:
             self.index_.hnsw.efSearch = self.config.hnsw_ef_search
         elif index_kind(self.index_) == "ivf":
             self.index_.nprobe = self.config.ivf_nprobe
-        self.clusters_ = load_npy(d / "clusters.npy")
-        self.centroids_ = load_npy(d / "centroids.npy")
+        self.clusters_ = load_npy(d / "clusters.npy", mmap=mmap)
+        self.centroids_ = load_npy(d / "centroids.npy", mmap=mmap)
         if len(self.clusters_) != self.ntotal:
             raise IndexFormatError(f"{d}: clusters.npy has {len(self.clusters_)} rows, "
                                    f"faiss.index {self.ntotal}")
         return self
 
 
-def load_npy(path: Path) -> np.ndarray:
-    """np.load without pickles; a missing or truncated file is an IndexFormatError."""
+def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
+    """np.load without pickles (``mmap``: a read-only memory map); a missing or truncated file is an
+    IndexFormatError."""
     if not path.exists():
         raise IndexFormatError(f"{path}: missing from index directory")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (ValueError, OSError, EOFError) as exc:
         raise IndexFormatError(f"{path}: truncated or corrupted "
                                f"({str(exc).splitlines()[0] if str(exc) else 'read failed'})") from None

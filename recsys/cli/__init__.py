@@ -57,9 +57,9 @@ def main(verbose: int) -> None:
 
 
 def _register_all() -> None:
-    from . import audio, engine, genres, playlist, serve, spotify, stems
+    from . import audio, engine, genres, playlist, search, serve, spotify, stems
 
-    for module in (genres, engine, audio, stems, spotify, serve, playlist):
+    for module in (genres, engine, audio, stems, spotify, serve, playlist, search):
         module.register(main)
 
 
@@ -115,6 +115,8 @@ EXAMPLES: dict[str, list[str]] = {
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],
     "serve": ["recsys serve --index out/demo/index   # then open http://127.0.0.1:8000/"],
     "report": ["recsys report 6b2RcmUt1g9N9mQ3CbjX2Y --index out/demo/index --out report.png"],
+    "search": ["recsys search 'beyonce halo' --index out/demo/index",
+               "recsys search daft --index out/idx -k 20 --json"],
 }
 
 

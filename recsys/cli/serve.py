@@ -29,7 +29,14 @@ def register(main: click.Group) -> None:
     @click.option("--admin-token", envvar="RECSYS_ADMIN_TOKEN", default=None, metavar="TOKEN",
                   help="Token POST /api/admin/reload must send in X-Recsys-Admin-Token "
                        "(env RECSYS_ADMIN_TOKEN; default: a random one, printed at start-up).")
-    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, admin_token):
+    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Server processes sharing the port and one memory-mapped index.")
+    @click.option("--engine-threads", type=click.IntRange(1, 64), default=2, show_default=True,
+                  help="Threads per process running recommend/search/similar at once.")
+    @click.option("--queue", type=click.IntRange(0, 10_000), default=32, show_default=True,
+                  help="Requests waiting for an engine thread beyond which the answer is 503 + Retry-After.")
+    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, admin_token,
+              workers, engine_threads, queue):
         """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback, token) reloads."""
         import logging
         import os
@@ -49,13 +56,25 @@ def register(main: click.Group) -> None:
             logging.getLogger("recsys.serve").addHandler(handler)
             logging.getLogger("recsys.serve").propagate = False
             opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
-                                max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads)
+                                max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
+                                engine_threads=engine_threads, queue=queue, mmap=workers > 1)
             holder = IndexHolder(opts)  # a broken index fails here, before announcing: "error: ...", exit 2
             token = admin_token or secrets.token_urlsafe(24)
-            app = create_app(opts, holder=holder, admin_token=token)
+            app = None if workers > 1 else create_app(opts, holder=holder, admin_token=token)
         except BaseException:
             sock.close()
             raise
+
+        if workers > 1:  # N processes on this socket; SIGHUP / any worker's reload reaches them all
+            from ..serve.workers import run_workers
+
+            bound = sock.getsockname()[1]
+            click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{bound}/ with "
+                       f"{workers} worker processes", err=True)
+            click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
+                       f"http://{host}:{bound}/api/admin/reload", err=True)
+            del holder
+            return run_workers(opts, sock=sock, workers=workers, admin_token=token)
 
         def on_hup(signum, frame):  # reload aside in a thread; requests keep using the old snapshot meanwhile
             def run():
