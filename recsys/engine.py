@@ -61,7 +61,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
-    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
+    genre_max_rows: int = 20_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
