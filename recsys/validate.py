@@ -29,20 +29,6 @@ def check_int(value: Any, *, name: str, low: int | None = None, high: int | None
     return value
 
 
-def check_float(value: Any, *, name: str, low: float | None = None, high: float | None = None,
-                low_open: bool = False) -> float:
-    """A finite number within [low, high] (``low_open``: strictly above low)."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value
-            or abs(value) == float("inf")):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if low is not None and (value <= low if low_open else value < low):
-        raise InputError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and value > high:
-        raise InputError(f"{name} must be <= {high}, got {value}")
-    return value
-
-
 def check_k(k: Any, *, name: str = "k") -> int:
     """How many results to return: 1 .. :data:`MAX_K`."""
     return check_int(k, name=name, low=1, high=MAX_K)
