@@ -8,7 +8,7 @@ EXTRAS ?= all,dev
 export OMP_WAIT_POLICY := PASSIVE
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo test bench clean chromium
+.PHONY: install demo test test-fast bench clean chromium
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,11 @@ test: install chromium
 		"Install Java 17+ (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17)."
 	$(PY) -m ruff check recsys pipelines scripts tests
 	$(PY) -m pytest -q
+
+# The suite without the tests marked slow (real model weights, browsers, Spark, Dask clusters).
+test-fast: install
+	$(PY) -m ruff check recsys pipelines scripts tests
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
