@@ -239,14 +239,14 @@ class Engine:
         """The genre model behind the tabular block's probabilities, or None."""
         self._require_built()
         tab = self.embedded_.tabular
-        return None if tab is None else tab.genre_model_
+        return None if tab is None else tab.genre_classifier
 
     @property
     def genre_classes(self) -> list[str] | None:
         """The genres whose probabilities are columns of the tabular block (None: statistics only)."""
         self._require_built()
         tab = self.embedded_.tabular
-        return None if tab is None else tab.genre_classes_
+        return None if tab is None else tab.genre_classes
 
     @property
     def rules(self) -> pd.DataFrame:

@@ -122,6 +122,16 @@ class TabularBlock:
         self.model_dir = model_dir
         self.cache_dir = cache_dir
 
+    @property
+    def genre_classifier(self):
+        """The fitted genre model behind the probability columns (a GenreClassifier), or None."""
+        return self.genre_model_
+
+    @property
+    def genre_classes(self) -> list[str] | None:
+        """The genres whose probabilities are columns of the block (None: no genre model)."""
+        return self.genre_classes_
+
     def wants_genre_model(self, catalog: pd.DataFrame) -> bool:
         """Whether fitting trains (or reads) a genre model: asked for, and every statistic has values."""
         from ..catalog import stats_coverage
