@@ -31,7 +31,8 @@ import pandas as pd
 
 from recsys.blocks import SkipFile, audio_names, default_names, extractor_version, get_extractor
 from recsys.errors import DependencyError, InputError, ModelError, RecsysError, SchemaError, first_line
-from recsys.io import check_output_dir, read_table, sha256_file, sha256_json, write_json, write_table
+from recsys.io import (check_output_dir, manifest_kind, move_aside, read_table, sha256_file, sha256_json,
+                       write_json, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -293,10 +294,14 @@ class Summary:
                 counts = t[f"{name}__status"].fillna("").replace("", "error").value_counts()
                 lines.append(f"  {name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         if len(self.failures):
-            lines.append(f"  {len(self.failures)} failure(s) (see {self.out / 'failures.csv'}):")
-            for (block, reason), n in (Counter(zip(self.failures["block"], self.failures["reason"]))
-                                       .most_common(8)):
+            groups = Counter(zip(self.failures["block"], self.failures["reason"])).most_common()
+            lines.append(f"  {len(self.failures)} failure(s) of {len(groups)} kind(s) "
+                         f"(see {self.out / 'failures.csv'}):")
+            for (block, reason), n in groups[:8]:
                 lines.append(f"    {n} x [{block}] {reason}")
+            if len(groups) > 8:  # the listed counts always add up to the total
+                rest = groups[8:]
+                lines.append(f"    {sum(n for _, n in rest)} x {len(rest)} other kind(s), in failures.csv")
         return lines
 
 
@@ -325,12 +330,14 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
     ``mapping`` (``file,track_id``, e.g. ``recsys spotify match``'s matches.csv) keys files by track id;
     ``only_mapped`` skips the files it does not name.
     """
-    from tqdm.auto import tqdm
+    from recsys.progress import bar as progress_bar
 
     t0 = time.perf_counter()
     config = config or ExtractConfig()
     audio_dir, out = Path(audio_dir), Path(out)
     check_output_dir(out, kind=KIND, inputs=[audio_dir, mapping], force=force)
+    if force and out.is_dir() and any(out.iterdir()) and manifest_kind(out) != KIND:
+        move_aside(out)  # --force replaces a folder that is not a features dir (printed), never merges
     files = discover(audio_dir)
     if not files:
         raise InputError(f"{audio_dir}: no audio files found")
@@ -378,8 +385,8 @@ def run(audio_dir: str | os.PathLike, out: str | os.PathLike, config: ExtractCon
             tasks.append((str(p), rel, todo))
 
     computed = 0
-    bar = tqdm(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file",
-               disable=not progress)
+    bar = progress_bar(total=len(files), initial=len(files) - len(tasks), desc="features", unit="file",
+                       enabled=progress, leave=True)
 
     def collect(rel: str, recs: dict, ks: dict) -> None:
         nonlocal computed

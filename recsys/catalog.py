@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -187,7 +187,7 @@ def stats_coverage(catalog: pd.DataFrame) -> dict:
     X = catalog[have].apply(pd.to_numeric, errors="coerce") if have else pd.DataFrame(index=catalog.index)
     feat = [c for c in have if c != "duration_ms"]  # duration always comes with a track's metadata
     none = X[feat].isna().all(axis=1) if feat else pd.Series(True, index=catalog.index)
-    return {"tracks": len(catalog), "without_stats": int(none.sum()),
+    return {"tracks": len(catalog), "without_stats": int(none.sum()), "mask": none.to_numpy(dtype=bool),
             "empty_columns": [c for c in STATS if c not in have or X[c].isna().all()]}
 
 
@@ -242,12 +242,21 @@ def fill_stats(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, int
     return df, len(filled_ids)
 
 
-def missing_stats_note(coverage: dict, audio_blocks: list[str], *, genre_skipped: bool = False) -> str | None:
-    """One line saying which statistics a build lacks and what that costs (None when nothing is missing)."""
+def missing_stats_note(coverage: dict, audio_blocks: Sequence = (), *,
+                       genre_skipped: bool = False) -> str | None:
+    """One line saying which statistics a build lacks and what that costs (None when nothing is missing).
+
+    ``audio_blocks`` are the built audio blocks (``.name``, ``.present``): tracks without statistics
+    that have one are counted apart.
+    """
     n, total, empty = coverage["without_stats"], coverage["tracks"], coverage["empty_columns"]
     if not n and not empty:
         return None
-    instead = "metadata" + (f" and the audio blocks ({', '.join(audio_blocks)})" if audio_blocks else " only")
+    mask = coverage.get("mask")
+    heard = [b for b in audio_blocks if mask is not None and (b.present & mask).any()]
+    n_audio = int(np.logical_or.reduce([b.present & mask for b in heard]).sum()) if heard else 0
+    instead = "metadata only" if not n_audio else \
+        f"metadata ({n_audio} of them also the audio blocks {', '.join(b.name for b in heard)})"
     genre = "; no genre-model probabilities (it needs all 12 statistics)" if genre_skipped else ""
     fix = "; add --stats FILE or a music folder (recsys spotify match, docs/spotify.md)"
     head = f"no audio statistics for {n} of {total} tracks: "

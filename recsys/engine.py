@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import threads
 from .blocks import AudioBlock, TabularBlock, available_blocks, check_names, extend_catalog, make_block
 from .catalog import fill_stats, load_catalog, missing_stats_note, read_stats, stats_coverage
 from .embedding import EmbeddingBuilder, EmbeddingConfig
@@ -34,7 +35,8 @@ from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
 from .sources.base import Content, Interactions, SourceData
 from .tracks import TrackTable
 from .users import SimulationConfig, read_histories
-from .validate import check_fitted, check_int, check_k, check_track_ids
+from .validate import (check_build_args, check_fitted, check_int, check_k, check_path, check_track_ids,
+                       check_weights)
 from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
+    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
@@ -65,9 +68,9 @@ class _Steps:
     """A progress bar over build steps that names the step in progress ("genre probabilities (3 folds)")."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        from tqdm import tqdm
+        from .progress import bar
 
-        self.bar = tqdm(total=total, desc="build-index", unit="step", disable=not enabled, leave=False)
+        self.bar = bar(total=total, desc="build-index", unit="step", enabled=enabled)
         self.started = False
 
     def __call__(self, name: str) -> None:
@@ -139,6 +142,7 @@ class Engine:
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
+        self._search = None  # recsys.search index over the tracks, built or opened when first needed
 
     def _compose(self, *, tracks: TrackTable, embedded: Embedded, index: TrackIndex,
                  projection: Projection | None, plays: Plays, provenance: Provenance,
@@ -291,6 +295,7 @@ class Engine:
 
     # ------------------------------------------------------------------ build
     @classmethod
+    @threads.limited  # BLAS/OpenMP limits inside the library: the API costs what the CLI costs
     def build(cls, catalog=None, *, histories=None, simulate_users: int | None = None,
               out: str | os.PathLike | None = None,
               blocks: Sequence[str] | None = None, features: str | os.PathLike | None = None,
@@ -307,6 +312,10 @@ class Engine:
         ``audiostats.parquet`` extracted with ``--mapping``) fills statistics the catalogue lacks.
         The caller's ``config`` is copied, never modified.
         """
+        v = check_build_args(catalog=catalog, histories=histories, simulate_users=simulate_users, out=out,
+                             blocks=blocks, features=features, genre_model=genre_model, seed=seed,
+                             cache_dir=cache_dir)
+        simulate_users, seed, blocks = v["simulate_users"], v["seed"], v["blocks"]
         inputs = [p for p in (catalog, histories, features, genre_model, cache_dir, stats)
                   if isinstance(p, (str, os.PathLike))]
         if out is not None:  # fail before the work, not after it
@@ -337,14 +346,15 @@ class Engine:
         for name in names:
             block = fitted[name] = make_block(
                 name, metadata=c.embedding.metadata, genre_probs=c.genre_probs, genre_folds=c.genre_folds,
-                genre_model=c.genre_model, genre_params=c.genre_params, genre_weight=c.embedding.genre_weight,
-                seed=c.index.seed, model_dir=genre_model, cache_dir=cache_dir)
+                genre_model=c.genre_model, genre_params=c.genre_params, genre_max_rows=c.genre_max_rows,
+                genre_weight=c.embedding.genre_weight, seed=c.index.seed, model_dir=genre_model,
+                cache_dir=cache_dir, progress=progress)
             if not isinstance(block, TabularBlock):
                 steps(f"block {name}")
             elif block.wants_genre_model(cat):
                 steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
             built.append(block.fit_transform(cat, features_dir=features))
-        note = missing_stats_note(coverage, [n for n in names if n != "tabular"],
+        note = missing_stats_note(coverage, [b for b in built if b.name != "tabular"],
                                   genre_skipped=c.genre_probs and bool(coverage["empty_columns"]))
         if note:
             warnings.warn(note, stacklevel=2)
@@ -445,7 +455,7 @@ class Engine:
             rows += known
         if not rows:
             raise InputError("give at least one recent track id or a user id")
-        got = self.recommender_.recommend(rows, k, reasons=True, weights=weights)
+        got = self.recommender_.recommend(rows, k, reasons=True, weights=check_weights(weights))
         out = [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
         note = None
         if len(out) < k:
@@ -503,6 +513,22 @@ class Engine:
                                                 "from these seed tracks")
         return Recommendations(out, note=note)
 
+    def search(self, query: str, k: int = 20) -> list[str]:
+        """Track ids whose title, artist or album match ``query`` (recsys/search.py), best first."""
+        self._require_built()
+        return [str(self.tracks_.ids[r]) for r in self.search_rows(query, check_k(k))]
+
+    def search_rows(self, query: str, k: int = 20) -> list[int]:
+        """Rows of :meth:`search` (for callers that already work in rows)."""
+        return self._search_index().search(query, k)
+
+    def _search_index(self):
+        if self._search is None:  # built in memory; an older index has no search.sqlite
+            from . import search
+
+            self._search = search.for_tracks(self.tracks_.frame, self.plays_.popularity)
+        return self._search
+
     def cluster_of(self, track_id: str) -> int:
         """The k-means cluster a track belongs to."""
         row = self._row(track_id)
@@ -522,6 +548,9 @@ class Engine:
         tracks were added; ids already indexed are skipped.
         """
         self._require_built()
+        if isinstance(self.embedded_.matrix, np.memmap):
+            raise InputError("this index was opened read-only (Engine.load(..., mmap=True)): "
+                             "cannot add tracks")
         cat = load_catalog(catalog)
         cat = cat[~cat["track_id"].isin(self.tracks_.row_of)].reset_index(drop=True)
         if len(cat) == 0:
@@ -543,6 +572,11 @@ class Engine:
                             plays.popularity))
         self._compose(tracks=tracks, embedded=embedded, index=self.index_, projection=self.projection_,
                       plays=plays, provenance=self.provenance_, recommender=rec)
+        if self._search is not None:  # search.sqlite: append the new rows
+            from . import search
+
+            self._search = search.extend_for_tracks(self._search, tracks.frame.iloc[-len(cat):],
+                                                    np.zeros(len(cat)))
         return len(cat)
 
     # ------------------------------------------------------------------ persistence
@@ -572,6 +606,7 @@ class Engine:
                         tmp / "users.parquet")
             if pl.simulated is not None:
                 write_table(pl.simulated, tmp / "histories.parquet")
+            self._search_index().save(tmp / "search.sqlite")
             tab = em.tabular
             tab_state = tab.save(tmp) if tab is not None else {}
             extra.update({
@@ -587,9 +622,14 @@ class Engine:
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Engine":
-        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError."""
-        d = Path(directory)
+    @threads.limited
+    def load(cls, directory: str | os.PathLike, *, mmap: bool = False) -> "Engine":
+        """Open an index directory; missing, truncated or incompatible files raise IndexFormatError.
+
+        ``mmap``: embeddings and FAISS index memory-mapped read-only (shared by server processes;
+        no add_tracks).
+        """
+        d = Path(check_path(directory, name="directory"))
         man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
         from .config import options_to_config
 
@@ -607,8 +647,8 @@ class Engine:
             raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
         popularity = frame.pop("plays").to_numpy(dtype=np.float64)
         tracks = TrackTable(frame)
-        matrix = read_npy(d / "embeddings.npy")
-        index = TrackIndex.load(d, c.index)
+        matrix = read_npy(d / "embeddings.npy", mmap=mmap)
+        index = TrackIndex.load(d, c.index, mmap=mmap)
         if not (len(tracks) == len(matrix) == index.ntotal):
             raise IndexFormatError(f"{d}: tracks ({len(tracks)}), embeddings ({len(matrix)}) "
                                    f"and faiss.index ({index.ntotal}) disagree")
@@ -636,6 +676,9 @@ class Engine:
         self._compose(tracks=tracks, embedded=embedded, index=index, projection=load_map(d, tracks.ids),
                       plays=plays, provenance=Provenance(man.get("stats", {}), man, d),
                       recommender=recommender)
+        from .search import SearchIndex
+
+        self._search = SearchIndex.open(d / "search.sqlite") if (d / "search.sqlite").exists() else None
         return self
 
     def _counts(self) -> dict:

@@ -160,12 +160,12 @@ def hybrid_methods(rec, *, sources: bool = True) -> dict[str, Callable[[list[int
 def run_methods(methods: dict[str, Callable[[list[int], int], list[int]]], split: Split, *,
                 progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Rank for every test user with every method; one row of metrics per method, and timings per method."""
-    from tqdm import tqdm
+    from .progress import bar
 
     k = split.k
     ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
     seconds: dict[str, list[float]] = {m: [] for m in methods}
-    for r in tqdm(split.recent, desc="evaluating", unit="user", disable=not progress, leave=False):
+    for r in bar(split.recent, desc="evaluating", unit="user", enabled=progress):
         for m, fn in methods.items():
             t0 = time.perf_counter()
             ranked[m].append(fn(r, k))

@@ -174,13 +174,19 @@ class TrackIndex:
         np.save(d / "centroids.npy", self.centroids_.astype(np.float32), allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: str | Path, config: IndexConfig | None = None) -> "TrackIndex":
-        """Read what :meth:`save` wrote and apply ``config``'s search settings (damage: IndexFormatError)."""
+    def load(cls, directory: str | Path, config: IndexConfig | None = None, *,
+             mmap: bool = False) -> "TrackIndex":
+        """Read what :meth:`save` wrote and apply ``config``'s search settings (damage: IndexFormatError).
+
+        ``mmap``: map the files read-only (FAISS ``IO_FLAG_MMAP``, numpy ``mmap_mode``) instead of
+        copying them.
+        """
         faiss = _faiss()
         d = Path(directory)
         self = cls(config)
         try:
-            self.index_ = faiss.read_index(str(d / "faiss.index"))
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            self.index_ = faiss.read_index(str(d / "faiss.index"), flags)
         except RuntimeError as exc:  # FAISS puts its own traceback first: the last line says what failed
             line = str(exc).strip().splitlines()
             raise IndexFormatError(f"{d / 'faiss.index'}: unreadable FAISS index "
@@ -189,8 +195,8 @@ class TrackIndex:
             self.index_.hnsw.efSearch = self.config.hnsw_ef_search
         elif index_kind(self.index_) == "ivf":
             self.index_.nprobe = self.config.ivf_nprobe
-        self.clusters_ = read_npy(d / "clusters.npy")
-        self.centroids_ = read_npy(d / "centroids.npy")
+        self.clusters_ = read_npy(d / "clusters.npy", mmap=mmap)
+        self.centroids_ = read_npy(d / "centroids.npy", mmap=mmap)
         if len(self.clusters_) != self.ntotal:
             raise IndexFormatError(f"{d}: clusters.npy has {len(self.clusters_)} rows, "
                                    f"faiss.index {self.ntotal}")

@@ -79,9 +79,9 @@ def simulate_users(catalog: pd.DataFrame, config: SimulationConfig | None = None
     rows = []
     it = range(c.n_users)
     if progress:
-        from tqdm import tqdm
+        from .progress import bar
 
-        it = tqdm(it, desc="simulating users", unit="user")
+        it = bar(it, desc="simulating users", unit="user")
     for u in it:
         taste = rng.dirichlet(np.full(G, c.taste_alpha))
         taste_cdf = np.cumsum(taste)

@@ -1,12 +1,19 @@
-"""Load benchmark of ``recsys serve``: 16 concurrent clients, 2,000 POST /api/recommend, loopback only.
+"""Load benchmark of ``recsys serve`` (loopback only) and of the track search.
 
-Starts ``recsys serve`` as a child process on a free 127.0.0.1 port, sends a fixed number of requests
-(so it stops by itself), and prints errors, p50/p99 latency and requests/s beside the in-process
-``Engine.recommend`` p50/p99 measured in the same run on the same request bodies. A second phase
-repeats the load with ``POST /api/admin/reload`` sent when half of the requests are done.
+``http`` (default): starts ``recsys serve`` as a child process on a free 127.0.0.1 port for each
+``--workers`` value (and, with ``--baseline-src DIR``, the same server from another source tree, e.g.
+a checkout of an older commit, in the same run), sends a fixed number of POST /api/recommend from 1, 4
+and 16 clients, and prints errors, p50/p99 latency and requests/s beside the in-process
+``Engine.recommend`` p50/p99 on the same bodies; a phase with ``POST /api/admin/reload`` sent halfway;
+``--overload 64`` then runs 64 clients for 20 s and counts status codes (only 200 and 503 allowed).
+``search``: a seeded synthetic catalogue (words drawn from a real catalogue's titles, artists and
+albums) of each ``--sizes``, its search.sqlite built with recsys.search, and exact-title and
+half-title prefix queries timed in process; reports p50/p99 and how often a track with exactly the
+queried title (and the queried track itself) is in the top 5.
 
     python scripts/bench_serve.py --index out/demo/index            # after `make demo`
-    python scripts/bench_serve.py --index out/demo/index --requests 2000 --clients 16 --json
+    python scripts/bench_serve.py --index out/demo/index --workers 1 2 --clients 1 4 16 --json
+    python scripts/bench_serve.py search --sizes 250000 1000000
 """
 from __future__ import annotations
 
@@ -17,10 +24,15 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+
+#: Admin token handed to the server (RECSYS_ADMIN_TOKEN) for the reload request.
+ADMIN_TOKEN = "bench-serve"
 
 
 def free_port() -> int:
@@ -77,7 +89,7 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
     async def reloader(client: httpx.AsyncClient) -> None:
         await reload_event.wait()
         t0 = time.perf_counter()
-        r = await client.post("/api/admin/reload")
+        r = await client.post("/api/admin/reload", headers={"X-Recsys-Admin-Token": ADMIN_TOKEN})
         reload_info.update(status=r.status_code, seconds=round(time.perf_counter() - t0, 3),
                            requests_done_before=reload_at, generation=r.json().get("generation"))
 
@@ -109,77 +121,227 @@ def in_process(eng, reqs: list[dict]) -> dict:
     return {"calls": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--index", default="out/demo/index")
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--no-reload", action="store_true", help="Skip the phase with a reload in the middle.")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="recsys serve --threads (default: Starlette's 40).")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> dict:
+    """``clients`` loops posting for ``seconds``: every answer must be 200 or 503 (with Retry-After)."""
+    import httpx
+
+    codes: dict[str, int] = {}
+    t_end = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient, i: int) -> None:
+        j = i
+        while time.perf_counter() < t_end:
+            try:
+                r = await client.post("/api/recommend", json=reqs[j % len(reqs)])
+                key = str(r.status_code)
+                if r.status_code == 503 and "retry-after" not in r.headers:
+                    key = "503 without Retry-After"
+            except Exception as exc:
+                key = type(exc).__name__
+            codes[key] = codes.get(key, 0) + 1
+            j += clients
+
+    limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(client, i) for i in range(clients)))
+    return {"clients": clients, "seconds": seconds, "codes": codes}
+
+
+def start_server(index: str, *, workers: int, src: str | None, threads: int | None) -> tuple:
+    port = free_port()
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", RECSYS_ADMIN_TOKEN=ADMIN_TOKEN)
+    if src:
+        env["PYTHONPATH"] = src
+    cmd = [sys.executable, "-m", "recsys.cli", "serve", "--index", str(Path(index).resolve()),
+           "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    server = subprocess.Popen(cmd, env=env, cwd=src or None, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    t0 = time.perf_counter()
+    while True:
+        if server.poll() is not None:
+            sys.exit(f"error: the server exited with status {server.returncode}")
+        try:
+            if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.perf_counter() - t0 > 300:
+            server.kill()
+            sys.exit("error: the server did not come up within 300 s")
+        time.sleep(0.2)
+    if workers > 1:  # every worker up (each loads the index): until health has come from all of them
+        pids: set = set()
+        while len(pids) < workers and time.perf_counter() - t0 < 300:
+            pids.add(httpx.get(url + "/api/health", timeout=30, headers={"Connection": "close"})
+                     .json().get("worker_pid"))
+    return server, url, round(time.perf_counter() - t0, 2)
+
+
+def stop(server) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def http_bench(args) -> dict:
     if not Path(args.index, "manifest.json").exists():
         sys.exit(f"error: {args.index}: no index there (run `make demo` first, or pass --index)")
     from recsys.engine import Engine
 
     eng = Engine.load(args.index)
     reqs = bodies(eng, args.requests)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    cmd = [sys.executable, "-m", "recsys.cli", "serve", "--index", args.index, "--port", str(port)]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    server = subprocess.Popen(cmd,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import httpx
-
-        t0 = time.perf_counter()
-        while True:
-            if server.poll() is not None:
-                sys.exit(f"error: the server exited with status {server.returncode}")
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() - t0 > 120:
-                sys.exit("error: the server did not come up within 120 s")
-            time.sleep(0.2)
-        startup = round(time.perf_counter() - t0, 2)
-        asyncio.run(load(url, reqs[:100], args.clients))  # warm-up: connections, caches
-        res = {"index": args.index, "tracks": eng.n_tracks, "clients": args.clients, "threads": args.threads,
-               "server_startup_s": startup,
-               "loadavg_before": round(os.getloadavg()[0], 2)}
-        res["http"] = asyncio.run(load(url, reqs, args.clients))
-        res["in_process"] = in_process(eng, reqs)
-        if not args.no_reload:
-            res["http_with_reload"] = asyncio.run(load(url, reqs, args.clients, reload_at=len(reqs) // 2))
-        res["loadavg_after"] = round(os.getloadavg()[0], 2)
-    finally:
-        server.terminate()
+    res = {"index": args.index, "tracks": eng.n_tracks, "loadavg_before": round(os.getloadavg()[0], 2),
+           "in_process": in_process(eng, reqs[: min(len(reqs), 1000)]), "servers": []}
+    del eng
+    servers = [("this tree", None, w) for w in args.workers]
+    if args.baseline_src:
+        servers.insert(0, (f"baseline {args.baseline_src}", args.baseline_src, 1))
+    for label, src, workers in servers:
+        server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads)
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
+            run = {"server": label, "workers": workers, "startup_s": startup, "phases": []}
+            for clients in args.clients:
+                n = args.requests if clients > 1 else max(200, args.requests // 4)
+                r = asyncio.run(load(url, reqs[:n], clients))
+                run["phases"].append({"clients": clients, "reload": False, **r})
+                if not args.no_reload and clients == max(args.clients):
+                    r = asyncio.run(load(url, reqs[:n], clients, reload_at=n // 2))
+                    run["phases"].append({"clients": clients, "reload": True, **r})
+            if args.overload:
+                run["overload"] = asyncio.run(overload(url, reqs, args.overload, args.overload_seconds))
+                import httpx
+
+                run["alive_after_overload"] = httpx.get(url + "/api/health", timeout=30).status_code == 200
+            res["servers"].append(run)
+            print(json.dumps(run), file=sys.stderr)
+        finally:
+            stop(server)
+    res["loadavg_after"] = round(os.getloadavg()[0], 2)
+    return res
+
+
+def synthetic_catalog(n: int, *, seed: int, source: str) -> "object":
+    """n synthetic tracks whose title/artist/album words follow a real catalogue's word frequencies."""
+    import pandas as pd
+
+    cat = pd.read_csv(source, usecols=["track_name", "track_artist", "track_album_name"])
+    rng = np.random.default_rng(seed)
+
+    def make(col: str, lo: int, hi: int, m: int) -> np.ndarray:
+        words = pd.Series([w for v in cat[col].dropna().astype(str) for w in v.split()]).value_counts()
+        w, p = words.index.to_numpy(object), words.to_numpy(float) / words.sum()
+        lens = rng.integers(lo, hi + 1, size=m)
+        parts = np.split(w[rng.choice(len(w), size=int(lens.sum()), p=p)], np.cumsum(lens)[:-1])
+        return np.asarray([" ".join(x) for x in parts], dtype=object)
+
+    artists = make("track_artist", 1, 3, max(n // 10, 1))
+    albums = make("track_album_name", 1, 4, max(n // 8, 1))
+    return pd.DataFrame({"title": make("track_name", 1, 5, n),
+                         "artist": artists[rng.integers(0, len(artists), n)],
+                         "album": albums[rng.integers(0, len(albums), n)],
+                         "popularity": rng.integers(0, 101, n).astype(float)})
+
+
+def search_bench(args) -> dict:
+    from recsys import search
+
+    out = {"loadavg_before": round(os.getloadavg()[0], 2), "sizes": []}
+    for n in args.sizes:
+        df = synthetic_catalog(n, seed=args.seed, source=args.vocabulary)
+        t0 = time.perf_counter()
+        idx = search.build(titles=df["title"].tolist(), artists=df["artist"].tolist(),
+                           albums=df["album"].tolist(),
+                           prior=search.priors(plays=np.zeros(n), popularity=df["popularity"].to_numpy()))
+        build_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:  # query the file as a server does, not the build's copy
+            idx.save(Path(tmp) / "search.sqlite")
+            mb = (Path(tmp) / "search.sqlite").stat().st_size / 1e6
+            idx = search.SearchIndex.open(Path(tmp) / "search.sqlite")
+            rng = np.random.default_rng(args.seed + 1)
+            rows = [int(r) for r in rng.choice(n, args.queries, replace=False)
+                    if search.tokens(df["title"][r])]
+            idx.search("warm up", 5)
+            row = {"tracks": n, "build_s": round(build_s, 1), "file_mb": round(mb, 1)}
+            for kind in ("exact", "prefix"):
+                lat, title_hit, self_hit = [], 0, 0
+                for r in rows:
+                    title = df["title"][r]
+                    q = title if kind == "exact" else title[: max(2, len(title) // 2)]
+                    t0 = time.perf_counter()
+                    got = idx.search(q, 10)
+                    lat.append(time.perf_counter() - t0)
+                    if kind == "exact":
+                        title_hit += any(search.key(df["title"][g]) == search.key(title) for g in got[:5])
+                        self_hit += r in got[:5]
+                row[kind] = {"queries": len(rows), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+                             "max_ms": pct(lat, 100)}
+                if kind == "exact":
+                    row[kind].update(title_in_top5=round(title_hit / len(rows), 4),
+                                     track_in_top5=round(self_hit / len(rows), 4))
+            out["sizes"].append(row)
+            print(json.dumps(row), file=sys.stderr)
+    out["loadavg_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", nargs="?", choices=("http", "search"), default="http")
+    ap.add_argument("--index", default="out/demo/index")
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--baseline-src", help="PYTHONPATH of another source tree to serve first (same run).")
+    ap.add_argument("--no-reload", action="store_true", help="Skip the phase with a reload in the middle.")
+    ap.add_argument("--overload", type=int, default=0, help="Clients of the overload phase (0: none).")
+    ap.add_argument("--overload-seconds", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=None, help="recsys serve --threads.")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=2, help="Synthetic catalogue seed (held out: 2; 1 was used "
+                                                        "while writing recsys/search.py).")
+    ap.add_argument("--vocabulary", default=str(Path(__file__).resolve().parents[1] / "data"
+                                                / "spotify_demo.csv.gz"),
+                    help="Catalogue whose title/artist/album words the synthetic catalogue draws from.")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    res = search_bench(args) if args.mode == "search" else http_bench(args)
     if args.json:
         print(json.dumps(res, indent=2))
         return
-    print(f"{res['tracks']:,} tracks, {args.clients} clients, {args.requests:,} POST /api/recommend a phase "
-          f"(server up in {startup} s; load average {res['loadavg_before']} -> {res['loadavg_after']})")
-    print(f"{'phase':<28}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}")
-    for name, key in (("HTTP", "http"), ("HTTP, reload in the middle", "http_with_reload")):
-        if key in res:
-            r = res[key]
-            print(f"{name:<28}{r['errors']:>8}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['req_per_s']:>9}")
+    if args.mode == "search":
+        print(f"search (load average {res['loadavg_before']} -> {res['loadavg_after']})")
+        print(f"{'tracks':>10}{'build s':>9}{'exact p50':>11}{'p99':>7}{'prefix p50':>12}{'p99':>7}"
+              f"{'title@5':>9}{'track@5':>9}")
+        for r in res["sizes"]:
+            e, p = r["exact"], r["prefix"]
+            print(f"{r['tracks']:>10,}{r['build_s']:>9}{e['p50_ms']:>11}{e['p99_ms']:>7}{p['p50_ms']:>12}"
+                  f"{p['p99_ms']:>7}{e['title_in_top5']:>9}{e['track_in_top5']:>9}")
+        return
     ip = res["in_process"]
-    print(f"{'in-process Engine.recommend':<28}{'':>8}{ip['p50_ms']:>9}{ip['p99_ms']:>9}")
-    if "http_with_reload" in res:
-        rl = res["http_with_reload"]["reload"]
-        print(f"reload: HTTP {rl.get('status')} after {rl.get('requests_done_before')} requests, "
-              f"{rl.get('seconds')} s to load the new index (generation {rl.get('generation')})")
+    print(f"{res['tracks']:,} tracks; in-process Engine.recommend p50 {ip['p50_ms']} ms, "
+          f"p99 {ip['p99_ms']} ms "
+          f"(load average {res['loadavg_before']} -> {res['loadavg_after']})")
+    print(f"{'server':<34}{'workers':>8}{'clients':>8}{'reload':>7}{'errors':>7}{'p50 ms':>8}{'p99 ms':>8}"
+          f"{'req/s':>8}")
+    for run in res["servers"]:
+        for ph in run["phases"]:
+            print(f"{run['server'][:33]:<34}{run['workers']:>8}{ph['clients']:>8}"
+                  f"{'yes' if ph['reload'] else '':>7}{ph['errors']:>7}{ph['p50_ms']:>8}{ph['p99_ms']:>8}"
+                  f"{ph['req_per_s']:>8}")
+        if "overload" in run:
+            print(f"  overload {run['overload']['clients']} clients {run['overload']['seconds']} s: "
+                  f"{run['overload']['codes']}; server alive after: {run['alive_after_overload']}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("recsys", "pipelines")
-FACES = ("recsys.cli", "recsys.serve")
+FACES = ("recsys.cli", "recsys.serve", "recsys.__main__")  # __main__: `python -m recsys`, the CLI
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

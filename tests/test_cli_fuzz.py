@@ -143,3 +143,71 @@ def test_bad_values_never_crash_and_touch_nothing_outside_tmp(world, tmp_path, m
     after = snapshot(ROOT)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
     assert not changed, f"files outside the test's tmp dir changed: {changed[:10]}"
+
+
+def _unwritable(tmp_path: Path) -> Path | None:
+    """A folder this process cannot create files in (root ignores mode bits: /sys then), or None."""
+    import tempfile
+
+    ro = tmp_path / "ro"
+    ro.mkdir(exist_ok=True)
+    ro.chmod(0o500)
+    for cand in (ro, Path("/sys")):
+        try:
+            fd, p = tempfile.mkstemp(dir=cand)
+        except OSError:
+            return cand
+        os.close(fd)
+        os.unlink(p)
+    return None
+
+
+def _digest(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_file_outputs_never_crash_and_keep_user_files(world, tmp_path, monkeypatch):
+    """Every command with --out, aimed at a user's file, an input, an unwritable folder, or below a file."""
+    monkeypatch.chdir(tmp_path)
+    for k, v in {"RECSYS_SPOTIFY_API_URL": "http://127.0.0.1:9/v1", "RECSYS_SPOTIFY_AUTH_URL": "http://127.0.0.1:9",
+                 "RECSYS_SPOTIFY_CLIENT_ID": "x", "RECSYS_SPOTIFY_CLIENT_SECRET": "y",
+                 "RECSYS_SPOTIFY_RETRIES": "0", "RECSYS_SPOTIFY_BACKOFF": "0", "RECSYS_SPOTIFY_TIMEOUT": "1",
+                 "RECSYS_CONFIG_DIR": str(tmp_path / "config")}.items():
+        monkeypatch.setenv(k, v)
+    inputs = _digest(world)
+    ro = _unwritable(tmp_path)
+    runner = CliRunner()
+    problems = []
+    n = 0
+    for path, cmd in commands(main):
+        if path in SKIP or not any(isinstance(p, click.Option) and "--out" in p.opts for p in cmd.params):
+            continue
+        case = tmp_path / "_".join(path)
+        case.mkdir()
+        args = valid_args(path, cmd, world, case)
+        if args is None or "--out" not in args:
+            continue
+        j = args.index("--out") + 1
+        mine = case / Path(args[j]).name
+        mine.write_bytes(b"the user's own file")
+        (case / "plain.txt").write_text("a file, not a folder")
+        given = world / ("h.parquet" if path == ("rules", "mine") else "cat.csv")
+        name = Path(args[j]).name
+        targets = {"user's file": mine, "input": given, "below a file": case / "plain.txt" / name}
+        if ro is not None:
+            targets["unwritable"] = ro / "sub" / name
+        for what, target in targets.items():
+            args[j] = str(target)
+            r = runner.invoke(main, [*path, *args])
+            n += 1
+            if r.exit_code not in (0, 2) or "Traceback" in r.output:
+                exc = (f"{type(r.exception).__name__}: {r.exception}" if r.exception
+                       else r.output.strip()[-300:])
+                problems.append(f"recsys {' '.join(path)} --out <{what}> -> exit {r.exit_code}: {exc}")
+            elif r.exit_code == 0:
+                problems.append(f"recsys {' '.join(path)} --out <{what}> was accepted")
+        if mine.read_bytes() != b"the user's own file":
+            problems.append(f"recsys {' '.join(path)} overwrote the user's file {mine.name}")
+    assert n >= 30  # the file-output commands really ran
+    assert not problems, "\n".join(problems)
+    assert _digest(world) == inputs, "an input file changed"

@@ -116,3 +116,16 @@ def test_stats_table_fills_the_index_and_partial_coverage_is_named(tmp_path):
     assert np.isnan(t.loc["t0030", "danceability"])
     # every track has a content vector: filled ones by statistics, the rest by their metadata
     assert eng.block_presence == {"tabular": 60}
+
+
+def test_missing_note_counts_tracks_the_audio_blocks_cover():
+    from recsys.blocks import Block
+    from recsys.catalog import missing_stats_note, stats_coverage
+
+    cat = pd.DataFrame({"track_id": list("abcd"), "energy": [0.5, np.nan, np.nan, np.nan]})
+    cov = stats_coverage(cat)
+    audio = Block("spectral", np.zeros((4, 2), np.float32), np.array([True, True, False, False]), ["x", "y"])
+    note = missing_stats_note(cov, [audio])
+    assert note.startswith("no audio statistics for 3 of 4 tracks: their content similarity and map position "
+                           "use metadata (1 of them also the audio blocks spectral)")
+    assert missing_stats_note(stats_coverage(make_catalog(10)), []) is None

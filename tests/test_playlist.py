@@ -367,3 +367,19 @@ def test_plain_reasons_name_tracks_by_title():
     assert plain_reason("something new about abcdef1", names) == "something new about “Tiny Dancer”"
     got = summarise(["same artist as abcdef1", "same artist as abcdef1", "popular (12 plays)", "x"], names)
     assert got == ["Same artist as “Tiny Dancer”", "Popular: in 12 playlists"]
+
+
+def test_mpd_split_holds_out_whole_playlists(shared_data):
+    """The MPD dev playlists (research only, read in place): test playlists never reach training."""
+    from recsys.continuation import continuation_queries, split_playlists
+    from recsys.users import read_histories
+
+    h = read_histories(shared_data / "playlists" / "mpd_dev_playlists.tsv.gz")
+    parts = split_playlists(h, min_tracks=15, test=0.2, valid=0.1, seed=0)
+    train_ids = set(parts["train"]["user_id"])
+    assert not train_ids & set(parts["test"]["user_id"]) and not train_ids & set(parts["valid"]["user_id"])
+    assert len(set(parts["test"]["user_id"])) > 250
+    row_of = {t: i for i, t in enumerate(sorted(set(h["track_id"])))}
+    qs, info = continuation_queries(parts["test"], row_of, n_seed=10, min_tracks=15)
+    assert all(len(q.seed) == 10 and len(q.truth) >= 5 and not set(q.seed) & q.truth for q in qs)
+    assert info["playlists"] == len(set(parts["test"]["user_id"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -170,3 +171,223 @@ def test_log_lines_never_share_the_progress_bar_line(small):
     assert logs, proc.stderr[-2000:]  # -v really logs the steps
     for ln in logs:
         assert ln.split("\r")[-1].startswith("INFO"), repr(ln)
+
+
+# ----------------------------------------------------------------------------- issue 19: one rule for outputs
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One small index (and its inputs) shared by the read-only cases below."""
+    d = tmp_path_factory.mktemp("built")
+    cat = d / "cat.csv"
+    make_catalog(80).to_csv(cat, index=False)
+    cfg = d / "engine.toml"
+    cfg.write_text("[engine]\ngenre_probs = false\n[engine.index]\nn_clusters = 4\n")
+    r = run("build-index", "--catalog", cat, "--config", cfg, "--simulate-users", 30, "--out", d / "idx")
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_simulate_users_refuses_its_catalog_as_out(small):
+    """Case 1: the catalogue was replaced by histories, rc 0."""
+    d, cat, _ = small
+    before = cat.read_bytes()
+    user_error(run("simulate-users", "--catalog", cat, "--users", 5, "--out", cat), "input")
+    assert cat.read_bytes() == before
+
+
+def test_rules_mine_refuses_its_histories_as_out(built):
+    """Case 2: the histories were replaced by rules, rc 0."""
+    h = built / "h.csv"
+    import pandas as pd
+
+    pd.read_parquet(built / "idx" / "histories.parquet").to_csv(h, index=False)
+    before = h.read_bytes()
+    user_error(run("rules", "mine", "--histories", h, "--out", h), "input")
+    assert h.read_bytes() == before
+
+
+def test_existing_user_files_need_force_and_are_moved_aside(small, tmp_path):
+    """Case 3: `genres map --out important.csv` overwrote the user's file silently."""
+    d, cat, _ = small
+    mine = tmp_path / "important.csv"
+    mine.write_text("my,data\n1,2\n")
+    user_error(run("genres", "map", "--catalog", cat, "--out", mine), "recsys did not write", "--force")
+    assert mine.read_text() == "my,data\n1,2\n"
+    # recsys's own output may be rewritten without --force; edited by the user, it is the user's again
+    out = tmp_path / "mapped.csv"
+    assert run("genres", "map", "--catalog", cat, "--out", out).exit_code == 0
+    assert run("genres", "map", "--catalog", cat, "--out", out).exit_code == 0
+    out.write_text(out.read_text() + "\n")
+    user_error(run("genres", "map", "--catalog", cat, "--out", out), "--force")
+    r = run("genres", "map", "--catalog", cat, "--out", mine, "--force")
+    assert r.exit_code == 0, r.output
+    kept = list((tmp_path / ".recsys-trash").glob("*/important.csv"))
+    assert [k.read_text() for k in kept] == ["my,data\n1,2\n"]
+    assert str(kept[0]) in r.output  # --force says where the old file went
+
+
+def test_report_refuses_a_user_png_and_a_file_inside_the_index(built, tmp_path):
+    """Cases 3 and 4: `report --out thesis.png` overwrote it; `--out idx/tracks.parquet` broke the index."""
+    thesis = tmp_path / "thesis.png"
+    thesis.write_bytes(b"my figure")
+    user_error(run("report", "t0001", "--index", built / "idx", "--out", thesis), "--force")
+    assert thesis.read_bytes() == b"my figure"
+    inside = built / "idx" / "tracks.parquet"
+    before = inside.read_bytes()
+    user_error(run("report", "t0001", "--index", built / "idx", "--out", inside), "input")
+    assert inside.read_bytes() == before
+    assert run("recommend", "--index", built / "idx", "--recent", "t0001").exit_code == 0
+
+
+def test_stems_separate_keeps_the_users_wav(tmp_path):
+    """Case 3: `stems separate --out mystems/` overwrote the user's vocals.wav."""
+    import numpy as np
+    import soundfile as sf
+
+    song = tmp_path / "song.wav"
+    sf.write(song, (0.1 * np.sin(np.arange(44100) / 7)).astype("float32"), 22050)
+    mystems = tmp_path / "mystems"
+    mystems.mkdir()
+    (mystems / "vocals.wav").write_bytes(b"my take")
+    args = ["stems", "separate", song, "--out", mystems, "--backend", "classical", "--seconds", 1]
+    user_error(run(*args), "vocals.wav", "--force")
+    assert (mystems / "vocals.wav").read_bytes() == b"my take"
+    out2 = tmp_path / "new"
+    assert run(*args[:3], "--out", out2, *args[5:]).exit_code == 0
+    assert run(*args[:3], "--out", out2, *args[5:]).exit_code == 0  # its own stems are replaced
+
+
+def test_rebuild_keeps_the_users_files_inside_an_index(small):
+    """Case 5: NOTES.txt and myplots/ added to an index were deleted by the next build-index."""
+    d, cat, cfg = small
+    idx = d / "idx"
+    assert build(cat, cfg, idx).exit_code == 0
+    (idx / "NOTES.txt").write_text("why this index")
+    (idx / "myplots").mkdir()
+    (idx / "myplots" / "a.png").write_bytes(b"png")
+    r = build(cat, cfg, idx)
+    assert r.exit_code == 0, r.output
+    assert (idx / "NOTES.txt").read_text() == "why this index"
+    assert (idx / "myplots" / "a.png").read_bytes() == b"png"
+    assert "NOTES.txt" in r.output  # said, not silent
+    assert run("recommend", "--index", idx, "--recent", "t0001").exit_code == 0
+
+
+@pytest.mark.parametrize("via_symlink", [False, True])
+def test_force_on_a_user_folder_moves_it_aside_and_says_so(small, via_symlink):
+    """Case 6: --force deleted a folder of the user's (also through a symlink) without a word."""
+    d, cat, cfg = small
+    mine = d / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("chapter 1")
+    target = mine
+    if via_symlink:
+        target = d / "link"
+        target.symlink_to(mine)
+    r = build(cat, cfg, target, "--force")
+    assert r.exit_code == 0, r.output
+    kept = list((d / ".recsys-trash").glob("*/mine/thesis.tex"))
+    assert [k.read_text() for k in kept] == ["chapter 1"]
+    assert str(kept[0].parent) in r.output
+
+
+def _unwritable(tmp_path):
+    """A folder this process cannot create files in (root ignores mode bits: /sys then)."""
+    import tempfile
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    for cand in (ro, Path("/sys")):
+        try:
+            fd, p = tempfile.mkstemp(dir=cand)
+        except OSError:
+            return cand
+        os.close(fd)
+        os.unlink(p)
+    pytest.skip("no unwritable folder on this machine")
+
+
+@pytest.mark.parametrize("where", ["unwritable", "parent_is_file"])
+def test_bad_out_paths_fail_before_the_work(small, tmp_path, where):
+    """Case 7: PermissionError / FileExistsError tracebacks, for build-index only after the whole build."""
+    d, cat, cfg = small
+    if where == "unwritable":
+        base = _unwritable(tmp_path) / "sub"
+    else:
+        (tmp_path / "ok.parquet").write_bytes(b"x")
+        base = tmp_path / "ok.parquet"
+    r = build(cat, cfg, base / "idx")
+    user_error(r, str(base.parent if where == "unwritable" else base))
+    assert "build-index:" not in r.output  # no step ran
+    user_error(run("genres", "map", "--catalog", cat, "--out", base / "x.parquet"))
+    user_error(run("simulate-users", "--catalog", cat, "--users", 3, "--out", base / "h.parquet"))
+
+
+_HAMMER = """
+import sys, time
+from recsys.errors import OutputError
+from recsys.io import atomic_dir
+target, n = sys.argv[1], int(sys.argv[2])
+ok = lost = 0
+for i in range(n):
+    try:
+        with atomic_dir(target) as tmp:
+            (tmp / "manifest.json").write_text('{"kind": "x", "files": {}}')
+            (tmp / "who").write_text(str(i))
+            time.sleep(0.002)
+        ok += 1
+    except OutputError as exc:
+        assert "another recsys process" in str(exc), exc
+        lost += 1
+print(ok, lost)
+"""
+
+
+def test_three_processes_building_one_target(tmp_path):
+    """Case 9: OSError 39 in 200-295 of 300 calls and 700+ `.building` folders left."""
+    target = tmp_path / "idx"
+    procs = [subprocess.Popen([sys.executable, "-c", _HAMMER, str(target), "100"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err[-1500:]
+    ok, lost = (sum(int(out.split()[i]) for out, _ in results) for i in (0, 1))
+    assert ok > 0 and ok + lost == 300  # each call swapped completely, or its loser got the clear message
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["idx"]  # no .building or .lock litter
+    assert (target / "who").exists() and (target / "manifest.json").exists()
+
+
+def test_a_second_build_into_a_busy_target_stops_before_the_work(small):
+    """The loser of two build-index runs on one --out is told who holds it, at once."""
+    d, cat, cfg = small
+    hold = ("import sys, time\nfrom recsys.io import output_lock\n"
+            "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(d / "idx")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = build(cat, cfg, d / "idx")
+        user_error(r, "another recsys process", f"pid {holder.pid}")
+        assert "build-index:" not in r.output
+    finally:
+        holder.kill()
+        holder.wait()
+    assert build(cat, cfg, d / "idx").exit_code == 0
+
+
+def test_mixed_utf8_and_latin1_lines_both_read_right(small):
+    """Case 14: a file mixing UTF-8 and Latin-1 lines came out garbled ('CafÃ©')."""
+    import pandas as pd
+
+    d, cat, _ = small
+    df = pd.read_csv(cat)
+    df.loc[0, "track_name"] = "Café Olé"
+    df.loc[1, "track_name"] = "Señor Ñu"
+    lines = df.to_csv(index=False).splitlines(keepends=True)
+    data = b"".join(ln.encode("latin-1" if ln.startswith("t0001,") else "utf-8") for ln in lines)
+    mixed = d / "mixed.csv"
+    mixed.write_bytes(data)
+    r = run("genres", "map", "--catalog", mixed, "--out", d / "m.csv")
+    assert r.exit_code == 0, r.output
+    names = pd.read_csv(d / "m.csv").set_index("track_id")["track_name"]
+    assert names["t0000"] == "Café Olé" and names["t0001"] == "Señor Ñu"

@@ -67,28 +67,48 @@ def test_health(client, served):
     assert body["audio_files"] == len(AUDIO)
 
 
-def test_search_prefix_and_word_matches_first(client):
+def test_search_exact_title_first_then_prefix(client):
     r = client.get("/api/tracks", params={"q": "SONG 1", "limit": 50})
     names = [t["track_name"] for t in r.json()["results"]]
     assert names and all(n.lower().startswith("song 1") for n in names)
-    assert names[0] == "Song 1"  # the exact match first
+    assert names[0] == "Song 1"  # the exact title first
     r = client.get("/api/tracks", params={"q": "artist1_", "limit": 5})  # artist matches too
     res = r.json()["results"]
-    assert len(res) == 5 and all(t["track_artist"].lower().startswith("artist1_") for t in res)
+    assert len(res) == 5 and all(t["track_artist"].lower().startswith("artist1") for t in res)
     assert client.get("/api/tracks", params={"q": "zzz-no-such"}).json()["results"] == []
     assert len(client.get("/api/tracks", params={"q": "song", "limit": 3}).json()["results"]) == 3
+    assert client.get("/api/tracks", params={"q": "!!!"}).json()["results"] == []  # no word: nothing
 
 
-def test_search_ranks_prefix_before_word_before_substring(served):
-    from recsys.serve.app import _search
+def test_engine_gate_answers_503_with_retry_after_when_the_queue_is_full():
+    import asyncio
 
-    snap = served["app"].state.holder.current
-    rows = _search(snap, "1", 200)
-    names = [snap.names[r] for r in rows]
-    first_non_prefix = next(i for i, n in enumerate(names) if not n.startswith("1") and " 1" not in n)
-    # word matches ("song 1..") first
-    assert all(" 1" in n or n.startswith("1") for n in names[:first_non_prefix])
-    assert any("1" in n and " 1" not in n for n in names[first_non_prefix:])  # then substrings ("song 21")
+    from recsys.serve.app import Busy, EngineGate
+
+    async def main():
+        gate = EngineGate(threads=1, queue=1)
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def block():
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
+            return "ran"
+
+        running = asyncio.create_task(gate.run(block))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(gate.run(lambda: "waited"))
+        await asyncio.sleep(0.05)
+        try:
+            await gate.run(lambda: "third")
+            refused = None
+        except Busy as exc:
+            refused = exc
+        release.set()
+        return await running, await waiting, refused
+
+    ran, waited, refused = asyncio.run(main())
+    assert (ran, waited) == ("ran", "waited")
+    assert refused is not None and refused.status_code == 503 and refused.headers == {"Retry-After": "1"}
 
 
 def test_track_detail(client, served):
@@ -254,7 +274,8 @@ def test_reload_swaps_the_index(tmp_path):
     out = tmp_path / "idx"
     Engine.build(make_catalog(60), simulate_users=20, out=out, config=fast_config(genre_probs=False), seed=0)
     holder = IndexHolder(ServeOptions(index=str(out)))
-    client = TestClient(create_app(holder.options, holder=holder), client=("127.0.0.1", 1))
+    client = TestClient(create_app(holder.options, holder=holder, admin_token="tok"), client=("127.0.0.1", 1),
+                        headers={"X-Recsys-Admin-Token": "tok"})
     old = holder.current
     assert client.get("/api/health").json()["tracks"] == 60
     Engine.build(make_catalog(80, seed=1), simulate_users=20, out=out, config=fast_config(genre_probs=False),
@@ -295,7 +316,8 @@ def test_no_request_fails_during_reloads(served):
         threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
-        with httpx.Client(base_url=url, timeout=60) as admin:
+        with httpx.Client(base_url=url, timeout=60,
+                          headers={"X-Recsys-Admin-Token": app.state.admin_token}) as admin:
             for _ in range(5):
                 assert admin.post("/api/admin/reload").status_code == 200
         done.set()

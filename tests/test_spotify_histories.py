@@ -26,6 +26,8 @@ def _library(fake, n: int = 150):
     """Tracks by 12 artists with genres, three overlapping playlists and liked songs; no audio features."""
     artists = [(f"art{a:019d}", f"Band {a}") for a in range(12)]
     tracks = [make_track(i, artists=[artists[i % 12]], popularity=(i * 37) % 100) for i in range(n)]
+    for i, t in enumerate(tracks):
+        t["external_ids"] = {"isrc": f"USRC1{i:07d}"}  # kept as track_isrc for `spotify match`
     fake.add_tracks(tracks, features=False)
     for a, (aid, _) in enumerate(artists):
         fake.set_artist_genres(aid, [GENRES[a % len(GENRES)]])
@@ -66,6 +68,8 @@ def test_import_histories_build_recommend_without_statistics(fake, spotify_env, 
     assert "histories: 4 (3 playlist(s) + liked songs)" in res.output
     df = pd.read_parquet(cat)
     assert df["danceability"].isna().all() and df["tempo"].isna().all()  # no statistics anywhere
+    isrc = {t["id"]: t["external_ids"]["isrc"] for t in tracks}
+    assert (df["track_isrc"] == df["track_id"].map(isrc)).all()
     h = pd.read_parquet(plays)
     assert set(h["user_id"]) == {"plMorning", "plRun", "plEvening", LIKED_ID}
     morning = h[h.user_id == "plMorning"].sort_values("position")
@@ -82,6 +86,8 @@ def test_import_histories_build_recommend_without_statistics(fake, spotify_env, 
            "metadata only" in res.output
     assert "histories: 4 users" in res.output
 
+    t = pd.read_parquet(idx / "tracks.parquet")
+    assert t["danceability"].isna().all() and t["track_album_id"].notna().all()  # none in the index either
     res = run("recommend", "--index", idx, "--user", "plRun", "-k", "5")
     lines = res.output.splitlines()
     numbered = [s for s in lines if s[:3].strip().rstrip(".").isdigit()]

@@ -209,6 +209,9 @@ def test_cli_match_then_extract_only_mapped_then_build_with_stats(library, tmp_p
     m = pd.read_csv(matches)
     assert list(m.columns[:4]) == ["track_id", "file", "method", "score"]
     assert len(pd.read_csv(unmatched)) == 5
+    res = runner.invoke(main, ["features", "extract", "--audio-dir", str(music), "--only-mapped",
+                               "--out", str(tmp_path / "f0")])
+    assert res.exit_code == 2 and "--only-mapped needs --mapping" in res.output
     # keep the extraction small: four matched files
     small = tmp_path / "matches4.csv"
     m.head(4).to_csv(small, index=False)

@@ -109,18 +109,21 @@ class TabularBlock:
     name = "tabular"
 
     def __init__(self, *, metadata: bool = True, genre_probs: bool = True, genre_folds: int = 3,
-                 genre_model: str = "lightgbm", genre_params: dict | None = None, genre_weight: float = 1.0,
-                 seed: int = 0, model_dir: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 genre_model: str = "lightgbm", genre_params: dict | None = None,
+                 genre_max_rows: int | None = None, genre_weight: float = 1.0, seed: int = 0,
+                 model_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = False) -> None:
         self.metadata = metadata
         self.genre_probs = genre_probs
         self.genre_folds = genre_folds
         self.genre_model = genre_model
         self.genre_params = genre_params
+        self.genre_max_rows = genre_max_rows
         self.genre_weight = genre_weight
         self.seed = seed
         self.model_dir = model_dir
         self.cache_dir = cache_dir
+        self.progress = progress
 
     @property
     def genre_classifier(self):
@@ -149,7 +152,8 @@ class TabularBlock:
 
             probs = cached_genre_probabilities(catalog, cache_dir=self.cache_dir, model_dir=self.model_dir,
                                                folds=self.genre_folds, model=self.genre_model,
-                                               random_state=self.seed, params=self.genre_params)
+                                               random_state=self.seed, params=self.genre_params,
+                                               max_rows=self.genre_max_rows, progress=self.progress)
         self.genre_model_ = probs[2] if probs is not None else None
         self.genre_classes_ = list(probs[1]) if probs is not None else None
         coverage = stats_coverage(catalog)

@@ -24,9 +24,15 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except RecsysError as exc:
+            from ..progress import close_bars
+
+            close_bars()  # the error line never shares a progress bar's line
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
+            from ..progress import close_bars
+
+            close_bars()
             click.echo("interrupted", err=True)
             sys.exit(130)
 
@@ -38,16 +44,22 @@ def main(verbose: int) -> None:
     """recsys: genre labels, track embeddings, clusters and what to play next."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    from ..progress import on_terminal, show_lines
 
-    # log lines go through tqdm.write for the whole command: they never share a progress bar's line
-    click.get_current_context().with_resource(logging_redirect_tqdm())
+    show_lines("recsys.io", prefix="note: ", level=level)  # what --force moved aside, what a rebuild kept
+    if on_terminal():
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        # log lines go through tqdm.write for the whole command: they never share a progress bar's line
+        click.get_current_context().with_resource(logging_redirect_tqdm())
+    else:  # no bars off a terminal: progress comes as plain lines ("build-index: embedding (4/8)")
+        show_lines()
 
 
 def _register_all() -> None:
-    from . import audio, engine, genres, playlist, serve, spotify, stems
+    from . import audio, engine, genres, playlist, search, serve, spotify, stems
 
-    for module in (genres, engine, audio, stems, spotify, serve, playlist):
+    for module in (genres, engine, audio, stems, spotify, serve, playlist, search):
         module.register(main)
 
 
@@ -103,6 +115,8 @@ EXAMPLES: dict[str, list[str]] = {
                            "recsys spotify sort-liked --model out/genre_model --genres pop,rock --apply"],
     "serve": ["recsys serve --index out/demo/index   # then open http://127.0.0.1:8000/"],
     "report": ["recsys report 6b2RcmUt1g9N9mQ3CbjX2Y --index out/demo/index --out report.png"],
+    "search": ["recsys search 'beyonce halo' --index out/demo/index",
+               "recsys search daft --index out/idx -k 20 --json"],
 }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .. import blocks as block_registry
+from .common import FORCE_DIR, FORCE_FILE
 
 
 def _print_cv(report: dict) -> None:
@@ -68,7 +69,7 @@ def register(main: click.Group) -> None:
     @click.option("--cache", type=click.Path(path_type=Path), default=None,
                   help="Cache folder for decoded chunk log-mels "
                        "(reused across runs; keyed by content + settings).")
-    @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
+    @click.option("--force", is_flag=True, help=FORCE_DIR)
     def cnn_train(audio_dir, labels, out, folds, chunk_seconds, excerpt_seconds, epochs, batch_size, n_mels,
                   patience, no_augment, seed, jobs, cache, force) -> None:
         """Train on labelled audio; report CV metrics per chunk and per song beside a classical baseline."""
@@ -79,8 +80,11 @@ def register(main: click.Group) -> None:
         cfg = CNNConfig(chunk_seconds=chunk_seconds, train_hop_seconds=chunk_seconds / 2,
                         excerpt_seconds=excerpt_seconds or None, epochs=epochs, batch_size=batch_size,
                         n_mels=n_mels, patience=patience, folds=folds, augment=not no_augment, seed=seed)
-        report = run(audio_dir, out, labels=labels, config=cfg, jobs=jobs, cache_dir=cache,
-                     cross_validation=folds >= 2, force=force)
+        from ..io import output_lock
+
+        with output_lock(out):  # a second run into the same --out stops here, before any work
+            report = run(audio_dir, out, labels=labels, config=cfg, jobs=jobs, cache_dir=cache,
+                         cross_validation=folds >= 2, force=force)
         for s in report["skipped"]:
             click.echo(f"skipped {s['file']}: {s['reason']}", err=True)
         _print_cv(report)
@@ -94,13 +98,15 @@ def register(main: click.Group) -> None:
                   help="Folder of audio to label.")
     @click.option("--out", required=True, type=click.Path(path_type=Path),
                   help="CSV: file, predicted_genre, p_<genre>...")
-    def cnn_predict(model_dir, audio_dir, out) -> None:
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def cnn_predict(model_dir, audio_dir, out, force) -> None:
         """Predict a genre per file: mean chunk softmax + mode vote over chunks."""
         from ..audio.cnn import predict_files
-        from ..io import write_table
+        from ..io import check_output_file, write_table
 
+        check_output_file(out, inputs=[model_dir, audio_dir], force=force)
         preds, failures = predict_files(model_dir, audio_dir)
-        write_table(preds, out)
+        write_table(preds, out, output=True, force=force)
         click.echo(f"{len(preds) - len(failures)}/{len(preds)} file(s) predicted -> {out}")
         for f, reason in failures:
             click.echo(f"  failed {f}: {reason}", err=True)
@@ -131,7 +137,9 @@ def register(main: click.Group) -> None:
                   help="Run files on Dask: tcp://host:8786 (running scheduler) "
                        "or 'local' (LocalCluster, --jobs workers).")
     @click.option("--force", is_flag=True,
-                  help="Write into --out even if it holds files recsys did not write.")
+                  help="--out holds files recsys did not write: move that folder into .recsys-trash/ beside "
+                       "it (printed) and start a new features dir. An earlier features dir is resumed, "
+                       "never merged with foreign files.")
     def features_extract(audio_dir, out, blocks, jobs, mapping, only_mapped, sets, excerpt_seconds, quiet,
                          scheduler, force) -> None:
         """Decode each file once, run each block, cache per (content, block, settings); resumable."""
@@ -140,8 +148,11 @@ def register(main: click.Group) -> None:
         cfg = ExtractConfig(blocks=tuple(b.strip() for b in blocks.split(",") if b.strip()),
                             options=parse_sets(sets), excerpt_seconds=excerpt_seconds or None,
                             jobs=max(1, jobs), scheduler=scheduler or None)
-        summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet, force=force,
-                      only_mapped=only_mapped)
+        from ..io import output_lock
+
+        with output_lock(out):
+            summary = run(audio_dir, out, cfg, mapping=mapping, progress=not quiet, force=force,
+                          only_mapped=only_mapped)
         for line in summary.lines():
             click.echo(line)
 

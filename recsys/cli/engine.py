@@ -7,6 +7,7 @@ import warnings
 import click
 
 from ..validate import MAX_K
+from .common import FORCE_DIR, FORCE_FILE
 
 
 def _blocks(value: str | None) -> list[str] | None:
@@ -104,7 +105,7 @@ def register(main: click.Group) -> None:
     @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
                   help="Cache dir: reuse the genre model's out-of-fold probabilities across builds.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
-    @click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
+    @click.option("--force", is_flag=True, help=FORCE_DIR)
     @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
                   help="Rows of one track_id that name different songs: stop with an error, "
                        "or keep the first.")
@@ -113,14 +114,17 @@ def register(main: click.Group) -> None:
         """Build embeddings, FAISS index, clusters and rules into an index directory."""
         from pipelines.build_index import format_summary, run
 
+        from ..io import output_lock
+
         if catalog is None and features is None:
             raise click.UsageError("give --catalog and/or --features")
-        eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories,
-                                         simulate_users=simulate_users, features=features,
-                                         blocks=_blocks(blocks), genre_model=genre_model,
-                                         config=config, seed=seed, no_genre_probs=no_genre_probs,
-                                         cache_dir=cache_dir, force=force, on_conflict=on_conflict,
-                                         stats=stats_file))
+        with output_lock(out):  # a second build into the same --out stops here, before any work
+            eng = _with_warnings(lambda: run(catalog=catalog, out=out, histories=histories,
+                                             simulate_users=simulate_users, features=features,
+                                             blocks=_blocks(blocks), genre_model=genre_model,
+                                             config=config, seed=seed, no_genre_probs=no_genre_probs,
+                                             cache_dir=cache_dir, force=force, on_conflict=on_conflict,
+                                             stats=stats_file))
         click.echo(format_summary(eng, out))
 
     @main.command("recommend")
@@ -191,15 +195,17 @@ def register(main: click.Group) -> None:
     @click.option("--spark-master", default="", metavar="URL",
                   help="Spark master for --engine spark (default: spark-submit's, else local[*]), "
                        "e.g. spark://host:7077.")
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
     def mine(histories, out, algorithm, min_support, min_count, min_confidence, min_lift, max_len,
-             transactions, window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master):
+             transactions, window, memory_limit_mb, max_itemsets, no_sequential, engine, spark_master, force):
         """Mine rules with FP-growth (default) or Apriori; guarded against blow-up."""
         import time
 
-        from ..io import write_table
+        from ..io import check_output_file, write_table
         from ..rules import RulesConfig, mine_rules
         from ..users import read_histories
 
+        check_output_file(out, inputs=[histories], force=force)
         cfg = RulesConfig(algorithm=algorithm, min_support=min_support, min_count=min_count,
                           min_confidence=min_confidence, min_lift=min_lift, max_len=max_len,
                           transactions=transactions, window=window, memory_limit_mb=memory_limit_mb,
@@ -209,7 +215,7 @@ def register(main: click.Group) -> None:
         t0 = time.perf_counter()
         table = mine_rules(h, cfg)
         dt = time.perf_counter() - t0
-        write_table(table, out)
+        write_table(table, out, output=True, force=force)
         n_next = int((table["kind"] == "next").sum()) if len(table) else 0
         click.echo(f"{out}: {len(table):,} rules ({len(table) - n_next:,} co-occurrence, "
                    f"{n_next:,} next-track) "
@@ -226,14 +232,16 @@ def register(main: click.Group) -> None:
                   help="Seed of the simulator.")
     @click.option("--index", "index_dir", type=click.Path(file_okay=False),
                   help="Group tracks by this index's clusters (default: parent genres).")
-    def simulate(catalog, n_users, out, seed, index_dir):
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def simulate(catalog, n_users, out, seed, index_dir, force):
         """Write reproducible synthetic listening histories."""
         import dataclasses
 
         from ..catalog import load_catalog
-        from ..io import write_table
+        from ..io import check_output_file, write_table
         from ..users import SimulationConfig, simulate_users
 
+        check_output_file(out, inputs=[catalog, index_dir], force=force)
         cat = load_catalog(catalog)
         groups = None
         if index_dir:
@@ -244,7 +252,7 @@ def register(main: click.Group) -> None:
             groups = eng.clusters[rows.to_numpy(dtype=int)]
         cfg = dataclasses.replace(SimulationConfig(), n_users=n_users, seed=seed)
         h = simulate_users(cat, cfg, groups=groups, progress=True)
-        write_table(h, out)
+        write_table(h, out, output=True, force=force)
         click.echo(f"{out}: {n_users:,} users, {len(h):,} plays ({int(h['skipped'].sum()):,} skipped), "
                    f"{h['track_id'].nunique():,} distinct tracks, seed {seed}")
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from .common import FORCE_DIR, FORCE_FILE
+
 
 @click.group()
 def genres() -> None:
@@ -22,24 +24,25 @@ def genres() -> None:
               help="Also write the mapping report (genre, parent, source, count) here.")
 @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
               help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
+@click.option("--force", is_flag=True, help=FORCE_FILE)
 def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path | None,
-            on_conflict: str) -> None:
+            on_conflict: str, force: bool) -> None:
     """Map genre/subgenre strings to the 13 parent genres and merge duplicate tracks."""
     from ..catalog import merge_tracks, read_rows
     from ..genres.taxonomy import Taxonomy
     from ..io import check_output_file, write_table
 
-    check_output_file(out, inputs=[catalog_path, genre_map])
+    check_output_file(out, inputs=[catalog_path, genre_map], force=force)
     if report is not None:
-        check_output_file(report, inputs=[catalog_path, genre_map, out])
+        check_output_file(report, inputs=[catalog_path, genre_map, out], force=force)
     taxonomy = Taxonomy.load(genre_map)
     rows = read_rows(catalog_path, taxonomy=taxonomy)
     strings = [*rows.get("playlist_genre", rows.get("genre", [])), *rows.get("playlist_subgenre", [])]
     rep = taxonomy.report(strings)
     merged = merge_tracks(rows, on_conflict=on_conflict)
-    write_table(merged, out)
+    write_table(merged, out, output=True, force=force)
     if report is not None:
-        write_table(rep, report)
+        write_table(rep, report, output=True, force=force)
     click.echo(f"{len(rows)} rows -> {len(merged)} tracks written to {out}")
     if "parent_genre" in merged.columns:
         counts = merged["parent_genre"].value_counts(dropna=False)
@@ -71,7 +74,7 @@ def map_cmd(catalog_path: Path, out: Path, genre_map: Path | None, report: Path 
               help="LightGBM trees (default from the estimator).")
 @click.option("--epochs", type=click.IntRange(1, 100_000), default=None,
               help="DNN maximum epochs (early stopping may end sooner).")
-@click.option("--force", is_flag=True, help="Replace --out even if it holds files recsys did not write.")
+@click.option("--force", is_flag=True, help=FORCE_DIR)
 @click.option("--on-conflict", type=click.Choice(["error", "first"]), default="error", show_default=True,
               help="Rows of one track_id that name different songs: stop with an error, or keep the first.")
 def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_map: Path | None,
@@ -80,13 +83,16 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
     """Artist-grouped CV of the genre model beside baselines, then fit on all tracks and save."""
     from pipelines.train_genres import run
 
+    from ..io import output_lock
+
     params = {}
     if n_estimators is not None:
         params["n_estimators"] = n_estimators
     if epochs is not None:
         params["epochs"] = epochs
-    run(catalog_path, out, model=model_kind, folds=folds, genre_map=genre_map, smote=not no_smote,
-        seed=seed, params=params, echo=click.echo, force=force, on_conflict=on_conflict)
+    with output_lock(out):  # a second run into the same --out stops here, before any work
+        run(catalog_path, out, model=model_kind, folds=folds, genre_map=genre_map, smote=not no_smote,
+            seed=seed, params=params, echo=click.echo, force=force, on_conflict=on_conflict)
 
 
 @genres.command("predict")
@@ -98,16 +104,17 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
               help="Predictions table (CSV/TSV/Parquet by extension), one row per input row.")
 @click.option("--genre-map", type=click.Path(path_type=Path), default=None,
               help="Genre,parent CSV used to derive true_genre from labels in the input.")
-def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None) -> None:
+@click.option("--force", is_flag=True, help=FORCE_FILE)
+def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None, force: bool) -> None:
     """Predict a parent genre and per-genre probabilities for every input row."""
     from ..catalog import read_rows
     from ..genres.tabular import predict_table
     from ..genres.taxonomy import Taxonomy
     from ..io import check_output_file, write_table
 
-    check_output_file(out, inputs=[catalog_path, genre_map])
+    check_output_file(out, inputs=[catalog_path, genre_map, model_dir], force=force)
     preds = predict_table(model_dir, read_rows(catalog_path, taxonomy=Taxonomy.load(genre_map)))
-    write_table(preds, out)
+    write_table(preds, out, output=True, force=force)
     click.echo(f"{len(preds)} rows -> {out}")
     counts = preds["predicted_genre"].value_counts()
     click.echo("predicted: " + ", ".join(f"{g} {n}" for g, n in counts.items()))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .common import FORCE_FILE
+
 
 def register(main: click.Group) -> None:
     """Add ``serve`` and ``report`` to the top-level ``recsys`` group."""
@@ -24,9 +26,21 @@ def register(main: click.Group) -> None:
                   help="Largest clip accepted by POST /api/similar-audio.")
     @click.option("--threads", type=click.IntRange(1, 256), default=None,
                   help="Threads running requests (default: Starlette's 40).")
-    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads):
-        """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback) reloads."""
+    @click.option("--admin-token", envvar="RECSYS_ADMIN_TOKEN", default=None, metavar="TOKEN",
+                  help="Token POST /api/admin/reload must send in X-Recsys-Admin-Token "
+                       "(env RECSYS_ADMIN_TOKEN; default: a random one, printed at start-up).")
+    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Server processes sharing the port and one memory-mapped index.")
+    @click.option("--engine-threads", type=click.IntRange(1, 64), default=2, show_default=True,
+                  help="Threads per process running recommend/search/similar at once.")
+    @click.option("--queue", type=click.IntRange(0, 10_000), default=32, show_default=True,
+                  help="Requests waiting for an engine thread beyond which the answer is 503 + Retry-After.")
+    def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, admin_token,
+              workers, engine_threads, queue):
+        """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback, token) reloads."""
         import logging
+        import os
+        import secrets
         import signal
         import threading
 
@@ -34,15 +48,33 @@ def register(main: click.Group) -> None:
 
         from ..serve import IndexHolder, ServeOptions, create_app
 
-        logging.getLogger("recsys.serve").setLevel(logging.INFO)
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logging.getLogger("recsys.serve").addHandler(handler)
-        logging.getLogger("recsys.serve").propagate = False
-        opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
-                            max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads)
-        holder = IndexHolder(opts)  # a broken index fails here, before binding: "error: ..." and exit 2
-        app = create_app(opts, holder=holder)
+        sock = bind_socket(host, port)  # a taken port fails first: "error: port P is in use", exit 2
+        try:
+            logging.getLogger("recsys.serve").setLevel(logging.INFO)
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            logging.getLogger("recsys.serve").addHandler(handler)
+            logging.getLogger("recsys.serve").propagate = False
+            opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
+                                max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
+                                engine_threads=engine_threads, queue=queue, mmap=workers > 1)
+            holder = IndexHolder(opts)  # a broken index fails here, before announcing: "error: ...", exit 2
+            token = admin_token or secrets.token_urlsafe(24)
+            app = None if workers > 1 else create_app(opts, holder=holder, admin_token=token)
+        except BaseException:
+            sock.close()
+            raise
+
+        if workers > 1:  # N processes on this socket; SIGHUP / any worker's reload reaches them all
+            from ..serve.workers import run_workers
+
+            bound = sock.getsockname()[1]
+            click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{bound}/ with "
+                       f"{workers} worker processes", err=True)
+            click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
+                       f"http://{host}:{bound}/api/admin/reload", err=True)
+            del holder
+            return run_workers(opts, sock=sock, workers=workers, admin_token=token)
 
         def on_hup(signum, frame):  # reload aside in a thread; requests keep using the old snapshot meanwhile
             def run():
@@ -58,10 +90,13 @@ def register(main: click.Group) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             click.echo(f"warning: binding {host}: the API (no authentication) is reachable from the network",
                        err=True)
-        click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{port}/  "
-                   f"(reload: kill -HUP {__import__('os').getpid()} or POST /api/admin/reload)", err=True)
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
-                                      timeout_graceful_shutdown=5)).run()
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{shown}:{bound}/", err=True)
+        click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
+                   f"http://{shown}:{bound}/api/admin/reload", err=True)
+        uvicorn.Server(uvicorn.Config(app, host=host, port=bound, access_log=False, log_level="warning",
+                                      timeout_graceful_shutdown=5)).run(sockets=[sock])
 
     @main.command("report")
     @click.argument("track")
@@ -72,11 +107,14 @@ def register(main: click.Group) -> None:
     @click.option("--audio-dir", type=click.Path(file_okay=False),
                   help="Audio files: spectrogram, chroma, CNN.")
     @click.option("--cnn-model", type=click.Path(file_okay=False), help="Chunk CNN model dir.")
-    def report(track, index_dir, out, features, audio_dir, cnn_model):
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def report(track, index_dir, out, features, audio_dir, cnn_model, force):
         """Write one track's PNG report: statistics against the catalogue, genres, map; audio when found."""
         from ..engine import Engine
-        from ..report import audio_file_map, write_report
+        from ..io import check_output_file, write_bytes
+        from ..report import audio_file_map, track_report
 
+        check_output_file(out, inputs=[index_dir, features, audio_dir, cnn_model], force=force)
         eng = Engine.load(index_dir)
         if track not in eng.tracks:
             from ..errors import InputError
@@ -86,5 +124,36 @@ def register(main: click.Group) -> None:
         if audio_dir and audio is None:
             click.echo(f"warning: no audio file for {track} in {audio_dir}: report without audio panels",
                        err=True)
-        write_report(eng, track, out, audio_file=audio, features=features, cnn_model=cnn_model)
+        write_bytes(out, track_report(eng, track, audio_file=audio, features=features, cnn_model=cnn_model),
+                    output=True, force=force)
         click.echo(f"{out}: report of {track}" + (f" with audio from {audio}" if audio else ""))
+
+
+def bind_socket(host: str, port: int):
+    """A listening TCP socket on host:port, or one ``error:`` line (port in use, no such address)."""
+    import errno
+    import socket
+
+    from ..errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts reuse TIME_WAIT, not live ports
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(f"port {port} is in use (on {host}): stop the other server or pass another "
+                             "--port (0 = any free port)") from None
+        if exc.errno == errno.EACCES:
+            raise InputError(f"port {port}: permission denied (ports below 1024 need root); "
+                             "pass another --port") from None
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    sock.set_inheritable(True)
+    return sock

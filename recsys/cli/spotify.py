@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from .common import FORCE_FILE
+
 STATS_HELP = ("table of statistics matched by track_id (CSV/Parquet with any of the 12 statistics, "
               "e.g. FEATURES/audiostats.parquet from the audio pipeline or a public dataset)")
 
@@ -85,7 +87,7 @@ def _import_options(fn):
     return fn
 
 
-def _write_histories(df, path: str | None) -> None:
+def _write_histories(df, path: str | None, *, force: bool = False) -> None:
     """``--histories-out``: one history per playlist (and liked songs) for build-index --histories."""
     if not path:
         return
@@ -96,7 +98,7 @@ def _write_histories(df, path: str | None) -> None:
     if len(h) == 0:
         click.echo("histories: nothing imported, no file written")
         return
-    write_table(h, path)
+    write_table(h, path, output=True, force=force)
     users = h["user_id"].astype(str)
     n_pl = users[users != LIKED_ID].nunique()
     click.echo(f"histories: {users.nunique()} ({n_pl} playlist(s)"
@@ -109,13 +111,16 @@ HISTORIES_HELP = ("Also write listening histories (.parquet/.csv): one per playl
 
 
 def _run_import(*, playlists, liked: bool, out: str, auth: str, stats_file, audio_features, artist_genres,
-                market, restart, progress, config_file, histories_out=None):
+                market, restart, progress, config_file, histories_out=None, force: bool = False):
     import shutil
 
-    from ..io import write_table
+    from ..io import check_output_file, write_table
     from ..spotify.importer import ImportConfig, Importer
 
     out_path = Path(out)
+    for path in (out, histories_out):  # before any network call (recsys.io's rule for outputs)
+        if path:
+            check_output_file(path, inputs=[stats_file, config_file], force=force)
     stats = _stats(stats_file)  # read before any network call: a bad file fails fast
     client = _client(config_file, auth)
     ck = out_path.parent / f".{out_path.name}.partial"
@@ -129,9 +134,9 @@ def _run_import(*, playlists, liked: bool, out: str, auth: str, stats_file, audi
         click.echo("nothing imported (every source was empty or skipped); no file written")
         _print_report(report, None, df)
         return
-    write_table(df, out_path)
+    write_table(df, out_path, output=True, force=force)
     _print_report(report, out_path, df)
-    _write_histories(df, histories_out)
+    _write_histories(df, histories_out, force=force)
 
 
 def register(main: click.Group) -> None:
@@ -164,6 +169,7 @@ def register(main: click.Group) -> None:
     @click.option("--auth", type=click.Choice(["auto", "app", "user"]), default="auto", show_default=True,
                   help="app: client credentials; user: your login; auto: user when logged in.")
     @click.option("--histories-out", type=click.Path(dir_okay=False), help=HISTORIES_HELP)
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
     @_import_options
     def import_(playlists, liked, out, auth, **kw) -> None:
         """Import playlists (and liked songs) into a catalogue table, one row per (track, playlist)."""
@@ -179,6 +185,7 @@ def register(main: click.Group) -> None:
     @click.option("--out", required=True, type=click.Path(dir_okay=False),
                   help="Catalogue to write (.parquet/.csv).")
     @click.option("--histories-out", type=click.Path(dir_okay=False), help=HISTORIES_HELP)
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
     @_import_options
     def liked(out, **kw) -> None:
         """Import your liked songs into a catalogue table."""
@@ -199,7 +206,8 @@ def register(main: click.Group) -> None:
     @click.option("--duration-tolerance", type=click.FloatRange(0, None), default=None,
                   help="Seconds a file may differ from the catalogue's duration (default 8; or 4 %).")
     @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when a terminal).")
-    def match(catalog, audio_dir, out, unmatched_out, min_title, duration_tolerance, progress) -> None:
+    @click.option("--force", is_flag=True, help=FORCE_FILE)
+    def match(catalog, audio_dir, out, unmatched_out, min_title, duration_tolerance, progress, force) -> None:
         """Match audio files to catalogue tracks by their tags: ISRC, then artist + title (+ duration).
 
         Next: `recsys features extract --audio-dir MUSIC --mapping OUT --only-mapped --blocks audiostats
@@ -208,9 +216,12 @@ def register(main: click.Group) -> None:
         import dataclasses
 
         from ..catalog import load_catalog
-        from ..io import write_table
+        from ..io import check_output_file, write_table
         from ..spotify.match import MatchConfig, match_folder
 
+        for path in (out, unmatched_out):  # never over the catalogue or a user's file (recsys.io)
+            if path is not None:
+                check_output_file(path, inputs=[catalog, audio_dir], force=force)
         cfg = MatchConfig()
         if min_title is not None:
             cfg = dataclasses.replace(cfg, min_title=min_title)
@@ -218,9 +229,9 @@ def register(main: click.Group) -> None:
             cfg = dataclasses.replace(cfg, duration_s=duration_tolerance)
         cat = load_catalog(catalog, on_conflict="first")
         res = match_folder(cat, audio_dir, config=cfg, progress=_progress(progress))
-        write_table(res.matches, out)
+        write_table(res.matches, out, output=True, force=force)
         if unmatched_out:
-            write_table(res.unmatched, unmatched_out)
+            write_table(res.unmatched, unmatched_out, output=True, force=force)
         n = len(res.matches)
         how = ", ".join(f"{k} {v}" for k, v in sorted(res.methods.items()))
         click.echo(f"matched {n} of {res.n_files} file(s) ({100.0 * n / res.n_files:.0f} %)"

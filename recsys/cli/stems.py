@@ -6,12 +6,12 @@ from pathlib import Path
 import click
 
 
-def _write_wav(path: Path, y, sr: int) -> None:
+def _write_wav(path: Path, y, sr: int, *, force: bool = False) -> None:
     import soundfile as sf
 
     from ..io import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, output=True, force=force) as tmp:
         sf.write(str(tmp), y, sr, format="WAV", subtype="PCM_16")
 
 
@@ -45,10 +45,17 @@ def register(main: click.Group) -> None:
     @click.option("--seconds", default=30.0, show_default=True, type=float,
                   help="Excerpt length (middle of the file).")
     @click.option("--full", is_flag=True, help="Separate the whole file instead of an excerpt.")
+    @click.option("--force", is_flag=True,
+                  help="Replace vocals.wav / accompaniment.wav in --out even if recsys did not write them "
+                       "(the old files are moved into .recsys-trash/ beside them).")
     def separate_cmd(file: Path, out: Path, backend: str, model: str, name: str | None, device: str,
-                     overlap: float, download: bool, seconds: float, full: bool) -> None:
-        """Write FILE's vocals and accompaniment stems as wav files in --out."""
+                     overlap: float, download: bool, seconds: float, full: bool, force: bool) -> None:
+        """Write FILE's vocals and accompaniment stems as wav files in --out (other files there are kept)."""
         from ..audio.separation import ClassicalSeparator, make_separator
+        from ..io import check_output_file
+
+        for stem in ("vocals.wav", "accompaniment.wav"):
+            check_output_file(out / stem, inputs=[file], force=force)
 
         sep = make_separator(backend, model=model, name=name, device=device,
                              overlap=overlap, download=download)
@@ -63,8 +70,8 @@ def register(main: click.Group) -> None:
                        "(pass --backend demucs --download, or --model PATH, for Demucs)", err=True)
         stems_ = sep.separate(y, sr)
         out.mkdir(parents=True, exist_ok=True)
-        _write_wav(out / "vocals.wav", stems_.vocals, sr)
-        _write_wav(out / "accompaniment.wav", stems_.accompaniment, sr)
+        _write_wav(out / "vocals.wav", stems_.vocals, sr, force=force)
+        _write_wav(out / "accompaniment.wav", stems_.accompaniment, sr, force=force)
         click.echo(f"backend: {stems_.backend}  excerpt: {len(y) / sr:.1f} s at {sr} Hz", err=True)
         click.echo(str(out / "vocals.wav"))
         click.echo(str(out / "accompaniment.wav"))

@@ -2,13 +2,15 @@
 
 Every error a client can cause is a 4xx with ``{"error": "..."}`` (and ``detail`` for validation
 errors): unknown id 404, malformed JSON / wrong types / out-of-range values 422, a body over the cap
-413, admin calls from a non-loopback address 403. Handlers are plain ``def`` functions: Starlette
-runs them in its thread pool, and each takes the current index snapshot once (see ``state.py``).
+413, admin calls from a non-loopback address, cross-site or without the admin token 403. Handlers are
+plain ``def`` functions: Starlette runs them in its thread pool, and each takes the current index
+snapshot once (see ``state.py``).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -83,6 +85,44 @@ class LimitAndLog:
                      1000 * (time.perf_counter() - t0))
 
 
+class Busy(HTTPException):
+    """Every engine thread is busy and ``queue`` requests already wait: 503 with Retry-After."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(status_code=503, headers={"Retry-After": "1"},
+                         detail=f"server busy: {waiting} requests already waiting, retry shortly")
+
+
+class EngineGate:
+    """Runs engine calls off the event loop on ``threads`` threads; beyond ``queue`` waiting calls, 503."""
+
+    def __init__(self, *, threads: int, queue: int) -> None:
+        self.threads = threads
+        self.queue = queue
+        self._limiters: dict[int, object] = {}  # one CapacityLimiter per event loop (TestClient has its own)
+
+    def _limiter(self):
+        import asyncio
+
+        import anyio
+
+        loop = id(asyncio.get_running_loop())
+        lim = self._limiters.get(loop)
+        if lim is None:
+            lim = self._limiters[loop] = anyio.CapacityLimiter(self.threads)
+        return lim
+
+    async def run(self, fn, *args):
+        """``fn(*args)`` in a worker thread, or :class:`Busy` at once when the queue is full."""
+        import anyio.to_thread
+
+        lim = self._limiter()
+        waiting = lim.statistics().tasks_waiting
+        if lim.available_tokens == 0 and waiting >= self.queue:
+            raise Busy(waiting)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=lim)
+
+
 class PlaylistRequest(BaseModel):
     """Body of ``POST /api/playlist``."""
 
@@ -121,8 +161,41 @@ def _rec_dict(r) -> dict:
     return {k: _clean(v) if not isinstance(v, list) else v for k, v in d.items()}
 
 
-def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None) -> FastAPI:
-    """Build the app over an index directory (``options`` may be just the index path)."""
+#: Header that carries the admin token (``recsys serve`` prints the token at start-up).
+ADMIN_HEADER = "X-Recsys-Admin-Token"
+
+
+def admin_refusal(request: Request, token: str) -> str | None:
+    """Why an admin call is refused (None: allowed): loopback client, same-origin, and the start-up token.
+
+    A web page the user visits can POST to 127.0.0.1 but cannot read the token nor set a custom header
+    without a CORS preflight, which this server never grants; its Origin is refused as well.
+    """
+    import secrets
+    from urllib.parse import urlsplit
+
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        return "admin calls are allowed from the loopback interface only"
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none") or (
+            origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")):
+        return f"cross-site admin request refused (Origin {origin or '?'})"
+    given = request.headers.get(ADMIN_HEADER, "")
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        return (f"admin calls need the {ADMIN_HEADER} header with the token `recsys serve` printed at "
+                "start-up (or use kill -HUP PID)")
+    return None
+
+
+def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None,
+               admin_token: str | None = None) -> FastAPI:
+    """Build the app over an index directory (``options`` may be just the index path).
+
+    ``admin_token`` guards ``/api/admin/*`` (a random one when None: read it from ``app.state.admin_token``).
+    """
+    import secrets
+
     if isinstance(options, str):
         options = ServeOptions(index=options)
     holder = holder or IndexHolder(options)
@@ -137,12 +210,15 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
     app = FastAPI(title="recsys", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
                   lifespan=lifespan)
     app.state.holder = holder
+    gate = EngineGate(threads=options.engine_threads, queue=options.queue)
+    app.state.admin_token = admin_token or secrets.token_urlsafe(24)
     report_lock = threading.Lock()  # matplotlib is not thread-safe: one report rendered at a time
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, unknown routes, 405
     async def _starlette_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -180,17 +256,20 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         return {"status": "ok", "tracks": s.n, "index": str(options.index), "generation": s.generation,
                 "reloads": holder.reloads, "loaded_at": s.loaded_at, "clusters": int(e.index.n_clusters),
                 "blocks": list(s.block_slices), "map": s.map_method, "audio_files": len(s.audio_files),
-                "similar_audio_blocks": s.clip_matrix()[0]}
+                "similar_audio_blocks": s.clip_matrix()[0], "worker_pid": os.getpid(),
+                "engine_threads": gate.threads, "queue": gate.queue}
 
     @app.get("/api/tracks")
-    def search(q: Annotated[str, Query(min_length=1, max_length=200)],
-               limit: Annotated[int, Query(ge=1, le=K_MAX)] = 20):
+    async def search(q: Annotated[str, Query(min_length=1, max_length=200)],
+                     limit: Annotated[int, Query(ge=1, le=K_MAX)] = 20):
         s = snap()
-        needle = q.strip().lower()
-        if not needle:
+        if not q.strip():
             raise HTTPException(422, "q: must contain a non-space character")
-        results = _search(s, needle, limit)
-        return {"query": q, "results": [_summary(s, r) for r in results]}
+
+        def run():  # the index's search.sqlite (recsys/search.py): FTS5, exact titles first
+            return {"query": q, "results": [_summary(s, r) for r in s.engine.search_rows(q, limit)]}
+
+        return await gate.run(run)
 
     @app.get("/api/tracks/{track_id}")
     def track(track_id: Annotated[str, PathParam(max_length=500)]):
@@ -212,14 +291,18 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         return out
 
     @app.post("/api/recommend")
-    def recommend(body: RecommendRequest):
+    async def recommend(body: RecommendRequest):
         s = snap()
         unknown = [t for t in body.recent if s.row(t) is None]
         if unknown:
             raise HTTPException(404, f"unknown track id(s): {', '.join(repr(u) for u in unknown[:5])}"
                                 + (" ..." if len(unknown) > 5 else ""))
-        recs = s.engine.recommend([t.strip() for t in body.recent], k=body.k)
-        return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
+
+        def run():
+            recs = s.engine.recommend([t.strip() for t in body.recent], k=body.k)
+            return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
+
+        return await gate.run(run)
 
     @app.post("/api/playlist")
     def playlist(body: PlaylistRequest):
@@ -239,11 +322,15 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
         return {"playlist": out, "note": tracks.note, "generation": s.generation}
 
     @app.get("/api/similar/{track_id}")
-    def similar(track_id: Annotated[str, PathParam(max_length=500)],
-                k: Annotated[int, Query(ge=1, le=K_MAX)] = 10):
+    async def similar(track_id: Annotated[str, PathParam(max_length=500)],
+                      k: Annotated[int, Query(ge=1, le=K_MAX)] = 10):
         s = snap()
         row_or_404(s, track_id)
-        return {"track_id": track_id, "similar": [_rec_dict(x) for x in s.engine.similar(track_id, k)]}
+
+        def run():
+            return {"track_id": track_id, "similar": [_rec_dict(x) for x in s.engine.similar(track_id, k)]}
+
+        return await gate.run(run)
 
     @app.get("/api/map")
     def map_points():
@@ -297,9 +384,9 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
     @app.post("/api/admin/reload")
     def reload(request: Request):
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
-            raise HTTPException(403, "reload is allowed from the loopback interface only")
+        why = admin_refusal(request, app.state.admin_token)
+        if why:
+            raise HTTPException(403, why)
         t0 = time.perf_counter()
         try:
             s = holder.reload()
@@ -319,31 +406,6 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
     app.add_middleware(LimitAndLog, json_limit=options.max_json_bytes, upload_limit=options.max_upload_bytes)
     return app
-
-
-def _search(s: Snapshot, needle: str, limit: int) -> list[int]:
-    """Rows whose name or artist matches: exact, prefix, word prefix, then substring; popular first."""
-    import re
-
-    import pandas as pd
-
-    n = pd.Series(s.names, dtype=object)
-    a = pd.Series(s.artists, dtype=object)
-    sub = (n.str.contains(needle, regex=False).to_numpy(dtype=bool)
-           | a.str.contains(needle, regex=False).to_numpy(dtype=bool))
-    rows = np.flatnonzero(sub)
-    if not len(rows):
-        return []
-    n, a = n.iloc[rows], a.iloc[rows]
-    word = r"(?:^|[\s\-_(\[/&,.])" + re.escape(needle)
-    rank = np.full(len(rows), 3, dtype=np.int64)
-    prefix = (n.str.startswith(needle) | a.str.startswith(needle)).to_numpy(dtype=bool)
-    if prefix.sum() < limit:  # word-prefix matches can reach the answer: rank them (a regex pass)
-        rank[(n.str.contains(word, regex=True) | a.str.contains(word, regex=True)).to_numpy(dtype=bool)] = 2
-    rank[prefix] = 1
-    rank[((n == needle) | (a == needle)).to_numpy(dtype=bool)] = 0
-    order = np.lexsort((rows, -s.order_prior[rows], rank))
-    return rows[order][:limit].tolist()
 
 
 def _summary(s: Snapshot, r: int) -> dict:

@@ -35,6 +35,9 @@ class ServeOptions:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 256 * 1024
     threads: int | None = None  # worker threads for the sync handlers (None: Starlette's default, 40)
+    engine_threads: int = 2  # threads running the engine (recommend, search, similar) at once
+    queue: int = 32  # requests waiting for an engine thread beyond which the server answers 503
+    mmap: bool = False  # open the index memory-mapped read-only (recsys serve --workers)
 
 
 def _text(series: pd.Series | None, n: int) -> np.ndarray:
@@ -156,7 +159,9 @@ class IndexHolder:
         from ..engine import Engine
 
         t0 = time.perf_counter()
-        snap = Snapshot(Engine.load(self.options.index), self.options, generation=generation)
+        snap = Snapshot(Engine.load(self.options.index, mmap=self.options.mmap), self.options,
+                        generation=generation)
+        snap.engine.search_rows("warm up", 1)  # without search.sqlite: built now, not in a request
         snap.load_seconds = round(time.perf_counter() - t0, 3)
         return snap
 

@@ -43,6 +43,7 @@ META_COLUMNS: tuple[str, ...] = (
     "track_id", "track_name", "track_artist", "track_artist_ids", "track_album_name",
     "track_album_release_date", "track_popularity", "playlist_name", "playlist_id", "playlist_genre",
     "label_source", "artist_genres", "artist_parent_genre", "source", "added_at", "track_isrc",
+    "track_album_id",
 )
 LIKED_NAME, LIKED_ID = "Liked Songs", "me:liked"
 SKIP_REASONS = ("null", "local", "unavailable", "not_track", "malformed")
@@ -139,6 +140,7 @@ def track_row(item: Any) -> tuple[dict | None, str | None]:
         "track_artist": ", ".join(names) or None,
         "track_artist_ids": ";".join(ids) or None,
         "track_album_name": _text(album.get("name")),
+        "track_album_id": _text(album.get("id")),
         "track_album_release_date": _text(album.get("release_date")),
         "track_popularity": _num(t.get("popularity")),
         "duration_ms": _num(t.get("duration_ms")),
@@ -400,7 +402,7 @@ class Importer:
                 continue
             filled = False
             for k in ("track_name", "track_artist", "track_artist_ids", "track_album_name",
-                      "track_album_release_date", "track_isrc"):
+                      "track_album_release_date", "track_isrc", "track_album_id"):
                 if r.get(k) is None and full.get(k) is not None:
                     r[k], filled = full[k], True
             for k in ("track_popularity", "duration_ms"):

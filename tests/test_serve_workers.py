@@ -1,0 +1,100 @@
+"""`recsys serve --workers 2`: two processes on one port; a reload (HTTP or SIGHUP) reaches both, no request
+fails meanwhile."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+
+def _generations(url: str, tries: int = 30) -> dict[int, int]:
+    """worker pid -> generation, from health answers on fresh connections."""
+    seen: dict[int, int] = {}
+    for _ in range(tries):
+        with httpx.Client(base_url=url, timeout=20) as c:
+            body = c.get("/api/health").json()
+        seen[body["worker_pid"]] = body["generation"]
+    return seen
+
+
+def _wait_all(url: str, generation: int, timeout: float = 90) -> dict[int, int]:
+    t0 = time.monotonic()
+    while True:
+        seen = _generations(url)
+        if len(seen) >= 2 and all(g == generation for g in seen.values()):
+            return seen
+        assert time.monotonic() - t0 < timeout, f"workers did not all reach generation {generation}: {seen}"
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_port_and_reload_together(tmp_path):
+    from recsys.engine import Engine
+    from recsys.testing.engine import fast_config, make_catalog
+
+    out = tmp_path / "index"
+    Engine.build(make_catalog(60), simulate_users=20, out=out, config=fast_config(genre_probs=False), seed=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "server.log", "w")  # a file: a pipe nobody drains would block the server
+    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--index", str(out), "--port",
+                             str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "RECSYS_ADMIN_TOKEN": "t0ken"})
+    errors: list[str] = []
+    done = threading.Event()
+    try:
+        t0 = time.monotonic()
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(url + "/api/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() - t0 < 120, "server did not start"
+            time.sleep(0.3)
+        first = _wait_all(url, 0)
+
+        def hammer() -> None:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                i = 0
+                while not done.is_set():
+                    try:
+                        r = c.post("/api/recommend", json={"recent": [f"t{i % 60:04d}"], "k": 5})
+                    except httpx.HTTPError as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                        continue
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+                    i += 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        r = httpx.post(url + "/api/admin/reload", timeout=60, headers={"X-Recsys-Admin-Token": "t0ken"})
+        assert r.status_code == 200 and r.json()["generation"] == 1
+        assert set(_wait_all(url, 1)) == set(first)  # the same two processes, both reloaded
+        proc.send_signal(signal.SIGHUP)
+        _wait_all(url, 2)
+        done.set()
+        for t in threads:
+            t.join()
+    finally:
+        done.set()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    err = (tmp_path / "server.log").read_text()
+    assert not errors, errors[:3]
+    assert "2 worker processes" in err
