@@ -338,6 +338,9 @@ class Engine:
         genre_clf, tabular = None, {}
         coverage = stats_coverage(cat)
         can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
+        # the steps this build runs (catalogue, blocks, embedding, index, map, histories, users?, sources)
+        steps.bar.total = 6 + sum(n != "tabular" or (c.genre_probs and can_genre) for n in names) + (
+            histories is None and simulate_users != 0)
         for name in names:
             if name == "tabular":
                 probs = None
