@@ -60,7 +60,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
-    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
+    genre_max_rows: int = 20_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
@@ -342,6 +342,10 @@ class Engine:
         names = list(blocks) if blocks else ["tabular", *available_blocks(features)]
         check_names(names)
         coverage = stats_coverage(cat)
+        can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
+        # the steps this build runs (catalogue, blocks, embedding, index, map, histories, users?, sources)
+        steps.bar.total = 6 + sum(n != "tabular" or (c.genre_probs and can_genre) for n in names) + (
+            histories is None and simulate_users != 0)
         fitted, built = {}, []
         for name in names:
             block = fitted[name] = make_block(
@@ -355,7 +359,7 @@ class Engine:
                 steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
             built.append(block.fit_transform(cat, features_dir=features))
         note = missing_stats_note(coverage, [b for b in built if b.name != "tabular"],
-                                  genre_skipped=c.genre_probs and bool(coverage["empty_columns"]))
+                                  genre_skipped=c.genre_probs and not can_genre)
         if note:
             warnings.warn(note, stacklevel=2)
         steps("embedding")

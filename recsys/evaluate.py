@@ -94,24 +94,68 @@ class Split:
     n_recent: int
     n_unknown: int
     k: int
+    protocol: str = "last"  # last: each user's last play held out | users: whole users held out
 
     def info(self) -> dict:
         cold = self.popularity == 0
         return {"test_users": len(self.test), "train_plays": len(self.train), "unknown_plays": self.n_unknown,
-                "rules": len(self.rules), "cold_targets": float(np.mean(cold[self.targets])), "k": self.k,
-                "n_recent": self.n_recent}
+                "train_users": int(self.train["user_id"].nunique()), "protocol": self.protocol,
+                "rules": len(self.rules), "cold_targets": float(np.mean(cold[self.targets])),
+                "n_cold_targets": int(cold[self.targets].sum()), "k": self.k, "n_recent": self.n_recent}
+
+
+def user_holdout(histories: pd.DataFrame, *, share: float, seed: int = 0,
+                 min_plays: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train plays, test plays): a seeded ``share`` of the users with ``min_plays``+ plays held out whole."""
+    if not 0.0 < share < 1.0:
+        raise InputError(f"test share must be between 0 and 1, not {share}")
+    size = histories.groupby("user_id", sort=False)["track_id"].size()
+    users = np.sort(size.index[size >= min_plays].to_numpy(dtype=object))
+    n = int(round(share * len(users)))
+    if n == 0 or n == len(size):
+        raise InputError(f"histories: {len(users)} user(s) with {min_plays}+ plays of {len(size)}: "
+                         "too few to hold whole users out")
+    test_users = set(np.random.default_rng(seed).choice(users, n, replace=False).tolist())
+    is_test = histories["user_id"].isin(test_users)
+    return histories[~is_test].reset_index(drop=True), histories[is_test].reset_index(drop=True)
+
+
+def _known_plays(engine, histories, what: str) -> tuple[pd.DataFrame, int]:
+    h = read_histories(histories)
+    if "skipped" in h.columns:
+        h = h[~h["skipped"]]
+    known = h["track_id"].isin(engine.tracks.row_of)
+    if not known.any():
+        raise InputError(f"{what}: no play refers to a track in the index")
+    return h[known], int((~known).sum())
 
 
 def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
-                  n_recent: int | None = None) -> Split:
-    """Hold out each user's last play, re-derive play counts and rules from the rest (no leakage)."""
-    h = read_histories(histories)
-    known = h["track_id"].isin(engine.tracks.row_of)
-    n_unknown = int((~known).sum())
-    h = h[known]
-    if len(h) == 0:
-        raise InputError("histories: no play refers to a track in the index")
-    train, test = leave_last_out(h)
+                  n_recent: int | None = None, protocol: str = "last", test_share: float = 0.2,
+                  test_histories=None) -> Split:
+    """The evaluation split; play counts and rules are re-derived from the training part (no leakage).
+
+    ``protocol="last"``: each user's last play is held out, the rest is training. ``"users"``: whole users
+    are held out (a seeded ``test_share``, or every user of ``test_histories``); no source, rule or ranker
+    sees them; their context is all their plays but the last, the target is the last.
+    """
+    if protocol not in ("last", "users"):
+        raise InputError(f"unknown split {protocol!r} (last or users)")
+    h, n_unknown = _known_plays(engine, histories, "histories")
+    if protocol == "users" or test_histories is not None:
+        protocol = "users"
+        if test_histories is not None:
+            held, n_unk_test = _known_plays(engine, test_histories, "test histories")
+            n_unknown += n_unk_test
+            train = h[~h["user_id"].isin(set(held["user_id"]))].reset_index(drop=True)
+        else:
+            train, held = user_holdout(h, share=test_share, seed=seed)
+        if len(train) == 0:
+            raise InputError("histories: no training user is left once the test users are held out")
+        context, test = leave_last_out(held)
+    else:
+        train, test = leave_last_out(h)
+        context = train
     if len(test) == 0:
         raise InputError("histories: no user has at least 2 plays, nothing to hold out")
     if max_users and len(test) > max_users:
@@ -120,7 +164,7 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
     row_of = engine.tracks.row_of
     n_recent = n_recent or engine.config.recommend.max_context
     recent_of = {u: g["track_id"].map(row_of).to_numpy()[-n_recent:].tolist()
-                 for u, g in (train[train["user_id"].isin(set(test["user_id"]))]
+                 for u, g in (context[context["user_id"].isin(set(test["user_id"]))]
                               .groupby("user_id", sort=False))}
     test = test[test["user_id"].isin(recent_of)].reset_index(drop=True)
     if len(test) == 0:
@@ -132,7 +176,7 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
     return Split(train=train, test=test, interactions=inter,
                  recent=[recent_of[u] for u in test["user_id"].tolist()], targets=targets,
                  popularity=inter.popularity(), rules=rules, rule_index=rindex, n_items=n_items,
-                 n_recent=n_recent, n_unknown=n_unknown, k=k)
+                 n_recent=n_recent, n_unknown=n_unknown, k=k, protocol=protocol)
 
 
 def split_recommender(engine, split: Split, *, content=None, config=None):
@@ -149,7 +193,7 @@ def hybrid_methods(rec, *, sources: bool = True) -> dict[str, Callable[[list[int
     """The hybrid, the old blend and (``sources``) every candidate source alone,
     over one fitted recommender."""
     out = {"hybrid": _rows(rec.recommend)}
-    if rec.mode == "lightgbm":
+    if rec.mode != "blend":
         out["blend"] = _rows(lambda r, k: rec.recommend(r, k, mode="blend"))
     for name, src in rec.sources.items():
         if sources or name == "content":
@@ -176,7 +220,9 @@ def run_methods(methods: dict[str, Callable[[list[int], int], list[int]]], split
     for m, lists in ranked.items():
         met = rank_metrics(lists, targets, k=k)
         recs = [x for lst in lists for x in lst]
-        met["cold_hits"] = float(np.mean([t in lst[:k] and cold[t] for lst, t in zip(lists, targets)]))
+        cold_hit = [t in lst[:k] for lst, t in zip(lists, targets) if cold[t]]
+        met["cold_hits"] = float(np.sum(cold_hit)) / max(len(targets), 1)  # share of all users
+        met[f"cold_hit@{k}"] = float(np.mean(cold_hit)) if cold_hit else float("nan")
         met["coverage"] = len(set(recs)) / split.n_items
         met["cold_share"] = float(np.mean(cold[recs])) if recs else 0.0
         rows.append({"method": m, **met})
@@ -197,15 +243,46 @@ def candidate_recall(rec, split: Split) -> float:
     return found / max(len(split.recent), 1)
 
 
+#: the baselines of ``evaluate(baselines=True)``, each tuned on held-out training users
+BASELINES = ("itemknn", "vsknn", "ease", "als")
+
+
+def tuned_baselines(engine, split: Split, *, names=BASELINES, seed: int = 0,
+                    config=None) -> tuple[dict, dict]:
+    """Each baseline tuned on a validation split of the training users only (its grid, one coordinate
+    pass), then refitted on every training user: ({name: fitted source}, tuning report)."""
+    from .sources import SourceData, make_source
+    from .sources.tune import pick_users, tune_sources
+
+    cfg = dataclasses.replace(config or engine.config.recommend, max_context=max(split.n_recent, 1),
+                              tune_seconds=max((config or engine.config.recommend).tune_seconds, 1.0)
+                              * len(names))
+    data = SourceData(engine.content(), split.interactions, split.rule_index)
+    val = pick_users(split.interactions, cfg.tune_validation, np.random.default_rng(seed + 7))
+    tuned, report = tune_sources(data, cfg, list(names), val_users=val, seed=seed + 7)
+    return {f"{n} (tuned)": make_source(n, tuned).fit(data) for n in names}, report
+
+
 def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
-             n_recent: int | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Leave-last-out comparison of the hybrid, the old blend, every source and popularity: (table, info)."""
-    split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent)
+             n_recent: int | None = None, progress: bool = False, protocol: str = "last",
+             test_share: float = 0.2, test_histories=None,
+             baselines: bool | None = None) -> tuple[pd.DataFrame, dict]:
+    """Compare the hybrid, the old blend, every source, popularity and (``baselines``, default with
+    whole users held out) the tuned baselines on one split: (table, info)."""
+    split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent,
+                          protocol=protocol, test_share=test_share, test_histories=test_histories)
     t0 = time.perf_counter()
     rec = split_recommender(engine, split)
     fit_s = time.perf_counter() - t0
-    table, timing = run_methods(hybrid_methods(rec), split, progress=progress)
-    info = {**split.info(), "recommender": rec.info, "fit_seconds": round(fit_s, 3),
+    methods = hybrid_methods(rec)
+    info = {}
+    if baselines if baselines is not None else split.protocol == "users":
+        t1 = time.perf_counter()
+        fitted, info["baselines"] = tuned_baselines(engine, split, seed=seed)
+        info["baselines"]["seconds"] = round(time.perf_counter() - t1, 2)
+        methods.update({name: _rows(src.recommend) for name, src in fitted.items()})
+    table, timing = run_methods(methods, split, progress=progress)
+    info = {**split.info(), **info, "recommender": rec.info, "fit_seconds": round(fit_s, 3),
             "ranker_seconds": rec.info.get("ranker_seconds"),
             "candidate_recall": candidate_recall(rec, split), "latency": timing}
     return table, info

@@ -13,6 +13,7 @@ With fewer than ``min_ranker_users`` users (or no histories) the fixed blend of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,11 +41,8 @@ AUDIO_STATS = ("tempo", "key", "mode", "energy", "valence", "danceability", "aco
 #: blend weight field of each source (RecommendConfig)
 BLEND_WEIGHT = {"rules": "w_rules", "content": "w_neighbours", "cluster": "w_cluster", "artist": "w_artist",
                 "album": "w_album", "itemknn": "w_itemknn", "sequence": "w_sequence", "vsknn": "w_vsknn",
-                "als": "w_als"}
-CONTEXT_FEATURES = ("log_plays", "catalog_popularity", "cold", "cos_last", "cos_profile", "same_cluster_last",
-                    "artist_share", "album_share", "n_sources", "context_len", "tempo_log_ratio",
-                    "fifths_distance", "same_mode", "energy_delta", "valence_delta", "danceability_delta",
-                    "acousticness_delta", "loudness_delta", "energy_delta_profile")
+                "als": "w_als", "ease": "w_ease"}
+SOURCE_FEATURES = ("score", "rank", "rel")  # per source: its score, its rank, score / its best in the query
 RANKER_FILE = "ranker.txt"
 META_FILE = "recommender.json"
 META_VERSION = 1
@@ -71,7 +69,119 @@ def _fifths(key: np.ndarray, mode: np.ndarray) -> np.ndarray:
 
 def feature_names(sources: Sequence[str]) -> list[str]:
     """Column names of the ranker's feature matrix for these sources."""
-    return [f"{s}_{what}" for s in sources for what in ("score", "rank")] + list(CONTEXT_FEATURES)
+    return [f"{s}_{what}" for s in sources for what in SOURCE_FEATURES] + [n for n, _ in CONTEXT_FEATURES]
+
+
+class Query:
+    """One (context, candidate union) pair with the intermediates its feature functions share (lazily)."""
+
+    def __init__(self, rec: HybridRecommender, ctx: Context, cand: Candidates) -> None:
+        self.rec, self.ctx, self.cand, self.rows, self.n = rec, ctx, cand, cand.rows, len(cand.rows)
+        self.content = rec.data.content
+        self.recent, self.w = ctx.recent(rec.config.max_recent)
+        self.last = int(self.recent[0])
+
+    @functools.cached_property
+    def emb(self) -> np.ndarray:
+        return self.content.embeddings[self.rows]
+
+    @functools.cached_property
+    def profile(self) -> np.ndarray:
+        E = self.content.embeddings
+        prof = (E[self.recent] * self.w[:, None].astype(np.float32)).sum(0)
+        return prof / max(float(np.linalg.norm(prof)), 1e-9)
+
+    def share(self, key: str) -> np.ndarray:
+        """Recency-weighted share of the context with the candidate's artist / album."""
+        codes = self.content.meta.get(key)
+        if codes is None:
+            return np.full(self.n, np.nan)
+        rc, cc = codes[self.recent], codes[self.rows]
+        match = (cc[:, None] == rc[None, :]) & (rc[None, :] >= 0)
+        return (match * self.w[None, :]).sum(1) / self.w.sum()
+
+    def stat(self, name: str) -> tuple[np.ndarray, float] | None:
+        """(candidates' values, last track's value) of one audio statistic; None without statistics."""
+        S = self.content.stats
+        if S is None:
+            return None
+        j = AUDIO_STATS.index(name)
+        return S[self.rows, j], float(S[self.last, j])
+
+    def full(self, v: float) -> np.ndarray:
+        return np.full(self.n, v)
+
+
+def _ranks(q: Query) -> list[np.ndarray]:
+    return [q.cand.ranks[s] for s in q.rec.sources]
+
+
+def _delta(name: str):
+    def fn(q: Query) -> np.ndarray:
+        got = q.stat(name)
+        return q.full(np.nan) if got is None else np.abs(got[0] - got[1])
+    return fn
+
+
+def _tempo(q: Query) -> np.ndarray:
+    got = q.stat("tempo")
+    if got is None:
+        return q.full(np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.abs(np.log(got[0] / got[1]))
+    return np.where(np.isfinite(t), t, np.nan)
+
+
+def _fifths_distance(q: Query) -> np.ndarray:
+    key, mode = q.stat("key"), q.stat("mode")
+    if key is None:
+        return q.full(np.nan)
+    d = np.abs(_fifths(key[0], mode[0]) - _fifths(np.asarray(key[1]), np.asarray(mode[1])))
+    return np.minimum(d, 12 - d)
+
+
+def _same_mode(q: Query) -> np.ndarray:
+    got = q.stat("mode")
+    return q.full(np.nan) if got is None else (got[0] == got[1]).astype(np.float32)
+
+
+def _energy_profile(q: Query) -> np.ndarray:
+    S = q.content.stats
+    if S is None:
+        return q.full(np.nan)
+    ctx_e = S[q.recent, AUDIO_STATS.index("energy")]
+    if not np.isfinite(ctx_e).any():
+        return q.full(np.nan)
+    return np.abs(S[q.rows, AUDIO_STATS.index("energy")] - np.nanmean(ctx_e))
+
+
+#: the ranker's context features after the per-source ones (SOURCE_FEATURES): (column name, function of the
+#: query); a new feature is one line here (tests/test_rank.py checks names against columns)
+CONTEXT_FEATURES: tuple[tuple[str, Callable[[Query], np.ndarray]], ...] = (
+    ("log_plays", lambda q: q.rec._log_plays[q.rows]),
+    ("catalog_popularity", lambda q: q.rec._catpop[q.rows]),
+    ("cold", lambda q: (q.rec._log_plays[q.rows] == 0).astype(np.float32)),
+    ("cos_last", lambda q: q.emb @ q.content.embeddings[q.last]),
+    ("cos_profile", lambda q: q.emb @ q.profile),
+    ("same_cluster_last", lambda q: (q.content.clusters[q.rows] == q.content.clusters[q.last]).astype(
+        np.float32)),
+    ("artist_share", lambda q: q.share("artist")),
+    ("album_share", lambda q: q.share("album")),
+    ("n_sources", lambda q: np.sum([~np.isnan(r) for r in _ranks(q)], axis=0) if q.rec.sources
+     else q.full(0.0)),
+    ("context_len", lambda q: q.full(float(len(q.ctx.seq)))),
+    ("known_share", lambda q: q.full(float(np.mean(q.rec._log_plays[q.ctx.rows] > 0)))),
+    ("best_rank", lambda q: np.fmin.reduce(_ranks(q)) if q.rec.sources else q.full(np.nan)),
+    ("tempo_log_ratio", _tempo),
+    ("fifths_distance", _fifths_distance),
+    ("same_mode", _same_mode),
+    ("energy_delta", _delta("energy")),
+    ("valence_delta", _delta("valence")),
+    ("danceability_delta", _delta("danceability")),
+    ("acousticness_delta", _delta("acousticness")),
+    ("loudness_delta", _delta("loudness")),
+    ("energy_delta_profile", _energy_profile),
+)
 
 
 @dataclasses.dataclass
@@ -81,6 +191,12 @@ class Candidates:
     rows: np.ndarray  # sorted unique rows
     scores: dict[str, np.ndarray]  # per source, 0 where not proposed
     ranks: dict[str, np.ndarray]  # per source, NaN where not proposed
+    best: dict[str, float] = dataclasses.field(default_factory=dict)  # per source, its best score
+
+    def take(self, idx: np.ndarray) -> Candidates:
+        """The candidates at positions ``idx`` (sorted), with the query's best scores kept."""
+        return Candidates(self.rows[idx], {s: v[idx] for s, v in self.scores.items()},
+                          {s: v[idx] for s, v in self.ranks.items()}, self.best)
 
 
 class Ranker:
@@ -140,6 +256,19 @@ class Ranker:
         return self
 
 
+def with_cold(order: np.ndarray, cold: np.ndarray, k: int, slots: int) -> np.ndarray:
+    """The first k of ``order`` with its best ``slots`` cold candidates (``cold`` per position) among them:
+    those already in the first k stay, the others take the last places."""
+    top = order[:k]
+    want = max(0, slots - int(cold[top].sum()))
+    extra = order[k:][cold[order[k:]]][:want]
+    if not len(extra):
+        return top
+    warm = np.flatnonzero(~cold[top])
+    drop = set(warm[len(warm) - len(extra):].tolist())
+    return np.r_[[t for i, t in enumerate(top.tolist()) if i not in drop], extra].astype(np.int64)
+
+
 class HybridRecommender(Recommender):
     """Candidates from every source, ordered by the learned ranker (or the blend); reasons per track."""
 
@@ -156,7 +285,10 @@ class HybridRecommender(Recommender):
 
     @property
     def mode(self) -> str:
-        return "lightgbm" if self.ranker is not None else "blend"
+        """lightgbm (the ranker), source (one source alone: the ranker lost to it at build) or blend."""
+        if self.ranker is not None:
+            return "lightgbm"
+        return "source" if self.info.get("serve") in self.sources else "blend"
 
     def _prepare(self) -> None:
         d = self.data
@@ -173,7 +305,7 @@ class HybridRecommender(Recommender):
         all of theirs; ``n_rank_candidates`` > 0 caps every source for the ranker (faster, lower recall)."""
         if ranked and self.config.n_rank_candidates > 0:
             return self.config.n_rank_candidates
-        return self.config.n_candidates if name not in BLEND_SOURCES else 10 * self.config.n_candidates
+        return self.config.n_candidates if name not in BLEND_SOURCES else self.config.n_group_candidates
 
     def candidates(self, ctx: Context, names: Sequence[str] | None = None) -> Candidates:
         """The union of every (or the named) source's candidates with their scores and ranks."""
@@ -193,55 +325,22 @@ class HybridRecommender(Recommender):
                 s[pos] = sc
                 rk[pos] = np.arange(1, len(rows) + 1)
             scores[name], ranks[name] = s, rk
-        return Candidates(allr, scores, ranks)
+        best = {name: float(got[name][1].max()) if name in got else 0.0 for name in self.sources}
+        return Candidates(allr, scores, ranks, best)
 
     def features(self, ctx: Context, cand: Candidates) -> np.ndarray:
         """(n candidates, n features) float32 in ``feature_names(self.sources)`` order."""
-        rows = cand.rows
-        n = len(rows)
+        n = len(cand.rows)
+        if not n:
+            return np.zeros((0, len(self._names)), np.float32)
         cols = []
         for name in self.sources:
-            cols += [cand.scores[name], cand.ranks[name]]
-        content = self.data.content
-        E = content.embeddings
-        recent, w = ctx.recent(self.config.max_recent)
-        last = int(recent[0])
-        Ec = E[rows]
-        prof = (E[recent] * w[:, None].astype(np.float32)).sum(0)
-        prof /= max(float(np.linalg.norm(prof)), 1e-9)
-        cl = content.clusters
-        shares = []
-        for key in ("artist", "album"):
-            codes = content.meta.get(key)
-            if codes is None:
-                shares.append(np.full(n, np.nan))
-                continue
-            rc, cc = codes[recent], codes[rows]
-            match = (cc[:, None] == rc[None, :]) & (rc[None, :] >= 0)
-            shares.append((match * w[None, :]).sum(1) / w.sum())
-        n_src = (sum((~np.isnan(cand.ranks[s])).astype(np.float64) for s in self.sources) if self.sources
-                 else np.zeros(n))
-        cols += [self._log_plays[rows], self._catpop[rows], (self._log_plays[rows] == 0).astype(np.float32),
-                 Ec @ E[last], Ec @ prof, (cl[rows] == cl[last]).astype(np.float32), shares[0], shares[1],
-                 n_src, np.full(n, float(len(ctx.seq)))]
-        S = content.stats
-        if S is None:
-            cols += [np.full(n, np.nan)] * 9
-        else:
-            i = {k: AUDIO_STATS.index(k) for k in AUDIO_STATS}
-            sc, sl = S[rows], S[last]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                tempo = np.abs(np.log(sc[:, i["tempo"]] / sl[i["tempo"]]))
-            fc = _fifths(sc[:, i["key"]], sc[:, i["mode"]])
-            fl = _fifths(sl[i["key"]], sl[i["mode"]])
-            d = np.abs(fc - fl)
-            cols += [np.where(np.isfinite(tempo), tempo, np.nan), np.minimum(d, 12 - d),
-                     (sc[:, i["mode"]] == sl[i["mode"]]).astype(np.float32)]
-            cols += [np.abs(sc[:, i[k]] - sl[i[k]])
-                     for k in ("energy", "valence", "danceability", "acousticness", "loudness")]
-            cols.append(np.abs(sc[:, i["energy"]] - np.nanmean(S[recent, i["energy"]]) if np.isfinite(
-                S[recent, i["energy"]]).any() else np.full(n, np.nan)))
-        return np.column_stack(cols).astype(np.float32) if n else np.zeros((0, len(self._names)), np.float32)
+            top = cand.best.get(name, 0.0)
+            cols += [cand.scores[name], cand.ranks[name],
+                     cand.scores[name] / top if top > 0 else np.zeros(n)]
+        q = Query(self, ctx, cand)
+        cols += [fn(q) for _, fn in CONTEXT_FEATURES]
+        return np.column_stack(cols).astype(np.float32)
 
     def blend_scores(self, cand: Candidates, config: RecommendConfig) -> np.ndarray:
         """The fixed blend: sum of weight x source score, plus a little popularity."""
@@ -265,6 +364,11 @@ class HybridRecommender(Recommender):
                 raise InputError(f"unknown recommend weight(s) {', '.join(unknown)}")
             cfg = dataclasses.replace(cfg, **weights)
         use_ranker = self.ranker is not None and not weights and mode != "blend"
+        if not weights and mode != "blend" and self.mode == "source":
+            src = self.sources[self.info["serve"]]
+            rows, scores = src.candidates(ctx, k)
+            why = ([[t for t in [src.explain(ctx, r)] if t] for r in rows.tolist()] if reasons else None)
+            return Ranked(rows, scores, why)
         if use_ranker:
             cand = self.candidates(ctx)
         else:
@@ -277,14 +381,19 @@ class HybridRecommender(Recommender):
         score = self.ranker.predict(F) if use_ranker else blend
         k = min(k, len(cand.rows))
         # ties (a small tree ensemble has few distinct outputs) are broken by the blend, then by row
-        top = np.lexsort((cand.rows, -blend, -score))[:k]
+        order = np.lexsort((cand.rows, -blend, -score))
+        top = order[:k]
+        slots = int(self.info.get("cold_slots", 0)) if use_ranker else 0
+        if slots and float(np.mean(self._log_plays[ctx.rows] > 0)) < self.info.get("cold_gate", 1.01):
+            top = with_cold(order, self._log_plays[cand.rows] == 0, k, slots)
         rows, scores = cand.rows[top], score[top]
         why = None
         if reasons:
             if use_ranker:
                 C = self.ranker.contributions(F[top])
+                m = len(SOURCE_FEATURES)
                 col = {s: i for i, s in enumerate(self.sources)}
-                weight_of = lambda j, s: float(C[j, 2 * col[s]] + C[j, 2 * col[s] + 1])
+                weight_of = lambda j, s: float(C[j, m * col[s]:m * col[s] + m].sum())
             else:
                 weight_of = lambda j, s: float(getattr(cfg, BLEND_WEIGHT.get(s, "w_popularity"), 0.0)
                                                * cand.scores[s][top[j]])
@@ -332,9 +441,11 @@ class HybridRecommender(Recommender):
             src.save(directory)
         if self.ranker is not None:
             self.ranker.save(directory)
+        tuned = {f: getattr(self.config, f) for rep in self.info.get("tuning", {}).get("sources", {}).values()
+                 for f in rep if hasattr(self.config, f)}
         write_json(Path(directory) / META_FILE, {"version": META_VERSION, "sources": list(self.sources),
                                                  "mode": self.mode, "features": self._names,
-                                                 "info": self.info})
+                                                 "tuned": tuned, "info": self.info})
 
     @classmethod
     def load(cls, directory, data: SourceData, config: RecommendConfig | None = None) -> HybridRecommender:
@@ -349,6 +460,9 @@ class HybridRecommender(Recommender):
             raise IndexFormatError(f"{d / META_FILE}: unknown source(s) {', '.join(unknown)}; "
                                    "rebuild the index")
         config = config or RecommendConfig()
+        tuned = meta.get("tuned") or {}
+        known = {f.name for f in dataclasses.fields(RecommendConfig)}
+        config = dataclasses.replace(config, **{k: v for k, v in tuned.items() if k in known})
         sources = {s: SOURCES[s].load(d, data, config) for s in meta["sources"]}
         ranker = Ranker.load(d, config) if meta.get("mode") == "lightgbm" else None
         self = cls(config, sources, data, ranker, meta.get("info"))
@@ -384,39 +498,25 @@ def fit_sources(data: SourceData, config: RecommendConfig,
     return out
 
 
-def training_queries(inter: Interactions, config: RecommendConfig, rng: np.random.Generator,
-                     ) -> tuple[np.ndarray, list[tuple[int, np.ndarray, int]]]:
-    """Held-out targets for the ranker: (plays kept for fitting the sources, [(user, context rows, target)]).
-
-    Per sampled user with 2+ plays a cut is chosen: the last play (share ``ranker_last_share``) or a
-    random later one. The cut play and every play after it leave the sources' training data; up to
-    ``ranker_queries_per_user`` of them (the cut, the last play, random ones between) become targets,
-    each with the plays before it as context. So no target ever reaches the sources.
-    """
+def fold_queries(inter: Interactions, users: np.ndarray, config: RecommendConfig, rng: np.random.Generator,
+                 *, per_user: int) -> list[tuple[int, np.ndarray, int, bool]]:
+    """[(user, context rows, target, is last)]: per user its last play and up to ``per_user - 1`` random
+    earlier cut points, each with every play before it as context (targets in their context skipped)."""
     starts = inter.starts()
-    lens = np.diff(starts)
-    users = np.flatnonzero(lens >= 2)
-    per_user = max(1, config.ranker_queries_per_user)
-    max_users = max(1, config.ranker_max_queries // per_user)
-    if len(users) > max_users:
-        users = np.sort(rng.choice(users, max_users, replace=False))
-    keep = np.ones(len(inter.items), dtype=bool)
-    queries = []
-    for u in users.tolist():
-        s, n = int(starts[u]), int(lens[u])
-        t = n - 1 if (n < 3 or rng.random() < config.ranker_last_share) else int(rng.integers(1, n - 1))
-        keep[s + t:s + n] = False
-        pos = {t, n - 1}
-        between = np.arange(t + 1, n - 1)
-        if len(between) and per_user > 2:
-            pos |= set(rng.choice(between, min(per_user - 2, len(between)), replace=False).tolist())
-        for j in sorted(pos)[:per_user]:
+    out = []
+    for u in np.asarray(users).tolist():
+        s, n = int(starts[u]), int(starts[u + 1] - starts[u])
+        if n < 2:
+            continue
+        cuts = {n - 1}
+        if per_user > 1 and n > 2:
+            cuts |= set(rng.choice(np.arange(1, n - 1), min(per_user - 1, n - 2), replace=False).tolist())
+        for j in sorted(cuts):
             ctx = inter.items[s:s + j][-config.max_context:]
-            target = int(inter.items[s + j])
-            if target in set(ctx.tolist()):
-                continue  # a repeat of a context track: never recommended, not a ranking example
-            queries.append((u, ctx, target))
-    return keep, queries
+            t = int(inter.items[s + j])
+            if t not in set(ctx.tolist()):
+                out.append((u, ctx, t, j == n - 1))
+    return out
 
 
 def choose_mode(data: SourceData, config: RecommendConfig) -> tuple[str, str]:
@@ -439,73 +539,216 @@ def choose_mode(data: SourceData, config: RecommendConfig) -> tuple[str, str]:
 def fit_hybrid(data: SourceData, config: RecommendConfig | None = None, *,
                mine: Callable[[Interactions], object] | None = None,
                sources: Sequence[str] | None = None) -> HybridRecommender:
-    """Fit every source on ``data`` and, with enough histories, train the ranker without leakage.
+    """Tune and fit every source on ``data`` and, with enough histories, train the ranker on users the
+    sources did not see (k-fold by user).
 
-    ``mine(interactions) -> RuleIndex | None`` re-mines the rules for the ranker's training part
-    (the held-out targets must not reach them); without it the rules source is left out of training.
+    ``mine(interactions) -> RuleIndex | None`` re-mines the rules for each fold's training part (the
+    held-out users must not reach them); without it the rules source is left out of training.
     """
+    from .sources.tune import pick_users, tune_sources
+
     config = config or RecommendConfig()
+    rng = np.random.default_rng(config.seed)
+    info: dict = {}
+    inter = data.interactions
+    has_h = inter is not None and len(inter.items) > 0
+    n_users = int((np.diff(inter.starts()) >= 2).sum()) if has_h else 0
+    tune_users = np.zeros(0, np.int64)
+    if has_h and config.tune_seconds > 0 and n_users >= config.tune_min_users:
+        t0 = time.perf_counter()
+        tune_users = pick_users(inter, config.tune_validation, rng)
+        names = list(sources) if sources is not None else list(SOURCES)
+        config, info["tuning"] = tune_sources(data, config, [n for n in names if n in SOURCES],
+                                              val_users=tune_users, seed=config.seed)
+        info["tuning"]["seconds"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     fitted = fit_sources(data, config, sources)
-    info = {"sources_seconds": round(time.perf_counter() - t0, 3)}
+    info["sources_seconds"] = round(time.perf_counter() - t0, 3)
     mode, why = choose_mode(data, config)
     ranker = None
     if mode == "lightgbm":
         t1 = time.perf_counter()
-        ranker, rinfo = train_ranker(data, config, list(fitted), mine=mine)
+        ranker, rinfo = train_ranker(data, config, list(fitted), mine=mine, avoid=tune_users, rng=rng)
         info.update(rinfo)
         info["ranker_seconds"] = round(time.perf_counter() - t1, 3)
         if ranker is None:
-            mode, why = "blend", rinfo.get("fallback", "ranker could not be trained")
+            mode, why = ("source", rinfo["why"]) if rinfo.get("serve") else (
+                "blend", rinfo.get("fallback", "ranker could not be trained"))
     info.update({"mode": mode, "why": why})
     log.info("recommender: %s (%s)", mode, why)
     return HybridRecommender(config, fitted, data, ranker, info)
 
 
+def _hits(ranked_rows: list[np.ndarray], targets: list[int], k: int = 10) -> tuple[float, float]:
+    hits = rr = 0.0
+    for rows, t in zip(ranked_rows, targets):
+        pos = np.flatnonzero(np.asarray(rows)[:k] == t)
+        if len(pos):
+            hits += 1
+            rr += 1.0 / (pos[0] + 1)
+    n = max(len(targets), 1)
+    return float(hits / n), float(rr / n)
+
+
 def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
-                 mine: Callable[[Interactions], object] | None = None) -> tuple[Ranker | None, dict]:
-    """Hold out targets, fit the sources on the rest, train LightGBM lambdarank on their candidates."""
-    rng = np.random.default_rng(config.seed)
-    keep, queries = training_queries(data.interactions, config, rng)
-    inner_inter = data.interactions.subset(keep)
-    rules = mine(inner_inter) if (mine is not None and "rules" in names) else None
-    inner = SourceData(data.content, inner_inter, rules)
-    inner_names = [s for s in names if s != "rules" or rules is not None]
-    inner_sources = fit_sources(inner, config, inner_names)
-    # the ranker sees the same feature columns as the final recommender: a source missing here stays empty
-    if list(inner_sources) != names:
-        return None, {"fallback": f"source(s) {sorted(set(names) - set(inner_sources))} could not be fitted "
-                                  "on the training part"}
-    tmp = HybridRecommender(config, inner_sources, inner)
-    # validation users are disjoint from training users (a user's queries are alike)
-    qusers = np.unique([u for u, _, _ in queries])
-    n_val = round(config.ranker_validation * len(qusers)) if len(qusers) >= 20 else 0
-    val_users = set(rng.choice(qusers, n_val, replace=False).tolist()) if n_val else set()
-    val_q = [(c, t) for u, c, t in queries if u in val_users]
-    fit_q = [(c, t) for u, c, t in queries if u not in val_users]
-    X, y, g, recall, mean_c = tmp.training_table(fit_q)
-    info = {"queries": len(fit_q), "validation_queries": len(val_q),
-            "train_candidate_recall": round(recall, 4), "mean_candidates": round(mean_c, 1)}
-    if X is None or len(g) < 2:
-        info["fallback"] = f"targets were among the candidates for only {len(g)} training queries"
+                 mine: Callable[[Interactions], object] | None = None, avoid: np.ndarray | None = None,
+                 rng: np.random.Generator | None = None) -> tuple[Ranker | None, dict]:
+    """LightGBM lambdarank on queries of users the sources did not see.
+
+    Users with 2+ plays fall into ``ranker_folds`` folds; per fold the sources are fitted on every other
+    user's plays and the fold's users give queries (their last play and random earlier cut points).
+    A share of the users (never one of ``avoid``, the sources' tuning users) is held out: half for early
+    stopping, half for the guard, which compares the ranker's HitRate@10 on their last plays with every
+    source alone and serves the best source instead when the ranker does not beat it.
+    """
+    rng = rng or np.random.default_rng(config.seed)
+    inter = data.interactions
+    lens = np.diff(inter.starts())
+    users = np.flatnonzero(lens >= 2)
+    n_val = int(round(config.ranker_validation * len(users))) if len(users) >= 20 else 0
+    pool = np.setdiff1d(users, avoid) if avoid is not None and len(avoid) else users
+    val = rng.choice(pool, min(n_val, len(pool)), replace=False) if n_val else np.zeros(0, np.int64)
+    stop_users, guard_users = set(val[: len(val) // 2].tolist()), set(val[len(val) // 2:].tolist())
+    per_user = max(1, min(config.ranker_queries_per_user, config.ranker_max_queries // max(len(users), 1)))
+    folds = rng.permutation(len(users)) % max(2, config.ranker_folds)
+    parts = {"fit": [], "stop": [], "guard": []}
+    guard: dict[str, list] = {s: [] for s in (*names, "ranker", "targets")}
+    keep_guard = min(1.0, config.ranker_guard_queries / max(len(guard_users) * per_user, 1))
+    recall_found = recall_n = 0
+    sizes = []
+    tmp = None
+    for f in range(max(2, config.ranker_folds)):
+        fold_users = users[folds == f]
+        inner_inter = inter.subset(~np.isin(inter.users, fold_users))
+        rules = mine(inner_inter) if (mine is not None and "rules" in names) else None
+        inner = SourceData(data.content, inner_inter, rules)
+        inner_sources = fit_sources(inner, config, [s for s in names if s != "rules" or rules is not None])
+        # the ranker sees the same feature columns as the final recommender: a missing source stays empty
+        tmp = HybridRecommender(config, {s: inner_sources.get(s, _Empty()) for s in names}, inner)
+        for u, ctx_rows, target, _ in fold_queries(inter, fold_users, config, rng, per_user=per_user):
+            part = "stop" if u in stop_users else "guard" if u in guard_users else "fit"
+            ctx = tmp.context(ctx_rows)
+            cand = tmp.candidates(ctx)
+            sizes.append(len(cand.rows))
+            pos = np.searchsorted(cand.rows, target)
+            found = pos < len(cand.rows) and cand.rows[pos] == target
+            recall_n += 1
+            recall_found += int(found)
+            if part == "guard":
+                if rng.random() < keep_guard:  # ranked whole, as when serving
+                    guard["targets"].append((target, bool(inner.popularity[target] == 0)))
+                    for s in names:
+                        guard[s].append(tmp.sources[s].candidates(ctx, 10)[0])
+                    F = tmp.features(ctx, cand)
+                    guard["ranker"].append((cand.rows, F, tmp._log_plays[cand.rows] == 0,
+                                            float(np.mean(tmp._log_plays[ctx.rows] > 0))))
+            elif found:
+                parts[part].append(_training_group(tmp, ctx, cand, int(pos), config, rng))
+    info = {"folds": max(2, config.ranker_folds), "queries_per_user": per_user,
+            "queries": sum(len(p) for p in parts.values()), "train_candidate_recall":
+            round(recall_found / max(recall_n, 1), 4), "mean_candidates": round(float(np.mean(sizes)), 1)
+            if sizes else 0.0}
+    if len(parts["fit"]) < 2:
+        info["fallback"] = f"targets were among the candidates for only {len(parts['fit'])} training queries"
         return None, info
-    Xv = yv = None
-    gv = np.zeros(0, int)
-    if val_q:
-        Xv, yv, gv, _, _ = tmp.training_table(val_q)
-        if Xv is None:
-            gv = np.zeros(0, int)
+    X, y, g = _stack(parts["fit"])
+    Xv, yv, gv = _stack(parts["stop"]) if parts["stop"] else (None, None, np.zeros(0, int))
     ranker = Ranker(config).fit(X, y, g, names=tmp._names, X_val=Xv, y_val=yv, groups_val=gv)
-    info.update({"positive_groups": len(g), "rows": len(y), "best_iteration": ranker.best_iteration_,
+    info.update({"training_queries": len(g), "rows": len(y), "best_iteration": ranker.best_iteration_,
                  "valid_ndcg@10": ranker.valid_ndcg_})
+    if guard["targets"]:
+        return _guard(ranker, names, guard, config, info)
+    return ranker, info
+
+
+class _Empty(Source):
+    """A source that proposes nothing (stands in for one that could not be fitted on a fold)."""
+
+    name = "empty"
+
+    def candidates(self, ctx: Context, n: int):
+        return np.zeros(0, np.int64), np.zeros(0)
+
+
+def _training_group(rec: HybridRecommender, ctx: Context, cand: Candidates, pos: int,
+                    config: RecommendConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of one query: the target and ``ranker_negatives`` negatives drawn uniformly
+    from the candidate union (so hard ones come in the proportion serving meets them; choosing them by a
+    feature would teach the ranker that feature's opposite)."""
+    n = len(cand.rows)
+    if n > config.ranker_negatives + 1:
+        others = np.delete(np.arange(n), pos)
+        keep = np.sort(np.r_[pos, rng.choice(others, config.ranker_negatives, replace=False)])
+        pos = int(np.searchsorted(keep, pos))
+        cand = cand.take(keep)
+    y = np.zeros(len(cand.rows), np.float32)
+    y[pos] = 1
+    return rec.features(ctx, cand), y
+
+
+def _stack(groups: list[tuple[np.ndarray, np.ndarray]]):
+    return (np.vstack([x for x, _ in groups]), np.concatenate([y for _, y in groups]),
+            np.asarray([len(y) for _, y in groups]))
+
+
+def _guard(ranker: Ranker, names: list[str], guard: dict, config: RecommendConfig,
+           info: dict) -> tuple[Ranker | None, dict]:
+    """Ranker vs every source alone on the guard users' queries, and the cold-slot policy they support:
+    ``slots`` places of the top 10 for never-played tracks when the share of the context's tracks that were
+    played in training is below ``gate`` (a context of unplayed tracks is a sign of an unplayed next one)."""
+    targets = [t for t, _ in guard["targets"]]
+    cold_t = np.asarray([c for _, c in guard["targets"]])
+    scored = [(rows, np.lexsort((rows, -ranker.predict(F))), cold, known)
+              for rows, F, cold, known in guard["ranker"]]
+
+    def ranked(slots: int, gate: float) -> list[np.ndarray]:
+        return [rows[with_cold(order, cold, 10, slots) if slots and known < gate else order[:10]]
+                for rows, order, cold, known in scored]
+
+    policy, best = (0, 0.0), _hits(ranked(0, 0.0), targets)
+    for slots in range(1, config.max_cold_slots + 1):
+        for gate in (0.5, 0.8, 0.9, 1.0, 1.01):
+            got = _hits(ranked(slots, gate), targets)
+            if got[0] > best[0] + 1e-12:
+                policy, best = (slots, gate), got
+    hr = {s: _hits(guard[s], targets) for s in names}
+    hr["ranker"] = best
+    final = ranked(*policy)
+    cold_idx = np.flatnonzero(cold_t)
+    info.update({"guard_queries": len(targets), "guard_cold_targets": int(cold_t.sum()),
+                 "guard_hr@10": {s: round(v[0], 4) for s, v in hr.items()},
+                 "cold_slots": policy[0], "cold_gate": policy[1],
+                 "guard_cold_hr@10": round(float(np.mean([targets[i] in final[i] for i in cold_idx])), 4)
+                 if len(cold_idx) else None})
+    best_src = max(names, key=lambda s: hr[s])
+    if config.ranker_guard and hr["ranker"] <= hr[best_src]:
+        info.update({"serve": best_src,
+                     "why": f"the ranker (HR@10 {hr['ranker'][0]:.4f}) did not beat {best_src} alone "
+                            f"({hr[best_src][0]:.4f}) on {len(targets)} queries of held-out users: "
+                            f"serving {best_src}"})
+        return None, info
     return ranker, info
 
 
 def describe(info: dict) -> str:
-    """One line for build-index / evaluate: which recommender was chosen and why."""
+    """One line for build-index / evaluate: which recommender was chosen and why (and what was tuned)."""
+    tuned = "; ".join(f"{name} " + ", ".join(f"{k}={v}" for k, v in rep.items()
+                                             if k not in ("hr@10", "mrr@10", "tried", "seconds"))
+                      for name, rep in info.get("tuning", {}).get("sources", {}).items())
+    tuned = f"; tuned on {info['tuning']['validation_users']} held-out users: {tuned}" if tuned else ""
     if info.get("mode") == "lightgbm":
-        return (f"LightGBM ranker ({info.get('why')}; {info.get('queries', 0):,} training queries, "
+        guard = info.get("guard_hr@10", {})
+        vs = ""
+        if guard:
+            best = max((s for s in guard if s != "ranker"), key=guard.get)
+            vs = (f", guard HR@10 {guard['ranker']:.4f} vs {best} {guard[best]:.4f} on "
+                  f"{info['guard_queries']} queries of held-out users, "
+                  f"{info.get('cold_slots', 0)} cold slot(s)")
+        return (f"LightGBM ranker ({info.get('why')}; {info.get('queries', 0):,} queries from users the "
+                f"sources did not see ({info.get('folds')} folds), "
                 f"candidate recall {info.get('train_candidate_recall', 0):.1%}, "
-                f"{info.get('best_iteration')} trees, "
-                f"trained in {info.get('ranker_seconds', 0):.1f} s)")
-    return f"fixed blend ({info.get('why')})"
+                f"{info.get('best_iteration')} trees{vs}, trained in {info.get('ranker_seconds', 0):.1f} s"
+                f"{tuned})")
+    if info.get("mode") == "source":
+        return f"{info.get('serve')} alone ({info.get('why')}{tuned})"
+    return f"fixed blend ({info.get('why')}{tuned})"

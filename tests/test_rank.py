@@ -6,7 +6,7 @@ import pytest
 
 from recsys.engine import Engine
 from recsys.errors import IndexFormatError
-from recsys.rank import choose_mode, training_queries
+from recsys.rank import choose_mode, fold_queries, with_cold
 from recsys.recommend import RecommendConfig
 from recsys.sources import Interactions
 from recsys.testing.engine import fast_config, make_catalog, planted_histories
@@ -19,24 +19,63 @@ def built(tmp_path_factory):
     hist = planted_histories(cat, n_users=120)
     cfg = fast_config(genre_probs=False)
     cfg.recommend.min_ranker_users = 50
+    cfg.recommend.ranker_guard = False  # planted chains: sources are perfect, the guard would serve one
     eng = Engine.build(cat, histories=hist, config=cfg, seed=0, out=d / "idx")
     return eng, hist, d / "idx"
 
 
-def test_training_queries_remove_target_and_later_plays():
+def test_fold_queries_cut_points_with_every_play_before_them():
     import pandas as pd
 
     h = pd.DataFrame({"user_id": ["a"] * 6 + ["b"] * 1, "position": list(range(6)) + [0],
                       "track_id": ["x0", "x1", "x2", "x3", "x4", "x5", "x0"]})
     row_of = {f"x{i}": i for i in range(6)}
     inter = Interactions.from_histories(h, row_of, 6)
-    keep, queries = training_queries(inter, RecommendConfig(), np.random.default_rng(0))
-    assert queries and {u for u, _, _ in queries} == {0}  # b has a single play: no query
-    kept_a = inter.items[keep & (inter.users == 0)].tolist()
-    for _, ctx, target in queries:
-        assert target not in kept_a  # no target (nor what follows the cut) trains the sources
-        assert ctx.tolist()[:len(kept_a)] == kept_a  # contexts start with the kept plays
-    assert any(t == 5 for _, _, t in queries)  # the last play is always a target
+    queries = fold_queries(inter, np.array([0, 1]), RecommendConfig(), np.random.default_rng(0), per_user=4)
+    assert queries and {u for u, _, _, _ in queries} == {0}  # b has a single play: no query
+    assert len(queries) == 4 and sum(last for *_, last in queries) == 1
+    for _, ctx, target, last in queries:
+        assert ctx.tolist() == list(range(target))  # the context is every play before the cut
+        assert last == (target == 5)
+
+
+def test_ranker_queries_come_from_users_the_sources_did_not_see(monkeypatch):
+    import recsys.rank as rank
+
+    cat = make_catalog(240)
+    hist = planted_histories(cat, n_users=120)
+    cfg = fast_config(genre_probs=False)
+    cfg.recommend.min_ranker_users = 50
+    fitted_on, asked_for = [], []
+    real_fit, real_q = rank.fit_sources, rank.fold_queries
+
+    def fit_spy(data, config, names=None):
+        fitted_on.append(set(np.unique(data.interactions.users).tolist()) if data.interactions else set())
+        return real_fit(data, config, names)
+
+    def q_spy(inter, users, *a, **kw):
+        asked_for.append(set(np.asarray(users).tolist()))
+        return real_q(inter, users, *a, **kw)
+
+    monkeypatch.setattr(rank, "fit_sources", fit_spy)
+    monkeypatch.setattr(rank, "fold_queries", q_spy)
+    eng = Engine.build(cat, histories=hist, config=cfg, seed=0)
+    # every collaborative source finds the planted chains: the ranker cannot beat them, the best one serves
+    assert eng.recommender.mode == "source" and "did not beat" in eng.recommender.info["why"]
+    assert eng.recommend(["t0000", "t0001"], k=3)[0].track_id == "t0002"
+    assert len(asked_for) == cfg.recommend.ranker_folds
+    folds = fitted_on[-cfg.recommend.ranker_folds:]  # the final fit comes first, then one per fold
+    for seen, queried in zip(folds, asked_for):
+        assert queried and not seen & queried
+    assert eng.recommender.info["guard_queries"] > 0
+
+
+def test_with_cold_keeps_places_for_cold_candidates():
+    order = np.array([0, 1, 2, 3, 4, 5])
+    cold = np.array([False, False, True, False, False, True])
+    assert with_cold(order, cold, 3, 0).tolist() == [0, 1, 2]
+    assert with_cold(order, cold, 3, 1).tolist() == [0, 1, 2]  # one cold already in the top 3
+    assert with_cold(order, cold, 3, 2).tolist() == [0, 2, 5]  # the weakest warm one makes room
 
 
 def test_mode_follows_number_of_users(built):
@@ -113,3 +152,27 @@ def test_index_of_an_older_format_is_refused_with_rebuild(built, tmp_path):
     (old / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(IndexFormatError, match="rebuild"):
         Engine.load(old)
+
+
+def test_declared_features_name_their_columns(built):
+    from recsys.rank import CONTEXT_FEATURES, SOURCE_FEATURES, Query, feature_names
+
+    eng, _, _ = built
+    rec = eng.recommender
+    ctx = rec.context([0, 1, 40])
+    cand = rec.candidates(ctx)
+    F = rec.features(ctx, cand)
+    names = feature_names(list(rec.sources))
+    assert F.shape == (len(cand.rows), len(names)) and len(set(names)) == len(names)
+    assert rec.ranker.names_ == names
+    m = len(SOURCE_FEATURES)
+    for i, s in enumerate(rec.sources):  # per source: score, rank, score / best
+        assert names[m * i] == f"{s}_score"
+        assert np.allclose(F[:, m * i], cand.scores[s])
+        assert np.allclose(F[:, m * i + 1], cand.ranks[s], equal_nan=True)
+    q = Query(rec, ctx, cand)
+    for j, (name, fn) in enumerate(CONTEXT_FEATURES):
+        col = names.index(name)
+        assert col == m * len(rec.sources) + j
+        assert np.allclose(F[:, col], np.asarray(fn(q), dtype=np.float32), equal_nan=True), name
+    assert np.allclose(F[:, names.index("cold")], (rec.data.popularity[cand.rows] == 0))

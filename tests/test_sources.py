@@ -43,7 +43,7 @@ def test_every_source_recommends_alone_and_never_returns_recent(data, name):
     assert all(isinstance(r, list) for r in got.reasons)
 
 
-@pytest.mark.parametrize("name", ["itemknn", "sequence", "vsknn", "rules"])
+@pytest.mark.parametrize("name", ["itemknn", "sequence", "vsknn", "rules", "ease"])
 def test_collaborative_sources_find_the_planted_next_track(data, name):
     src = make_source(name).fit(data)
     assert src.recommend([0, 1], 3).rows[0] == 2
@@ -56,14 +56,16 @@ def test_als_folds_in_an_unseen_context(data):
     assert 5 in top  # the chain's third track, from factors alone
 
 
-@pytest.mark.parametrize("name", ["itemknn", "sequence", "vsknn", "als"])
+@pytest.mark.parametrize("name", sorted(SOURCES))
 def test_save_load_round_trip(data, name, tmp_path):
+    """The contract every registered source keeps: what it saves, it loads back to the same rankings."""
     src = make_source(name).fit(data)
     src.save(tmp_path)
     back = type(src).load(tmp_path, data, src.config)
-    a, b = src.recommend([0, 1], 5), back.recommend([0, 1], 5)
-    assert a.rows.tolist() == b.rows.tolist()
-    assert np.allclose(a.scores, b.scores)
+    for recent in ([0, 1], [7], [30, 31, 60]):
+        a, b = src.recommend(recent, 5, reasons=True), back.recommend(recent, 5, reasons=True)
+        assert a.rows.tolist() == b.rows.tolist()
+        assert np.allclose(a.scores, b.scores) and a.reasons == b.reasons
 
 
 def test_unknown_source_and_empty_context_are_clear():
@@ -83,3 +85,43 @@ def test_sources_without_histories_only_content():
     content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=np.arange(30).astype(str))
     got = fit_sources(SourceData(content), RecommendConfig())
     assert set(got) == {"content", "cluster", "artist", "album"}
+
+
+def test_ease_is_steck_closed_form():
+    import scipy.sparse as sp
+
+    from recsys.sources.ease import ease_weights
+
+    rng = np.random.default_rng(3)
+    X = (rng.random((40, 7)) < 0.4).astype(np.float32)
+    B = ease_weights(sp.csr_matrix(X), 5.0)
+    assert np.allclose(np.diag(B), 0)
+    # each column j is the ridge regression of item j on the other items (Steck 2019, eq. 8)
+    for j in range(7):
+        others = [i for i in range(7) if i != j]
+        A = X[:, others]
+        w = np.linalg.solve(A.T @ A + 5.0 * np.eye(6), A.T @ X[:, j])
+        assert np.allclose(B[others, j], w, atol=1e-4)
+
+
+def test_ease_keeps_the_most_played_items_only(data):
+    src = make_source("ease", RecommendConfig(ease_max_items=10)).fit(data)
+    counts = data.interactions.popularity()
+    assert len(src.items_) == 10 and counts[src.items_].min() >= np.sort(counts)[-10]
+
+
+def test_tuning_scores_held_out_users_and_records_the_choice(data):
+    from recsys.sources.tune import next_track_queries, pick_users, tune_sources, without_users
+
+    rng = np.random.default_rng(0)
+    val = pick_users(data.interactions, 0.25, rng)
+    assert len(val) == 20
+    fit = without_users(data.interactions, val)
+    assert not set(np.unique(fit.users).tolist()) & set(val.tolist())
+    queries = next_track_queries(data.interactions, val, rng)
+    assert queries and all(len(ctx) >= 1 for ctx, _ in queries)
+    cfg, report = tune_sources(data, RecommendConfig(tune_seconds=30), ["itemknn", "ease", "content"],
+                               val_users=val, seed=0)
+    assert set(report["sources"]) == {"itemknn", "ease"}  # content has nothing to tune
+    rep = report["sources"]["ease"]
+    assert cfg.ease_lambda == rep["ease_lambda"] and rep["tried"] >= 2 and 0 <= rep["hr@10"] <= 1

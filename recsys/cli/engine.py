@@ -269,6 +269,18 @@ def register(main: click.Group) -> None:
                   help="Recent plays per user fed to the recommenders (0 = config).")
     @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
                   help="Seed of the user sample.")
+    @click.option("--split", "protocol", type=click.Choice(["last", "users"]), default="last",
+                  show_default=True, help="last: hold each user's last play out; users: hold whole "
+                                          "users out (no source, rule or ranker sees them; target = last "
+                                          "play).")
+    @click.option("--test-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+                  show_default=True, help="With --split users: seeded share of the users held out.")
+    @click.option("--test-histories", type=click.Path(dir_okay=False), default=None,
+                  help="Held-out users from their own file (implies --split users; "
+                       "their ids leave training).")
+    @click.option("--baselines/--no-baselines", default=None,
+                  help="Also item-kNN, V-SKNN, EASE and ALS, each tuned on held-out training users "
+                       "(default: on with --split users).")
     @click.option("--ablate", is_flag=True,
                   help="Block ablation: hybrid and content with all blocks, each block removed, each alone.")
     @click.option("--ablate-clusters", type=click.Choice(["recompute", "keep"]), default="recompute",
@@ -283,9 +295,9 @@ def register(main: click.Group) -> None:
                        "single-shot selection before the test.")
     @click.option("--length", type=click.IntRange(1, MAX_K), default=50, show_default=True,
                   help="With --task continuation: tracks each method returns.")
-    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, ablate, ablate_clusters, as_json,
-                     task, valid_histories, length):
-        """Leave-last-out HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity."""
+    def evaluate_cmd(index_dir, histories, k, max_users, n_recent, seed, protocol, test_share, test_histories,
+                     baselines, ablate, ablate_clusters, as_json, task, valid_histories, length):
+        """HitRate/MRR/NDCG@K, coverage: ranked hybrid, old blend, every source, popularity, baselines."""
         from ..evaluate import evaluate
 
         eng = _load(index_dir)
@@ -300,14 +312,18 @@ def register(main: click.Group) -> None:
                             n_recent=n_recent or None, clusters=ablate_clusters, as_json=as_json)
             return
         table, info = evaluate(eng, histories, k=k, max_users=max_users or None, seed=seed,
-                               n_recent=n_recent or None, progress=True)
+                               n_recent=n_recent or None, progress=True, protocol=protocol,
+                               test_share=test_share, test_histories=test_histories, baselines=baselines)
         if as_json:
             click.echo(json.dumps({"info": info, "results": table.to_dict(orient="records")}, indent=2))
             return
-        click.echo(f"leave-last-out on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
+        what = ("leave-last-out" if info["protocol"] == "last" else
+                f"held-out users (none seen in training; {info['train_users']:,} training users), last play")
+        click.echo(f"{what} on {info['test_users']:,} users ({info['train_plays']:,} training plays, "
                    f"{info['rules']:,} rules mined from training only, "
                    f"{info['n_recent']} recent plays per user); "
-                   f"held-out tracks never played in training: {info['cold_targets']:.1%}")
+                   f"held-out tracks never played in training: {info['cold_targets']:.1%} "
+                   f"({info['n_cold_targets']})")
         if info["unknown_plays"]:
             click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored",
                        err=True)
@@ -317,6 +333,11 @@ def register(main: click.Group) -> None:
         lat = info["latency"].get("hybrid", {})
         click.echo(f"hybrid: {describe(info['recommender'])}; "
                    f"sources + ranker fitted in {info['fit_seconds']:.1f} s")
+        for name, rep in info.get("baselines", {}).get("sources", {}).items():
+            chosen = ", ".join(f"{key}={v}" for key, v in rep.items()
+                               if key not in ("hr@10", "mrr@10", "tried", "seconds"))
+            click.echo(f"{name} (tuned): {chosen} "
+                       f"(validation HR@10 {rep['hr@10']:.4f}, {rep['tried']} tried)")
         click.echo(f"candidate recall (held-out track among the hybrid's candidates): "
                    f"{info['candidate_recall']:.1%}; "
                    f"recommend latency p50 {lat.get('p50_ms', 0):.2f} ms, p99 {lat.get('p99_ms', 0):.2f} ms")

@@ -6,6 +6,7 @@
 | vsknn | vsknn.py | yes | no |
 | als | als.py | yes | no |
 | rules | assoc.py | yes | no |
+| ease | ease.py | yes | no |
 | content | content.py | no | yes |
 | artist, album, cluster | groups.py | no | yes |
 | popular | groups.py | yes | no |
@@ -29,13 +30,14 @@ from .base import (
     make_context,
 )
 from .content import ContentSource
+from .ease import EASESource
 from .groups import AlbumSource, ArtistSource, ClusterSource, PopularSource
 from .itemknn import ItemKNNSource, SequenceSource
 from .vsknn import VSKNNSource
 
 SOURCES: dict[str, type[Source]] = {s.name: s for s in (
     RulesSource, ContentSource, ClusterSource, ArtistSource, AlbumSource,
-    ItemKNNSource, SequenceSource, VSKNNSource, ALSSource, PopularSource)}
+    ItemKNNSource, SequenceSource, VSKNNSource, EASESource, ALSSource, PopularSource)}
 
 #: the sources of the blend as it was before the ranker (weights in RecommendConfig)
 BLEND_SOURCES = ("rules", "content", "cluster", "artist", "album")

@@ -24,6 +24,8 @@ class ALSSource(Source):
 
     name = "als"
     needs_histories = True
+    grid = {"als_factors": (32, 64, 128, 256), "als_regularization": (0.01, 0.1, 1.0, 10.0),
+            "als_alpha": (1.0, 5.0, 20.0)}
 
     def fit(self, data: SourceData) -> ALSSource:
         super().fit(data)

@@ -164,23 +164,34 @@ def top_n(rows: np.ndarray, scores: np.ndarray, n: int, exclude: np.ndarray | No
     return rows[order].astype(np.int64), scores[order].astype(np.float64)
 
 
+def row_parts(M: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored entries of ``M[rows]`` as flat arrays (position in ``rows``, column, value); no loop."""
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = np.where((rows >= 0) & (rows < M.shape[0]), rows, M.shape[0])  # out of range: an empty row
+    ip = np.r_[M.indptr, M.indptr[-1]]
+    starts, lens = ip[rows], ip[rows + 1] - ip[rows]
+    total = int(lens.sum())
+    if total == 0:
+        return EMPTY_I, EMPTY_I, EMPTY_F
+    which = np.repeat(np.arange(len(rows)), lens)
+    pos = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+    return which, M.indices[pos].astype(np.int64), M.data[pos]
+
+
 def gather(M: sp.csr_matrix, rows: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """sum_i w_i * M[rows_i] as (column indices, values) without touching the other columns."""
-    ip, ind, dat = M.indptr, M.indices, M.data
-    parts_i, parts_v = [], []
-    for r, wr in zip(rows.tolist(), w.tolist()):
-        if 0 <= r < len(ip) - 1:
-            s, e = ip[r], ip[r + 1]
-            if e > s:
-                parts_i.append(ind[s:e])
-                parts_v.append(dat[s:e] * wr)
-    if not parts_i:
+    which, idx, val = row_parts(M, rows)
+    if not len(idx):
         return EMPTY_I, EMPTY_F
-    idx = np.concatenate(parts_i)
-    if len(parts_i) == 1:
-        return idx.astype(np.int64), parts_v[0].astype(np.float64)
+    val = val * np.asarray(w, dtype=np.float64)[which].astype(val.dtype)  # in M's precision, as row by row
+    if which[0] == which[-1]:  # one row: its entries as stored (top_n's ties then fall as they always did)
+        return idx, val.astype(np.float64)
+    if len(idx) * 8 > M.shape[1]:  # dense accumulation is cheaper than sorting
+        acc = np.bincount(idx, weights=val, minlength=M.shape[1])
+        nz = np.flatnonzero(np.bincount(idx, minlength=M.shape[1]))
+        return nz.astype(np.int64), acc[nz]
     uniq, inv = np.unique(idx, return_inverse=True)
-    return uniq.astype(np.int64), np.bincount(inv, weights=np.concatenate(parts_v), minlength=len(uniq))
+    return uniq.astype(np.int64), np.bincount(inv, weights=val, minlength=len(uniq))
 
 
 def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -248,6 +259,8 @@ class Source(Recommender):
     """A candidate source: ``candidates(ctx, n) -> (rows, scores)`` and a one-line reason per row."""
 
     needs_histories: ClassVar[bool] = False
+    #: RecommendConfig fields this source tunes at build, with the values tried (recsys.sources.tune)
+    grid: ClassVar[dict[str, tuple]] = {}
 
     def fit(self, data: SourceData) -> Source:
         """Learn from ``data``; returns self."""

@@ -53,7 +53,10 @@ class GroupSource(Source):
 
     def shared(self, ctx: Context) -> dict[int, tuple[float, int]]:
         """Group code -> (summed recency weight of the recent tracks in it, most recent such track)."""
-        out: dict[int, tuple[float, int]] = {}
+        key = f"{self.name}:shared"
+        if key in ctx.cache:
+            return ctx.cache[key]
+        out: dict[int, tuple[float, int]] = ctx.cache.setdefault(key, {})
         if self.codes_ is None:
             return out
         rows, w = ctx.recent(self.config.max_recent)
@@ -116,7 +119,10 @@ class ClusterSource(GroupSource):
         return self.config.n_cluster
 
     def shared(self, ctx: Context) -> dict[int, tuple[float, int]]:
-        out: dict[int, tuple[float, int]] = {}
+        key = f"{self.name}:shared"
+        if key in ctx.cache:
+            return ctx.cache[key]
+        out: dict[int, tuple[float, int]] = ctx.cache.setdefault(key, {})
         rows, w = ctx.recent(self.config.max_recent)
         for r, wr in zip(rows.tolist(), w.tolist()):
             code = int(self.codes_[r])

@@ -20,26 +20,28 @@ from .base import (
     load_npz_arrays,
     prune_rows,
     resize_csr,
+    row_parts,
     save_npz,
     top_n,
 )
 
 
-def cosine_knn(X: sp.csr_matrix, k: int, *, chunk: int = 4096) -> sp.csr_matrix:
-    """Items x items cosine similarity of the columns of X, top-k per row, diagonal removed."""
+def cosine_knn(X: sp.csr_matrix, k: int, *, shrink: float = 0.0, chunk: int = 4096) -> sp.csr_matrix:
+    """Items x items cosine co-plays / (sqrt(n_a n_b) + shrink) of the columns of X, top-k per row,
+    diagonal removed."""
     n_items = X.shape[1]
     cnt = np.asarray(X.sum(axis=0)).ravel()
     norms = np.sqrt(np.maximum(cnt, 1.0))
-    Xn = (X @ sp.diags((1.0 / norms).astype(np.float32))).tocsc()
-    XnT = Xn.T.tocsr()
+    Xc = X.tocsc()
+    XT = Xc.T.tocsr()
     played = np.flatnonzero(cnt > 0)
     blocks = []
     for s in range(0, len(played), chunk):
         rows = played[s:s + chunk]
-        B = (XnT[rows] @ Xn).tocsr()
-        B = B.tocoo()
+        B = (XT[rows] @ Xc).tocoo()
         keep = B.col != rows[B.row]
-        B = sp.csr_matrix((B.data[keep], (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
+        val = B.data[keep] / (norms[rows[B.row[keep]]] * norms[B.col[keep]] + shrink)
+        B = sp.csr_matrix((val.astype(np.float32), (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
         blocks.append(prune_rows(B, k))
     if not blocks:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
@@ -55,11 +57,12 @@ class ItemKNNSource(Source):
 
     name = "itemknn"
     needs_histories = True
+    grid = {"knn_shrink": (0.0, 5.0, 20.0, 100.0), "knn_neighbours": (50, 100, 300)}
 
     def fit(self, data: SourceData) -> ItemKNNSource:
         super().fit(data)
         X = data.interactions.matrix()
-        self.S_ = cosine_knn(X, self.config.knn_neighbours)
+        self.S_ = cosine_knn(X, self.config.knn_neighbours, shrink=self.config.knn_shrink)
         self.counts_ = np.asarray(X.sum(axis=0)).ravel()
         return self
 
@@ -68,15 +71,16 @@ class ItemKNNSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        best, best_v = -1, 0.0
-        for r, w in zip(ctx.rows.tolist(), ctx.weights.tolist()):
-            s, e = self.S_.indptr[r], self.S_.indptr[r + 1]
-            hit = np.flatnonzero(self.S_.indices[s:e] == row)
-            if len(hit) and self.S_.data[s + hit[0]] * w > best_v:
-                best, best_v = r, float(self.S_.data[s + hit[0]] * w)
-        if best < 0:
+        which, cols, vals = _rows_of(self.S_, ctx, self.name)
+        hit = np.flatnonzero(cols == row)
+        if not len(hit):
             return None
-        return f"often in the same playlists as {self.label(best)} (cos {best_v:.2f})"
+        v = vals[hit] * ctx.weights[which[hit]]
+        j = int(np.argmax(v))  # ties: the most recent track
+        if v[j] <= 0:
+            return None
+        best = ctx.rows[which[hit[j]]]
+        return f"often in the same playlists as {self.label(best)} (cos {float(v[j]):.2f})"
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
@@ -94,6 +98,15 @@ class ItemKNNSource(Source):
         n = data.content.n_items
         self.S_ = resize_csr(self.S_, (n, n))
         self.counts_ = np.r_[self.counts_, np.zeros(n - len(self.counts_))]
+
+
+def _rows_of(M: sp.csr_matrix, ctx: Context, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """M's entries in the rows of the context's distinct tracks (``row_parts``), cached per query."""
+    key = f"{name}:rows"
+    got = ctx.cache.get(key)
+    if got is None:
+        got = ctx.cache[key] = row_parts(M, ctx.rows)
+    return got
 
 
 def next_counts(inter, gap: int = 1) -> sp.csr_matrix:
@@ -131,13 +144,13 @@ class SequenceSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        for r in ctx.rows.tolist():
-            s, e = self.C_.indptr[r], self.C_.indptr[r + 1]
-            hit = np.flatnonzero(self.C_.indices[s:e] == row)
-            if len(hit):
-                c = int(self.C_.data[s + hit[0]])
-                return f"played right after {self.label(r)} in {c} histor{'y' if c == 1 else 'ies'}"
-        return None
+        which, cols, vals = _rows_of(self.C_, ctx, self.name)
+        hit = np.flatnonzero((cols == row) & (vals > 0))
+        if not len(hit):
+            return None
+        first = hit[np.argmin(which[hit])]  # the most recent track it followed
+        c, prev = int(vals[first]), ctx.rows[which[first]]
+        return f"played right after {self.label(prev)} in {c} histor{'y' if c == 1 else 'ies'}"
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})

@@ -1,6 +1,7 @@
 """Session kNN (V-SKNN, Ludewig & Jannach 2018): the training histories most like the context vote.
 
-The context is weighted linearly by recency (most recent 1, oldest 1/L); a training history h
+The context is weighted by recency (``vsknn_weighting``: linear, most recent 1, oldest 1/L; div, 1/i;
+same, 1); a training history h
 scores sim(h) = sum of the weights of the context tracks it contains / sqrt(|h|). The ``vsknn_k``
 most similar histories vote for their tracks with their similarity.
 """
@@ -27,6 +28,7 @@ class VSKNNSource(Source):
 
     name = "vsknn"
     needs_histories = True
+    grid = {"vsknn_k": (25, 50, 100, 200, 500), "vsknn_weighting": ("linear", "div", "same")}
 
     def fit(self, data: SourceData) -> VSKNNSource:
         super().fit(data)
@@ -43,7 +45,9 @@ class VSKNNSource(Source):
         got = ctx.cache.get(self.name)
         if got is None:
             L = len(ctx.rows)
-            w = (L - np.arange(L)) / L
+            how = self.config.vsknn_weighting
+            w = ((L - np.arange(L)) / L if how == "linear" else 1.0 / (1.0 + np.arange(L)) if how == "div"
+                 else np.ones(L))
             users, dot = gather(self.XT_, ctx.rows, w)
             sims = dot * self.norm_[users] if len(users) else dot
             users, sims = top_n(users, sims, self.config.vsknn_k)
@@ -57,8 +61,15 @@ class VSKNNSource(Source):
 
     def explain(self, ctx: Context, row: int) -> str | None:
         users, _ = self.neighbours(ctx)
+        key = f"{self.name}:mask"
+        mask = ctx.cache.get(key)
+        if mask is None:
+            mask = ctx.cache[key] = np.zeros(self.X_.shape[0], dtype=bool)
+            mask[users] = True
+        if row >= self.XT_.shape[0]:
+            return None
         s, e = self.XT_.indptr[row], self.XT_.indptr[row + 1]
-        c = int(np.isin(self.XT_.indices[s:e], users).sum())
+        c = int(mask[self.XT_.indices[s:e]].sum())
         if not c:
             return None
         return f"in {c} of the {len(users)} most similar histories"

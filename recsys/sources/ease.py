@@ -1,0 +1,118 @@
+"""EASE (Steck 2019, "Embarrassingly Shallow Autoencoders"): closed-form item-item regression.
+
+B = argmin |X - XB|^2 + lambda |B|^2 with diag(B) = 0 has the closed form P = (X'X + lambda I)^-1,
+B = -P / diag(P) (columns), diag 0. Dense over the played items (at most ``ease_max_items``, the most
+played ones beyond). A candidate scores sum_r w_r B[r, c] over the recent rows r (recency weights).
+Saved as two ``.npy`` files (the item rows and B), no pickle.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import Context, Source, SourceData, top_n
+
+
+def ease_weights(X, lam: float) -> np.ndarray:
+    """Steck's closed form over the columns of the binary users x items matrix ``X`` (float32 result)."""
+    G = np.asarray((X.T @ X).todense(), dtype=np.float64)
+    G[np.diag_indices_from(G)] += lam
+    P = np.linalg.inv(G)
+    B = P / (-np.diag(P))
+    B[np.diag_indices_from(B)] = 0.0
+    return B.astype(np.float32)
+
+
+class EASESource(Source):
+    """Tracks the closed-form item-item regression predicts from the recent tracks."""
+
+    name = "ease"
+    needs_histories = True
+    grid = {"ease_lambda": (10.0, 50.0, 200.0, 500.0, 2000.0)}
+
+    def fit(self, data: SourceData) -> EASESource:
+        super().fit(data)
+        X = data.interactions.matrix()
+        counts = np.asarray(X.sum(axis=0)).ravel()
+        played = np.flatnonzero(counts > 0)
+        if len(played) > self.config.ease_max_items:
+            top = np.lexsort((played, -counts[played]))[: self.config.ease_max_items]
+            played = np.sort(played[top])
+        self.items_ = played.astype(np.int64)
+        if len(self.items_) == 0:
+            self.B_ = np.zeros((0, 0), np.float32)
+        else:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(2, "blas"):
+                self.B_ = ease_weights(X[:, self.items_].tocsc(), float(self.config.ease_lambda))
+        self._prepare(data.content.n_items)
+        return self
+
+    def _prepare(self, n_items: int) -> None:
+        self.compact_ = np.full(n_items, -1, dtype=np.int64)
+        self.compact_[self.items_] = np.arange(len(self.items_))
+
+    def scores(self, ctx: Context) -> np.ndarray | None:
+        """Scores over ``items_`` for the context (cached per query), None when no recent row is known."""
+        got = ctx.cache.get(self.name)
+        if got is None:
+            idx = self.compact_[ctx.rows]
+            ok = idx >= 0
+            s = None
+            if ok.any():
+                s = ctx.weights[ok].astype(np.float32) @ self.B_[idx[ok]]
+            got = ctx.cache[self.name] = (s,)
+        return got[0]
+
+    def candidates(self, ctx: Context, n: int):
+        s = self.scores(ctx)
+        if s is None:
+            return top_n(np.zeros(0, np.int64), np.zeros(0), n)
+        want = min(n + len(ctx.exclude), len(s))
+        part = np.argpartition(-s, want - 1)[:want] if want < len(s) else np.arange(len(s))
+        return top_n(self.items_[part], s[part].astype(np.float64), n, ctx.exclude)
+
+    def explain(self, ctx: Context, row: int) -> str | None:
+        j = self.compact_[row] if row < len(self.compact_) else -1
+        idx = self.compact_[ctx.rows]
+        ok = idx >= 0
+        if j < 0 or not ok.any():
+            return None
+        contrib = ctx.weights[ok] * self.B_[idx[ok], j]
+        best = int(np.argmax(contrib))
+        if contrib[best] <= 0:
+            return None
+        weight = float(self.B_[idx[ok][best], j])
+        return f"predicted from {self.label(ctx.rows[ok][best])} (EASE weight {weight:.3f})"
+
+    def _paths(self, directory) -> tuple[Path, Path]:
+        d = Path(directory)
+        return d / "source_ease_items.npy", d / "source_ease.npy"
+
+    def save(self, directory) -> None:
+        from ..io import atomic_path
+
+        for path, arr in zip(self._paths(directory), (self.items_, self.B_)):
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory, data: SourceData, config=None) -> EASESource:
+        from ..index import load_npy
+
+        self = cls(config)
+        self.data_ = data
+        items, B = (load_npy(p) for p in self._paths(directory))
+        self.items_, self.B_ = items.astype(np.int64), B.astype(np.float32, copy=False)
+        if self.B_.shape != (len(self.items_), len(self.items_)):
+            from ..errors import IndexFormatError
+
+            raise IndexFormatError(f"{directory}: source_ease.npy does not match source_ease_items.npy")
+        self._prepare(data.content.n_items)
+        return self
+
+    def grow(self, data: SourceData) -> None:
+        self.data_ = data
+        self._prepare(data.content.n_items)
