@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	# musicnn's trained checkpoints (block musicnn reads them; its TF1 code is never imported, hence --no-deps)
 	$(PIP) install --quiet --no-deps musicnn==0.1.0
 	# espeak-ng (Debian) speaks the non-English test vocals of the lyrics quality gate; tests skip without it.
-	command -v espeak-ng >/dev/null || apt-get install -y -q espeak-ng || \
-		(apt-get update -q && apt-get install -y -q espeak-ng) || echo "note: espeak-ng not installed (its tests skip)"
+	# No apt-get (macOS, other distributions): skipped with a note, never an error.
+	command -v espeak-ng >/dev/null || { command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -q espeak-ng || (apt-get update -q && apt-get install -y -q espeak-ng); }; } || \
+		echo "note: espeak-ng not installed (no apt-get, or it failed): its tests skip"
 	touch $@
 
 RECSYS := $(VENV)/bin/recsys

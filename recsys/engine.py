@@ -61,7 +61,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
-    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
+    genre_max_rows: int = 20_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
@@ -338,6 +338,9 @@ class Engine:
         genre_clf, tabular = None, {}
         coverage = stats_coverage(cat)
         can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
+        # the steps this build runs (catalogue, blocks, embedding, index, map, histories, users?, sources)
+        steps.bar.total = 6 + sum(n != "tabular" or (c.genre_probs and can_genre) for n in names) + (
+            histories is None and simulate_users != 0)
         for name in names:
             if name == "tabular":
                 probs = None

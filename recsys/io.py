@@ -298,7 +298,7 @@ def move_aside(path: str | os.PathLike) -> Path:
     sc = sidecar(path)
     if sc.exists():
         sc.unlink()
-    log.warning("--force: moved %s aside to %s", path, dest)
+    log.warning("moved %s aside to %s (nothing was deleted)", path, dest)
     return dest
 
 
