@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .blocks import Block
+from .blocks.registry import default_weight
 from .errors import InputError, ModelError
 
 
@@ -20,7 +21,7 @@ class EmbeddingConfig:
     """Which blocks make the embedding and how much each weighs."""
 
     blocks: tuple[str, ...] = ("tabular",)
-    weights: dict[str, float] = field(default_factory=dict)  # block -> weight (default 1.0)
+    weights: dict[str, float] = field(default_factory=dict)  # block -> weight (default: BlockSpec.weight)
     genre_weight: float = 1.0  # extra weight on the genre-probability columns of the tabular block
     metadata: bool = True  # tabular block includes release year and popularity from the catalogue
 
@@ -47,7 +48,7 @@ class EmbeddingBuilder:
                 std = np.nanstd(rows, axis=0)
             mean = np.nan_to_num(mean, nan=0.0)
             std = np.where(~np.isfinite(std) | (std < 1e-8), 1.0, std)
-            w = float(self.weights.get(b.name, 1.0)) / np.sqrt(b.values.shape[1])
+            w = float(self.weights.get(b.name, default_weight(b.name))) / np.sqrt(b.values.shape[1])
             col_w = np.full(b.values.shape[1], w, dtype=np.float64)
             if b.weights is not None:  # per-column weights a block asks for (tabular: genre_weight)
                 col_w *= b.weights

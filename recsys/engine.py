@@ -376,6 +376,10 @@ class Engine:
         steps(f"2-D map ({c.projection.method})")
         projection = Projection(c.projection).fit(embedded.matrix)  # 2-D map (projection.py)
         tracks = TrackTable.from_catalog(cat)
+        if "musicnn" in names:  # the tagger's top tags: in reasons, the report and the page
+            from .blocks.musicnn import track_tags
+
+            tracks.frame["tags"] = track_tags(features, tracks.frame["track_id"])
         steps("histories")
         simulated = None
         if histories is not None:
@@ -472,6 +476,9 @@ class Engine:
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
         name, artist = self.tracks_.names[row], self.tracks_.artists[row]
+        tags = self.tracks_.frame["tags"].iat[row] if "tags" in self.tracks_.frame.columns else None
+        if isinstance(tags, str) and tags:  # the musicnn block's top tags
+            reasons = [*reasons, f"tags: {tags}"]
         return Recommendation(str(self.tracks_.ids[row]), score, reasons,
                               None if name is None or name is pd.NA else str(name),
                               None if artist is None or artist is pd.NA else str(artist))

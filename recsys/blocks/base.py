@@ -50,6 +50,7 @@ class BlockSpec:
     order: int
     extractor: Callable[[], type] | None = None
     default: bool = False  # extracted by `recsys features extract` when --blocks is not given
+    weight: float = 1.0  # default weight in the embedding (EmbeddingConfig.weights overrides it)
 
 
 @dataclass
