@@ -8,7 +8,7 @@ EXTRAS ?= all,dev
 export OMP_WAIT_POLICY := PASSIVE
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo test bench clean chromium
+.PHONY: install demo test test-fast bench clean chromium
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	# CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
+	# musicnn's trained checkpoints (block musicnn reads them; its TF1 code is never imported, hence --no-deps)
+	$(PIP) install --quiet --no-deps musicnn==0.1.0
 	# espeak-ng (Debian) speaks the non-English test vocals of the lyrics quality gate; tests skip without it.
 	# No apt-get (macOS, other distributions): skipped with a note, never an error.
 	command -v espeak-ng >/dev/null || { command -v apt-get >/dev/null 2>&1 && \
@@ -31,7 +33,7 @@ demo: install
 	@echo "== 1/5 genre model: artist-grouped CV beside baselines (bundled TidyTuesday subset)"
 	$(RECSYS) genres train --catalog data/spotify_demo.csv.gz --out $(DEMO_OUT)/genre_model --folds 3
 	@echo "== 2/5 audio feature blocks from the bundled clips (cached: a rerun redoes nothing)"
-	$(RECSYS) features extract --audio-dir data/audio --out $(DEMO_OUT)/features --blocks spectral,audiostats --quiet
+	$(RECSYS) features extract --audio-dir data/audio --out $(DEMO_OUT)/features --blocks spectral,audiostats,musicnn --quiet
 	@echo "== 3/5 index: embeddings, FAISS, k-means clusters, rules mined from 500 synthetic users"
 	$(RECSYS) build-index --catalog data/spotify_demo.csv.gz --features $(DEMO_OUT)/features \
 		--simulate-users 500 --out $(DEMO_OUT)/index
@@ -57,6 +59,11 @@ test: install chromium
 		"Install Java 17+ (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17)."
 	$(PY) -m ruff check recsys pipelines scripts tests
 	$(PY) -m pytest -q
+
+# The suite without the tests marked slow (real model weights, browsers, Spark, Dask clusters).
+test-fast: install
+	$(PY) -m ruff check recsys pipelines scripts tests
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

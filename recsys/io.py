@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from .errors import InputError, ModelError, OutputError, RecsysError, first_line
+from .errors import IndexFormatError, InputError, ModelError, OutputError, RecsysError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -622,6 +622,25 @@ def artifact_dir(path: str | os.PathLike, *, kind: str, version: int, settings: 
     with atomic_dir(path) as tmp:
         yield tmp, extra
         write_manifest(tmp, kind=kind, version=version, settings=settings, **extra)
+
+
+def read_npy(path: str | os.PathLike, *, mmap: bool = False,
+             error: type[RecsysError] = IndexFormatError) -> Any:
+    """``np.load`` without pickles: an ``.npy`` gives its array (``mmap``: a read-only memory map), an
+    ``.npz`` a dict name -> array; a missing, truncated or corrupted file is one ``error`` line."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: missing from index directory")
+    try:
+        out = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        if isinstance(out, np.lib.npyio.NpzFile):
+            with out:
+                return {k: out[k] for k in out.files}
+        return out
+    except (ValueError, OSError, EOFError) as exc:
+        raise error(f"{path}: truncated or corrupted ({first_line(exc)})") from None
 
 
 def read_lightgbm(path: str | os.PathLike, *, error: type[RecsysError] = ModelError) -> Any:

@@ -31,6 +31,7 @@ from .sources.base import (
     Recommender,
     Source,
     SourceData,
+    log_scaled,
 )
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class HybridRecommender(Recommender):
         d = self.data
         pop = np.asarray(d.popularity, dtype=np.float64)
         self._log_plays = np.log1p(pop).astype(np.float32)
-        self._pop_score = np.log1p(pop) / max(np.log1p(pop.max()) if len(pop) else 0.0, 1e-9)
+        self._pop_score = log_scaled(pop)
         cp = d.content.catalog_popularity
         self._catpop = (np.full(len(pop), np.nan, np.float32) if cp is None
                         else (np.asarray(cp, dtype=np.float32) / 100.0))

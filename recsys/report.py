@@ -191,6 +191,8 @@ def track_report(engine, track_id: str, *, audio_file: str | Path | None = None,
     artist = t["track_artist"].iloc[row] if "track_artist" in t.columns else None
     title = name if isinstance(name, str) else str(track_id)
     title += f" — {artist}" if isinstance(artist, str) else ""
+    tags = t["tags"].iloc[row] if "tags" in t.columns else None  # musicnn block's top tags
+    title += f"\ntags: {tags}" if isinstance(tags, str) and tags else ""
     fig.suptitle(f"{title}   [{track_id}]", fontsize=13, y=0.995)
     _stats_panel(fig, gs[0, :], t, row)
     _genre_panel(fig.add_subplot(gs[1, 0]), engine, row)

@@ -15,6 +15,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow  # drives Chromium: not in make test-fast
 if not CHROMIUM.exists():
     pytest.skip("/usr/bin/chromium not installed (make test installs it with apt-get)",
                 allow_module_level=True)

@@ -66,3 +66,9 @@ def extractor_version(name: str) -> int:
     """The declared version of a block (part of its cache key: bumping it recomputes cached records)."""
     spec = specs().get(name)
     return spec.version if spec is not None else 0
+
+
+def default_weight(name: str) -> float:
+    """A block's declared embedding weight (1.0 for unknown names)."""
+    spec = specs().get(name)
+    return spec.weight if spec is not None else 1.0
