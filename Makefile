@@ -8,7 +8,7 @@ EXTRAS ?= all,dev
 export OMP_WAIT_POLICY := PASSIVE
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo test bench clean chromium
+.PHONY: install demo test test-fast bench clean chromium
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	# musicnn's trained checkpoints (block musicnn reads them; its TF1 code is never imported, hence --no-deps)
 	$(PIP) install --quiet --no-deps musicnn==0.1.0
 	# espeak-ng (Debian) speaks the non-English test vocals of the lyrics quality gate; tests skip without it.
-	command -v espeak-ng >/dev/null || apt-get install -y -q espeak-ng || \
-		(apt-get update -q && apt-get install -y -q espeak-ng) || echo "note: espeak-ng not installed (its tests skip)"
+	# No apt-get (macOS, other distributions): skipped with a note, never an error.
+	command -v espeak-ng >/dev/null || { command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -q espeak-ng || (apt-get update -q && apt-get install -y -q espeak-ng); }; } || \
+		echo "note: espeak-ng not installed (no apt-get, or it failed): its tests skip"
 	touch $@
 
 RECSYS := $(VENV)/bin/recsys
@@ -57,6 +59,11 @@ test: install chromium
 		"Install Java 17+ (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17)."
 	$(PY) -m ruff check recsys pipelines scripts tests
 	$(PY) -m pytest -q
+
+# The suite without the tests marked slow (real model weights, browsers, Spark, Dask clusters).
+test-fast: install
+	$(PY) -m ruff check recsys pipelines scripts tests
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

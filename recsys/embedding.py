@@ -29,9 +29,8 @@ class EmbeddingConfig:
 class EmbeddingBuilder:
     """Standardise, weight, mask and concatenate blocks; learned state: ``mean_``, ``scale_``, ``layout_``."""
 
-    def __init__(self, *, weights: dict[str, float] | None = None, genre_weight: float = 1.0) -> None:
+    def __init__(self, *, weights: dict[str, float] | None = None) -> None:
         self.weights = dict(weights or {})
-        self.genre_weight = genre_weight
 
     def fit(self, blocks: list[Block]) -> "EmbeddingBuilder":
         """Learn per-block column means and scales on the tracks that have each block."""
@@ -51,8 +50,8 @@ class EmbeddingBuilder:
             std = np.where(~np.isfinite(std) | (std < 1e-8), 1.0, std)
             w = float(self.weights.get(b.name, default_weight(b.name))) / np.sqrt(b.values.shape[1])
             col_w = np.full(b.values.shape[1], w, dtype=np.float64)
-            if b.name == "tabular":
-                col_w[[i for i, c in enumerate(b.columns) if c.startswith("p_")]] *= self.genre_weight
+            if b.weights is not None:  # per-column weights a block asks for (tabular: genre_weight)
+                col_w *= b.weights
             self.mean_[b.name] = mean.astype(np.float32)
             self.scale_[b.name] = (col_w / std).astype(np.float32)
             self.layout_.append((b.name, b.values.shape[1], list(b.columns)))
@@ -110,7 +109,7 @@ class EmbeddingBuilder:
     # -------------------------------------------------------------- persistence (JSON-able)
     def to_dict(self) -> dict:
         """Fitted parameters as plain JSON-able lists (stored in the index, no pickle)."""
-        return {"weights": self.weights, "genre_weight": self.genre_weight,
+        return {"weights": self.weights,
                 "layout": [[n, d, c] for n, d, c in self.layout_],
                 "mean": {k: v.tolist() for k, v in self.mean_.items()},
                 "scale": {k: v.tolist() for k, v in self.scale_.items()}}
@@ -119,7 +118,7 @@ class EmbeddingBuilder:
     def from_dict(cls, d: dict) -> "EmbeddingBuilder":
         """Rebuild a fitted builder from :meth:`to_dict` output; corrupted input raises ModelError."""
         try:
-            self = cls(weights=d["weights"], genre_weight=d["genre_weight"])
+            self = cls(weights=d["weights"])
             self.layout_ = [(n, int(k), list(c)) for n, k, c in d["layout"]]
             self.mean_ = {k: np.asarray(v, dtype=np.float32) for k, v in d["mean"].items()}
             self.scale_ = {k: np.asarray(v, dtype=np.float32) for k, v in d["scale"].items()}

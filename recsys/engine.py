@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 
 from . import threads
-from .blocks import Block, available_blocks, build_block, build_tabular, check_names, extend_catalog
-from .blocks.tabular import label_classes
+from .blocks import AudioBlock, TabularBlock, available_blocks, check_names, extend_catalog, make_block
 from .catalog import fill_stats, load_catalog, missing_stats_note, read_stats, stats_coverage
 from .embedding import EmbeddingBuilder, EmbeddingConfig
 from .errors import IndexFormatError, InputError, ModelError
-from .index import IndexConfig, TrackIndex, load_npy
-from .io import artifact_dir, check_output_dir, read_manifest, write_table
+from .index import IndexConfig, TrackIndex
+from .io import artifact_dir, check_output_dir, read_manifest, read_npy, write_table
 from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig, Recommendations
@@ -61,7 +60,7 @@ class EngineConfig:
     genre_folds: int = 3
     genre_model: str = "lightgbm"
     genre_params: dict = field(default_factory=lambda: {"n_estimators": 200})
-    genre_max_rows: int = 40_000  # above this many labelled tracks each genre model fits on a sample
+    genre_max_rows: int = 20_000  # above this many labelled tracks each genre model fits on a sample
     user_recent: int = 100  # plays kept per user for recommend(user_id=...)
 
 
@@ -91,14 +90,19 @@ class _Steps:
 
 @dataclass
 class Embedded:
-    """The embedding part: the fitted builder, one L2 row per track, how many tracks have each block,
-    and the tabular block's fitted state (medians, genre classes) with its genre model."""
+    """The embedding part: the fitted blocks (``transform`` embeds new tracks), the fitted builder,
+    one L2 row per track and how many tracks have each block."""
 
     builder: EmbeddingBuilder
     matrix: np.ndarray
     presence: dict[str, int]
-    tabular: dict
-    genre_model: object | None = None  # recsys.genres.tabular.GenreClassifier
+    blocks: dict[str, TabularBlock | AudioBlock]
+
+    @property
+    def tabular(self) -> TabularBlock | None:
+        """The catalogue block, when the embedding has one."""
+        block = self.blocks.get("tabular")
+        return block if isinstance(block, TabularBlock) else None
 
 
 @dataclass
@@ -138,6 +142,7 @@ class Engine:
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
+        self._search = None  # recsys.search index over the tracks, built or opened when first needed
 
     def _compose(self, *, tracks: TrackTable, embedded: Embedded, index: TrackIndex,
                  projection: Projection | None, plays: Plays, provenance: Provenance,
@@ -237,13 +242,15 @@ class Engine:
     def genre_model(self):
         """The genre model behind the tabular block's probabilities, or None."""
         self._require_built()
-        return self.embedded_.genre_model
+        tab = self.embedded_.tabular
+        return None if tab is None else tab.genre_classifier
 
     @property
     def genre_classes(self) -> list[str] | None:
         """The genres whose probabilities are columns of the tabular block (None: statistics only)."""
         self._require_built()
-        return self.embedded_.tabular.get("genre_classes") or None
+        tab = self.embedded_.tabular
+        return None if tab is None else tab.genre_classes
 
     @property
     def rules(self) -> pd.DataFrame:
@@ -334,46 +341,32 @@ class Engine:
         cat = cat.reset_index(drop=True)
         names = list(blocks) if blocks else ["tabular", *available_blocks(features)]
         check_names(names)
-        built: list[Block] = []
-        genre_clf, tabular = None, {}
         coverage = stats_coverage(cat)
         can_genre = not coverage["empty_columns"]  # the genre model reads all 12 statistics
+        # the steps this build runs (catalogue, blocks, embedding, index, map, histories, users?, sources)
+        steps.bar.total = 6 + sum(n != "tabular" or (c.genre_probs and can_genre) for n in names) + (
+            histories is None and simulate_users != 0)
+        fitted, built = {}, []
         for name in names:
-            if name == "tabular":
-                probs = None
-                if c.genre_probs and can_genre:
-                    from .genres.oof import cached_genre_probabilities
-
-                    steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
-                    probs = cached_genre_probabilities(cat, cache_dir=cache_dir, model_dir=genre_model,
-                                                       folds=c.genre_folds, model=c.genre_model,
-                                                       random_state=c.index.seed, params=c.genre_params,
-                                                       max_rows=c.genre_max_rows, progress=progress)
-                    if probs is not None:
-                        genre_clf = probs[2]
-                # genre labels as content when statistics are mostly missing (and no genre model ran)
-                mostly_bare = 2 * coverage["without_stats"] >= coverage["tracks"]
-                labels = label_classes(cat) if probs is None and mostly_bare else None
-                block, medians = build_tabular(cat, probs=probs, metadata=c.embedding.metadata, labels=labels)
-                tabular = {"medians": medians, "genre_classes": probs[1] if probs else None,
-                           "label_classes": labels or None}
-                if not block.present.any():
-                    raise InputError("nothing to embed in the tabular block: no track has any of the 12 "
-                                     "statistics, a release year, a popularity or a genre label (add --stats "
-                                     "or --features)")
-            else:
+            block = fitted[name] = make_block(
+                name, metadata=c.embedding.metadata, genre_probs=c.genre_probs, genre_folds=c.genre_folds,
+                genre_model=c.genre_model, genre_params=c.genre_params, genre_max_rows=c.genre_max_rows,
+                genre_weight=c.embedding.genre_weight, seed=c.index.seed, model_dir=genre_model,
+                cache_dir=cache_dir, progress=progress)
+            if not isinstance(block, TabularBlock):
                 steps(f"block {name}")
-                block = build_block(name, cat, features_dir=features)
-            built.append(block)
+            elif block.wants_genre_model(cat):
+                steps(f"genre probabilities ({c.genre_folds} artist-grouped folds)")
+            built.append(block.fit_transform(cat, features_dir=features))
         note = missing_stats_note(coverage, [b for b in built if b.name != "tabular"],
                                   genre_skipped=c.genre_probs and not can_genre)
         if note:
             warnings.warn(note, stacklevel=2)
         steps("embedding")
         c.embedding.blocks = tuple(names)
-        builder = EmbeddingBuilder(weights=c.embedding.weights, genre_weight=c.embedding.genre_weight)
+        builder = EmbeddingBuilder(weights=c.embedding.weights)
         presence = {b.name: int(b.present.sum()) for b in built}
-        embedded = Embedded(builder, builder.fit_transform(built), presence, tabular, genre_clf)
+        embedded = Embedded(builder, builder.fit_transform(built), presence, fitted)
         empty = ~np.any(np.vstack([b.present for b in built]), axis=0)
         if empty.any():
             log.warning("%d track(s) have no feature block at all: they get a zero embedding "
@@ -541,7 +534,7 @@ class Engine:
         return self._search_index().search(query, k)
 
     def _search_index(self):
-        if getattr(self, "_search", None) is None:  # built in memory; an older index has no search.sqlite
+        if self._search is None:  # built in memory; an older index has no search.sqlite
             from . import search
 
             self._search = search.for_tracks(self.tracks_.frame, self.plays_.popularity)
@@ -574,21 +567,7 @@ class Engine:
         if len(cat) == 0:
             return 0
         em = self.embedded_
-        probs = None
-        classes = em.tabular.get("genre_classes")
-        if classes:
-            if em.genre_model is None:
-                raise ModelError("index uses genre probabilities but its genre model is missing")
-            from .genres.tabular import tabular_features
-
-            P = np.asarray(em.genre_model.predict_proba(tabular_features(cat)), dtype=np.float32)
-            probs = (P, classes)
-        tab, _ = build_tabular(cat, probs=probs, medians=em.tabular["medians"],
-                               metadata=self.config.embedding.metadata,
-                               labels=em.tabular.get("label_classes"))
-        blocks = [tab] + [Block(n, np.zeros((len(cat), s.stop - s.start), np.float32),
-                                np.zeros(len(cat), bool))
-                          for n, s in em.builder.block_slices.items() if n != "tabular"]
+        blocks = [em.blocks[name].transform(cat) for name in em.builder.block_slices]
         X = em.builder.transform(blocks)
         self.index_.add(X)  # appends rows and assigns them to the nearest centroids
         if self.projection_ is not None:  # map positions through the fitted transform
@@ -604,7 +583,7 @@ class Engine:
                             plays.popularity))
         self._compose(tracks=tracks, embedded=embedded, index=self.index_, projection=self.projection_,
                       plays=plays, provenance=self.provenance_, recommender=rec)
-        if getattr(self, "_search", None) is not None:  # search.sqlite: append the new rows
+        if self._search is not None:  # search.sqlite: append the new rows
             from . import search
 
             self._search = search.extend_for_tracks(self._search, tracks.frame.iloc[-len(cat):],
@@ -639,17 +618,16 @@ class Engine:
             if pl.simulated is not None:
                 write_table(pl.simulated, tmp / "histories.parquet")
             self._search_index().save(tmp / "search.sqlite")
-            if em.genre_model is not None:
-                (tmp / "genre_model").mkdir()
-                em.genre_model.write_files(tmp / "genre_model")
+            tab = em.tabular
+            tab_state = tab.save(tmp) if tab is not None else {}
             extra.update({
                 "blocks": list(self.config.embedding.blocks),
                 "config": dataclasses.asdict(self.config),
                 "counts": {**self._counts(), "block_presence": em.presence},
                 "index_kind": self.index_.kind,
                 "embedding": em.builder.to_dict(),
-                "tabular": em.tabular,
-                "genre_model": em.genre_model is not None,
+                "tabular": tab_state,
+                "genre_model": self.genre_model is not None,
                 "stats": self.provenance_.stats,
             })
         return out
@@ -664,10 +642,10 @@ class Engine:
         """
         d = Path(check_path(directory, name="directory"))
         man = read_manifest(d, kind=INDEX_KIND, version=FORMAT_VERSION, what="index", error=IndexFormatError)
-        from .config import from_dict
+        from .config import options_to_config
 
         try:
-            self = cls(from_dict(EngineConfig, man["config"], where=f"{d}/manifest.json"))
+            self = cls(options_to_config(EngineConfig, man["config"], where=f"{d}/manifest.json"))
         except (InputError, KeyError, TypeError) as exc:
             raise IndexFormatError(f"{d}/manifest.json: incompatible engine config ({exc})") from None
         c = self.config
@@ -680,19 +658,20 @@ class Engine:
             raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
         popularity = frame.pop("plays").to_numpy(dtype=np.float64)
         tracks = TrackTable(frame)
-        matrix = load_npy(d / "embeddings.npy", mmap=mmap)
+        matrix = read_npy(d / "embeddings.npy", mmap=mmap)
         index = TrackIndex.load(d, c.index, mmap=mmap)
         if not (len(tracks) == len(matrix) == index.ntotal):
             raise IndexFormatError(f"{d}: tracks ({len(tracks)}), embeddings ({len(matrix)}) "
                                    f"and faiss.index ({index.ntotal}) disagree")
-        genre_model = None
-        if man.get("genre_model"):
-            from .genres.tabular import GenreClassifier
-
-            genre_model = GenreClassifier.load(d / "genre_model")
         counts = man.get("counts", {})
-        embedded = Embedded(EmbeddingBuilder.from_dict(man["embedding"]), matrix,
-                            counts.get("block_presence", {}), man.get("tabular") or {}, genre_model)
+        builder = EmbeddingBuilder.from_dict(man["embedding"])
+        fitted = {name: AudioBlock(name, builder.columns(name)) for name in builder.block_slices}
+        if "tabular" in fitted:
+            fitted["tabular"] = TabularBlock.load(d, man.get("tabular") or {},
+                                                  has_model=bool(man.get("genre_model")),
+                                                  metadata=c.embedding.metadata,
+                                                  genre_weight=c.embedding.genre_weight)
+        embedded = Embedded(builder, matrix, counts.get("block_presence", {}), fitted)
         if len(rules):
             rules["antecedents"] = rules["antecedents"].map(lambda a: tuple(str(x) for x in a))
             rules["consequents"] = rules["consequents"].map(lambda a: tuple(str(x) for x in a))
@@ -726,7 +705,7 @@ class Engine:
         return {"tracks": c["tracks"], "dim": c["dim"], "blocks": list(self.config.embedding.blocks),
                 "index": self.index_.kind, "clusters": c["clusters"], "rules": c["rules"],
                 "rules_next": c["rules_next"],
-                "genre_probs": bool(self.embedded_.tabular.get("genre_classes")), **self.plays_.counts,
+                "genre_probs": bool(self.genre_classes), **self.plays_.counts,
                 "recommender": dict(self.recommender_.info),
                 "sources": list(self.recommender_.sources)}
 

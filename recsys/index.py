@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IndexFormatError, InputError
+from .io import read_npy
 
 
 @dataclass
@@ -186,7 +187,7 @@ class TrackIndex:
         try:
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
             self.index_ = faiss.read_index(str(d / "faiss.index"), flags)
-        except RuntimeError as exc:
+        except RuntimeError as exc:  # FAISS puts its own traceback first: the last line says what failed
             line = str(exc).strip().splitlines()
             raise IndexFormatError(f"{d / 'faiss.index'}: unreadable FAISS index "
                                    f"({line[-1] if line else 'read failed'})") from None
@@ -194,21 +195,9 @@ class TrackIndex:
             self.index_.hnsw.efSearch = self.config.hnsw_ef_search
         elif index_kind(self.index_) == "ivf":
             self.index_.nprobe = self.config.ivf_nprobe
-        self.clusters_ = load_npy(d / "clusters.npy", mmap=mmap)
-        self.centroids_ = load_npy(d / "centroids.npy", mmap=mmap)
+        self.clusters_ = read_npy(d / "clusters.npy", mmap=mmap)
+        self.centroids_ = read_npy(d / "centroids.npy", mmap=mmap)
         if len(self.clusters_) != self.ntotal:
             raise IndexFormatError(f"{d}: clusters.npy has {len(self.clusters_)} rows, "
                                    f"faiss.index {self.ntotal}")
         return self
-
-
-def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
-    """np.load without pickles (``mmap``: a read-only memory map); a missing or truncated file is an
-    IndexFormatError."""
-    if not path.exists():
-        raise IndexFormatError(f"{path}: missing from index directory")
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (ValueError, OSError, EOFError) as exc:
-        raise IndexFormatError(f"{path}: truncated or corrupted "
-                               f"({str(exc).splitlines()[0] if str(exc) else 'read failed'})") from None

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from .errors import InputError, ModelError, OutputError, RecsysError, first_line
+from .errors import IndexFormatError, InputError, ModelError, OutputError, RecsysError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def move_aside(path: str | os.PathLike) -> Path:
     sc = sidecar(path)
     if sc.exists():
         sc.unlink()
-    log.warning("--force: moved %s aside to %s", path, dest)
+    log.warning("moved %s aside to %s (nothing was deleted)", path, dest)
     return dest
 
 
@@ -310,15 +310,17 @@ def _not_ours(shown: str | os.PathLike, path: Path) -> str:
 
 # ----------------------------------------------------------------------------- checks before any work
 def _check_inputs(shown: str | os.PathLike, out: Path, inputs: Iterable[str | os.PathLike | None]) -> None:
-    """Never write to an input, inside an input folder, or over a folder holding an input."""
+    """Never write to an input, inside an input artefact folder, or over a folder holding an input."""
     for i in inputs:
         if i is None or not isinstance(i, (str, os.PathLike)):
             continue
         src = resolve_path(i)
         if src == out:
             raise OutputError(f"{shown}: is the input {i}; choose another --out")
-        if src in out.parents and src.is_dir():
-            raise OutputError(f"{shown}: is inside the input folder {i}; choose another --out")
+        if src in out.parents and src.is_dir() and manifest_kind(src) is not None:
+            # inside an input artefact (an index, a model): its checksums would break
+            raise OutputError(f"{shown}: is inside the input folder {i} ({manifest_kind(src)} artefact); "
+                              "choose another --out")
         if out in src.parents:
             raise OutputError(f"{shown}: would replace the input {i} (it lives inside); choose another --out")
 
@@ -622,6 +624,25 @@ def artifact_dir(path: str | os.PathLike, *, kind: str, version: int, settings: 
     with atomic_dir(path) as tmp:
         yield tmp, extra
         write_manifest(tmp, kind=kind, version=version, settings=settings, **extra)
+
+
+def read_npy(path: str | os.PathLike, *, mmap: bool = False,
+             error: type[RecsysError] = IndexFormatError) -> Any:
+    """``np.load`` without pickles: an ``.npy`` gives its array (``mmap``: a read-only memory map), an
+    ``.npz`` a dict name -> array; a missing, truncated or corrupted file is one ``error`` line."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: missing from index directory")
+    try:
+        out = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        if isinstance(out, np.lib.npyio.NpzFile):
+            with out:
+                return {k: out[k] for k in out.files}
+        return out
+    except (ValueError, OSError, EOFError) as exc:
+        raise error(f"{path}: truncated or corrupted ({first_line(exc)})") from None
 
 
 def read_lightgbm(path: str | os.PathLike, *, error: type[RecsysError] = ModelError) -> Any:

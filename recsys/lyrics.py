@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -194,8 +193,3 @@ def texts_from_table(df: pd.DataFrame, *, where: str = "table") -> pd.Series:
         if c in df.columns:
             return df[c].fillna("").astype(str)
     raise SchemaError(f"{where}: no text column (expected one of lyrics__text, text, lyrics, transcript)")
-
-
-def tidy_words(text: str) -> list[str]:
-    """Lower-case word tokens as the topic model sees them (for display and checks)."""
-    return re.findall(TOKEN_PATTERN, text.lower())

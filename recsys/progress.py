@@ -32,7 +32,7 @@ class LineProgress:
             total = len(iterable)  # type: ignore[arg-type]
         self.total, self.desc, self.unit, self.n = total, desc, unit, initial
         self.interval = interval
-        self._last_t = time.monotonic()
+        self._last_t = self._t0 = time.monotonic()
         self._last_tenth = -1 if not total else (10 * initial) // total
         self._steps = False  # a bar of named steps: each step is said by set_description
 
@@ -55,7 +55,7 @@ class LineProgress:
         self.desc = desc
         self._steps = True
         of = f" ({self.n + 1}/{self.total})" if self.total else ""
-        log.info("%s%s", desc, of)
+        log.info("%s%s at %.0f s", desc, of, time.monotonic() - self._t0)
         self._last_t = time.monotonic()
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:

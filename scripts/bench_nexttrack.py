@@ -15,8 +15,12 @@ import warnings
 
 import numpy as np
 
-from recsys.engine import Engine
-from recsys.users import read_histories
+from recsys import threads
+
+threads.configure()  # as the `recsys` command and the server do: one BLAS thread, passive OpenMP waits
+
+from recsys.engine import Engine  # noqa: E402
+from recsys.users import read_histories  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from recsys.config import from_dict
+from recsys.config import load_section, options_to_config
 from recsys.errors import InputError
 from recsys.io import atomic_dir, read_json, read_table, sha256_json, write_json, write_table
 
@@ -42,21 +42,36 @@ def test_corrupted_json_is_input_error(tmp_path):
         read_json(p)
 
 
-def test_config_from_dict_rejects_unknown_keys():
-    @dataclasses.dataclass
-    class Inner:
-        k: int = 3
+@dataclasses.dataclass
+class _Inner:
+    k: int = 3
+    weight: float = 1.0
+    names: tuple[str, ...] = ("a",)
 
-    @dataclasses.dataclass
-    class Outer:
-        name: str = "a"
-        inner: Inner = dataclasses.field(default_factory=Inner)
 
-    cfg = from_dict(Outer, {"name": "b", "inner": {"k": 5}})
+@dataclasses.dataclass
+class _Outer:
+    name: str = "a"
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+
+
+def test_config_parser_converts_types_and_rejects_unknown_keys():
+    cfg = options_to_config(_Outer, {"name": "b", "inner": {"k": 5}})
     assert cfg.inner.k == 5 and cfg.name == "b"
-    with pytest.raises(InputError, match="unknown key"):
-        from_dict(Outer, {"nme": "typo"})
+    with pytest.raises(InputError, match="unknown option"):
+        options_to_config(_Outer, {"nme": "typo"})
     assert sha256_json({"a": 1, "b": 2}) == sha256_json({"b": 2, "a": 1})
+
+
+def test_load_section_converts_toml_values_to_the_fields_types(tmp_path):
+    (tmp_path / "c.toml").write_text('[x]\nname = "b"\n[x.inner]\nk = 5\nweight = 2\nnames = ["p", "q"]\n')
+    cfg = load_section(tmp_path / "c.toml", "x", _Outer)
+    assert cfg.inner.k == 5 and cfg.inner.names == ("p", "q")  # a TOML array becomes the field's tuple
+    assert isinstance(cfg.inner.weight, float) and cfg.inner.weight == 2.0  # a TOML integer, a float field
+    (tmp_path / "bad.toml").write_text('[x.inner]\nk = "five"\n')
+    with pytest.raises(InputError, match=r"inner\.k: cannot use 'five'"):
+        load_section(tmp_path / "bad.toml", "x", _Outer)
+    assert load_section(None, "x", _Outer) == _Outer()
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path):

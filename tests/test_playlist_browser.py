@@ -20,6 +20,7 @@ ARGS = [
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow  # drives Chromium: not in make test-fast
 if not CHROMIUM.exists():
     pytest.skip(
         "/usr/bin/chromium not installed (make test installs it with apt-get)", allow_module_level=True

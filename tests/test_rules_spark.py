@@ -13,6 +13,7 @@ from recsys.errors import GuardError, InputError
 from recsys.rules import RulesConfig, mine_rules
 
 pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'recsys[spark]')")
+pytestmark = pytest.mark.slow  # starts a Spark JVM: not in make test-fast
 if shutil.which("java") is None:
     pytest.skip("no 'java' on PATH: Spark needs Java 17+ (apt-get install -y openjdk-17-jre-headless)",
                 allow_module_level=True)

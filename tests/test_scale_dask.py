@@ -21,6 +21,7 @@ from pipelines.extract_features import ExtractConfig, run
 from recsys.testing.audio import SR, synth_song
 
 distributed = pytest.importorskip("distributed", reason="Dask is not installed (pip install 'recsys[dask]')")
+pytestmark = pytest.mark.slow  # starts a Dask cluster: not in make test-fast
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow  # drives Chromium: not in make test-fast
 if not CHROMIUM.exists():
     pytest.skip("/usr/bin/chromium not installed (make test installs it with apt-get)",
                 allow_module_level=True)
@@ -52,9 +53,13 @@ def test_search_recommend_report_map(server, tmp_path):
             box = map_el.bounding_box()
             assert box and box["width"] > 300 and box["height"] > 300
 
+            # the box asks the index's FTS5 search: words in any order, accents folded, exact title first
+            page.get_by_test_id("search").fill("1 SÖNG")
+            page.wait_for_function("(() => { const r = document.querySelector('[data-testid=search-result]');"
+                                   " return r && r.dataset.id === 't0001'; })()")
             page.get_by_test_id("search").fill("song 1")
             results = page.get_by_test_id("search-result")
-            results.first.wait_for()
+            page.wait_for_function("document.querySelectorAll('[data-testid=search-result]').length >= 5")
             assert results.count() >= 5
             first_id = results.first.get_attribute("data-id")
             results.first.click()

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import softmax
 import pandas as pd
 
-from ..errors import InputError, ModelError, RecsysError, SchemaError
+from ..errors import InputError, ModelError, RecsysError, SchemaError, first_line
 from ..io import artifact_dir, read_manifest, read_table, write_json
 from .frontend import chroma_stft, log_mel, mel_power, mfcc, prepare, stft_magnitude
 from .load import AUDIO_SUFFIXES, chunk, load_excerpt
@@ -546,8 +546,8 @@ class CNNModel:
                                     channels=arch["channels"], dropout=arch["dropout"])
             model.load_state_dict(state)
         except (KeyError, RuntimeError, EOFError, ValueError, OSError) as exc:
-            first = str(exc).splitlines()[0][:200] if str(exc) else ""
-            raise ModelError(f"{path}: cannot load CNN weights ({type(exc).__name__}: {first})") from None
+            raise ModelError(f"{path}: cannot load CNN weights "
+                             f"({type(exc).__name__}: {first_line(exc, 200)})") from None
         model.eval()
         return cls(model=model, classes=list(meta["classes"]), frontend=dict(meta["frontend"]),
                    architecture=dict(arch), sha256=meta["files"]["model.pt"][:32])

@@ -6,27 +6,22 @@ all read this registry, so adding a block means adding one module here.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
-
-from ..errors import InputError
-from .align import (available_blocks, build_audio_block, extend_catalog, feature_columns,
+from .align import (AudioBlock, available_blocks, build_audio_block, extend_catalog, feature_columns,
                     read_feature_block)
 from .base import Block, BlockExtractor, BlockSpec, SkipFile
 from .registry import (audio_names, check_names, default_names, describe, extractor_version, get_extractor,
                        names, specs)
-from .tabular import build_tabular, tabular_stats
+from .tabular import TabularBlock, build_tabular, tabular_stats
 
 __all__ = ["Block", "BlockExtractor", "BlockSpec", "SkipFile", "specs", "names", "audio_names",
-           "default_names", "get_extractor", "build_block", "describe", "check_names", "extractor_version",
+           "default_names", "get_extractor", "make_block", "AudioBlock", "TabularBlock", "describe",
+           "check_names", "extractor_version",
            "available_blocks", "build_audio_block", "extend_catalog", "feature_columns", "read_feature_block",
            "build_tabular", "tabular_stats"]
 
 
-def build_block(name: str, catalog: pd.DataFrame, *, features_dir: str | Path | None = None) -> Block:
-    """Align an audio block from the features dir to the catalogue rows."""
-    check_names([name], source="audio")
-    if features_dir is None:
-        raise InputError(f"block {name!r} needs --features DIR with {name}.parquet")
-    return build_audio_block(name, read_feature_block(features_dir, name), catalog["track_id"])
+def make_block(name: str, **tabular) -> TabularBlock | AudioBlock:
+    """An unfitted block by name: ``fit_transform(catalog, features_dir=...)`` then ``transform(catalog)``
+    for tracks added later. ``tabular`` options configure the catalogue block (genre model, weights)."""
+    check_names([name])
+    return TabularBlock(**tabular) if specs()[name].source == "catalog" else AudioBlock(name)

@@ -119,3 +119,26 @@ def extend_catalog(catalog: pd.DataFrame | None, features_dir: str | Path) -> tu
     if "source" not in cat.columns:
         cat["source"] = "catalog"
     return pd.concat([cat, rows], ignore_index=True), len(new), left_out
+
+
+class AudioBlock:
+    """An audio block as a fitted block: its rows come from ``<features>/<name>.parquet``; tracks added
+    later (``transform``) have no extracted features and are absent."""
+
+    def __init__(self, name: str, columns: list[str] | None = None) -> None:
+        self.name = name
+        self.columns = columns
+
+    def fit_transform(self, catalog: pd.DataFrame, *, features_dir: str | Path | None = None) -> Block:
+        """Align the extracted block to the catalogue rows."""
+        if features_dir is None:
+            raise InputError(f"block {self.name!r} needs --features DIR with {self.name}.parquet")
+        block = build_audio_block(self.name, read_feature_block(features_dir, self.name), catalog["track_id"])
+        self.columns = list(block.columns)
+        return block
+
+    def transform(self, catalog: pd.DataFrame) -> Block:
+        """New tracks' rows: absent (zeros) in the fitted columns."""
+        n = len(catalog)
+        return Block(self.name, np.zeros((n, len(self.columns or ())), np.float32), np.zeros(n, bool),
+                     list(self.columns or ()))

@@ -55,12 +55,14 @@ class BlockSpec:
 
 @dataclass
 class Block:
-    """One feature block aligned to the catalogue: ``values`` (n, d) float32, ``present`` (n,) bool."""
+    """One feature block aligned to the catalogue: ``values`` (n, d) float32, ``present`` (n,) bool;
+    ``weights`` (d,) multiplies each column's weight in the embedding (None: all 1)."""
 
     name: str
     values: np.ndarray
     present: np.ndarray
     columns: list[str] = field(default_factory=list)
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float32)

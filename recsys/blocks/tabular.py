@@ -9,9 +9,13 @@ embedding never memorises its own label.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, ModelError
 from ..schema import METADATA, STATS
 from .base import Block, BlockSpec
 
@@ -95,3 +99,114 @@ def build_tabular(catalog: pd.DataFrame, *, probs: tuple[np.ndarray, list[str]] 
         cols = cols + [f"label_{c}" for c in labels]
         present |= L.any(axis=1)
     return Block("tabular", X, present, cols), medians
+
+
+class TabularBlock:
+    """The tabular block as an estimator: ``fit_transform`` learns the medians, the genre model (out-of-fold
+    probabilities for the catalogue's own tracks) and the label classes; ``transform`` embeds new tracks
+    with them. Learned: ``medians_``, ``genre_classes_``, ``label_classes_``, ``genre_model_``."""
+
+    name = "tabular"
+
+    def __init__(self, *, metadata: bool = True, genre_probs: bool = True, genre_folds: int = 3,
+                 genre_model: str = "lightgbm", genre_params: dict | None = None,
+                 genre_max_rows: int | None = None, genre_weight: float = 1.0, seed: int = 0,
+                 model_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = False) -> None:
+        self.metadata = metadata
+        self.genre_probs = genre_probs
+        self.genre_folds = genre_folds
+        self.genre_model = genre_model
+        self.genre_params = genre_params
+        self.genre_max_rows = genre_max_rows
+        self.genre_weight = genre_weight
+        self.seed = seed
+        self.model_dir = model_dir
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    @property
+    def genre_classifier(self):
+        """The fitted genre model behind the probability columns (a GenreClassifier), or None."""
+        return self.genre_model_
+
+    @property
+    def genre_classes(self) -> list[str] | None:
+        """The genres whose probabilities are columns of the block (None: no genre model)."""
+        return self.genre_classes_
+
+    def wants_genre_model(self, catalog: pd.DataFrame) -> bool:
+        """Whether fitting trains (or reads) a genre model: asked for, and every statistic has values."""
+        from ..catalog import stats_coverage
+
+        return self.genre_probs and not stats_coverage(catalog)["empty_columns"]
+
+    def fit_transform(self, catalog: pd.DataFrame, *, features_dir=None) -> Block:
+        """Fit on the catalogue and return its block; genre labels become columns only when statistics
+        are mostly missing and no genre model ran."""
+        from ..catalog import stats_coverage
+
+        probs = None
+        if self.wants_genre_model(catalog):
+            from ..genres.oof import cached_genre_probabilities
+
+            probs = cached_genre_probabilities(catalog, cache_dir=self.cache_dir, model_dir=self.model_dir,
+                                               folds=self.genre_folds, model=self.genre_model,
+                                               random_state=self.seed, params=self.genre_params,
+                                               max_rows=self.genre_max_rows, progress=self.progress)
+        self.genre_model_ = probs[2] if probs is not None else None
+        self.genre_classes_ = list(probs[1]) if probs is not None else None
+        coverage = stats_coverage(catalog)
+        mostly_bare = 2 * coverage["without_stats"] >= coverage["tracks"]
+        self.label_classes_ = (label_classes(catalog) or None) if probs is None and mostly_bare else None
+        block, self.medians_ = build_tabular(catalog, probs=None if probs is None else probs[:2],
+                                             metadata=self.metadata, labels=self.label_classes_)
+        if not block.present.any():
+            raise InputError("nothing to embed in the tabular block: no track has any of the 12 statistics, "
+                             "a release year, a popularity or a genre label (add --stats or --features)")
+        return self._weighted(block)
+
+    def transform(self, catalog: pd.DataFrame) -> Block:
+        """The block of new tracks with the fitted medians, genre model and label classes."""
+        probs = None
+        if self.genre_classes_:
+            if self.genre_model_ is None:
+                raise ModelError("index uses genre probabilities but its genre model is missing")
+            from ..genres.tabular import tabular_features
+
+            P = np.asarray(self.genre_model_.predict_proba(tabular_features(catalog)), dtype=np.float32)
+            probs = (P, self.genre_classes_)
+        block, _ = build_tabular(catalog, probs=probs, medians=self.medians_, metadata=self.metadata,
+                                 labels=self.label_classes_)
+        return self._weighted(block)
+
+    def _weighted(self, block: Block) -> Block:
+        """Genre-probability columns weigh ``genre_weight`` in the embedding."""
+        block.weights = np.array([self.genre_weight if c.startswith("p_") else 1.0 for c in block.columns])
+        return block
+
+    # -------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> dict:
+        """Write ``genre_model/`` when there is one; returns the JSON-able state for the manifest."""
+        if self.genre_model_ is not None:
+            (Path(directory) / "genre_model").mkdir()
+            self.genre_model_.write_files(Path(directory) / "genre_model")
+        return {"medians": self.medians_, "genre_classes": self.genre_classes_,
+                "label_classes": self.label_classes_}
+
+    @classmethod
+    def load(cls, directory: str | Path, state: dict, *, has_model: bool, **params) -> TabularBlock:
+        """Rebuild the fitted block from :meth:`save`'s state (and ``genre_model/`` when ``has_model``)."""
+        self = cls(**params)
+        try:
+            self.medians_ = dict(state["medians"])
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"tabular block state is corrupted ({exc})") from None
+        self.genre_classes_ = state.get("genre_classes") or None
+        self.label_classes_ = state.get("label_classes") or None
+        self.genre_model_ = None
+        if has_model:
+            from ..genres.tabular import GenreClassifier
+
+            self.genre_model_ = GenreClassifier.load(Path(directory) / "genre_model")
+        return self

@@ -46,29 +46,27 @@ def _torch_session(seed: int, n_threads: int):
             torch.set_num_threads(old_threads)
 
 
-class TorchMLPClassifier:
-    """scikit-learn-style classifier on integer labels 0..K-1 (the tabular pipeline encodes them)."""
+#: The network's hyperparameters and their defaults: written here only (GenreModelConfig reads them).
+DEFAULTS: dict[str, Any] = {"hidden": (256, 128, 64), "dropout": 0.3, "weight_decay": 1e-4, "lr": 1e-3,
+                            "epochs": 100, "batch_size": 256, "patience": 10, "val_fraction": 0.1}
 
-    def __init__(self, hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3,
-                 weight_decay: float = 1e-4, lr: float = 1e-3, epochs: int = 100, batch_size: int = 256,
-                 patience: int = 10, val_fraction: float = 0.1, random_state: int = 0,
-                 n_threads: int = 1) -> None:
-        self.hidden = tuple(hidden)
-        self.dropout = dropout
-        self.weight_decay = weight_decay
-        self.lr = lr
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.val_fraction = val_fraction
+
+class TorchMLPClassifier:
+    """scikit-learn-style classifier on integer labels 0..K-1 (the tabular pipeline encodes them);
+    keyword parameters: :data:`DEFAULTS`, ``random_state``, ``n_threads``."""
+
+    def __init__(self, *, random_state: int = 0, n_threads: int = 1, **params: Any) -> None:
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {', '.join(sorted(unknown))} for TorchMLPClassifier")
+        for k, v in {**DEFAULTS, **params}.items():
+            setattr(self, k, tuple(v) if k == "hidden" else v)
         self.random_state = random_state
         self.n_threads = n_threads
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (scikit-learn API, so the model can be cloned and grid-searched)."""
-        return {k: getattr(self, k) for k in ("hidden", "dropout", "weight_decay", "lr", "epochs",
-                                                "batch_size", "patience", "val_fraction", "random_state",
-                                                "n_threads")}
+        return {k: getattr(self, k) for k in (*DEFAULTS, "random_state", "n_threads")}
 
     def set_params(self, **params: Any) -> "TorchMLPClassifier":
         """Set constructor parameters (scikit-learn API); returns self."""

@@ -21,6 +21,7 @@ from ..schema import STATS
 from ..errors import InputError, ModelError, SchemaError
 from ..io import (MANIFEST, atomic_dir, check_output_dir, read_json, read_lightgbm, read_manifest, write_json,
                   write_manifest)
+from .dnn import DEFAULTS as DNN_DEFAULTS
 from .text import TEXT_COLUMN, TitleTextModel, title_text
 
 #: Bumped when the feature set or the on-disk layout changes; load() refuses other versions.
@@ -169,15 +170,15 @@ class GenreModelConfig:
     subsample: float = 0.8
     colsample_bytree: float = 0.7
     reg_lambda: float = 1.0
-    # DNN
-    hidden: tuple[int, ...] = (256, 128, 64)
-    dropout: float = 0.3
-    weight_decay: float = 1e-4
-    lr: float = 1e-3
-    epochs: int = 100
-    batch_size: int = 256
-    patience: int = 10
-    val_fraction: float = 0.1
+    # DNN (defaults: recsys.genres.dnn.DEFAULTS)
+    hidden: tuple[int, ...] = DNN_DEFAULTS["hidden"]
+    dropout: float = DNN_DEFAULTS["dropout"]
+    weight_decay: float = DNN_DEFAULTS["weight_decay"]
+    lr: float = DNN_DEFAULTS["lr"]
+    epochs: int = DNN_DEFAULTS["epochs"]
+    batch_size: int = DNN_DEFAULTS["batch_size"]
+    patience: int = DNN_DEFAULTS["patience"]
+    val_fraction: float = DNN_DEFAULTS["val_fraction"]
     n_jobs: int = 1
 
 
@@ -191,35 +192,15 @@ class GenreClassifier:
     pipeline imputes medians, scales (DNN), oversamples with SMOTE (fit only) and trains the model.
     """
 
-    def __init__(self, model: str = "lightgbm", smote: bool = True, random_state: int = 0, *,
-                 smote_k: int = 5, text: bool = True, text_C: float = 2.0, n_estimators: int = 600,
-                 learning_rate: float = 0.03, num_leaves: int = 31, min_child_samples: int = 20,
-                 subsample: float = 0.8, colsample_bytree: float = 0.7, reg_lambda: float = 1.0,
-                 hidden: Sequence[int] = (256, 128, 64), dropout: float = 0.3, weight_decay: float = 1e-4,
-                 lr: float = 1e-3, epochs: int = 100, batch_size: int = 256, patience: int = 10,
-                 val_fraction: float = 0.1, n_jobs: int = 1) -> None:
-        self.model = model
-        self.smote = smote
-        self.random_state = random_state
-        self.smote_k = smote_k
-        self.text = text
-        self.text_C = text_C
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.hidden = tuple(hidden)
-        self.dropout = dropout
-        self.weight_decay = weight_decay
-        self.lr = lr
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.n_jobs = n_jobs
+    def __init__(self, model: str = "lightgbm", smote: bool = True, random_state: int = 0,
+                 **params: Any) -> None:
+        """Keyword parameters and their defaults: the fields of :class:`GenreModelConfig`."""
+        unknown = set(params) - set(_PARAM_NAMES)
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {', '.join(sorted(unknown))} for GenreClassifier")
+        config = dataclasses.asdict(GenreModelConfig(model=model, smote=smote, random_state=random_state))
+        for k, v in {**config, **params}.items():
+            setattr(self, k, tuple(v) if k == "hidden" else v)
 
     # -- scikit-learn protocol -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -233,13 +214,6 @@ class GenreClassifier:
                 raise ValueError(f"unknown parameter {k!r} for GenreClassifier")
             setattr(self, k, tuple(v) if k == "hidden" else v)
         return self
-
-    @classmethod
-    def from_config(cls, config: GenreModelConfig, **overrides: Any) -> "GenreClassifier":
-        """Build from a :class:`GenreModelConfig`, with keyword ``overrides`` taking precedence."""
-        params = dataclasses.asdict(config)
-        params.update(overrides)
-        return cls(**params)
 
     def __repr__(self) -> str:
         return f"GenreClassifier(model={self.model!r}, smote={self.smote}, random_state={self.random_state})"
@@ -257,9 +231,7 @@ class GenreClassifier:
                 force_row_wise=True)
         from .dnn import TorchMLPClassifier
 
-        return TorchMLPClassifier(hidden=self.hidden, dropout=self.dropout, weight_decay=self.weight_decay,
-                                  lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
-                                  patience=self.patience, val_fraction=self.val_fraction,
+        return TorchMLPClassifier(**{k: getattr(self, k) for k in DNN_DEFAULTS},
                                   random_state=self.random_state, n_threads=self.n_jobs)
 
     def _pipeline(self, n_classes: int, min_class: int):

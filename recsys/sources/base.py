@@ -15,11 +15,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import IndexFormatError, InputError
+from ..errors import InputError
+from ..io import read_npy as load_npz_arrays  # noqa: F401  (the one numpy reader; sources import it here)
 from ..recommend import RecommendConfig
 
 EMPTY_I = np.zeros(0, dtype=np.int64)
 EMPTY_F = np.zeros(0, dtype=np.float64)
+
+
+def log_scaled(plays: np.ndarray) -> np.ndarray:
+    """Play counts on a log scale from 0 to 1 (the most played track is 1): the one popularity prior."""
+    plays = np.asarray(plays, dtype=np.float64)
+    return np.log1p(plays) / max(np.log1p(plays.max()) if len(plays) else 0.0, 1e-9)
 
 
 @dataclass
@@ -284,18 +291,6 @@ class Source(Recommender):
     # helpers for sources that keep sparse matrices
     def _file(self, directory: str | Path) -> Path:
         return Path(directory) / f"source_{self.name}.npz"
-
-
-def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Arrays of an ``.npz`` written by a source (no pickles); missing/corrupt -> IndexFormatError."""
-    if not path.exists():
-        raise IndexFormatError(f"{path}: missing from index directory")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise IndexFormatError(f"{path}: truncated or corrupted "
-                               f"({str(exc).splitlines()[0] if str(exc) else 'read failed'})") from None
 
 
 def csr_arrays(prefix: str, M: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -100,11 +100,11 @@ class EASESource(Source):
 
     @classmethod
     def load(cls, directory, data: SourceData, config=None) -> EASESource:
-        from ..index import load_npy
+        from ..io import read_npy
 
         self = cls(config)
         self.data_ = data
-        items, B = (load_npy(p) for p in self._paths(directory))
+        items, B = (read_npy(p) for p in self._paths(directory))
         self.items_, self.B_ = items.astype(np.int64), B.astype(np.float32, copy=False)
         if self.B_.shape != (len(self.items_), len(self.items_)):
             from ..errors import IndexFormatError

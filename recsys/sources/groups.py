@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, Source, SourceData, top_n
+from .base import Context, Source, SourceData, log_scaled, top_n
 
 
 def prior(data: SourceData) -> np.ndarray:
     """Play counts (log-scaled to 0..1), averaged with catalogue popularity (0..100) when known."""
-    pop = np.asarray(data.popularity, dtype=np.float64)
-    p = np.log1p(pop) / max(np.log1p(pop.max()) if len(pop) else 0.0, 1e-9)
+    p = log_scaled(data.popularity)
     cp = data.content.catalog_popularity
     if cp is not None:
         p = 0.5 * p + 0.5 * np.clip(np.nan_to_num(np.asarray(cp, dtype=np.float64), nan=0.0) / 100.0, 0, 1)
@@ -150,7 +149,7 @@ class PopularSource(Source):
         pop = np.asarray(data.popularity, dtype=np.float64)
         order = np.lexsort((np.arange(len(pop)), -pop))
         self.order_ = order[pop[order] > 0][:1000]
-        self.score_ = np.log1p(pop[self.order_]) / max(np.log1p(pop.max()) if len(pop) else 0.0, 1e-9)
+        self.score_ = log_scaled(pop)[self.order_]
         return self
 
     def candidates(self, ctx: Context, n: int):
