@@ -310,15 +310,17 @@ def _not_ours(shown: str | os.PathLike, path: Path) -> str:
 
 # ----------------------------------------------------------------------------- checks before any work
 def _check_inputs(shown: str | os.PathLike, out: Path, inputs: Iterable[str | os.PathLike | None]) -> None:
-    """Never write to an input, inside an input folder, or over a folder holding an input."""
+    """Never write to an input, inside an input artefact folder, or over a folder holding an input."""
     for i in inputs:
         if i is None or not isinstance(i, (str, os.PathLike)):
             continue
         src = resolve_path(i)
         if src == out:
             raise OutputError(f"{shown}: is the input {i}; choose another --out")
-        if src in out.parents and src.is_dir():
-            raise OutputError(f"{shown}: is inside the input folder {i}; choose another --out")
+        if src in out.parents and src.is_dir() and manifest_kind(src) is not None:
+            # inside an input artefact (an index, a model): its checksums would break
+            raise OutputError(f"{shown}: is inside the input folder {i} ({manifest_kind(src)} artefact); "
+                              "choose another --out")
         if out in src.parents:
             raise OutputError(f"{shown}: would replace the input {i} (it lives inside); choose another --out")
 
