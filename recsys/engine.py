@@ -379,7 +379,7 @@ class Engine:
         if "musicnn" in names:  # the tagger's top tags: in reasons, the report and the page
             from .blocks.musicnn import track_tags
 
-            tracks.frame["tags"] = track_tags(features, tracks.frame["track_id"])
+            tracks = TrackTable(tracks.frame.assign(tags=track_tags(features, tracks.frame["track_id"])))
         steps("histories")
         simulated = None
         if histories is not None:
@@ -476,7 +476,7 @@ class Engine:
 
     def _rec(self, row: int, score: float, reasons: list[str]) -> Recommendation:
         name, artist = self.tracks_.names[row], self.tracks_.artists[row]
-        tags = self.tracks_.frame["tags"].iat[row] if "tags" in self.tracks_.frame.columns else None
+        tags = self.tracks_.tags[row]
         if isinstance(tags, str) and tags:  # the musicnn block's top tags
             reasons = [*reasons, f"tags: {tags}"]
         return Recommendation(str(self.tracks_.ids[row]), score, reasons,

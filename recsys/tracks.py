@@ -33,6 +33,7 @@ class TrackTable:
         # object arrays, not lists or per-row iloc: O(1) lookups and nothing for the GC to traverse
         self.names = self._objects("track_name")
         self.artists = self._objects("track_artist")
+        self.tags = self._objects("tags")  # the musicnn block's top tags, when the index has them
 
     @classmethod
     def from_catalog(cls, catalog: pd.DataFrame) -> TrackTable:
