@@ -19,6 +19,7 @@ import pandas as pd
 
 from recsys.catalog import load_catalog
 from recsys.errors import SchemaError
+from recsys.schema import STATS
 from recsys.genres.evaluate import (Candidate, artist_groups, confusion_text, cross_validate, logreg_baseline,
                                     majority_baseline, metrics_table, save_confusion_png)
 from recsys.genres.tabular import FEATURES, KIND, GenreClassifier, tabular_features
@@ -34,6 +35,11 @@ def labelled_tracks(catalog: str | os.PathLike | pd.DataFrame, *, genre_map: str
     taxonomy = Taxonomy.load(genre_map)
     cat = load_catalog(catalog, taxonomy=taxonomy, on_conflict=on_conflict)
     where = catalog if not isinstance(catalog, pd.DataFrame) else "catalog"
+    # a catalogue may lack statistics (it still builds an index), but the genre model needs all 12
+    empty = [c for c in STATS if c not in cat.columns or cat[c].isna().all()]
+    if empty:
+        raise SchemaError(f"{where}: the genre model needs the 12 statistics; no values for "
+                          f"{', '.join(empty)}")
     if "parent_genre" not in cat.columns:
         raise SchemaError(f"{where}: no genre labels to train on (need a playlist_genre, genre or "
                           "playlist_subgenre column)")
