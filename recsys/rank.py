@@ -24,6 +24,7 @@ import numpy as np
 from .errors import IndexFormatError, InputError
 from .recommend import RecommendConfig
 from .sources import BLEND_SOURCES, SOURCES, make_source
+from .sources.tune import cut_queries
 from .sources.base import (
     Context,
     Interactions,
@@ -510,22 +511,8 @@ def fit_sources(data: SourceData, config: RecommendConfig,
 def fold_queries(inter: Interactions, users: np.ndarray, config: RecommendConfig, rng: np.random.Generator,
                  *, per_user: int) -> list[tuple[int, np.ndarray, int, bool]]:
     """[(user, context rows, target, is last)]: per user its last play and up to ``per_user - 1`` random
-    earlier cut points, each with every play before it as context (targets in their context skipped)."""
-    starts = inter.starts()
-    out = []
-    for u in np.asarray(users).tolist():
-        s, n = int(starts[u]), int(starts[u + 1] - starts[u])
-        if n < 2:
-            continue
-        cuts = {n - 1}
-        if per_user > 1 and n > 2:
-            cuts |= set(rng.choice(np.arange(1, n - 1), min(per_user - 1, n - 2), replace=False).tolist())
-        for j in sorted(cuts):
-            ctx = inter.items[s:s + j][-config.max_context:]
-            t = int(inter.items[s + j])
-            if t not in set(ctx.tolist()):
-                out.append((u, ctx, t, j == n - 1))
-    return out
+    earlier cut points (:func:`sources.tune.cut_queries` with the config's context length)."""
+    return cut_queries(inter, users, rng, per_user=per_user, max_context=config.max_context)
 
 
 def choose_mode(data: SourceData, config: RecommendConfig) -> tuple[str, str]:

@@ -36,10 +36,10 @@ def without_users(inter: Interactions, users: np.ndarray) -> Interactions:
     return inter.subset(~np.isin(inter.users, users))
 
 
-def next_track_queries(inter: Interactions, users: np.ndarray, rng: np.random.Generator, *,
-                       per_user: int = 3, max_context: int = 100) -> list[tuple[np.ndarray, int]]:
-    """(context rows, target row) per user: the last play, and ``per_user - 1`` random earlier cut points;
-    targets already in their context are skipped (never recommended)."""
+def cut_queries(inter: Interactions, users: np.ndarray, rng: np.random.Generator, *, per_user: int = 3,
+                max_context: int = 100) -> list[tuple[int, np.ndarray, int, bool]]:
+    """[(user, context rows, target, is last)]: per user its last play and up to ``per_user - 1`` random
+    earlier cut points, each with the plays before it as context (targets in their context skipped)."""
     starts = inter.starts()
     out = []
     for u in np.asarray(users).tolist():
@@ -53,8 +53,15 @@ def next_track_queries(inter: Interactions, users: np.ndarray, rng: np.random.Ge
             ctx = inter.items[s:s + j][-max_context:]
             t = int(inter.items[s + j])
             if t not in set(ctx.tolist()):
-                out.append((ctx, t))
+                out.append((u, ctx, t, j == n - 1))
     return out
+
+
+def next_track_queries(inter: Interactions, users: np.ndarray, rng: np.random.Generator, *,
+                       per_user: int = 3, max_context: int = 100) -> list[tuple[np.ndarray, int]]:
+    """(context rows, target row) pairs of :func:`cut_queries` (for tuning a source alone)."""
+    return [(ctx, t) for _, ctx, t, _ in cut_queries(inter, users, rng, per_user=per_user,
+                                                      max_context=max_context)]
 
 
 def hit_mrr(src, queries: Sequence[tuple[np.ndarray, int]], config: RecommendConfig, *,
