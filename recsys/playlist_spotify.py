@@ -61,22 +61,13 @@ def read_track_ids(path) -> list[str]:
 
 def plan_save(client, track_ids: list[str], name: str, *, state) -> SavePlan:
     """Compare the tracks with the playlist recsys made for ``name`` earlier (if any); no writes."""
-    from .spotify.client import SpotifyHTTPError
-    from .spotify.playlists import playlist_track_ids
+    from .spotify.playlists import remembered_tracks
 
     if not name.strip():
         raise InputError("the playlist needs a name")
     user = client.current_user_id()
     st = state.genre(user, _key(name))
-    pid = st.get("playlist_id")
-    current: list[str] = []
-    if pid:
-        try:
-            current = playlist_track_ids(client, pid)
-        except SpotifyHTTPError as exc:
-            if exc.status != 404:
-                raise
-            pid = None  # deleted on Spotify: create it again
+    pid, current = remembered_tracks(client, st.get("playlist_id"), what=name)
     cur = set(current)
     return SavePlan(
         user, name, pid or None, [t for t in track_ids if t not in cur], sum(t in cur for t in track_ids)

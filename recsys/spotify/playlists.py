@@ -129,6 +129,20 @@ def _all_pages(client: SpotifyClient, what: str, fetch: Any, limit: int) -> list
         offset += len(batch)
 
 
+def remembered_tracks(client, pid: str | None, *, what: str) -> tuple[str | None, list[str]]:
+    """(playlist id, its track ids) of a playlist recsys made earlier; (None, []) when there is none or
+    it was deleted on Spotify (then it is created again)."""
+    if not pid:
+        return None, []
+    try:
+        return pid, playlist_track_ids(client, pid)
+    except SpotifyHTTPError as exc:
+        if exc.status != 404:
+            raise
+        log.warning("playlist %s for %s is gone; it will be created again", pid, what)
+        return None, []
+
+
 def playlist_track_ids(client: SpotifyClient, pid: str) -> list[str]:
     """Track ids currently in a playlist (all pages; null/local items ignored)."""
 
@@ -184,16 +198,7 @@ def plan_playlists(client: SpotifyClient, predictions: pd.DataFrame, genres: Seq
     plans = []
     for genre in genres:
         st = state.genre(user, genre)
-        pid = st.get("playlist_id")
-        current: list[str] = []
-        if pid:
-            try:
-                current = playlist_track_ids(client, pid)
-            except SpotifyHTTPError as exc:
-                if exc.status != 404:
-                    raise
-                log.warning("playlist %s for %s is gone; it will be created again", pid, genre)
-                pid = None
+        pid, current = remembered_tracks(client, st.get("playlist_id"), what=genre)
         if not pid:
             if marked is None:
                 marked = find_marked_playlists(client, user)
