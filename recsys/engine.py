@@ -31,7 +31,7 @@ from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig, Recommendations
 from .schema import STATS
-from .rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
+from .rules import RULE_COLUMNS
 from .sources.base import Content, Interactions, SourceData
 from .tracks import TrackTable
 from .users import SimulationConfig, read_histories
@@ -41,7 +41,8 @@ from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 3: candidate sources + LightGBM ranker files (recommender.json, ranker.txt, source_*)
+FORMAT_VERSION = 4  # 4: rules are the rules source's (its config under recommend.rules)
+# 3: candidate sources + LightGBM ranker files (recommender.json, ranker.txt, source_*)
 # 2: manifest with a SHA-256 per file (io.artifact_dir)
 INDEX_KIND = "recsys.index"
 
@@ -52,7 +53,6 @@ class EngineConfig:
 
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
-    rules: RulesConfig = field(default_factory=RulesConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)  # the 2-D map (map.parquet)
@@ -107,20 +107,18 @@ class Embedded:
 
 @dataclass
 class Plays:
-    """What the histories gave: plays per row, each user's last plays (rows), mined rules and counts."""
+    """What the histories gave: plays per row, each user's last plays (rows) and counts."""
 
     popularity: np.ndarray
     users: dict[str, np.ndarray]
-    rules: pd.DataFrame
     counts: dict[str, int]
     interactions: Interactions | None = None  # the training plays (not stored: None after load)
     simulated: pd.DataFrame | None = None  # the simulated histories, saved as histories.parquet
 
     @classmethod
     def none(cls, n: int) -> Plays:
-        """No histories: zero plays, no users, no rules."""
-        return cls(np.zeros(n, dtype=np.float64), {}, pd.DataFrame(columns=RULE_COLUMNS),
-                   {"users": 0, "plays": 0, "unknown_plays": 0})
+        """No histories: zero plays, no users."""
+        return cls(np.zeros(n, dtype=np.float64), {}, {"users": 0, "plays": 0, "unknown_plays": 0})
 
 
 @dataclass
@@ -154,11 +152,7 @@ class Engine:
                                    "disagree")
         self.tracks_, self.embedded_, self.index_, self.projection_ = tracks, embedded, index, projection
         self.plays_, self.provenance_ = plays, provenance
-        if recommender is None:
-            rules = plays.rules
-            rule_index = RuleIndex(rules, tracks.row_of, len(tracks)) if len(rules) else None
-            recommender = self.make_recommender(plays.interactions, rule_index)
-        self.recommender_ = recommender
+        self.recommender_ = recommender or self.make_recommender(plays.interactions)
 
     # ------------------------------------------------------------------ public accessors
     @property
@@ -254,9 +248,9 @@ class Engine:
 
     @property
     def rules(self) -> pd.DataFrame:
-        """The association / next-track rules mined from the histories (RULE_COLUMNS)."""
-        self._require_built()
-        return self.plays_.rules
+        """The association / next-track rules the rules source mined from the histories (RULE_COLUMNS)."""
+        src = self.recommender.sources.get("rules")
+        return src.table if src is not None else pd.DataFrame(columns=RULE_COLUMNS)
 
     @property
     def simulated_histories(self) -> pd.DataFrame | None:
@@ -410,22 +404,13 @@ class Engine:
         base = _content(self.tracks_, self.embedded_.matrix, self.index_)
         return dataclasses.replace(base, **override) if override else base
 
-    def rule_miner(self):
-        """``interactions -> RuleIndex | None`` with this engine's rule settings
-        (for held-out training parts)."""
-        def mine(inter: Interactions):
-            table = mine_rules(inter.to_histories(self.tracks_.ids), self.config.rules)
-            return RuleIndex(table, self.tracks_.row_of, len(self.tracks_)) if len(table) else None
-
-        return mine
-
-    def make_recommender(self, interactions: Interactions | None, rules: RuleIndex | None, *,
+    def make_recommender(self, interactions: Interactions | None, *,
                          config: RecommendConfig | None = None, content: Content | None = None,
                          sources: Sequence[str] | None = None) -> HybridRecommender:
-        """Fit the sources (and the ranker, with enough histories) on given plays and rules
+        """Fit the sources (rules included) and, with enough histories, the ranker on given plays
         over this content."""
-        data = SourceData(content or self.content(), interactions, rules)
-        return fit_hybrid(data, config or self.config.recommend, mine=self.rule_miner(), sources=sources)
+        data = SourceData(content or self.content(), interactions)
+        return fit_hybrid(data, config or self.config.recommend, sources=sources)
 
     # ------------------------------------------------------------------ queries
     def resolve(self, track_ids: Sequence[str], *, what: str = "recent") -> tuple[list[int], list[str]]:
@@ -579,8 +564,7 @@ class Engine:
                                     interactions=inter)
         embedded = dataclasses.replace(em, matrix=np.vstack([em.matrix, X]))
         rec = self.recommender_
-        rec.grow(SourceData(_content(tracks, embedded.matrix, self.index_), inter, rec.data.rules,
-                            plays.popularity))
+        rec.grow(SourceData(_content(tracks, embedded.matrix, self.index_), inter, plays.popularity))
         self._compose(tracks=tracks, embedded=embedded, index=self.index_, projection=self.projection_,
                       plays=plays, provenance=self.provenance_, recommender=rec)
         if self._search is not None:  # search.sqlite: append the new rows
@@ -605,7 +589,6 @@ class Engine:
                         tmp / "tracks.parquet")
             np.save(tmp / "embeddings.npy", em.matrix.astype(np.float32), allow_pickle=False)
             self.index_.save(tmp)
-            write_table(pl.rules, tmp / "rules.parquet")
             self.recommender_.save(tmp)
             ids = self.tracks_.ids
             if self.projection_ is not None:
@@ -652,7 +635,6 @@ class Engine:
         c.embedding.blocks = tuple(c.embedding.blocks)
         try:
             frame = pd.read_parquet(d / "tracks.parquet")
-            rules = pd.read_parquet(d / "rules.parquet")
             users = pd.read_parquet(d / "users.parquet")
         except Exception as exc:  # pyarrow errors
             raise IndexFormatError(f"{d}: unreadable table ({type(exc).__name__}: {exc})") from None
@@ -672,18 +654,14 @@ class Engine:
                                                   metadata=c.embedding.metadata,
                                                   genre_weight=c.embedding.genre_weight)
         embedded = Embedded(builder, matrix, counts.get("block_presence", {}), fitted)
-        if len(rules):
-            rules["antecedents"] = rules["antecedents"].map(lambda a: tuple(str(x) for x in a))
-            rules["consequents"] = rules["consequents"].map(lambda a: tuple(str(x) for x in a))
         row_of = tracks.row_of
         plays = Plays(popularity,
                       {str(u): np.asarray([row_of[t] for t in r if t in row_of], dtype=np.int64)
                        for u, r in zip(users["user_id"].tolist(), users["recent"].tolist())},
-                      rules, {k: counts.get(k, 0) for k in ("users", "plays", "unknown_plays")})
-        # the fitted sources are read back; the plays themselves are not stored
-        rule_index = RuleIndex(rules, row_of, len(tracks)) if len(rules) else None
-        recommender = HybridRecommender.load(d, SourceData(_content(tracks, matrix, index), None, rule_index,
-                                                           popularity), c.recommend)
+                      {k: counts.get(k, 0) for k in ("users", "plays", "unknown_plays")})
+        # the fitted sources are read back (the rules source its rules.parquet); the plays are not stored
+        recommender = HybridRecommender.load(d, SourceData(_content(tracks, matrix, index), None, popularity),
+                                             c.recommend)
         self._compose(tracks=tracks, embedded=embedded, index=index, projection=load_map(d, tracks.ids),
                       plays=plays, provenance=Provenance(man.get("stats", {}), man, d),
                       recommender=recommender)
@@ -693,7 +671,7 @@ class Engine:
         return self
 
     def _counts(self) -> dict:
-        r = self.plays_.rules
+        r = self.rules
         return {"tracks": self.n_tracks, "dim": int(self.embedded_.matrix.shape[1]),
                 "clusters": self.index_.n_clusters, "rules": int(len(r)),
                 "rules_next": int((r["kind"] == "next").sum()) if len(r) else 0, **self.plays_.counts}
@@ -725,7 +703,7 @@ def _content(tracks: TrackTable, embeddings: np.ndarray, index: TrackIndex) -> C
 
 def _plays(tracks: TrackTable, h: pd.DataFrame | None, config: EngineConfig, *,
            simulated: pd.DataFrame | None = None) -> Plays:
-    """Count plays, remember each user's last plays and mine rules from histories (None: no plays).
+    """Count plays and remember each user's last plays (None: no plays).
 
     Unknown track ids are dropped and reported; histories that share no track with the catalogue
     are an error.
@@ -745,6 +723,6 @@ def _plays(tracks: TrackTable, h: pd.DataFrame | None, config: EngineConfig, *,
     inter = Interactions.from_histories(h, row_of, len(tracks))
     tail = h.assign(_row=rows).groupby("user_id", sort=False).tail(config.user_recent)
     users = {u: g["_row"].to_numpy() for u, g in tail.groupby("user_id", sort=False)}
-    return Plays(inter.popularity(), users, mine_rules(h, config.rules),
+    return Plays(inter.popularity(), users,
                  {"users": int(h["user_id"].nunique()), "plays": int(len(h)), "unknown_plays": n_unknown},
                  inter, simulated)

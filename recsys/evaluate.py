@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .rules import RuleIndex, mine_rules
 from .sources.base import Interactions
 from .users import read_histories
 
@@ -88,8 +87,6 @@ class Split:
     recent: list[list[int]]  # per test user, the last n_recent training rows (oldest first)
     targets: np.ndarray  # per test user, the held-out row
     popularity: np.ndarray  # training play counts per row
-    rules: pd.DataFrame  # mined from the training plays only
-    rule_index: RuleIndex | None
     n_items: int
     n_recent: int
     n_unknown: int
@@ -100,7 +97,7 @@ class Split:
         cold = self.popularity == 0
         return {"test_users": len(self.test), "train_plays": len(self.train), "unknown_plays": self.n_unknown,
                 "train_users": int(self.train["user_id"].nunique()), "protocol": self.protocol,
-                "rules": len(self.rules), "cold_targets": float(np.mean(cold[self.targets])),
+                "cold_targets": float(np.mean(cold[self.targets])),
                 "n_cold_targets": int(cold[self.targets].sum()), "k": self.k, "n_recent": self.n_recent}
 
 
@@ -133,7 +130,8 @@ def _known_plays(engine, histories, what: str) -> tuple[pd.DataFrame, int]:
 def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = None, seed: int = 0,
                   n_recent: int | None = None, protocol: str = "last", test_share: float = 0.2,
                   test_histories=None) -> Split:
-    """The evaluation split; play counts and rules are re-derived from the training part (no leakage).
+    """The evaluation split; play counts are re-derived from the training part (no leakage: every source,
+    the rules source included, is fitted on it alone).
 
     ``protocol="last"``: each user's last play is held out, the rest is training. ``"users"``: whole users
     are held out (a seeded ``test_share``, or every user of ``test_histories``); no source, rule or ranker
@@ -171,18 +169,22 @@ def prepare_split(engine, histories, *, k: int = 10, max_users: int | None = Non
         raise InputError("histories: no test user has a training play left")
     targets = test["target"].map(row_of).to_numpy()
     inter = Interactions.from_histories(train, row_of, n_items)
-    rules = mine_rules(train, engine.config.rules)
-    rindex = RuleIndex(rules, row_of, n_items) if len(rules) else None
     return Split(train=train, test=test, interactions=inter,
                  recent=[recent_of[u] for u in test["user_id"].tolist()], targets=targets,
-                 popularity=inter.popularity(), rules=rules, rule_index=rindex, n_items=n_items,
+                 popularity=inter.popularity(), n_items=n_items,
                  n_recent=n_recent, n_unknown=n_unknown, k=k, protocol=protocol)
 
 
 def split_recommender(engine, split: Split, *, content=None, config=None):
     """The two-stage recommender fitted on this split's training part (optionally over other content)."""
     cfg = dataclasses.replace(config or engine.config.recommend, max_context=max(split.n_recent, 1))
-    return engine.make_recommender(split.interactions, split.rule_index, config=cfg, content=content)
+    return engine.make_recommender(split.interactions, config=cfg, content=content)
+
+
+def rule_count(rec) -> int:
+    """How many rules the recommender's rules source mined (0 without one)."""
+    src = rec.sources.get("rules")
+    return len(src.table) if src is not None else 0
 
 
 def _rows(fn):
@@ -257,7 +259,7 @@ def tuned_baselines(engine, split: Split, *, names=BASELINES, seed: int = 0,
     cfg = dataclasses.replace(config or engine.config.recommend, max_context=max(split.n_recent, 1),
                               tune_seconds=max((config or engine.config.recommend).tune_seconds, 1.0)
                               * len(names))
-    data = SourceData(engine.content(), split.interactions, split.rule_index)
+    data = SourceData(engine.content(), split.interactions)
     val = pick_users(split.interactions, cfg.tune_validation, np.random.default_rng(seed + 7))
     tuned, report = tune_sources(data, cfg, list(names), val_users=val, seed=seed + 7)
     return {f"{n} (tuned)": make_source(n, tuned).fit(data) for n in names}, report
@@ -282,7 +284,8 @@ def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, se
         info["baselines"]["seconds"] = round(time.perf_counter() - t1, 2)
         methods.update({name: _rows(src.recommend) for name, src in fitted.items()})
     table, timing = run_methods(methods, split, progress=progress)
-    info = {**split.info(), **info, "recommender": rec.info, "fit_seconds": round(fit_s, 3),
+    info = {**split.info(), **info, "rules": rule_count(rec), "recommender": rec.info,
+            "fit_seconds": round(fit_s, 3),
             "ranker_seconds": rec.info.get("ranker_seconds"),
             "candidate_recall": candidate_recall(rec, split), "latency": timing}
     return table, info
@@ -334,8 +337,8 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
 
     For every variant the stored embeddings lose the dropped blocks' columns (builder layout), are
     re-normalised and searched through a new exact (flat) FAISS index; ``clusters="recompute"`` re-runs
-    k-means on them (same k and seed), ``"keep"`` keeps the built clusters. Rules and play counts are
-    mined once from the training part and shared by every variant. Returns (one row per variant, info).
+    k-means on them (same k and seed), ``"keep"`` keeps the built clusters. Every variant's sources (the
+    rules source too) are fitted on the same training part. Returns (one row per variant, info).
     """
     from .index import TrackIndex
 
@@ -349,12 +352,13 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
     split = prepare_split(engine, histories, k=k, max_users=max_users, seed=seed, n_recent=n_recent)
     icfg = dataclasses.replace(engine.config.index, kind="flat", n_clusters=engine.index.n_clusters)
     base = drop_blocks(engine.embeddings, slices, [])
-    rows = []
+    rows, n_rules = [], 0
     for label, drop in ablation_variants(names):
         X = drop_blocks(engine.embeddings, slices, drop)
         index = TrackIndex(icfg).fit(X) if clusters == "recompute" else engine.index.reindex(X, icfg)
         rec = split_recommender(engine, split, content=engine.content(embeddings=X, index=index,
                                                                        clusters=index.clusters))
+        n_rules = rule_count(rec)
         table = run_methods(hybrid_methods(rec, sources=False), split,
                             progress=progress)[0].set_index("method")
         change, emptied = cosine_change(base, X)
@@ -366,6 +370,7 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
         row["emptied"] = emptied
         rows.append(row)
         log.info("ablation %s: %s", label, row)
-    info = {**split.info(), "blocks": names, "clusters": clusters, "n_clusters": int(icfg.n_clusters),
-            "index": "flat", "dims": {n: s.stop - s.start for n, s in slices.items()}}
+    info = {**split.info(), "rules": n_rules, "blocks": names, "clusters": clusters,
+            "n_clusters": int(icfg.n_clusters), "index": "flat",
+            "dims": {n: s.stop - s.start for n, s in slices.items()}}
     return pd.DataFrame(rows), info

@@ -500,8 +500,6 @@ def fit_sources(data: SourceData, config: RecommendConfig,
         src = make_source(name, config)
         if src.needs_histories and not has_h:
             continue
-        if name == "rules" and data.rules is None:
-            continue
         t0 = time.perf_counter()
         out[name] = src.fit(data)
         log.info("source %s fitted in %.2f s", name, time.perf_counter() - t0)
@@ -533,14 +531,10 @@ def choose_mode(data: SourceData, config: RecommendConfig) -> tuple[str, str]:
 
 
 def fit_hybrid(data: SourceData, config: RecommendConfig | None = None, *,
-               mine: Callable[[Interactions], object] | None = None,
                sources: Sequence[str] | None = None) -> HybridRecommender:
     """Tune and fit every source on ``data`` and, with enough histories, train the ranker on users the
-    sources did not see (k-fold by user).
-
-    ``mine(interactions) -> RuleIndex | None`` re-mines the rules for each fold's training part (the
-    held-out users must not reach them); without it the rules source is left out of training.
-    """
+    sources did not see (k-fold by user: every source, rules included, is refitted on each fold's
+    training part, so the held-out users reach none of them)."""
     from .sources.tune import pick_users, tune_sources
 
     config = config or RecommendConfig()
@@ -564,7 +558,7 @@ def fit_hybrid(data: SourceData, config: RecommendConfig | None = None, *,
     ranker = None
     if mode == "lightgbm":
         t1 = time.perf_counter()
-        ranker, rinfo = train_ranker(data, config, list(fitted), mine=mine, avoid=tune_users, rng=rng)
+        ranker, rinfo = train_ranker(data, config, list(fitted), avoid=tune_users, rng=rng)
         info.update(rinfo)
         info["ranker_seconds"] = round(time.perf_counter() - t1, 3)
         if ranker is None:
@@ -587,7 +581,7 @@ def _hits(ranked_rows: list[np.ndarray], targets: list[int], k: int = 10) -> tup
 
 
 def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
-                 mine: Callable[[Interactions], object] | None = None, avoid: np.ndarray | None = None,
+                 avoid: np.ndarray | None = None,
                  rng: np.random.Generator | None = None) -> tuple[Ranker | None, dict]:
     """LightGBM lambdarank on queries of users the sources did not see.
 
@@ -616,9 +610,8 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
     for f in range(max(2, config.ranker_folds)):
         fold_users = users[folds == f]
         inner_inter = inter.subset(~np.isin(inter.users, fold_users))
-        rules = mine(inner_inter) if (mine is not None and "rules" in names) else None
-        inner = SourceData(data.content, inner_inter, rules)
-        inner_sources = fit_sources(inner, config, [s for s in names if s != "rules" or rules is not None])
+        inner = SourceData(data.content, inner_inter)
+        inner_sources = fit_sources(inner, config, names)
         # the ranker sees the same feature columns as the final recommender: a missing source stays empty
         tmp = HybridRecommender(config, {s: inner_sources.get(s, _Empty()) for s in names}, inner)
         for u, ctx_rows, target, _ in fold_queries(inter, fold_users, config, rng, per_user=per_user):

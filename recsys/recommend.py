@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .rules import RulesConfig
+
 
 @dataclass
 class Recommendation:
@@ -96,3 +98,5 @@ class RecommendConfig:
     ranker_validation: float = 0.2  # share of query users held out for early stopping
     ranker_early_stop: int = 30
     seed: int = 0
+    # the rules source mines its own rules from the plays it is fitted on (TOML [engine.recommend.rules])
+    rules: RulesConfig = field(default_factory=RulesConfig)

@@ -1,7 +1,7 @@
 """Co-occurrence rules mined on Spark (``pyspark.ml.fpm.FPGrowth``): same table as the mlxtend engine.
 
-Selected by ``RulesConfig(engine="spark")`` (``rules mine --engine spark``, ``[engine.rules] engine =
-"spark"``). The transactions built by :func:`recsys.rules.mine_rules` go to Spark as one Arrow list
+Selected by ``RulesConfig(engine="spark")`` (``rules mine --engine spark``, ``[engine.recommend.rules]
+engine = "spark"``). The transactions built by :func:`recsys.rules.mine_rules` go to Spark as one Arrow list
 column of item codes (one row per transaction); FPGrowth mines the frequent itemsets and the
 single-consequent rules on the executors. Spark's FPGrowth has no length cap, so rules from itemsets
 longer than ``max_len`` are dropped on the cluster, with the lift threshold; only surviving rules

@@ -8,7 +8,7 @@ import pytest
 from recsys.errors import InputError
 from recsys.index import IndexConfig, TrackIndex
 from recsys.recommend import RecommendConfig
-from recsys.rules import RuleIndex, RulesConfig, mine_rules
+from recsys.rules import RulesConfig, mine_rules
 from recsys.sources import SOURCES, Content, Interactions, SourceData, make_source
 
 
@@ -27,10 +27,9 @@ def data():
             rows.append((f"u{u}", p, ids[t]))
     h = pd.DataFrame(rows, columns=["user_id", "position", "track_id"])
     row_of = {t: i for i, t in enumerate(ids)}
-    table = mine_rules(h, RulesConfig())
     content = Content(embeddings=X, index=idx, clusters=idx.clusters_, labels=ids,
                       meta={"artist": np.arange(n) // 4, "album": np.arange(n) // 2})
-    return SourceData(content, Interactions.from_histories(h, row_of, n), RuleIndex(table, row_of, n))
+    return SourceData(content, Interactions.from_histories(h, row_of, n))
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
@@ -66,6 +65,22 @@ def test_save_load_round_trip(data, name, tmp_path):
         a, b = src.recommend(recent, 5, reasons=True), back.recommend(recent, 5, reasons=True)
         assert a.rows.tolist() == b.rows.tolist()
         assert np.allclose(a.scores, b.scores) and a.reasons == b.reasons
+
+
+def test_rules_source_mines_its_own_rules_with_its_own_config(data):
+    """Rules are an ordinary source: fitted on a part of the plays, it mines that part alone."""
+    src = make_source("rules", RecommendConfig()).fit(data)
+    hist = data.interactions.to_histories(data.content.labels)
+    assert src.table.equals(mine_rules(hist, RulesConfig())) and len(src.table)
+    # its settings come from RecommendConfig.rules ([engine.recommend.rules])
+    strict = make_source("rules", RecommendConfig(rules=RulesConfig(sequential=False, min_confidence=0.99)))
+    assert set(strict.fit(data).table["kind"]) <= {"assoc"} and len(strict.table) < len(src.table)
+    # fitted on the first 40 users only, no rule mentions a track only the others played
+    inter = data.interactions
+    part = type(data)(data.content, inter.subset(inter.users < 40))
+    seen = set(part.interactions.to_histories(data.content.labels)["track_id"])
+    sub = make_source("rules", RecommendConfig()).fit(part).table
+    assert {t for a, c in zip(sub["antecedents"], sub["consequents"]) for t in (*a, *c)} <= seen
 
 
 def test_unknown_source_and_empty_context_are_clear():

@@ -355,13 +355,13 @@ def _print_ablation(eng, histories, *, k, max_users, seed, n_recent, clusters, a
     dims = ", ".join(f"{n} {d}" for n, d in info["dims"].items())
     click.echo(f"block ablation, leave-last-out on {info['test_users']:,} users "
                f"({info['train_plays']:,} training plays, "
-               f"{info['rules']:,} rules mined once from training, {info['n_recent']} recent plays per user)")
+               f"{info['rules']:,} rules mined from training only, {info['n_recent']} recent plays per user)")
     click.echo(f"blocks (dims): {dims}; per row: dropped blocks zeroed in the stored embeddings, "
                f"re-normalised, exact flat FAISS index rebuilt; clusters "
                + (f"recomputed (k-means, k={info['n_clusters']}, same seed)"
                   if info["clusters"] == "recompute"
                   else "kept from the build (all blocks)")
-               + "; rules and play counts shared")
+               + "; every variant's sources, rules included, fitted on the same training plays")
     if info["unknown_plays"]:
         click.echo(f"warning: {info['unknown_plays']:,} plays of tracks not in the index were ignored",
                    err=True)

@@ -6,20 +6,68 @@ recent track (next-track rules x ``w_next``). Rules are also the main explanatio
 """
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from ..rules import RULE_COLUMNS, RuleIndex, mine_rules
 from .base import Context, Source, SourceData, top_n
 
 
 class RulesSource(Source):
-    """Consequents of the association / next-track rules whose antecedents were just played."""
+    """Consequents of the association / next-track rules whose antecedents were just played.
+
+    It mines its own rules from the plays it is fitted on (``RecommendConfig.rules``: a RulesConfig,
+    TOML ``[engine.recommend.rules]``), so a fold's or a split's training part gives its own rules with
+    no special path, and saves the table as ``rules.parquet``.
+    """
 
     name = "rules"
     needs_histories = True
+    FILE = "rules.parquet"
 
     def fit(self, data: SourceData) -> RulesSource:
         super().fit(data)
-        self.rules_ = data.rules
+        inter = data.interactions
+        if inter is None or len(inter.items) == 0:
+            self.table_ = pd.DataFrame(columns=RULE_COLUMNS)
+        else:
+            self.table_ = mine_rules(inter.to_histories(data.content.labels), self.config.rules)
+        self._index()
+        return self
+
+    def _index(self) -> None:
+        labels = self.data_.content.labels
+        row_of = {str(t): i for i, t in enumerate(labels)}
+        self.rules_ = RuleIndex(self.table_, row_of, len(labels)) if len(self.table_) else None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The mined rules (``recsys.rules.RULE_COLUMNS``; empty when none were found)."""
+        return self.table_
+
+    def save(self, directory) -> None:
+        from ..io import write_table
+
+        write_table(self.table_, Path(directory) / self.FILE)
+
+    @classmethod
+    def load(cls, directory, data: SourceData, config=None) -> RulesSource:
+        from ..errors import IndexFormatError
+
+        self = cls(config)
+        self.data_ = data
+        try:
+            table = pd.read_parquet(Path(directory) / cls.FILE)
+        except Exception as exc:  # pyarrow errors
+            raise IndexFormatError(f"{directory}: unreadable {cls.FILE} "
+                                   f"({type(exc).__name__}: {exc})") from None
+        if len(table):
+            for col in ("antecedents", "consequents"):
+                table[col] = table[col].map(lambda a: tuple(str(x) for x in a))
+        self.table_ = table
+        self._index()
         return self
 
     def fired(self, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +116,5 @@ class RulesSource(Source):
 
     def grow(self, data: SourceData) -> None:
         self.data_ = data  # rule ids index catalogue rows, which never move
+        if self.rules_ is not None:  # the lookup covers the larger catalogue (new rows have no rules)
+            self._index()

@@ -103,11 +103,10 @@ class Interactions:
 
 @dataclass
 class SourceData:
-    """Everything a source may be fitted on: content, training plays (or None) and mined rules."""
+    """Everything a source may be fitted on: content and the training plays (or None)."""
 
     content: Content
     interactions: Interactions | None = None
-    rules: object | None = None  # recsys.rules.RuleIndex
     popularity: np.ndarray | None = None
 
     def __post_init__(self) -> None:

@@ -113,7 +113,7 @@ def tune_sources(data: SourceData, config: RecommendConfig, names: Sequence[str]
     inter = data.interactions
     rng = np.random.default_rng(seed)
     queries = next_track_queries(inter, val_users, rng, max_context=config.max_context)
-    fit = SourceData(data.content, without_users(inter, val_users), data.rules)
+    fit = SourceData(data.content, without_users(inter, val_users))
     from . import SOURCES
 
     names = [n for n in names if SOURCES[n].grid]
