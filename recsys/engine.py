@@ -32,6 +32,7 @@ from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig, Recommendations
 from .schema import STATS
 from .rules import RULE_COLUMNS
+from .sources import check_sources
 from .sources.base import Content, Interactions, SourceData
 from .tracks import TrackTable
 from .users import SimulationConfig, read_histories
@@ -41,7 +42,8 @@ from .users import simulate_users as simulate_users_fn
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4  # 4: rules are the rules source's (its config under recommend.rules)
+FORMAT_VERSION = 5  # 5: each source's settings in recommend.sources (its own Config dataclass)
+# 4: rules are the rules source's (its config under recommend.rules)
 # 3: candidate sources + LightGBM ranker files (recommender.json, ranker.txt, source_*)
 # 2: manifest with a SHA-256 per file (io.artifact_dir)
 INDEX_KIND = "recsys.index"
@@ -316,6 +318,7 @@ class Engine:
             check_output_dir(out, kind=INDEX_KIND, inputs=inputs, force=force)
         self = cls(copy.deepcopy(config) if config is not None else None)
         c = self.config
+        check_sources(c.recommend)  # a bad [engine.recommend.sources.*] table fails before the work
         if seed is not None:
             c.index.seed = seed
             c.simulation.seed = seed

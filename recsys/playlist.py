@@ -509,7 +509,7 @@ class PlaylistMaker:
                 # HybridRecommender.recommend's ranking (ranker score, ties by the blend, then row) over
                 # the same candidates, without computing them twice
                 score = rec.ranker.predict(rec.features(ctx, cand))
-                top = np.lexsort((cand.rows, -rec.blend_scores(cand, rec.config), -score))[:n]
+                top = np.lexsort((cand.rows, -rec.blend_scores(cand), -score))[:n]
                 hybrid = cand.rows[top].tolist()
             else:
                 hybrid = rec.recommend(rows, n).rows.tolist()

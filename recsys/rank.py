@@ -8,7 +8,7 @@ orders them with the ranker. The ranker is trained at build time on the user's o
 with everything after it, the sources are fitted on what remains, and the ranker learns to put
 the target first among their candidates; a share of the users is kept for early stopping.
 With fewer than ``min_ranker_users`` users (or no histories) the fixed blend of
-:class:`~recsys.recommend.RecommendConfig` weights is used instead.
+the sources' weights (``weight`` in each source's settings) is used instead.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import IndexFormatError, InputError
 from .recommend import RecommendConfig
-from .sources import BLEND_SOURCES, SOURCES, make_source
+from .sources import SOURCES, make_source
 from .sources.tune import cut_queries
 from .sources.base import (
     Context,
@@ -33,16 +33,13 @@ from .sources.base import (
     Source,
     SourceData,
     log_scaled,
+    with_settings,
 )
 
 log = logging.getLogger(__name__)
 
 #: audio statistics kept per track for the ranker's "how well does it follow" features
 AUDIO_STATS = ("tempo", "key", "mode", "energy", "valence", "danceability", "acousticness", "loudness")
-#: blend weight field of each source (RecommendConfig)
-BLEND_WEIGHT = {"rules": "w_rules", "content": "w_neighbours", "cluster": "w_cluster", "artist": "w_artist",
-                "album": "w_album", "itemknn": "w_itemknn", "sequence": "w_sequence", "vsknn": "w_vsknn",
-                "als": "w_als", "ease": "w_ease"}
 SOURCE_FEATURES = ("score", "rank", "rel")  # per source: its score, its rank, score / its best in the query
 RANKER_FILE = "ranker.txt"
 META_FILE = "recommender.json"
@@ -312,11 +309,25 @@ class HybridRecommender(Recommender):
         return self._gain
 
     def budget(self, name: str, *, ranked: bool) -> int:
-        """Candidates asked of a source: the collaborative ones are capped, the blend sources keep (nearly)
-        all of theirs; ``n_rank_candidates`` > 0 caps every source for the ranker (faster, lower recall)."""
+        """Candidates asked of a source: its own budget (``candidates`` in its settings);
+        ``n_rank_candidates`` > 0 caps every source for the ranker (faster, lower recall)."""
         if ranked and self.config.n_rank_candidates > 0:
             return self.config.n_rank_candidates
-        return self.config.n_candidates if name not in BLEND_SOURCES else self.config.n_group_candidates
+        return self.sources[name].settings.candidates
+
+    def blend_weights(self, override: dict[str, float] | None = None) -> tuple[dict[str, float], float]:
+        """({source: blend weight}, popularity prior): each source's own weight, or ``override``'s
+        (keys: source names and ``popularity``; an unknown key is an InputError)."""
+        weights = {name: float(src.settings.weight) for name, src in self.sources.items()}
+        pop = float(self.config.w_popularity)
+        if override:
+            unknown = [k for k in override if k not in weights and k != "popularity"]
+            if unknown:
+                raise InputError(f"unknown recommend weight(s) {', '.join(unknown)} (the sources: "
+                                 f"{', '.join(weights)}, and popularity)")
+            weights.update({k: float(v) for k, v in override.items() if k != "popularity"})
+            pop = float(override.get("popularity", pop))
+        return weights, pop
 
     def candidates(self, ctx: Context, names: Sequence[str] | None = None) -> Candidates:
         """The union of every (or the named) source's candidates with their scores and ranks."""
@@ -353,27 +364,23 @@ class HybridRecommender(Recommender):
         cols += [fn(q) for _, fn in CONTEXT_FEATURES]
         return np.column_stack(cols).astype(np.float32)
 
-    def blend_scores(self, cand: Candidates, config: RecommendConfig) -> np.ndarray:
+    def blend_scores(self, cand: Candidates, weights: dict[str, float] | None = None,
+                     popularity: float | None = None) -> np.ndarray:
         """The fixed blend: sum of weight x source score, plus a little popularity."""
-        score = config.w_popularity * self._pop_score[cand.rows]
-        for name, field in BLEND_WEIGHT.items():
-            wt = getattr(config, field)
+        if weights is None:
+            weights, popularity = self.blend_weights()
+        score = popularity * self._pop_score[cand.rows]
+        for name, wt in weights.items():
             if wt and name in cand.scores:
                 score = score + wt * cand.scores[name]
         return score
 
     def recommend(self, recent: Sequence[int], k: int = 10, *, exclude=None, reasons: bool = False,
                   weights: dict[str, float] | None = None, mode: str | None = None) -> Ranked:
-        """Top-k rows after ``recent``. ``weights`` (RecommendConfig blend fields) or ``mode="blend"``
-        use the blend for this call; by default the ranker when there is one."""
+        """Top-k rows after ``recent``. ``weights`` (blend weights by source name, and ``popularity``) or
+        ``mode="blend"`` use the blend for this call; by default the ranker when there is one."""
         ctx = self.context(recent, exclude)
-        cfg = self.config
-        if weights:
-            unknown = [key for key in weights
-                       if key not in {f.name for f in dataclasses.fields(RecommendConfig)}]
-            if unknown:
-                raise InputError(f"unknown recommend weight(s) {', '.join(unknown)}")
-            cfg = dataclasses.replace(cfg, **weights)
+        wmap, pop_w = self.blend_weights(weights)
         use_ranker = self.ranker is not None and not weights and mode != "blend"
         if not weights and mode != "blend" and self.mode == "source":
             src = self.sources[self.info["serve"]]
@@ -383,12 +390,12 @@ class HybridRecommender(Recommender):
         if use_ranker:
             cand = self.candidates(ctx)
         else:
-            names = [s for s in self.sources if s in BLEND_WEIGHT and getattr(cfg, BLEND_WEIGHT[s])]
+            names = [s for s in self.sources if wmap[s]]
             cand = self.candidates(ctx, names)
         if not len(cand.rows):
             return Ranked(np.zeros(0, np.int64), np.zeros(0), [] if reasons else None)
         F = self.features(ctx, cand) if use_ranker else None
-        blend = self.blend_scores(cand, cfg)
+        blend = self.blend_scores(cand, wmap, pop_w)
         score = self.ranker.predict(F) if use_ranker else blend
         k = min(k, len(cand.rows))
         # ties (a small tree ensemble has few distinct outputs) are broken by the blend, then by row
@@ -405,8 +412,8 @@ class HybridRecommender(Recommender):
                 weight_of = lambda j, s: gain.get(s, 0.0) * (1.0 + float(
                     cand.scores[s][top[j]] / cand.best[s] if cand.best.get(s, 0) > 0 else 0.0))
             else:
-                weight_of = lambda j, s: float(getattr(cfg, BLEND_WEIGHT.get(s, "w_popularity"), 0.0)
-                                               * cand.scores[s][top[j]])
+                weight_of = lambda j, s: ((wmap[s] if s != "popular" else pop_w)
+                                          * float(cand.scores[s][top[j]]))
             why = []
             for j, r in enumerate(rows.tolist()):
                 items = []
@@ -451,8 +458,9 @@ class HybridRecommender(Recommender):
             src.save(directory)
         if self.ranker is not None:
             self.ranker.save(directory)
-        tuned = {f: getattr(self.config, f) for rep in self.info.get("tuning", {}).get("sources", {}).values()
-                 for f in rep if hasattr(self.config, f)}
+        tuned = {name: {f: getattr(src.settings, f) for f in type(src).grid}
+                 for name, src in self.sources.items()
+                 if name in self.info.get("tuning", {}).get("sources", {})}
         write_json(Path(directory) / META_FILE, {"version": META_VERSION, "sources": list(self.sources),
                                                  "mode": self.mode, "features": self._names,
                                                  "tuned": tuned, "info": self.info})
@@ -470,9 +478,9 @@ class HybridRecommender(Recommender):
             raise IndexFormatError(f"{d / META_FILE}: unknown source(s) {', '.join(unknown)}; "
                                    "rebuild the index")
         config = config or RecommendConfig()
-        tuned = meta.get("tuned") or {}
-        known = {f.name for f in dataclasses.fields(RecommendConfig)}
-        config = dataclasses.replace(config, **{k: v for k, v in tuned.items() if k in known})
+        for name, values in (meta.get("tuned") or {}).items():  # the settings the build's tuning chose
+            if name in SOURCES and isinstance(values, dict):
+                config = with_settings(config, name, **values)
         sources = {s: SOURCES[s].load(d, data, config) for s in meta["sources"]}
         ranker = Ranker.load(d, config) if meta.get("mode") == "lightgbm" else None
         self = cls(config, sources, data, ranker, meta.get("info"))

@@ -238,12 +238,12 @@ def test_user_supplied_genre_model_for_unlabelled_catalogue(catalog, tmp_path):
 
 def test_recommend_weights_override_ablates_sources(built):
     eng, _, _ = built
-    only_rules = eng.recommend(["t0000", "t0001"], k=5, weights={"w_neighbours": 0, "w_cluster": 0,
-                                                                 "w_artist": 0, "w_album": 0,
-                                                                 "w_popularity": 0})
+    only_rules = eng.recommend(["t0000", "t0001"], k=5, weights={"content": 0, "cluster": 0,
+                                                                 "artist": 0, "album": 0,
+                                                                 "popularity": 0})
     assert only_rules and all(all(w.startswith(("rule", "next")) for w in r.reasons) for r in only_rules)
-    content = eng.recommend(["t0000"], k=5, weights={"w_rules": 0, "w_cluster": 0, "w_artist": 0,
-                                                     "w_album": 0})
+    content = eng.recommend(["t0000"], k=5, weights={"rules": 0, "cluster": 0, "artist": 0,
+                                                     "album": 0})
     assert all(any(w.startswith(("neighbour", "close to")) for w in r.reasons) for r in content)
 
 

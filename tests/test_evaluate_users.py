@@ -35,7 +35,6 @@ def test_user_holdout_is_seeded_and_whole_users():
 
 def test_test_users_never_reach_rules_sources_or_ranker(content_engine, monkeypatch):
     eng, hist = content_engine
-    import recsys.evaluate as ev
 
     import recsys.sources.assoc as assoc
 

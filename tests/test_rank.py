@@ -102,8 +102,8 @@ def test_ranked_recommendations_with_reasons_survive_save_load(built):
 def test_weights_use_the_blend_without_refitting(built):
     eng, _, _ = built
     rec = eng.recommender
-    only_content = eng.recommend(["t0000"], k=5, weights={"w_rules": 0, "w_cluster": 0, "w_artist": 0,
-                                                          "w_album": 0, "w_popularity": 0})
+    only_content = eng.recommend(["t0000"], k=5, weights={"rules": 0, "cluster": 0, "artist": 0,
+                                                          "album": 0, "popularity": 0})
     assert eng.recommender is rec
     assert all(any("neighbour" in w or "recent mix" in w for w in r.reasons) for r in only_content)
 

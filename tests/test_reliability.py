@@ -77,11 +77,12 @@ def test_api_argument_types_name_the_parameter(call, name):
         call()
 
 
-@pytest.mark.parametrize("weights", [{"w_rules": "abc"}, {"w_rules": math.nan}])
+@pytest.mark.parametrize("weights", [{"rules": "abc"}, {"rules": math.nan}])
 def test_recommend_weights_are_checked(idx, weights):
-    """Case 10: weights={'w_rules': 'abc'} gave a numpy error; NaN weights gave NaN scores."""
+    """Case 10: weights={'w_rules': 'abc'} (now {'rules': 'abc'}) gave a numpy error; NaN weights gave NaN
+    scores."""
     eng = Engine.load(idx)
-    with pytest.raises(RecsysError, match="w_rules"):
+    with pytest.raises(RecsysError, match="rules"):
         eng.recommend(["t0001"], k=3, weights=weights)
 
 

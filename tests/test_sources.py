@@ -72,8 +72,9 @@ def test_rules_source_mines_its_own_rules_with_its_own_config(data):
     src = make_source("rules", RecommendConfig()).fit(data)
     hist = data.interactions.to_histories(data.content.labels)
     assert src.table.equals(mine_rules(hist, RulesConfig())) and len(src.table)
-    # its settings come from RecommendConfig.rules ([engine.recommend.rules])
-    strict = make_source("rules", RecommendConfig(rules=RulesConfig(sequential=False, min_confidence=0.99)))
+    # its settings are its own (TOML [engine.recommend.sources.rules.mining])
+    strict = make_source("rules", RecommendConfig(sources={"rules": {"mining": {"sequential": False,
+                                                                                "min_confidence": 0.99}}}))
     assert set(strict.fit(data).table["kind"]) <= {"assoc"} and len(strict.table) < len(src.table)
     # fitted on the first 40 users only, no rule mentions a track only the others played
     inter = data.interactions
@@ -81,6 +82,29 @@ def test_rules_source_mines_its_own_rules_with_its_own_config(data):
     seen = set(part.interactions.to_histories(data.content.labels)["track_id"])
     sub = make_source("rules", RecommendConfig()).fit(part).table
     assert {t for a, c in zip(sub["antecedents"], sub["consequents"]) for t in (*a, *c)} <= seen
+
+
+def test_each_source_owns_its_settings_merged_over_its_defaults(tmp_path):
+    """RecBole-style: [engine.recommend.sources.NAME] is merged over that source's Config defaults."""
+    from recsys.config import load_section
+    from recsys.engine import EngineConfig
+    from recsys.sources import check_sources
+
+    toml = tmp_path / "engine.toml"
+    toml.write_text('[engine.recommend.sources.vsknn]\nk = "100"\n'
+                    '[engine.recommend.sources.rules.mining]\nmin_confidence = 0.2\n')
+    cfg = load_section(toml, "engine", EngineConfig).recommend
+    v = make_source("vsknn", cfg).settings
+    assert (v.k, v.weighting, v.weight, v.candidates) == (100, "linear", 0.0, 100)  # "100" parsed to int
+    r = make_source("rules", cfg).settings
+    assert r.mining.min_confidence == 0.2 and r.mining.max_len == 3 and r.weight == 1.5
+    assert make_source("itemknn", cfg).settings.neighbours == 100  # untouched sources keep their defaults
+    with pytest.raises(InputError, match="recommend.sources.vsknn.*unknown option.*kk"):
+        check_sources(RecommendConfig(sources={"vsknn": {"kk": 3}}))
+    with pytest.raises(InputError, match="unknown source 'nope'"):
+        check_sources(RecommendConfig(sources={"nope": {}}))
+    with pytest.raises(InputError, match="recommend.sources.ease.lam"):
+        check_sources(RecommendConfig(sources={"ease": {"lam": "big"}}))
 
 
 def test_unknown_source_and_empty_context_are_clear():
@@ -120,7 +144,7 @@ def test_ease_is_steck_closed_form():
 
 
 def test_ease_keeps_the_most_played_items_only(data):
-    src = make_source("ease", RecommendConfig(ease_max_items=10)).fit(data)
+    src = make_source("ease", RecommendConfig(sources={"ease": {"max_items": 10}})).fit(data)
     counts = data.interactions.popularity()
     assert len(src.items_) == 10 and counts[src.items_].min() >= np.sort(counts)[-10]
 
@@ -139,4 +163,5 @@ def test_tuning_scores_held_out_users_and_records_the_choice(data):
                                val_users=val, seed=0)
     assert set(report["sources"]) == {"itemknn", "ease"}  # content has nothing to tune
     rep = report["sources"]["ease"]
-    assert cfg.ease_lambda == rep["ease_lambda"] and rep["tried"] >= 2 and 0 <= rep["hr@10"] <= 1
+    assert make_source("ease", cfg).settings.lam == rep["lam"]
+    assert rep["tried"] >= 2 and 0 <= rep["hr@10"] <= 1

@@ -11,7 +11,8 @@
 | artist, album, cluster | groups.py | no | yes |
 | popular | groups.py | yes | no |
 
-Add a source: one module with a ``Source`` subclass, then one line in ``SOURCES``.
+Add a source: one module with a ``Source`` subclass (and its ``Config`` dataclass, a ``SourceConfig``
+with its blend weight, candidate budget and own settings), then one line in ``SOURCES``.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from .base import (
     Ranked,
     Recommender,
     Source,
+    SourceConfig,
     SourceData,
     make_context,
+    source_settings,
 )
 from .content import ContentSource
 from .ease import EASESource
@@ -39,8 +42,18 @@ SOURCES: dict[str, type[Source]] = {s.name: s for s in (
     RulesSource, ContentSource, ClusterSource, ArtistSource, AlbumSource,
     ItemKNNSource, SequenceSource, VSKNNSource, EASESource, ALSSource, PopularSource)}
 
-#: the sources of the blend as it was before the ranker (weights in RecommendConfig)
-BLEND_SOURCES = ("rules", "content", "cluster", "artist", "album")
+#: the sources of the fallback blend by default (a weight in their own settings)
+BLEND_SOURCES = tuple(name for name, cls in SOURCES.items() if cls.Config().weight)
+
+
+def check_sources(config: RecommendConfig) -> None:
+    """Every ``config.sources`` entry names a source and holds valid settings (else one InputError)."""
+    if not isinstance(config.sources, dict):
+        raise InputError(f"recommend.sources must be a table of source settings, got {config.sources!r}")
+    for name in config.sources:
+        if name not in SOURCES:
+            raise InputError(f"recommend.sources: unknown source {name!r} (choose from {', '.join(SOURCES)})")
+        source_settings(SOURCES[name], config)
 
 
 def make_source(name: str, config: RecommendConfig | None = None) -> Source:
@@ -54,6 +67,8 @@ def make_source(name: str, config: RecommendConfig | None = None) -> Source:
 __all__ = [
     "BLEND_SOURCES",
     "SOURCES",
+    "SourceConfig",
+    "check_sources",
     "Content",
     "Context",
     "Interactions",

@@ -8,15 +8,26 @@ Items are scored by inner product: exact up to ``FLAT_MAX`` played items, an HNS
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .base import Context, Source, SourceData, load_npz_arrays, save_npz, top_n
+from .base import Context, Source, SourceConfig, SourceData, load_npz_arrays, save_npz, top_n
 
 log = logging.getLogger(__name__)
 
 FLAT_MAX = 50_000  # played items scored exactly (about 1 ms); above, an HNSW inner-product index
+
+
+@dataclass
+class ALSConfig(SourceConfig):
+    """implicit's ALS: factors, L2 regularisation, confidence alpha, sweeps."""
+
+    factors: int = 64
+    regularization: float = 0.01
+    alpha: float = 1.0
+    iterations: int = 15
 
 
 class ALSSource(Source):
@@ -24,28 +35,29 @@ class ALSSource(Source):
 
     name = "als"
     needs_histories = True
-    grid = {"als_factors": (32, 64, 128, 256), "als_regularization": (0.01, 0.1, 1.0, 10.0),
-            "als_alpha": (1.0, 5.0, 20.0)}
+    Config = ALSConfig
+    grid = {"factors": (32, 64, 128, 256), "regularization": (0.01, 0.1, 1.0, 10.0),
+            "alpha": (1.0, 5.0, 20.0)}
 
     def fit(self, data: SourceData) -> ALSSource:
         super().fit(data)
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        c = self.config
+        c = self.settings
         X = data.interactions.matrix()
         self.items_ = np.flatnonzero(np.diff(X.tocsc().indptr) > 0).astype(np.int64)
         if len(self.items_) < 2:
-            self.Y_ = np.zeros((len(self.items_), c.als_factors), np.float32)
+            self.Y_ = np.zeros((len(self.items_), c.factors), np.float32)
             self._prepare(data.content.n_items)
             return self
         Xc = X[:, self.items_].tocsr()
-        factors = int(max(2, min(c.als_factors, len(self.items_) - 1)))
+        factors = int(max(2, min(c.factors, len(self.items_) - 1)))
         # implicit's own threads do the work; BLAS threads would fight them
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(factors=factors, regularization=c.als_regularization,
-                                            alpha=c.als_alpha, iterations=c.als_iterations,
-                                            random_state=c.seed, calculate_training_loss=False)
+            model = AlternatingLeastSquares(factors=factors, regularization=c.regularization,
+                                            alpha=c.alpha, iterations=c.iterations,
+                                            random_state=self.config.seed, calculate_training_loss=False)
             model.fit(Xc, show_progress=False)
         self.Y_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self._prepare(data.content.n_items)
@@ -55,7 +67,7 @@ class ALSSource(Source):
         self.compact_ = np.full(n_items, -1, dtype=np.int64)
         self.compact_[self.items_] = np.arange(len(self.items_))
         Y = self.Y_.astype(np.float64)
-        self.YtY_ = Y.T @ Y + self.config.als_regularization * np.eye(Y.shape[1])
+        self.YtY_ = Y.T @ Y + self.settings.regularization * np.eye(Y.shape[1])
         self.ann_ = ann
         if ann is None and len(self.items_) > FLAT_MAX:
             import faiss
@@ -77,7 +89,7 @@ class ALSSource(Source):
                 got = ctx.cache[self.name] = (None,)
                 return None
             Yu = self.Y_[idx].astype(np.float64)
-            a = self.config.als_alpha
+            a = self.settings.alpha
             A = self.YtY_ + (a - 1.0) * (Yu.T @ Yu)
             b = a * Yu.sum(axis=0)
             got = ctx.cache[self.name] = (np.linalg.solve(A, b).astype(np.float32),)

@@ -6,25 +6,38 @@ recent track (next-track rules x ``w_next``). Rules are also the main explanatio
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..rules import RULE_COLUMNS, RuleIndex, mine_rules
-from .base import Context, Source, SourceData, top_n
+from ..rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
+from .base import Context, Source, SourceConfig, SourceData, top_n
+
+
+@dataclass
+class RulesSourceConfig(SourceConfig):
+    """The rules source: its mining settings (a RulesConfig) and the weight of next-track rules."""
+
+    weight: float = 1.5
+    candidates: int = 500
+    next_weight: float = 1.0  # sequential ("next") rules relative to co-occurrence rules
+    mining: RulesConfig = field(default_factory=RulesConfig)
 
 
 class RulesSource(Source):
     """Consequents of the association / next-track rules whose antecedents were just played.
 
-    It mines its own rules from the plays it is fitted on (``RecommendConfig.rules``: a RulesConfig,
-    TOML ``[engine.recommend.rules]``), so a fold's or a split's training part gives its own rules with
+    It mines its own rules from the plays it is fitted on (its ``mining`` settings, TOML
+    ``[engine.recommend.sources.rules.mining]``), so a fold's or a split's training part gives its own
+    rules with
     no special path, and saves the table as ``rules.parquet``.
     """
 
     name = "rules"
     needs_histories = True
+    Config = RulesSourceConfig
     FILE = "rules.parquet"
 
     def fit(self, data: SourceData) -> RulesSource:
@@ -33,7 +46,7 @@ class RulesSource(Source):
         if inter is None or len(inter.items) == 0:
             self.table_ = pd.DataFrame(columns=RULE_COLUMNS)
         else:
-            self.table_ = mine_rules(inter.to_histories(data.content.labels), self.config.rules)
+            self.table_ = mine_rules(inter.to_histories(data.content.labels), self.settings.mining)
         self._index()
         return self
 
@@ -87,7 +100,8 @@ class RulesSource(Source):
                 pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(R.ante_ptr[rids], lens)
                 flat = R.ante_items[pos]
                 w = np.maximum.reduceat(wrow[order[np.searchsorted(rows[order], flat)]], starts)
-                s = np.minimum(R.strength[rids] * w * np.where(R.kind_next[rids], self.config.w_next, 1.0),
+                nxt = np.where(R.kind_next[rids], self.settings.next_weight, 1.0)
+                s = np.minimum(R.strength[rids] * w * nxt,
                                1.0)
                 got = (rids, s)
         ctx.cache[self.name] = got

@@ -6,6 +6,7 @@ rows, best first) and ``explain(ctx, row)`` (one reason string, formatted only f
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,32 @@ def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 
 @dataclass
+class SourceConfig:
+    """What every source has; each source's own dataclass adds its settings (RecBole-style: TOML
+    ``[engine.recommend.sources.NAME]`` is merged over its defaults)."""
+
+    weight: float = 0.0  # weight in the fallback blend (0: left out of it)
+    candidates: int = 100  # candidates proposed per query (the ranker's and the blend's budget)
+
+
+def source_settings(cls: type[Source], config: RecommendConfig) -> SourceConfig:
+    """The source's settings: its ``Config`` defaults with ``config.sources[name]`` merged over them."""
+    from ..config import options_to_config
+
+    given = config.sources.get(cls.name) or {}
+    if not isinstance(given, dict):
+        raise InputError(f"recommend.sources.{cls.name} must be a table of settings, got {given!r}")
+    return options_to_config(cls.Config, given, where=f"recommend.sources.{cls.name}")
+
+
+def with_settings(config: RecommendConfig, name: str, **values) -> RecommendConfig:
+    """A copy of ``config`` with ``values`` set in source ``name``'s settings."""
+    sources = {k: dict(v) for k, v in config.sources.items()}
+    sources.setdefault(name, {}).update(values)
+    return dataclasses.replace(config, sources=sources)
+
+
+@dataclass
 class Ranked:
     """A ranked list: catalogue rows, scores, and (when asked) the reasons per row."""
 
@@ -258,8 +285,14 @@ class Source(Recommender):
     """A candidate source: ``candidates(ctx, n) -> (rows, scores)`` and a one-line reason per row."""
 
     needs_histories: ClassVar[bool] = False
-    #: RecommendConfig fields this source tunes at build, with the values tried (recsys.sources.tune)
+    #: the source's settings dataclass (``self.settings``)
+    Config: ClassVar[type[SourceConfig]] = SourceConfig
+    #: fields of ``Config`` this source tunes at build, with the values tried (recsys.sources.tune)
     grid: ClassVar[dict[str, tuple]] = {}
+
+    def __init__(self, config: RecommendConfig | None = None) -> None:
+        super().__init__(config)
+        self.settings = source_settings(type(self), self.config)
 
     def fit(self, data: SourceData) -> Source:
         """Learn from ``data``; returns self."""

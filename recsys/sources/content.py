@@ -5,24 +5,37 @@ cosine x the weight of the query that found it (the profile query has weight 1).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .base import Context, Source, top_n
+from .base import Context, Source, SourceConfig, top_n
+
+
+@dataclass
+class ContentConfig(SourceConfig):
+    """FAISS neighbours per query, and whether the weighted mean of the recent tracks is a query too."""
+
+    weight: float = 0.5
+    candidates: int = 500
+    neighbours: int = 50  # FAISS neighbours per recent track
+    profile_query: bool = True  # also search around the weighted mean of the recent tracks
 
 
 class ContentSource(Source):
     """Nearest tracks by embedding to the recent tracks and to their weighted mean."""
 
     name = "content"
+    Config = ContentConfig
 
     def search(self, ctx: Context):
         """(candidate rows, strengths, query index, cosine) of the neighbour search (cached per query)."""
         got = ctx.cache.get(self.name)
         if got is not None:
             return got
-        c = self.config
+        c = self.settings
         content = self.data_.content
-        rows, wrow = ctx.recent(c.max_recent)
+        rows, wrow = ctx.recent(self.config.max_recent)
         Q = content.embeddings[rows]
         qw = wrow
         if c.profile_query and len(rows) > 1:
@@ -31,7 +44,7 @@ class ContentSource(Source):
             if nrm > 0:
                 Q = np.vstack([Q, prof / nrm])
                 qw = np.r_[wrow, 1.0]
-        sims, ids = content.index.search(Q, c.n_neighbours + len(rows))
+        sims, ids = content.index.search(Q, c.neighbours + len(rows))
         qi = np.repeat(np.arange(len(Q)), ids.shape[1])
         ids, sims = ids.ravel().astype(np.int64), sims.ravel().astype(np.float64)
         ok = ids >= 0

@@ -5,9 +5,35 @@ recent tracks. Artist/album/cluster need no histories and reach tracks nobody ha
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .base import Context, Source, SourceData, log_scaled, top_n
+from .base import Context, Source, SourceConfig, SourceData, log_scaled, top_n
+
+
+@dataclass
+class GroupConfig(SourceConfig):
+    """A group source: how many members it takes from each recent track's group."""
+
+    weight: float = 0.5
+    candidates: int = 500
+    per_group: int = 20  # most popular / most played members taken per recent group
+
+
+@dataclass
+class AlbumConfig(GroupConfig):
+    """Same album: a smaller blend weight than same artist."""
+
+    weight: float = 0.3
+
+
+@dataclass
+class ClusterConfig(GroupConfig):
+    """Same k-means cluster: a small blend weight, more members per group."""
+
+    weight: float = 0.15
+    per_group: int = 30
 
 
 def prior(data: SourceData) -> np.ndarray:
@@ -36,12 +62,13 @@ class GroupSource(Source):
     """Members of the recent tracks' groups (codes per row), scored by shared weight and prior."""
 
     key = "artist"
+    Config = GroupConfig
 
     def codes(self, data: SourceData) -> np.ndarray | None:
         return data.content.meta.get(self.key)
 
     def budget(self) -> int:
-        return self.config.n_artist
+        return self.settings.per_group
 
     def fit(self, data: SourceData) -> GroupSource:
         super().fit(data)
@@ -104,6 +131,7 @@ class AlbumSource(GroupSource):
 
     name = "album"
     key = "album"
+    Config = AlbumConfig
 
 
 class ClusterSource(GroupSource):
@@ -111,12 +139,11 @@ class ClusterSource(GroupSource):
 
     name = "cluster"
     key = "cluster"
+    Config = ClusterConfig
 
     def codes(self, data: SourceData) -> np.ndarray:
         return data.content.clusters
 
-    def budget(self) -> int:
-        return self.config.n_cluster
 
     def shared(self, ctx: Context) -> dict[int, tuple[float, int]]:
         key = f"{self.name}:shared"

@@ -1,11 +1,13 @@
 """Item co-occurrence sources: item-kNN (cosine over who played what) and "played right after".
 
 ``itemknn``: S = cosine between item columns of the binary users x items matrix, pruned to the
-``knn_neighbours`` most similar items per item; a candidate scores sum_r w_r S[r, c] over the
+``neighbours`` most similar items per item; a candidate scores sum_r w_r S[r, c] over the
 recent rows r (recency weights). ``sequence``: P(c right after r) = count(r -> c) / (count(r) + 1)
 over consecutive plays of one user, summed the same way. Both reach only tracks played in training.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +15,7 @@ import scipy.sparse as sp
 from .base import (
     Context,
     Source,
+    SourceConfig,
     SourceData,
     csr_arrays,
     csr_from,
@@ -52,17 +55,33 @@ def cosine_knn(X: sp.csr_matrix, k: int, *, shrink: float = 0.0, chunk: int = 40
     return (P @ S).tocsr().astype(np.float32)
 
 
+@dataclass
+class ItemKNNConfig(SourceConfig):
+    """Item-kNN: neighbours kept per item and the shrinkage of the cosine."""
+
+    neighbours: int = 100  # most similar items kept per item
+    shrink: float = 0.0  # cosine = co-plays / (sqrt(n_a n_b) + shrink)
+
+
+@dataclass
+class SequenceConfig(SourceConfig):
+    """The "played right after" source: successors kept per item."""
+
+    neighbours: int = 100
+
+
 class ItemKNNSource(Source):
     """Item-item cosine neighbours of the recent tracks (the classic collaborative baseline)."""
 
     name = "itemknn"
     needs_histories = True
-    grid = {"knn_shrink": (0.0, 5.0, 20.0, 100.0), "knn_neighbours": (50, 100, 300)}
+    Config = ItemKNNConfig
+    grid = {"shrink": (0.0, 5.0, 20.0, 100.0), "neighbours": (50, 100, 300)}
 
     def fit(self, data: SourceData) -> ItemKNNSource:
         super().fit(data)
         X = data.interactions.matrix()
-        self.S_ = cosine_knn(X, self.config.knn_neighbours, shrink=self.config.knn_shrink)
+        self.S_ = cosine_knn(X, self.settings.neighbours, shrink=self.settings.shrink)
         self.counts_ = np.asarray(X.sum(axis=0)).ravel()
         return self
 
@@ -129,14 +148,15 @@ class SequenceSource(Source):
 
     name = "sequence"
     needs_histories = True
+    Config = SequenceConfig
 
     def fit(self, data: SourceData) -> SequenceSource:
         super().fit(data)
         C = next_counts(data.interactions)
         out = np.asarray(C.sum(axis=1)).ravel()
         P = sp.diags((1.0 / (out + 1.0)).astype(np.float32)) @ C
-        self.P_ = prune_rows(P.tocsr(), self.config.knn_neighbours).astype(np.float32)
-        self.C_ = prune_rows(C, self.config.knn_neighbours)
+        self.P_ = prune_rows(P.tocsr(), self.settings.neighbours).astype(np.float32)
+        self.C_ = prune_rows(C, self.settings.neighbours)
         return self
 
     def candidates(self, ctx: Context, n: int):

@@ -7,7 +7,6 @@ over each source's grid, within a time budget; the chosen values go into the ret
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..recommend import RecommendConfig
-from .base import Interactions, SourceData, make_context
+from .base import Interactions, SourceData, make_context, with_settings
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +82,24 @@ def tune_source(name: str, fit: SourceData, queries, config: RecommendConfig, *,
     """One coordinate pass over the source's grid; (config with the best values, report)."""
     from . import make_source
 
-    src_cls = type(make_source(name, config))
-    best_cfg = config
+    first = make_source(name, config)
+    src_cls, best_cfg, best_set = type(first), config, first.settings
     t0 = time.perf_counter()
-    best = hit_mrr(make_source(name, config).fit(fit), queries, config)
+    best = hit_mrr(first.fit(fit), queries, config)
     tried = 1
     for field, values in src_cls.grid.items():
         for v in values:
-            if v == getattr(best_cfg, field):
+            if v == getattr(best_set, field):
                 continue
             if time.perf_counter() > deadline:
                 break
-            cfg = dataclasses.replace(best_cfg, **{field: v})
-            got = hit_mrr(make_source(name, cfg).fit(fit), queries, cfg)
+            cfg = with_settings(best_cfg, name, **{field: v})
+            src = make_source(name, cfg)
+            got = hit_mrr(src.fit(fit), queries, cfg)
             tried += 1
             if got > best:
-                best, best_cfg = got, cfg
-    chosen = {f: getattr(best_cfg, f) for f in src_cls.grid}
+                best, best_cfg, best_set = got, cfg, src.settings
+    chosen = {f: getattr(best_set, f) for f in src_cls.grid}
     report = {**chosen, "hr@10": round(best[0], 4), "mrr@10": round(best[1], 4), "tried": tried,
               "seconds": round(time.perf_counter() - t0, 2)}
     log.info("tuned %s: %s", name, report)
@@ -123,6 +123,5 @@ def tune_sources(data: SourceData, config: RecommendConfig, names: Sequence[str]
         # each source gets an equal share of what is left of the budget
         left = config.tune_seconds - (time.perf_counter() - start)
         deadline = time.perf_counter() + max(left, 0.0) / (len(names) - i)
-        tuned, report[name] = tune_source(name, fit, queries, out, deadline=deadline)
-        out = dataclasses.replace(out, **{f: getattr(tuned, f) for f in SOURCES[name].grid})
+        out, report[name] = tune_source(name, fit, queries, out, deadline=deadline)
     return out, {"validation_users": int(len(val_users)), "queries": len(queries), "sources": report}

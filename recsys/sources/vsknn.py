@@ -7,9 +7,12 @@ most similar histories vote for their tracks with their similarity.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .base import (
+    SourceConfig,
     Context,
     Source,
     SourceData,
@@ -23,12 +26,21 @@ from .base import (
 )
 
 
+@dataclass
+class VSKNNConfig(SourceConfig):
+    """V-SKNN: how many neighbouring histories vote, and how a context track's age weighs."""
+
+    k: int = 50  # neighbouring histories that vote
+    weighting: str = "linear"  # weight of the i-th most recent context track: linear | div | same
+
+
 class VSKNNSource(Source):
     """Neighbouring histories of the recency-weighted context vote for their tracks."""
 
     name = "vsknn"
     needs_histories = True
-    grid = {"vsknn_k": (25, 50, 100, 200, 500), "vsknn_weighting": ("linear", "div", "same")}
+    Config = VSKNNConfig
+    grid = {"k": (25, 50, 100, 200, 500), "weighting": ("linear", "div", "same")}
 
     def fit(self, data: SourceData) -> VSKNNSource:
         super().fit(data)
@@ -45,12 +57,12 @@ class VSKNNSource(Source):
         got = ctx.cache.get(self.name)
         if got is None:
             L = len(ctx.rows)
-            how = self.config.vsknn_weighting
+            how = self.settings.weighting
             w = ((L - np.arange(L)) / L if how == "linear" else 1.0 / (1.0 + np.arange(L)) if how == "div"
                  else np.ones(L))
             users, dot = gather(self.XT_, ctx.rows, w)
             sims = dot * self.norm_[users] if len(users) else dot
-            users, sims = top_n(users, sims, self.config.vsknn_k)
+            users, sims = top_n(users, sims, self.settings.k)
             got = ctx.cache[self.name] = (users, sims)
         return got
 
