@@ -4,14 +4,13 @@ Selected by ``RulesConfig(engine="spark")`` (``rules mine --engine spark``, or
 ``[engine.recommend.sources.rules.mining] engine = "spark"``). The transactions built by
 :func:`recsys.rules.mine_rules` go to Spark as one Arrow list column of item codes (one row per
 transaction); FPGrowth mines the frequent itemsets and the single-consequent rules on the executors.
-Spark's FPGrowth has no length cap, so rules from itemsets longer than ``max_len`` are dropped on the cluster, with the lift threshold; only surviving rules
-are collected. The minimum count is ``ceil(min_support * n)`` in both engines; integer counts are
-recovered from Spark's ratios and confidence, lift and support recomputed with mlxtend's arithmetic
-(count / n supports), so thresholds see the same floats and the rows equal mlxtend's exactly.
-Next-track rules stay local (numpy, one pass over the plays: :func:`recsys.rules.next_rules`).
-
-The session: an active one is reused; else ``master`` (``RulesConfig.spark_master``, any URL), else the
-master given by ``spark-submit``, else ``local[*]``.
+Spark's FPGrowth has no length cap, so rules from itemsets longer than ``max_len`` are dropped on the
+cluster, with the lift threshold; only surviving rules are collected. The minimum count is
+``ceil(min_support * n)`` in both engines; integer counts are recovered from Spark's ratios and
+confidence, lift and support recomputed with mlxtend's arithmetic (count / n supports), so thresholds
+see the same floats and the rows equal mlxtend's exactly. Next-track rules stay local (numpy, one pass
+over the plays: :func:`recsys.rules.next_rules`). The session: an active one is reused; else ``master``
+(``RulesConfig.spark_master``, any URL), else the master given by ``spark-submit``, else ``local[*]``.
 """
 from __future__ import annotations
 
