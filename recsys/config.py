@@ -56,7 +56,9 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             except InputError as exc:
                 errors.append(str(exc))
         raise InputError(errors[0] if errors else f"option {name}: cannot use {value!r}")
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise InputError(f"option {name}: expected a table of {hint.__name__} settings, got {value!r}")
         return options_to_config(hint, value, where=name)
     if origin is tuple:
         parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else list(value)

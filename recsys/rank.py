@@ -7,7 +7,7 @@ orders them with the ranker. The ranker is trained at build time on the user's o
 (:func:`fit_hybrid`): per query user a target play is held out (the last one, or a random one)
 with everything after it, the sources are fitted on what remains, and the ranker learns to put
 the target first among their candidates; a share of the users is kept for early stopping.
-With fewer than ``min_ranker_users`` users (or no histories) the fixed blend of
+With fewer than ``ranker.min_users`` users (or no histories) the fixed blend of
 the sources' weights (``weight`` in each source's settings) is used instead.
 """
 from __future__ import annotations
@@ -210,16 +210,16 @@ class Ranker:
 
         c = self.config
         params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
-                  "learning_rate": c.ranker_learning_rate, "num_leaves": c.ranker_leaves,
-                  "min_data_in_leaf": c.ranker_min_leaf, "feature_fraction": 0.8,
+                  "learning_rate": c.ranker.learning_rate, "num_leaves": c.ranker.leaves,
+                  "min_data_in_leaf": c.ranker.min_leaf, "feature_fraction": 0.8,
                   "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "seed": c.seed,
                   "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1}
         train = lgb.Dataset(X, y, group=groups, feature_name=names, free_raw_data=True)
         valid, callbacks = [], []
         if X_val is not None and len(groups_val):
             valid = [lgb.Dataset(X_val, y_val, group=groups_val, reference=train)]
-            callbacks = [lgb.early_stopping(c.ranker_early_stop, verbose=False)]
-        self.booster_ = lgb.train(params, train, num_boost_round=c.ranker_rounds, valid_sets=valid,
+            callbacks = [lgb.early_stopping(c.ranker.early_stop, verbose=False)]
+        self.booster_ = lgb.train(params, train, num_boost_round=c.ranker.rounds, valid_sets=valid,
                                   callbacks=callbacks)
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
         self.names_ = list(names)
@@ -525,16 +525,16 @@ def choose_mode(data: SourceData, config: RecommendConfig) -> tuple[str, str]:
     """('lightgbm' | 'blend', why) from the config and how many users have histories."""
     inter = data.interactions
     n_users = int((np.diff(inter.starts()) >= 2).sum()) if inter is not None else 0
-    if config.ranker not in ("auto", "lightgbm", "blend"):
-        raise InputError(f"recommend.ranker must be auto, lightgbm or blend, not {config.ranker!r}")
-    if config.ranker == "blend":
+    if config.ranker.mode not in ("auto", "lightgbm", "blend"):
+        raise InputError(f"recommend.ranker.mode must be auto, lightgbm or blend, not {config.ranker.mode!r}")
+    if config.ranker.mode == "blend":
         return "blend", "blend asked for in the config"
     if inter is None:
         return "blend", "no histories"
     if n_users < 2:
         return "blend", f"{n_users} user(s) with 2+ plays: nothing to learn a ranking from"
-    if config.ranker == "auto" and n_users < config.min_ranker_users:
-        return "blend", f"{n_users} users with 2+ plays < min_ranker_users {config.min_ranker_users}"
+    if config.ranker.mode == "auto" and n_users < config.ranker.min_users:
+        return "blend", f"{n_users} users with 2+ plays < ranker.min_users {config.ranker.min_users}"
     return "lightgbm", f"{n_users} users with 2+ plays"
 
 
@@ -593,7 +593,7 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
                  rng: np.random.Generator | None = None) -> tuple[Ranker | None, dict]:
     """LightGBM lambdarank on queries of users the sources did not see.
 
-    Users with 2+ plays fall into ``ranker_folds`` folds; per fold the sources are fitted on every other
+    Users with 2+ plays fall into ``ranker.folds`` folds; per fold the sources are fitted on every other
     user's plays and the fold's users give queries (their last play and random earlier cut points).
     A share of the users (never one of ``avoid``, the sources' tuning users) is held out: half for early
     stopping, half for the guard, which compares the ranker's HitRate@10 on their last plays with every
@@ -603,19 +603,19 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
     inter = data.interactions
     lens = np.diff(inter.starts())
     users = np.flatnonzero(lens >= 2)
-    n_val = int(round(config.ranker_validation * len(users))) if len(users) >= 20 else 0
+    n_val = int(round(config.ranker.validation * len(users))) if len(users) >= 20 else 0
     pool = np.setdiff1d(users, avoid) if avoid is not None and len(avoid) else users
     val = rng.choice(pool, min(n_val, len(pool)), replace=False) if n_val else np.zeros(0, np.int64)
     stop_users, guard_users = set(val[: len(val) // 2].tolist()), set(val[len(val) // 2:].tolist())
-    per_user = max(1, min(config.ranker_queries_per_user, config.ranker_max_queries // max(len(users), 1)))
-    folds = rng.permutation(len(users)) % max(2, config.ranker_folds)
+    per_user = max(1, min(config.ranker.queries_per_user, config.ranker.max_queries // max(len(users), 1)))
+    folds = rng.permutation(len(users)) % max(2, config.ranker.folds)
     parts = {"fit": [], "stop": [], "guard": []}
     guard: dict[str, list] = {s: [] for s in (*names, "ranker", "targets")}
-    keep_guard = min(1.0, config.ranker_guard_queries / max(len(guard_users) * per_user, 1))
+    keep_guard = min(1.0, config.ranker.guard_queries / max(len(guard_users) * per_user, 1))
     recall_found = recall_n = 0
     sizes = []
     tmp = None
-    for f in range(max(2, config.ranker_folds)):
+    for f in range(max(2, config.ranker.folds)):
         fold_users = users[folds == f]
         inner_inter = inter.subset(~np.isin(inter.users, fold_users))
         inner = SourceData(data.content, inner_inter)
@@ -641,7 +641,7 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
                                             float(np.mean(tmp._log_plays[ctx.rows] > 0))))
             elif found:
                 parts[part].append(_training_group(tmp, ctx, cand, int(pos), config, rng))
-    info = {"folds": max(2, config.ranker_folds), "queries_per_user": per_user,
+    info = {"folds": max(2, config.ranker.folds), "queries_per_user": per_user,
             "queries": sum(len(p) for p in parts.values()), "train_candidate_recall":
             round(recall_found / max(recall_n, 1), 4), "mean_candidates": round(float(np.mean(sizes)), 1)
             if sizes else 0.0}
@@ -669,13 +669,13 @@ class _Empty(Source):
 
 def _training_group(rec: HybridRecommender, ctx: Context, cand: Candidates, pos: int,
                     config: RecommendConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of one query: the target and ``ranker_negatives`` negatives drawn uniformly
+    """Features and labels of one query: the target and ``ranker.negatives`` negatives drawn uniformly
     from the candidate union (so hard ones come in the proportion serving meets them; choosing them by a
     feature would teach the ranker that feature's opposite)."""
     n = len(cand.rows)
-    if n > config.ranker_negatives + 1:
+    if n > config.ranker.negatives + 1:
         others = np.delete(np.arange(n), pos)
-        keep = np.sort(np.r_[pos, rng.choice(others, config.ranker_negatives, replace=False)])
+        keep = np.sort(np.r_[pos, rng.choice(others, config.ranker.negatives, replace=False)])
         pos = int(np.searchsorted(keep, pos))
         cand = cand.take(keep)
     y = np.zeros(len(cand.rows), np.float32)
@@ -703,7 +703,7 @@ def _guard(ranker: Ranker, names: list[str], guard: dict, config: RecommendConfi
                 for rows, order, cold, known in scored]
 
     policy, best = (0, 0.0), _hits(ranked(0, 0.0), targets)
-    for slots in range(1, config.max_cold_slots + 1):
+    for slots in range(1, config.ranker.max_cold_slots + 1):
         for gate in (0.5, 0.8, 0.9, 1.0, 1.01):
             got = _hits(ranked(slots, gate), targets)
             if got[0] > best[0] + 1e-12:
@@ -718,7 +718,7 @@ def _guard(ranker: Ranker, names: list[str], guard: dict, config: RecommendConfi
                  "guard_cold_hr@10": round(float(np.mean([targets[i] in final[i] for i in cold_idx])), 4)
                  if len(cold_idx) else None})
     best_src = max(names, key=lambda s: hr[s])
-    if config.ranker_guard and hr["ranker"] <= hr[best_src]:
+    if config.ranker.guard and hr["ranker"] <= hr[best_src]:
         info.update({"serve": best_src,
                      "why": f"the ranker (HR@10 {hr['ranker'][0]:.4f}) did not beat {best_src} alone "
                             f"({hr[best_src][0]:.4f}) on {len(targets)} queries of held-out users: "

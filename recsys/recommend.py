@@ -35,6 +35,27 @@ class Recommendations(list):
 
 
 @dataclass
+class RankerConfig:
+    """The learned ranker (LightGBM lambdarank): when it is used, how it is trained and guarded."""
+
+    mode: str = "auto"  # auto (LightGBM with >= min_users, else the blend) | lightgbm | blend
+    min_users: int = 200
+    folds: int = 4  # k-fold by user: each fold's queries are ranked by sources fitted on the others
+    max_queries: int = 20_000  # training queries at most (fewer cut points per user to stay under)
+    queries_per_user: int = 10  # cut points per user: the last play and random earlier ones
+    negatives: int = 100  # negatives per query, drawn uniformly from the candidate union
+    guard: bool = True  # serve the best source alone when the ranker does not beat it at build
+    guard_queries: int = 3_000  # queries of the guard users kept for the guard (ranked whole)
+    max_cold_slots: int = 3  # places of the top 10 the guard may keep for never-played tracks
+    rounds: int = 500
+    learning_rate: float = 0.05
+    leaves: int = 15
+    min_leaf: int = 50
+    validation: float = 0.2  # share of query users held out for early stopping
+    early_stop: int = 30
+
+
+@dataclass
 class RecommendConfig:
     """Settings shared by the recommender (context, tuning, the learned ranker); each candidate source's
     own settings are its ``Config`` dataclass in ``recsys/sources/`` (blend weight, candidate budget and
@@ -51,20 +72,5 @@ class RecommendConfig:
     tune_seconds: float = 120.0  # time budget of the search (0 = keep each source's settings)
     tune_validation: float = 0.2  # share of the training users held out to score the grid
     tune_min_users: int = 200  # fewer users with 2+ plays: no tuning
-    # learned ranker
-    ranker: str = "auto"  # auto (LightGBM with >= min_ranker_users, else blend) | lightgbm | blend
-    min_ranker_users: int = 200
-    ranker_folds: int = 4  # k-fold by user: each fold's queries are ranked by sources fitted on the others
-    ranker_max_queries: int = 20_000  # training queries at most (fewer cut points per user to stay under)
-    ranker_queries_per_user: int = 10  # cut points per user: the last play and random earlier ones
-    ranker_negatives: int = 100  # negatives per query, drawn uniformly from the candidate union
-    ranker_guard: bool = True  # serve the best source alone when the ranker does not beat it at build
-    ranker_guard_queries: int = 3_000  # queries of the guard users kept for the guard (ranked whole)
-    max_cold_slots: int = 3  # places of the top 10 the guard may keep for never-played tracks
-    ranker_rounds: int = 500
-    ranker_learning_rate: float = 0.05
-    ranker_leaves: int = 15
-    ranker_min_leaf: int = 50
-    ranker_validation: float = 0.2  # share of query users held out for early stopping
-    ranker_early_stop: int = 30
+    ranker: RankerConfig = field(default_factory=RankerConfig)  # TOML [engine.recommend.ranker]
     seed: int = 0

@@ -73,7 +73,7 @@ def latency(rec, played: np.ndarray, queries: int, seed: int = 0) -> dict:
 def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -> dict:
     from recsys.index import IndexConfig, TrackIndex
     from recsys.rank import fit_hybrid
-    from recsys.recommend import RecommendConfig
+    from recsys.recommend import RankerConfig, RecommendConfig
     from recsys.rules import RulesConfig, mine_rules
     from recsys.sources import BLEND_SOURCES, Content, Interactions, SourceData
     from recsys.users import SimulationConfig, simulate_users
@@ -104,7 +104,7 @@ def bench_scale(n: int, *, kind: str, queries: int, users: int, seed: int = 0) -
     data = SourceData(content, Interactions.from_histories(h, row_of, n), pop)
     # the blend sources only (rules, content, cluster, artist): scripts/bench_recommend.py times the ranker;
     # the rules source mines again here (setup time includes it; rules_s above is mining alone)
-    rec = fit_hybrid(data, RecommendConfig(ranker="blend"), sources=BLEND_SOURCES)
+    rec = fit_hybrid(data, RecommendConfig(ranker=RankerConfig(mode="blend")), sources=BLEND_SOURCES)
     res["recommender_setup_s"] = round(time.perf_counter() - t0, 2)
     played = np.flatnonzero(pop > 0)
     del h, rules  # the engine keeps only the rule index; the tables would just load the garbage collector

@@ -46,8 +46,8 @@ def engine_and_histories(tmp_path_factory):
     cat = make_catalog(240)
     hist = planted_histories(cat, n_users=150)
     cfg = fast_config(genre_probs=False)
-    cfg.recommend.min_ranker_users = 50  # small seeded data: train the ranker all the same
-    cfg.recommend.ranker_guard = False  # planted chains: sources are perfect, the guard would serve one
+    cfg.recommend.ranker.min_users = 50  # small seeded data: train the ranker all the same
+    cfg.recommend.ranker.guard = False  # planted chains: sources are perfect, the guard would serve one
     eng = Engine.build(cat, histories=hist, config=cfg, seed=0)
     return eng, hist
 

@@ -17,9 +17,9 @@ from recsys.testing.engine import fast_config, make_catalog, planted_histories
 def content_engine():
     cat = make_catalog(240)
     cfg = fast_config(genre_probs=False)
-    cfg.recommend.min_ranker_users = 50
+    cfg.recommend.ranker.min_users = 50
     cfg.recommend.tune_seconds = 4
-    cfg.recommend.ranker_folds = 2
+    cfg.recommend.ranker.folds = 2
     return Engine.build(cat, simulate_users=0, config=cfg, seed=0), planted_histories(cat, n_users=150)
 
 

@@ -18,8 +18,8 @@ def built(tmp_path_factory):
     cat = make_catalog(240)
     hist = planted_histories(cat, n_users=120)
     cfg = fast_config(genre_probs=False)
-    cfg.recommend.min_ranker_users = 50
-    cfg.recommend.ranker_guard = False  # planted chains: sources are perfect, the guard would serve one
+    cfg.recommend.ranker.min_users = 50
+    cfg.recommend.ranker.guard = False  # planted chains: sources are perfect, the guard would serve one
     eng = Engine.build(cat, histories=hist, config=cfg, seed=0, out=d / "idx")
     return eng, hist, d / "idx"
 
@@ -45,7 +45,7 @@ def test_ranker_queries_come_from_users_the_sources_did_not_see(monkeypatch):
     cat = make_catalog(240)
     hist = planted_histories(cat, n_users=120)
     cfg = fast_config(genre_probs=False)
-    cfg.recommend.min_ranker_users = 50
+    cfg.recommend.ranker.min_users = 50
     fitted_on, asked_for = [], []
     real_fit, real_q = rank.fit_sources, rank.fold_queries
 
@@ -68,8 +68,8 @@ def test_ranker_queries_come_from_users_the_sources_did_not_see(monkeypatch):
     elif info["guard_hr@10"]["ranker"] < best:  # (a tie is decided by MRR@10)
         assert eng.recommender.mode == "source" and "did not beat" in info["why"]
     assert eng.recommend(["t0000", "t0001"], k=3)[0].track_id == "t0002"
-    assert len(asked_for) == cfg.recommend.ranker_folds
-    folds = fitted_on[-cfg.recommend.ranker_folds:]  # the final fit comes first, then one per fold
+    assert len(asked_for) == cfg.recommend.ranker.folds
+    folds = fitted_on[-cfg.recommend.ranker.folds:]  # the final fit comes first, then one per fold
     for seen, queried in zip(folds, asked_for):
         assert queried and not seen & queried
     assert eng.recommender.info["guard_queries"] > 0

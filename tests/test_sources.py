@@ -105,6 +105,13 @@ def test_each_source_owns_its_settings_merged_over_its_defaults(tmp_path):
         check_sources(RecommendConfig(sources={"nope": {}}))
     with pytest.raises(InputError, match="recommend.sources.ease.lam"):
         check_sources(RecommendConfig(sources={"ease": {"lam": "big"}}))
+    # the ranker has its own table too; the old flat key is a clear error, not a string in its place
+    toml.write_text('[engine.recommend.ranker]\nmode = "blend"\nfolds = "3"\n')
+    ranker = load_section(toml, "engine", EngineConfig).recommend.ranker
+    assert (ranker.mode, ranker.folds, ranker.guard) == ("blend", 3, True)
+    toml.write_text('[engine.recommend]\nranker = "blend"\n')
+    with pytest.raises(InputError, match="recommend.ranker: expected a table of RankerConfig"):
+        load_section(toml, "engine", EngineConfig)
 
 
 def test_unknown_source_and_empty_context_are_clear():
