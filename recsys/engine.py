@@ -31,7 +31,6 @@ from .projection import Projection, ProjectionConfig, load_map, save_map
 from .rank import HybridRecommender, audio_stats, fit_hybrid
 from .recommend import Recommendation, RecommendConfig, Recommendations
 from .schema import STATS
-from .rules import RULE_COLUMNS
 from .sources import check_sources
 from .sources.base import Content, Interactions, SourceData
 from .tracks import TrackTable
@@ -251,8 +250,7 @@ class Engine:
     @property
     def rules(self) -> pd.DataFrame:
         """The association / next-track rules the rules source mined from the histories (RULE_COLUMNS)."""
-        src = self.recommender.sources.get("rules")
-        return src.table if src is not None else pd.DataFrame(columns=RULE_COLUMNS)
+        return self.recommender.rules
 
     @property
     def simulated_histories(self) -> pd.DataFrame | None:

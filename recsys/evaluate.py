@@ -181,12 +181,6 @@ def split_recommender(engine, split: Split, *, content=None, config=None):
     return engine.make_recommender(split.interactions, config=cfg, content=content)
 
 
-def rule_count(rec) -> int:
-    """How many rules the recommender's rules source mined (0 without one)."""
-    src = rec.sources.get("rules")
-    return len(src.table) if src is not None else 0
-
-
 def _rows(fn):
     return lambda r, k: fn(r, k).rows.tolist()
 
@@ -284,7 +278,7 @@ def evaluate(engine, histories, *, k: int = 10, max_users: int | None = None, se
         info["baselines"]["seconds"] = round(time.perf_counter() - t1, 2)
         methods.update({name: _rows(src.recommend) for name, src in fitted.items()})
     table, timing = run_methods(methods, split, progress=progress)
-    info = {**split.info(), **info, "rules": rule_count(rec), "recommender": rec.info,
+    info = {**split.info(), **info, "rules": len(rec.rules), "recommender": rec.info,
             "fit_seconds": round(fit_s, 3),
             "ranker_seconds": rec.info.get("ranker_seconds"),
             "candidate_recall": candidate_recall(rec, split), "latency": timing}
@@ -358,7 +352,7 @@ def ablate(engine, histories, *, k: int = 10, clusters: str = "recompute", max_u
         index = TrackIndex(icfg).fit(X) if clusters == "recompute" else engine.index.reindex(X, icfg)
         rec = split_recommender(engine, split, content=engine.content(embeddings=X, index=index,
                                                                        clusters=index.clusters))
-        n_rules = rule_count(rec)
+        n_rules = len(rec.rules)
         table = run_methods(hybrid_methods(rec, sources=False), split,
                             progress=progress)[0].set_index("method")
         change, emptied = cosine_change(base, X)

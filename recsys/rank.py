@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .errors import IndexFormatError, InputError
 from .recommend import RecommendConfig
+from .rules import RULE_COLUMNS
 from .sources import SOURCES, make_source
 from .sources.tune import cut_queries
 from .sources.base import (
@@ -48,8 +50,6 @@ META_VERSION = 1
 
 def audio_stats(catalog) -> np.ndarray | None:
     """(n, len(AUDIO_STATS)) float32 of the catalogue's audio statistics (NaN when missing); None if none."""
-    import pandas as pd
-
     cols = [c for c in AUDIO_STATS if c in catalog.columns]
     if not cols:
         return None
@@ -298,6 +298,13 @@ class HybridRecommender(Recommender):
                         else (np.asarray(cp, dtype=np.float32) / 100.0))
         self._names = feature_names(list(self.sources))
         self._gain = None
+        self._weights = {name: float(src.settings.weight) for name, src in self.sources.items()}
+
+    @property
+    def rules(self) -> pd.DataFrame:
+        """The rules its rules source mined (``recsys.rules.RULE_COLUMNS``; empty without one)."""
+        src = self.sources.get("rules")
+        return src.table if src is not None else pd.DataFrame(columns=RULE_COLUMNS)
 
     def _source_gain(self) -> dict[str, float]:
         """Total LightGBM gain of each source's features (orders the reasons; pred_contrib costs ~14 ms
@@ -318,14 +325,13 @@ class HybridRecommender(Recommender):
     def blend_weights(self, override: dict[str, float] | None = None) -> tuple[dict[str, float], float]:
         """({source: blend weight}, popularity prior): each source's own weight, or ``override``'s
         (keys: source names and ``popularity``; an unknown key is an InputError)."""
-        weights = {name: float(src.settings.weight) for name, src in self.sources.items()}
-        pop = float(self.config.w_popularity)
+        weights, pop = self._weights, float(self.config.w_popularity)
         if override:
             unknown = [k for k in override if k not in weights and k != "popularity"]
             if unknown:
                 raise InputError(f"unknown recommend weight(s) {', '.join(unknown)} (the sources: "
                                  f"{', '.join(weights)}, and popularity)")
-            weights.update({k: float(v) for k, v in override.items() if k != "popularity"})
+            weights = {**weights, **{k: float(v) for k, v in override.items() if k != "popularity"}}
             pop = float(override.get("popularity", pop))
         return weights, pop
 

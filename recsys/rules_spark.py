@@ -9,8 +9,10 @@ cluster, with the lift threshold; only surviving rules are collected. The minimu
 ``ceil(min_support * n)`` in both engines; integer counts are recovered from Spark's ratios and
 confidence, lift and support recomputed with mlxtend's arithmetic (count / n supports), so thresholds
 see the same floats and the rows equal mlxtend's exactly. Next-track rules stay local (numpy, one pass
-over the plays: :func:`recsys.rules.next_rules`). The session: an active one is reused; else ``master``
-(``RulesConfig.spark_master``, any URL), else the master given by ``spark-submit``, else ``local[*]``.
+over the plays: :func:`recsys.rules.next_rules`).
+
+The session: an active one is reused; else ``master`` (``RulesConfig.spark_master``, any URL), else the
+master given by ``spark-submit``, else ``local[*]``.
 """
 from __future__ import annotations
 

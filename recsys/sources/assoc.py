@@ -2,7 +2,7 @@
 
 A rule fires when its whole antecedent is among the recent tracks; a candidate's score is the
 noisy-or over the rules that fire for it of strength x the recency weight of the antecedent's most
-recent track (next-track rules x ``w_next``). Rules are also the main explanation shown to people.
+recent track (next-track rules x ``next_weight``). Rules are also the main explanation shown to people.
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ class RulesSource(Source):
 
     It mines its own rules from the plays it is fitted on (its ``mining`` settings, TOML
     ``[engine.recommend.sources.rules.mining]``), so a fold's or a split's training part gives its own
-    rules with
-    no special path, and saves the table as ``rules.parquet``.
+    rules with no special path, and saves the table as ``rules.parquet``.
     """
 
     name = "rules"
@@ -101,8 +100,7 @@ class RulesSource(Source):
                 flat = R.ante_items[pos]
                 w = np.maximum.reduceat(wrow[order[np.searchsorted(rows[order], flat)]], starts)
                 nxt = np.where(R.kind_next[rids], self.settings.next_weight, 1.0)
-                s = np.minimum(R.strength[rids] * w * nxt,
-                               1.0)
+                s = np.minimum(R.strength[rids] * w * nxt, 1.0)
                 got = (rids, s)
         ctx.cache[self.name] = got
         return got

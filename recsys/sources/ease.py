@@ -22,13 +22,14 @@ def ease_weights(X, lam: float) -> np.ndarray:
     matrix is symmetric positive definite, and this costs a quarter of a float64 LU inverse."""
     from scipy.linalg import lapack
 
-    G = np.asarray((X.T @ X).todense(), dtype=np.float32)
+    XtX = X.T @ X
+    G = np.asarray(XtX.todense(), dtype=np.float32)
     G[np.diag_indices_from(G)] += lam
     c, info = lapack.spotrf(G, lower=1, overwrite_a=1, clean=0)
     if info == 0:
         P, info = lapack.spotri(c, lower=1, overwrite_c=1)
     if info != 0:  # not positive definite in float32 (a tiny lambda): the general inverse
-        G = np.asarray((X.T @ X).todense(), dtype=np.float64)
+        G = np.asarray(XtX.todense(), dtype=np.float64)
         G[np.diag_indices_from(G)] += lam
         P = np.linalg.inv(G)
     else:

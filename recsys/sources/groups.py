@@ -144,7 +144,6 @@ class ClusterSource(GroupSource):
     def codes(self, data: SourceData) -> np.ndarray:
         return data.content.clusters
 
-
     def shared(self, ctx: Context) -> dict[int, tuple[float, int]]:
         key = f"{self.name}:shared"
         if key in ctx.cache:

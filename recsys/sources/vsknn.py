@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import (
-    SourceConfig,
     Context,
     Source,
+    SourceConfig,
     SourceData,
     csr_arrays,
     csr_from,
