@@ -482,7 +482,8 @@ class Engine:
         if not np.any(E[row]):
             return Recommendations([], note=f"{track_id} has no feature block (nothing to compare it by)")
         n = min(k + 1, self.n_tracks)
-        sims, ids = self.index_.search(E[row], n)
+        with threads.one_thread():  # one query: a second OpenMP thread only waits for a busy core
+            sims, ids = self.index_.search(E[row], n)
         live = [(float(s), int(i)) for s, i in zip(sims[0], ids[0])
                 if i >= 0 and int(i) != row and np.any(E[int(i)])]
         out = [self._rec(i, s, [f"neighbour of {track_id} (cos {s:.2f})"]) for s, i in live[:k]]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import threads
 from .errors import InputError
 from .recommend import Recommendation
 
@@ -501,16 +502,16 @@ class PlaylistMaker:
             got = rec.recommend(rows, k, reasons=True)
             return got.rows.tolist(), got.scores.tolist(), got.reasons
 
-        def fused(rows, k):
+        def fused_inner(rows, k):
             n = max(k, c.pool)
             ctx = rec.context(rows)
             cand = rec.candidates(ctx)  # once: ranks the hybrid's list and tells who proposed each track
             if getattr(rec, "mode", None) == "lightgbm" and len(cand.rows):
                 # HybridRecommender.recommend's ranking (ranker score, ties by the blend, then row) over
                 # the same candidates, without computing them twice
-                score = rec.ranker.predict(rec.features(ctx, cand))
-                top = np.lexsort((cand.rows, -rec.blend_scores(cand), -score))[:n]
-                hybrid = cand.rows[top].tolist()
+                order, _ = rec.ranker.rank(rec.features(ctx, cand), rec.blend_scores(cand), cand.rows,
+                                           max(rec.config.ranker.cut_keep, 4 * n))
+                hybrid = cand.rows[order[:n]].tolist()
             else:
                 hybrid = rec.recommend(rows, n).rows.tolist()
             lists = {"hybrid": hybrid}
@@ -529,6 +530,10 @@ class PlaylistMaker:
                 texts = (rec.sources[s].explain(ctx, r) for s in names)
                 why.append(list(itertools.islice((t for t in texts if t), c.reasons)))
             return best, scores, why
+
+        def fused(rows, k):
+            with threads.one_thread():  # per-request work: one BLAS/OpenMP thread (recsys.threads)
+                return fused_inner(rows, k)
 
         keys, modes = col("key"), col("mode")
         return cls(

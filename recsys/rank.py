@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import threads
 from .errors import IndexFormatError, InputError
 from .recommend import RecommendConfig
 from .rules import RULE_COLUMNS
@@ -227,8 +228,33 @@ class Ranker:
         self.valid_ndcg_ = float(score.get("ndcg@10", np.nan)) if score else None
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(X, num_iteration=self.best_iteration_, num_threads=1)
+    def predict(self, X: np.ndarray, *, trees: int | None = None) -> np.ndarray:
+        """Scores of the rows of ``X`` by the whole model (or by its first ``trees`` trees)."""
+        n = min(trees or self.best_iteration_, self.best_iteration_)
+        return self.booster_.predict(X, num_iteration=n, num_threads=1)
+
+    def rank(self, X: np.ndarray, ties: np.ndarray, rows: np.ndarray, keep: int, *,
+             cold: np.ndarray | None = None, slots: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(order, scores): positions of ``X``'s rows best first, score desc, then ``ties`` desc, then row.
+
+        A cascade (early exit of an additive ensemble): the first ``cut_trees`` trees score every row,
+        the whole model only the best ``keep`` of them and the best ``slots`` rows flagged ``cold``
+        beyond those; the rest follow in first-stage order with score NaN. Scores are the whole
+        model's, exactly. On the MPD dev index the top 10 is the same for 99.5 % of contexts at 22 %
+        of the work (docs/serve.md)."""
+        m = self.config.ranker.cut_trees
+        if m <= 0 or 2 * m > self.best_iteration_ or len(X) <= keep:
+            score = self.predict(X)
+            return np.lexsort((rows, -ties, -score)), score
+        first = np.lexsort((rows, -ties, -self.predict(X, trees=m)))
+        top, later = first[:keep], first[keep:]
+        if slots and cold is not None:
+            top = np.r_[top, later[cold[later]][:slots]]
+        score = np.full(len(X), np.nan)
+        score[top] = self.predict(X[top])
+        rest = np.ones(len(X), bool)
+        rest[top] = False
+        return np.r_[top[np.lexsort((rows[top], -ties[top], -score[top]))], first[rest[first]]], score
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions (SHAP values from LightGBM ``pred_contrib``), bias column dropped."""
@@ -385,6 +411,11 @@ class HybridRecommender(Recommender):
                   weights: dict[str, float] | None = None, mode: str | None = None) -> Ranked:
         """Top-k rows after ``recent``. ``weights`` (blend weights by source name, and ``popularity``) or
         ``mode="blend"`` use the blend for this call; by default the ranker when there is one."""
+        with threads.one_thread():  # small work per request: a second thread only waits for a core
+            return self._recommend(recent, k, exclude=exclude, reasons=reasons, weights=weights, mode=mode)
+
+    def _recommend(self, recent: Sequence[int], k: int, *, exclude, reasons: bool,
+                   weights: dict[str, float] | None, mode: str | None) -> Ranked:
         ctx = self.context(recent, exclude)
         wmap, pop_w = self.blend_weights(weights)
         use_ranker = self.ranker is not None and not weights and mode != "blend"
@@ -400,16 +431,20 @@ class HybridRecommender(Recommender):
             cand = self.candidates(ctx, names)
         if not len(cand.rows):
             return Ranked(np.zeros(0, np.int64), np.zeros(0), [] if reasons else None)
-        F = self.features(ctx, cand) if use_ranker else None
         blend = self.blend_scores(cand, wmap, pop_w)
-        score = self.ranker.predict(F) if use_ranker else blend
         k = min(k, len(cand.rows))
-        # ties (a small tree ensemble has few distinct outputs) are broken by the blend, then by row
-        order = np.lexsort((cand.rows, -blend, -score))
-        top = order[:k]
         slots = int(self.info.get("cold_slots", 0)) if use_ranker else 0
-        if slots and float(np.mean(self._log_plays[ctx.rows] > 0)) < self.info.get("cold_gate", 1.01):
-            top = with_cold(order, self._log_plays[cand.rows] == 0, k, slots)
+        if slots and not float(np.mean(self._log_plays[ctx.rows] > 0)) < self.info.get("cold_gate", 1.01):
+            slots = 0  # the context is mostly played tracks: no place kept for never-played ones
+        cold = self._log_plays[cand.rows] == 0 if slots else None
+        # ties (a small tree ensemble has few distinct outputs) are broken by the blend, then by row
+        if use_ranker:
+            order, score = self.ranker.rank(self.features(ctx, cand), blend, cand.rows,
+                                            max(self.config.ranker.cut_keep, 4 * k), cold=cold, slots=slots)
+        else:
+            score = blend
+            order = np.lexsort((cand.rows, -blend, -score))
+        top = with_cold(order, cold, k, slots) if slots else order[:k]
         rows, scores = cand.rows[top], score[top]
         why = None
         if reasons:

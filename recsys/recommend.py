@@ -53,6 +53,10 @@ class RankerConfig:
     min_leaf: int = 50
     validation: float = 0.2  # share of query users held out for early stopping
     early_stop: int = 30
+    # serving: the first `cut_trees` trees score every candidate, the whole model only the best
+    # max(`cut_keep`, 4 x k) of them (0 = the whole model on every candidate)
+    cut_trees: int = 20
+    cut_keep: int = 100
 
 
 @dataclass

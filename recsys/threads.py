@@ -9,6 +9,10 @@ busy-wait turn a 25-s build into minutes (measured: scipy L-BFGS 4 ms -> 61 ms p
   one BLAS thread for the whole process) first thing.
 * :func:`limited` wraps the heavy entry points (``Engine.build``, ``Engine.load``): inside, BLAS runs
   on one thread and OpenMP on at most the usable cores (``threadpoolctl``), restored afterwards.
+* :func:`one_thread` wraps the serving path (``recommend``): its work is small (a 128 x 128 solve, a
+  FAISS search of a few queries), where a second BLAS or OpenMP thread only waits for a busy core
+  (measured on the 23k-track index with the other core busy: FAISS search p99 15-140 ms on 2 OpenMP
+  threads, 0.3-0.9 ms on one; the ALS solve 0.1 ms on one BLAS thread, 0.4 ms on two).
 
 Set ``RECSYS_THREADS=off`` to keep full control of your own process.
 """
@@ -98,3 +102,31 @@ def limited(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+_controller: dict = {}
+
+
+def _threadpools():
+    """A threadpoolctl controller over the libraries loaded so far (made again when more have loaded)."""
+    key = tuple(m in sys.modules for m in (*_OPENMP_MODULES, "numpy", "scipy"))
+    if key not in _controller:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller[key] = None
+        else:
+            _controller[key] = ThreadpoolController()
+    return _controller[key]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """BLAS and OpenMP on one thread inside the block (OpenMP's setting is per calling thread, so
+    concurrent requests do not fight over it); ~10 us, for per-request code paths."""
+    pools = None if _off() else _threadpools()
+    if pools is None:
+        yield
+        return
+    with pools.limit(limits={"blas": 1, "openmp": 1}):
+        yield

@@ -181,3 +181,58 @@ def test_declared_features_name_their_columns(built):
         assert col == m * len(rec.sources) + j
         assert np.allclose(F[:, col], np.asarray(fn(q), dtype=np.float32), equal_nan=True), name
     assert np.allclose(F[:, names.index("cold")], (rec.data.popularity[cand.rows] == 0))
+
+
+def _many_trees_ranker(cut_trees: int):
+    from recsys.rank import Ranker
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 6))
+    y = (X[:, 0] + 0.5 * X[:, 1] + 0.5 * rng.normal(size=3000) > 1.2).astype(int)
+    cfg = RecommendConfig()
+    cfg.ranker.rounds, cfg.ranker.min_leaf, cfg.ranker.cut_trees = 60, 5, cut_trees
+    return Ranker(cfg).fit(X, y, np.full(100, 30), names=[f"f{i}" for i in range(6)]), rng
+
+
+def test_cascade_scores_its_best_rows_with_the_whole_model():
+    """The first trees pick which rows the whole model scores; those scores and their order are exact."""
+    ranker, rng = _many_trees_ranker(cut_trees=10)
+    assert ranker.best_iteration_ == 60
+    X, rows = rng.normal(size=(400, 6)), np.arange(400)
+    ties = np.zeros(400)
+    full = ranker.predict(X)
+    order, score = ranker.rank(X, ties, rows, keep=50)
+    assert sorted(order.tolist()) == rows.tolist()
+    kept = np.flatnonzero(~np.isnan(score))
+    first = np.lexsort((rows, -ranker.predict(X, trees=10)))
+    assert sorted(kept.tolist()) == sorted(first[:50].tolist())  # the 50 best after 10 trees
+    np.testing.assert_array_equal(score[kept], full[kept])  # bit for bit the whole model's
+    assert order[:50].tolist() == kept[np.lexsort((kept, -full[kept]))].tolist()
+    assert order[50:].tolist() == first[50:].tolist()  # the rest in first-stage order
+    exact = np.lexsort((rows, -full))
+    assert len(set(order[:10].tolist()) & set(exact[:10].tolist())) >= 8
+
+    cold = np.zeros(400, bool)
+    cold[first[100:]] = True  # no cold row among the 50 kept
+    _, score = ranker.rank(X, ties, rows, keep=50, cold=cold, slots=2)
+    assert np.flatnonzero(~np.isnan(score) & cold).tolist() == sorted(first[100:102].tolist())
+
+    ranker.config.ranker.cut_trees = 0  # off: the whole model on every row
+    order, score = ranker.rank(X, ties, rows, keep=50)
+    assert order.tolist() == exact.tolist() and np.array_equal(score, full)
+
+
+def test_requests_run_on_one_blas_and_openmp_thread():
+    """Per-request work is small: a second thread only waits for a busy core (docs/serve.md)."""
+    import faiss  # noqa: F401  (an OpenMP runtime, as in a served index)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from recsys import threads
+
+    def most(api):
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == api)
+
+    with threadpool_limits(limits=2):
+        with threads.one_thread():
+            assert most("blas") == 1 and most("openmp") == 1
+        assert most("blas") == 2 and most("openmp") == 2
