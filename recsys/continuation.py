@@ -192,9 +192,10 @@ def playlist_methods(
     maker,
     *,
     arc: str = "flat",
-    selections: Sequence[str] = ("fusion", "single", "iterative"),
+    selections: Sequence[str] | None = None,
 ) -> dict[str, Callable]:
-    """Per selection: the ordered playlist and the same tracks in score order (one call gives both)."""
+    """Per selection (default: every one the maker can make): the ordered playlist and the same tracks
+    in score order (one call gives both)."""
 
     def method(sel):
         def fn(seed, n):
@@ -204,7 +205,7 @@ def playlist_methods(
 
         return fn
 
-    return {f"playlist {s}": method(s) for s in selections}
+    return {f"playlist {s}": method(s) for s in (maker.selections if selections is None else selections)}
 
 
 def baseline_methods(recommender, *, uniform: bool = True) -> dict[str, Callable]:
@@ -250,12 +251,14 @@ def evaluate_continuation(
 
     With ``valid`` (other held-out playlists) every selection (fusion, single shot, iterative) is scored
     there first and the best one is marked ``chosen``; the test table shows all, from the same run."""
-    from .playlist import SELECTIONS, PlaylistMaker
+    from .playlist import PlaylistMaker
 
     maker = PlaylistMaker.from_engine(engine, config)
     row_of = {str(t): i for i, t in enumerate(engine.tracks.ids.tolist())}
     info: dict = {"n": n, "n_seed": n_seed, "min_tracks": min_tracks, "arc": arc}
     chosen = maker.config.selection
+    if chosen == "auto":
+        chosen = "ranked" if "ranked" in maker.selections else "fusion"
     if valid is not None:
         vq, vinfo = continuation_queries(
             valid, row_of, n_seed=n_seed, min_tracks=min_tracks, max_playlists=max_playlists, seed=seed
@@ -270,7 +273,7 @@ def evaluate_continuation(
         )
         v = vtab.set_index("method")
         chosen = None
-        for sel in SELECTIONS:
+        for sel in maker.selections:
             if chosen is None or _better(
                 v.loc[f"playlist {sel}, score order"], v.loc[f"playlist {chosen}, score order"], n
             ):

@@ -25,7 +25,7 @@ from .errors import InputError
 from .recommend import Recommendation
 
 ARCS = ("flat", "rise", "peak", "fall")
-SELECTIONS = ("fusion", "single", "iterative")
+SELECTIONS = ("fusion", "single", "iterative", "ranked")
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -343,13 +343,13 @@ Recommend = Callable[[list[int], int], tuple[Sequence[int], Sequence[float], lis
 def select_tracks(
     recommend: Recommend, seed: Sequence[int], length: int, *, selection: str = "iterative", step: int = 10
 ) -> tuple[list[int], list[float], list[list[str]]]:
-    """``length`` rows in relevance order: one call (``single``, or ``fusion`` with a fused ``recommend``)
-    or batches of ``step`` whose tracks join the context of the next call (``iterative``).
+    """``length`` rows in relevance order: one call (``single``; ``fusion`` or ``ranked`` with that
+    ``recommend``) or batches of ``step`` whose tracks join the context of the next call (``iterative``).
     Returns rows, scores and reasons."""
     if selection not in SELECTIONS:
         raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, not {selection!r}")
     seed = [int(r) for r in seed]
-    if selection in ("single", "fusion"):
+    if selection in ("single", "fusion", "ranked"):
         rows, scores, why = recommend(seed, length)
         return [int(r) for r in rows], [float(s) for s in scores], list(why or [[] for _ in rows])
     out_r: list[int] = []
@@ -381,9 +381,11 @@ def select_tracks(
 class PlaylistConfig:
     """How a playlist is chosen (selection, batch size) and ordered."""
 
-    # fusion | single | iterative: the one that scored best on validation playlists (recsys evaluate
-    # --task continuation --valid); fusion = reciprocal-rank fusion of the ranked hybrid and the sources
-    selection: str = "fusion"
+    # auto | fusion | single | iterative | ranked: auto = ranked when the index has a continuation ranker
+    # (it beat the next-track ranker on the build's guard playlists), else fusion (reciprocal-rank fusion
+    # of the ranked hybrid and the sources); validation playlists chose these (recsys evaluate --task
+    # continuation --valid)
+    selection: str = "auto"
     step: int = 10  # tracks accepted per recommender call when iterative
     decay: float = (
         1.0  # recency weight of the seed's k-th newest track: decay**k (a seed is a set, not a queue)
@@ -476,8 +478,9 @@ class PlaylistMaker:
         modes: np.ndarray | None = None,
         row_of: Callable[[str], int | None] | None = None,
         fused: Recommend | None = None,
+        ranked: Recommend | None = None,
     ) -> None:
-        self.fused = fused
+        self.fused, self.ranked = fused, ranked
         self.codes, self.tempos, self.energy = codes, tempos, energy
         self.keys, self.modes, self.row_of = keys, modes, row_of
         self.ids, self.names, self.artists = ids, names, artists
@@ -502,6 +505,20 @@ class PlaylistMaker:
             got = rec.recommend(rows, k, reasons=True)
             return got.rows.tolist(), got.scores.tolist(), got.reasons
 
+        def why_of(ctx, cand, best, lists):
+            """Per track, the reasons of the sources that ranked it highest (at most ``c.reasons``)."""
+            pos = np.searchsorted(cand.rows, best)
+            why = []
+            for r, p in zip(best, pos.tolist()):
+                hit = p < len(cand.rows) and cand.rows[p] == r
+                ranked = sorted(
+                    (float(cand.ranks[s][p]), s) for s in rec.sources if hit and np.isfinite(cand.ranks[s][p])
+                )
+                names = [s for _, s in ranked] or [s for s in lists if s in rec.sources and r in lists[s]]
+                texts = (rec.sources[s].explain(ctx, r) for s in names)
+                why.append(list(itertools.islice((t for t in texts if t), c.reasons)))
+            return why
+
         def fused_inner(rows, k):
             n = max(k, c.pool)
             ctx = rec.context(rows)
@@ -519,21 +536,27 @@ class PlaylistMaker:
                 if name in rec.sources:
                     lists[name] = rec.sources[name].recommend(rows, n).rows.tolist()
             best, scores = rank_fusion(lists, c.fusion, k=c.fusion_k, n=k)
-            pos = np.searchsorted(cand.rows, best)
-            why = []
-            for r, p in zip(best, pos.tolist()):
-                hit = p < len(cand.rows) and cand.rows[p] == r
-                ranked = sorted(
-                    (float(cand.ranks[s][p]), s) for s in rec.sources if hit and np.isfinite(cand.ranks[s][p])
-                )
-                names = [s for _, s in ranked] or [s for s in lists if s in rec.sources and r in lists[s]]
-                texts = (rec.sources[s].explain(ctx, r) for s in names)
-                why.append(list(itertools.islice((t for t in texts if t), c.reasons)))
-            return best, scores, why
+            return best, scores, why_of(ctx, cand, best, lists)
 
         def fused(rows, k):
             with threads.one_thread():  # per-request work: one BLAS/OpenMP thread (recsys.threads)
                 return fused_inner(rows, k)
+
+        cont = getattr(getattr(rec, "ranker", None), "continuation_", None)
+
+        def ranked(rows, k):
+            """The continuation ranker (trained on later tracks of playlists, not the next one) over the
+            hybrid's candidates."""
+            with threads.one_thread():
+                ctx = rec.context(rows)
+                cand = rec.candidates(ctx)
+                if not len(cand.rows):
+                    return [], [], []
+                order, score = cont.rank(rec.features(ctx, cand), rec.blend_scores(cand), cand.rows,
+                                         max(rec.config.ranker.cut_keep, 4 * k))
+                top = order[:k]
+                best = cand.rows[top].tolist()
+                return best, score[top].tolist(), why_of(ctx, cand, best, {})
 
         keys, modes = col("key"), col("mode")
         return cls(
@@ -548,8 +571,15 @@ class PlaylistMaker:
             artists=t.artists,
             recommend=recommend,
             fused=fused,
+            ranked=ranked if cont is not None else None,  # none: small histories, or it lost at build
             config=c,
         )
+
+    @property
+    def selections(self) -> tuple[str, ...]:
+        """The selections this maker can make (``ranked`` needs the index's continuation ranker;
+        without it, ``ranked`` is single shot)."""
+        return tuple(s for s in SELECTIONS if s != "ranked" or self.ranked is not None)
 
     def title(self, track_id: str) -> str | None:
         """The title of a track id (None when unknown or untitled)."""
@@ -579,7 +609,9 @@ class PlaylistMaker:
         if arc not in ARCS:
             raise InputError(f"arc must be one of {', '.join(ARCS)}, not {arc!r}")
         selection = selection or c.selection
-        fn = self.fused if selection == "fusion" and self.fused is not None else self.recommend
+        if selection == "auto":
+            selection = "ranked" if self.ranked is not None else "fusion"
+        fn = {"fusion": self.fused, "ranked": self.ranked}.get(selection) or self.recommend
         rows, scores, why = select_tracks(fn, seed, length, selection=selection, step=c.step)
         if not ordered or len(rows) < 2:
             return rows, list(range(len(rows))), scores, why

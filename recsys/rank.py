@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 AUDIO_STATS = ("tempo", "key", "mode", "energy", "valence", "danceability", "acousticness", "loudness")
 SOURCE_FEATURES = ("score", "rank", "rel")  # per source: its score, its rank, score / its best in the query
 RANKER_FILE = "ranker.txt"
+CONTINUATION_FILE = "ranker_continuation.txt"  # the playlist-continuation ranker (LightGBM text)
 META_FILE = "recommender.json"
 META_VERSION = 1
 
@@ -201,6 +202,8 @@ class Candidates:
 class Ranker:
     """LightGBM lambdarank over (context, candidate) features; saved as LightGBM text."""
 
+    continuation_: Ranker | None = None  # the ranker for continuing a playlist, trained beside this one
+
     def __init__(self, config: RecommendConfig | None = None) -> None:
         self.config = config or RecommendConfig()
 
@@ -266,6 +269,10 @@ class Ranker:
 
         write_text(Path(directory) / RANKER_FILE,
                    self.booster_.model_to_string(num_iteration=self.best_iteration_))
+        if self.continuation_ is not None:
+            c = self.continuation_
+            write_text(Path(directory) / CONTINUATION_FILE,
+                       c.booster_.model_to_string(num_iteration=c.best_iteration_))
 
     @classmethod
     def load(cls, directory, config: RecommendConfig | None = None) -> Ranker:
@@ -277,6 +284,13 @@ class Ranker:
         self.best_iteration_ = self.booster_.current_iteration()
         self.names_ = self.booster_.feature_name()
         self.valid_ndcg_ = None
+        if (Path(directory) / CONTINUATION_FILE).exists():
+            c = self.continuation_ = cls(config)
+            c.booster_ = read_lightgbm(Path(directory) / CONTINUATION_FILE, error=IndexFormatError)
+            c.best_iteration_, c.names_, c.valid_ndcg_ = c.booster_.current_iteration(), self.names_, None
+            if c.booster_.feature_name() != self.names_:
+                raise IndexFormatError(f"{Path(directory) / CONTINUATION_FILE}: features do not match "
+                                       f"{RANKER_FILE}; rebuild the index")
         return self
 
 
@@ -656,6 +670,8 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
     recall_found = recall_n = 0
     sizes = []
     tmp = None
+    cont: dict[str, list] = {"fit": [], "stop": [], "guard": []}
+    crng = np.random.default_rng([config.seed, 1])  # its own draws: the next-track ranker stays as without it
     for f in range(max(2, config.ranker.folds)):
         fold_users = users[folds == f]
         inner_inter = inter.subset(~np.isin(inter.users, fold_users))
@@ -682,6 +698,10 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
                                             float(np.mean(tmp._log_plays[ctx.rows] > 0))))
             elif found:
                 parts[part].append(_training_group(tmp, ctx, cand, int(pos), config, rng))
+        if config.ranker.continuation:
+            _continuation_queries(tmp, inter, fold_users, config, crng, cont,
+                                  lambda u: "stop" if u in stop_users else "guard" if u in guard_users
+                                  else "fit")
     info = {"folds": max(2, config.ranker.folds), "queries_per_user": per_user,
             "queries": sum(len(p) for p in parts.values()), "train_candidate_recall":
             round(recall_found / max(recall_n, 1), 4), "mean_candidates": round(float(np.mean(sizes)), 1)
@@ -694,8 +714,70 @@ def train_ranker(data: SourceData, config: RecommendConfig, names: list[str], *,
     ranker = Ranker(config).fit(X, y, g, names=tmp._names, X_val=Xv, y_val=yv, groups_val=gv)
     info.update({"training_queries": len(g), "rows": len(y), "best_iteration": ranker.best_iteration_,
                  "valid_ndcg@10": ranker.valid_ndcg_})
+    if cont["fit"]:
+        ranker.continuation_, info["continuation"] = _continuation_ranker(ranker, cont, config)
     if guard["targets"]:
         return _guard(ranker, names, guard, config, info)
+    return ranker, info
+
+
+def _continuation_queries(rec: HybridRecommender, inter: Interactions, users: np.ndarray,
+                          config: RecommendConfig, rng: np.random.Generator, out: dict, part_of) -> None:
+    """Continuation queries of users with enough plays: seed = their first 5-25 plays (weighted alike, as a
+    playlist seed is a set; ``continuation_per_user`` lengths, one for a guard user), positives = the later
+    tracks among the candidates, plus ``negatives`` sampled from the other candidates."""
+    from .playlist import with_decay
+
+    rec = with_decay(rec, 1.0)
+    starts = inter.starts()
+    for u in np.asarray(users).tolist():
+        a, n = int(starts[u]), int(starts[u + 1] - starts[u])
+        if n < max(config.ranker.continuation_min_plays, 10):
+            continue
+        part = part_of(u)
+        lengths = np.arange(5, min(25, n - 5) + 1)
+        per = 1 if part == "guard" else min(config.ranker.continuation_per_user, len(lengths))
+        for s in sorted(rng.choice(lengths, per, replace=False).tolist()):
+            seed = inter.items[a:a + s]
+            truth = np.setdiff1d(inter.items[a + s:a + n], seed)
+            if not len(truth):
+                continue
+            ctx = rec.context(seed)
+            cand = rec.candidates(ctx)
+            hit = np.isin(cand.rows, truth)
+            if part == "guard":  # ranked whole, as when serving: recall@50 of the two rankers
+                out["guard"].append((cand.rows, rec.features(ctx, cand), rec.blend_scores(cand), truth))
+                continue
+            if not hit.any():
+                continue
+            pos, neg = np.flatnonzero(hit), np.flatnonzero(~hit)
+            if len(neg) > config.ranker.negatives:
+                neg = rng.choice(neg, config.ranker.negatives, replace=False)
+            keep = np.sort(np.r_[pos, neg])
+            out[part].append((rec.features(ctx, cand.take(keep)), hit[keep].astype(np.float32)))
+
+
+def _continuation_ranker(nexttrack: Ranker, cont: dict,
+                         config: RecommendConfig) -> tuple[Ranker | None, dict]:
+    """The continuation ranker, kept (with ``ranker.guard``) only when it beats the next-track ranker's
+    recall@50 on the guard users' playlists (both rank the same candidates, seeds weighted alike)."""
+    X, y, g = _stack(cont["fit"])
+    Xv, yv, gv = _stack(cont["stop"]) if cont["stop"] else (None, None, np.zeros(0, int))
+    if len(g) < 20 or y.sum() < 2:
+        return None, {"why": f"{len(g)} continuation queries: too few"}
+    ranker = Ranker(config).fit(X, y, g, names=nexttrack.names_, X_val=Xv, y_val=yv, groups_val=gv)
+    info = {"queries": len(g), "rows": len(y), "best_iteration": ranker.best_iteration_}
+
+    def recall(r: Ranker) -> float:
+        got = [np.isin(rows[r.rank(F, blend, rows, max(config.ranker.cut_keep, 200))[0][:50]], truth).sum()
+               / min(len(truth), 50) for rows, F, blend, truth in cont["guard"]]
+        return round(float(np.mean(got)), 4) if got else float("nan")
+
+    got = info["guard_recall@50"] = {"continuation": recall(ranker), "next-track": recall(nexttrack),
+                                     "playlists": len(cont["guard"])}
+    if config.ranker.guard and not got["continuation"] > got["next-track"]:  # NaN (no playlists) too
+        info["why"] = "not better than the next-track ranker on the guard playlists: not kept"
+        return None, info
     return ranker, info
 
 

@@ -53,6 +53,11 @@ class RankerConfig:
     min_leaf: int = 50
     validation: float = 0.2  # share of query users held out for early stopping
     early_stop: int = 30
+    # a second ranker for continuing a playlist: query = a user's first 5-25 plays (weighted alike),
+    # positives = every later track (recsys.playlist selection "ranked")
+    continuation: bool = True
+    continuation_min_plays: int = 10  # users with fewer plays give no continuation query
+    continuation_per_user: int = 3  # seeds of different lengths per user
     # serving: the first `cut_trees` trees score every candidate, the whole model only the best
     # max(`cut_keep`, 4 x k) of them (0 = the whole model on every candidate)
     cut_trees: int = 20

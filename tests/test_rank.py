@@ -236,3 +236,41 @@ def test_requests_run_on_one_blas_and_openmp_thread():
         with threads.one_thread():
             assert most("blas") == 1 and most("openmp") == 1
         assert most("blas") == 2 and most("openmp") == 2
+
+
+def test_continuation_queries_label_every_later_track(built):
+    """A continuation query: seed = a user's first 5-25 plays, positives = every later track it reaches."""
+    from recsys.rank import _continuation_queries
+
+    rec = built[0].recommender
+    inter = rec.data.interactions
+    starts = inter.starts()
+    out = {"fit": [], "stop": [], "guard": []}
+    users = np.arange(inter.n_users)
+    _continuation_queries(rec, inter, users, rec.config, np.random.default_rng(0), out,
+                          lambda u: "guard" if u % 2 else "fit")
+    assert len(out["guard"]) + len(out["fit"]) > 0.9 * len(users)  # 12 plays each: every user qualifies
+    for rows, F, blend, truth in out["guard"]:  # kept whole, as served
+        assert F.shape == (len(rows), len(rec._names)) and len(blend) == len(rows)
+        assert 0 < len(truth) <= 7
+    for F, y in out["fit"]:
+        assert y.sum() >= 1 and len(y) <= y.sum() + rec.config.ranker.negatives
+    one = {"fit": [], "stop": [], "guard": []}
+    _continuation_queries(rec, inter, np.array([1]), rec.config, np.random.default_rng(0), one,
+                          lambda u: "guard")
+    plays = inter.items[starts[1]:starts[2]]
+    truth = set(one["guard"][0][3].tolist())
+    assert truth and truth <= set(plays[5:].tolist()) and not truth & set(plays[:5].tolist())
+
+
+def test_continuation_ranker_is_saved_and_makes_playlists(built):
+    eng, _, d = built
+    cont = eng.recommender.ranker.continuation_
+    assert cont is not None and eng.recommender.info["continuation"]["queries"] > 0  # guard off here
+    assert (d / "ranker_continuation.txt").read_text().startswith("tree")
+    back = Engine.load(d)
+    assert back.recommender.ranker.continuation_ is not None
+    seed = ["t0000", "t0001", "t0002"]
+    got = back.playlist(seed, 15, selection="ranked")
+    assert len(got) == 15 and not {r.track_id for r in got} & set(seed)
+    assert [r.track_id for r in got] == [r.track_id for r in eng.playlist(seed, 15, selection="ranked")]

@@ -81,10 +81,11 @@ def register(main: click.Group) -> None:
     )
     @click.option(
         "--selection",
-        type=click.Choice(["iterative", "single"]),
+        type=click.Choice(["auto", "fusion", "single", "iterative", "ranked"]),
         default=None,
-        help="Choose tracks in batches that join the context (iterative) or in one call "
-        "(default: the playlist config's).",
+        help="How tracks are chosen: fused ranked lists (fusion), one recommender call (single), batches "
+        "that join the context (iterative), or the continuation ranker (ranked); auto: ranked when the "
+        "index has one, else fusion (default: the playlist config's).",
     )
     @click.option("--unordered", is_flag=True, help="Keep score order (no transition optimisation).")
     @click.option("--json", "as_json", is_flag=True, help='Print JSON ({"playlist": [...]}).')
