@@ -47,6 +47,7 @@ class RankerConfig:
     guard: bool = True  # serve the best source alone when the ranker does not beat it at build
     guard_queries: int = 3_000  # queries of the guard users kept for the guard (ranked whole)
     max_cold_slots: int = 3  # places of the top 10 the guard may keep for never-played tracks
+    cold_se: float = 1.0  # HR@10 the guard may give up for cold-target hits, in standard errors (0: none)
     rounds: int = 500
     learning_rate: float = 0.05
     leaves: int = 15

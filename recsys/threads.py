@@ -108,9 +108,11 @@ _controller: dict = {}
 
 
 def _threadpools():
-    """A threadpoolctl controller over the libraries loaded so far (made again when more have loaded)."""
-    key = tuple(m in sys.modules for m in (*_OPENMP_MODULES, "numpy", "scipy"))
+    """A threadpoolctl controller over the libraries loaded so far (made again after any new import, which
+    is when a new BLAS or OpenMP library can arrive; a warm server imports nothing more)."""
+    key = len(sys.modules)
     if key not in _controller:
+        _controller.clear()
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:

@@ -274,3 +274,37 @@ def test_continuation_ranker_is_saved_and_makes_playlists(built):
     got = back.playlist(seed, 15, selection="ranked")
     assert len(got) == 15 and not {r.track_id for r in got} & set(seed)
     assert [r.track_id for r in got] == [r.track_id for r in eng.playlist(seed, 15, selection="ranked")]
+
+
+def _guard_case(cold_se: float) -> dict:
+    """102 guard queries over 20 candidates ranked by position: 80 warm targets first, 12 warm targets 10th
+    with a never-played candidate 11th, 10 never-played targets 11th."""
+    from recsys.rank import _guard
+
+    class ByPosition:  # scores = the first feature
+        def predict(self, F):
+            return F[:, 0]
+
+    rows = np.arange(20)
+    F = (20.0 - rows)[:, None]
+    cold_at_10 = rows == 10
+    guard = {"src": [], "targets": [], "ranker": []}
+    for target, cold in [(0, False)] * 80 + [(9, False)] * 12 + [(10, True)] * 10:
+        guard["targets"].append((target, cold))
+        guard["src"].append(np.zeros(0, np.int64))
+        guard["ranker"].append((rows, F, cold_at_10 if (cold or target == 9) else np.zeros(20, bool), 0.0))
+    cfg = RecommendConfig()
+    cfg.ranker.cold_se = cold_se
+    _, info = _guard(ByPosition(), ["src"], guard, cfg, {})
+    return info
+
+
+def test_guard_trades_hits_it_cannot_tell_from_noise_for_cold_targets():
+    """One cold slot: HR@10 0.902 -> 0.882 (1 standard error is 0.029) and every cold target found."""
+    info = _guard_case(cold_se=1.0)
+    assert info["cold_slots"] == 1 and info["guard_cold_hr@10"] == 1.0
+    assert info["guard_hr@10"]["ranker"] == pytest.approx(90 / 102, abs=1e-4)
+    assert info["guard_best_hr@10"] == pytest.approx(92 / 102, abs=1e-4)
+    info = _guard_case(cold_se=0.5)  # tolerance 0.015 < the 0.020 the slot costs
+    assert info["cold_slots"] == 0 and info["guard_cold_hr@10"] == 0.0
+    assert _guard_case(cold_se=0.0)["cold_slots"] == 0
