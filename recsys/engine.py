@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -414,12 +414,14 @@ class Engine:
         return fit_hybrid(data, config or self.config.recommend, sources=sources)
 
     # ------------------------------------------------------------------ queries
-    def resolve(self, track_ids: Sequence[str], *, what: str = "recent") -> tuple[list[int], list[str]]:
-        """Catalogue rows of known ids, and the unknown ids (reported, not fatal unless all are unknown)."""
+    def resolve(self, track_ids: Sequence[str], *, what: str = "recent",
+                stacklevel: int = 3) -> tuple[list[int], list[str]]:
+        """Catalogue rows of known ids, and the unknown ids (reported, not fatal unless all are unknown;
+        the warning names the line ``stacklevel`` frames up: the caller of the public method)."""
         rows, unknown = self.tracks.rows(track_ids)
         if unknown:
             warnings.warn(f"{what}: ignoring {len(unknown)} unknown track id(s): {', '.join(unknown[:5])}"
-                          + (" ..." if len(unknown) > 5 else ""), stacklevel=3)
+                          + (" ..." if len(unknown) > 5 else ""), stacklevel=stacklevel)
         return rows, unknown
 
     def _require_built(self) -> None:
@@ -436,6 +438,32 @@ class Engine:
         self._require_built()
         recent = check_track_ids(recent)
         k = check_k(k)
+        rows = self._context_rows(recent, user_id)
+        got = self.recommender_.recommend(rows, k, reasons=True, weights=check_weights(weights))
+        return self._recommendations(rows, k, got)
+
+    def recommend_many(self, contexts: Sequence[Sequence[str]], k: int = 10, *,
+                       weights: dict[str, float] | None = None) -> list[Recommendations]:
+        """``[recommend(recent, k) for recent in contexts]``, the same answers, faster: the ranker scores
+        many contexts' candidates in one call. Every context is checked first (``recommend``'s errors,
+        prefixed with the context's position)."""
+        self._require_built()
+        if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Iterable):
+            raise InputError("contexts must be a list of lists of recent track ids, "
+                             f"got {type(contexts).__name__}")
+        k = check_k(k)
+        weights = check_weights(weights)
+        rows_of = []
+        for i, recent in enumerate(contexts):
+            try:
+                rows_of.append(self._context_rows(check_track_ids(recent), None))
+            except InputError as exc:
+                raise InputError(f"contexts[{i}]: {exc}") from None
+        got = self.recommender_.recommend_many(rows_of, k, reasons=True, weights=weights)
+        return [self._recommendations(rows, k, g) for rows, g in zip(rows_of, got)]
+
+    def _context_rows(self, recent: list[str], user_id: str | None) -> list[int]:
+        """Catalogue rows of a user's last plays and the known ``recent`` ids (unknown ones warned about)."""
         rows: list[int] = []
         if user_id is not None:
             users = self.plays_.users
@@ -443,13 +471,16 @@ class Engine:
                 raise InputError(f"unknown user id {user_id!r} (the index knows {len(users)} users)")
             rows += [int(r) for r in users[str(user_id)]]
         if recent:
-            known, unknown = self.resolve(recent)
+            known, unknown = self.resolve(recent, stacklevel=4)  # resolve, this, recommend, caller
             if not known and not rows:
                 raise InputError(f"none of the recent track ids is in the index: {', '.join(unknown[:5])}")
             rows += known
         if not rows:
             raise InputError("give at least one recent track id or a user id")
-        got = self.recommender_.recommend(rows, k, reasons=True, weights=check_weights(weights))
+        return rows
+
+    def _recommendations(self, rows: list[int], k: int, got) -> Recommendations:
+        """The recommender's rows as :class:`Recommendation` s, with a note when fewer than ``k``."""
         out = [self._rec(r, s, why) for r, s, why in zip(got.rows.tolist(), got.scores.tolist(), got.reasons)]
         note = None
         if len(out) < k:

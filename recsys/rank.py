@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -199,6 +200,18 @@ class Candidates:
                           {s: v[idx] for s, v in self.ranks.items()}, self.best)
 
 
+class RankQuery(NamedTuple):
+    """One query for :meth:`Ranker.rank_many`: features, tie-breakers, catalogue rows, how many rows the
+    whole model scores, and the cold flags and slots of the never-played candidates."""
+
+    X: np.ndarray
+    ties: np.ndarray
+    rows: np.ndarray
+    keep: int
+    cold: np.ndarray | None = None
+    slots: int = 0
+
+
 class Ranker:
     """LightGBM lambdarank over (context, candidate) features; saved as LightGBM text."""
 
@@ -245,19 +258,44 @@ class Ranker:
         beyond those; the rest follow in first-stage order with score NaN. Scores are the whole
         model's, exactly. On the MPD dev index the top 10 is the same for 99.5 % of contexts at 22 %
         of the work (docs/serve.md)."""
+        return self.rank_many([RankQuery(X, ties, rows, keep, cold, slots)])[0]
+
+    def rank_many(self, queries: Sequence[RankQuery]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`rank` of every query with one LightGBM call per cascade stage over all their rows
+        stacked: a row's score does not depend on the other rows, so each answer is ``rank``'s exactly."""
         m = self.config.ranker.cut_trees
-        if m <= 0 or 2 * m > self.best_iteration_ or len(X) <= keep:
-            score = self.predict(X)
-            return np.lexsort((rows, -ties, -score)), score
-        first = np.lexsort((rows, -ties, -self.predict(X, trees=m)))
-        top, later = first[:keep], first[keep:]
-        if slots and cold is not None:
-            top = np.r_[top, later[cold[later]][:slots]]
-        score = np.full(len(X), np.nan)
-        score[top] = self.predict(X[top])
-        rest = np.ones(len(X), bool)
-        rest[top] = False
-        return np.r_[top[np.lexsort((rows[top], -ties[top], -score[top]))], first[rest[first]]], score
+        staged = [m > 0 and 2 * m <= self.best_iteration_ and len(q.X) > q.keep for q in queries]
+        first_scores = iter(self._predict_stacked([q.X for q, c in zip(queries, staged) if c], trees=m))
+        cut: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for q, c in zip(queries, staged):
+            if not c:
+                cut.append(None)
+                continue
+            first = np.lexsort((q.rows, -q.ties, -next(first_scores)))
+            top, later = first[:q.keep], first[q.keep:]
+            if q.slots and q.cold is not None:
+                top = np.r_[top, later[q.cold[later]][:q.slots]]
+            cut.append((first, top))
+        whole = self._predict_stacked([q.X if c is None else q.X[c[1]] for q, c in zip(queries, cut)])
+        out = []
+        for q, c, s in zip(queries, cut, whole):
+            if c is None:
+                out.append((np.lexsort((q.rows, -q.ties, -s)), s))
+                continue
+            first, top = c
+            score = np.full(len(q.X), np.nan)
+            score[top] = s
+            rest = np.ones(len(q.X), bool)
+            rest[top] = False
+            out.append((np.r_[top[np.lexsort((q.rows[top], -q.ties[top], -s))], first[rest[first]]], score))
+        return out
+
+    def _predict_stacked(self, Xs: list[np.ndarray], *, trees: int | None = None) -> list[np.ndarray]:
+        """``predict`` of each matrix, done as one call over them stacked (one call's overhead)."""
+        if not Xs:
+            return []
+        score = self.predict(Xs[0] if len(Xs) == 1 else np.vstack(Xs), trees=trees)
+        return np.split(score, np.cumsum([len(X) for X in Xs])[:-1])
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions (SHAP values from LightGBM ``pred_contrib``), bias column dropped."""
@@ -426,60 +464,88 @@ class HybridRecommender(Recommender):
         """Top-k rows after ``recent``. ``weights`` (blend weights by source name, and ``popularity``) or
         ``mode="blend"`` use the blend for this call; by default the ranker when there is one."""
         with threads.one_thread():  # small work per request: a second thread only waits for a core
-            return self._recommend(recent, k, exclude=exclude, reasons=reasons, weights=weights, mode=mode)
+            return self._recommend([recent], k, exclude=exclude, reasons=reasons, weights=weights,
+                                   mode=mode)[0]
 
-    def _recommend(self, recent: Sequence[int], k: int, *, exclude, reasons: bool,
-                   weights: dict[str, float] | None, mode: str | None) -> Ranked:
-        ctx = self.context(recent, exclude)
+    def recommend_many(self, contexts: Sequence[Sequence[int]], k: int = 10, *, exclude=None,
+                       reasons: bool = False, weights: dict[str, float] | None = None,
+                       mode: str | None = None, batch: int = 64) -> list[Ranked]:
+        """``[recommend(r, k, ...) for r in contexts]``, the same answers, with the ranker's LightGBM calls
+        made once per ``batch`` contexts over all their candidates stacked (a row's score does not
+        depend on the others)."""
+        contexts = list(contexts)
+        out: list[Ranked] = []
+        with threads.one_thread():
+            for s in range(0, len(contexts), max(1, int(batch))):
+                out += self._recommend(contexts[s:s + max(1, int(batch))], k, exclude=exclude,
+                                       reasons=reasons, weights=weights, mode=mode)
+        return out
+
+    def _recommend(self, contexts: Sequence[Sequence[int]], k: int, *, exclude, reasons: bool,
+                   weights: dict[str, float] | None, mode: str | None) -> list[Ranked]:
+        """The answers for several contexts: candidates and features one context at a time, the ranker
+        over all of them at once, then the top k and (``reasons``) their explanations per context."""
+        ctxs = [self.context(recent, exclude) for recent in contexts]
         wmap, pop_w = self.blend_weights(weights)
         use_ranker = self.ranker is not None and not weights and mode != "blend"
         if not weights and mode != "blend" and self.mode == "source":
             src = self.sources[self.info["serve"]]
-            rows, scores = src.candidates(ctx, k)
-            why = ([[t for t in [src.explain(ctx, r)] if t] for r in rows.tolist()] if reasons else None)
-            return Ranked(rows, scores, why)
-        if use_ranker:
-            cand = self.candidates(ctx)
-        else:
-            names = [s for s in self.sources if wmap[s]]
+            out = []
+            for ctx in ctxs:
+                rows, scores = src.candidates(ctx, k)
+                why = [[t] if t else [] for t in src.explain_many(ctx, rows)] if reasons else None
+                out.append(Ranked(rows, scores, why))
+            return out
+        names = None if use_ranker else [s for s in self.sources if wmap[s]]
+        todo: list[tuple[int, Context, Candidates, np.ndarray, int, int, np.ndarray | None]] = []
+        out: list[Ranked | None] = [None] * len(ctxs)
+        for i, ctx in enumerate(ctxs):
             cand = self.candidates(ctx, names)
-        if not len(cand.rows):
-            return Ranked(np.zeros(0, np.int64), np.zeros(0), [] if reasons else None)
-        blend = self.blend_scores(cand, wmap, pop_w)
-        k = min(k, len(cand.rows))
-        slots = int(self.info.get("cold_slots", 0)) if use_ranker else 0
-        if slots and not float(np.mean(self._log_plays[ctx.rows] > 0)) < self.info.get("cold_gate", 1.01):
-            slots = 0  # the context is mostly played tracks: no place kept for never-played ones
-        cold = self._log_plays[cand.rows] == 0 if slots else None
+            if not len(cand.rows):
+                out[i] = Ranked(np.zeros(0, np.int64), np.zeros(0), [] if reasons else None)
+                continue
+            blend = self.blend_scores(cand, wmap, pop_w)
+            slots = int(self.info.get("cold_slots", 0)) if use_ranker else 0
+            if slots and not float(np.mean(self._log_plays[ctx.rows] > 0)) < self.info.get("cold_gate", 1.01):
+                slots = 0  # the context is mostly played tracks: no place kept for never-played ones
+            cold = self._log_plays[cand.rows] == 0 if slots else None
+            todo.append((i, ctx, cand, blend, min(k, len(cand.rows)), slots, cold))
         # ties (a small tree ensemble has few distinct outputs) are broken by the blend, then by row
         if use_ranker:
-            order, score = self.ranker.rank(self.features(ctx, cand), blend, cand.rows,
-                                            max(self.config.ranker.cut_keep, 4 * k), cold=cold, slots=slots)
+            keep = self.config.ranker.cut_keep
+            ranked = self.ranker.rank_many([
+                RankQuery(self.features(ctx, cand), blend, cand.rows, max(keep, 4 * kq), cold, slots)
+                for _, ctx, cand, blend, kq, slots, cold in todo])
         else:
-            score = blend
-            order = np.lexsort((cand.rows, -blend, -score))
-        top = with_cold(order, cold, k, slots) if slots else order[:k]
-        rows, scores = cand.rows[top], score[top]
-        why = None
-        if reasons:
-            if use_ranker:  # the source's share of the ranker's gain x how close it is to its best here
-                gain = self._source_gain()
-                weight_of = lambda j, s: gain.get(s, 0.0) * (1.0 + float(
-                    cand.scores[s][top[j]] / cand.best[s] if cand.best.get(s, 0) > 0 else 0.0))
-            else:
-                weight_of = lambda j, s: ((wmap[s] if s != "popular" else pop_w)
-                                          * float(cand.scores[s][top[j]]))
-            why = []
-            for j, r in enumerate(rows.tolist()):
-                items = []
-                for s, src in self.sources.items():
-                    if not np.isnan(cand.ranks[s][top[j]]):
-                        text = src.explain(ctx, r)
-                        if text:
-                            items.append((weight_of(j, s), text))
-                items.sort(key=lambda x: -x[0])
-                why.append([t for _, t in items])
-        return Ranked(rows, scores.astype(np.float64), why)
+            ranked = [(np.lexsort((cand.rows, -blend, -blend)), blend) for _, _, cand, blend, *_ in todo]
+        for (i, ctx, cand, _, kq, slots, cold), (order, score) in zip(todo, ranked):
+            top = with_cold(order, cold, kq, slots) if slots else order[:kq]
+            why = self._reasons(ctx, cand, top, use_ranker, wmap, pop_w) if reasons else None
+            out[i] = Ranked(cand.rows[top], score[top].astype(np.float64), why)
+        return out
+
+    def _reasons(self, ctx: Context, cand: Candidates, top: np.ndarray, use_ranker: bool,
+                 wmap: dict[str, float], pop_w: float) -> list[list[str]]:
+        """Each shown row's explanations by the sources that proposed it, most weighty first: the
+        source's share of the ranker's gain x how close it is to its best here (or its blend term)."""
+        gain = self._source_gain() if use_ranker else {}
+        items: list[list[tuple[float, str]]] = [[] for _ in range(len(top))]
+        for s, src in self.sources.items():
+            shown = np.flatnonzero(~np.isnan(cand.ranks[s][top]))
+            if not len(shown):
+                continue
+            texts = src.explain_many(ctx, cand.rows[top[shown]])
+            best = cand.best.get(s, 0)
+            for j, text, v in zip(shown.tolist(), texts, cand.scores[s][top[shown]].tolist()):
+                if text:
+                    if use_ranker:
+                        w = gain.get(s, 0.0) * (1.0 + (v / cand.best[s] if best > 0 else 0.0))
+                    else:
+                        w = (wmap[s] if s != "popular" else pop_w) * v
+                    items[j].append((w, text))
+        for it in items:
+            it.sort(key=lambda x: -x[0])
+        return [[t for _, t in it] for it in items]
 
     # ------------------------------------------------------------------ training data
     def training_table(self, queries: list[tuple[np.ndarray, int]]):

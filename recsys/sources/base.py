@@ -307,6 +307,10 @@ class Source(Recommender):
         """Why ``row`` was proposed for ``ctx`` (None when this source did not propose it)."""
         return None
 
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """``explain`` of each row (sources override it to share work across the rows of one answer)."""
+        return [self.explain(ctx, r) for r in np.asarray(rows).tolist()]
+
     def grow(self, data: SourceData) -> None:
         """The catalogue gained rows (``add_tracks``): keep working over the larger catalogue."""
         self.fit(data)
@@ -314,7 +318,7 @@ class Source(Recommender):
     def recommend(self, recent: Sequence[int], k: int = 10, *, exclude=None, reasons: bool = False) -> Ranked:
         ctx = self.context(recent, exclude)
         rows, scores = self.candidates(ctx, k)
-        why = [[r for r in [self.explain(ctx, int(x))] if r] for x in rows.tolist()] if reasons else None
+        why = [[t] if t else [] for t in self.explain_many(ctx, rows)] if reasons else None
         return Ranked(rows, scores, why)
 
     def label(self, row: int) -> str:
