@@ -149,3 +149,31 @@ def test_rank_many_stacks_queries_without_mixing_them():
         best = kept[np.lexsort((q.rows[kept], -q.ties[kept], -full[kept]))]
         assert order[:len(kept)].tolist() == best.tolist()
     assert np.isnan(got[0][1]).sum() == 400 - 52  # cut: 50 kept and 2 cold slots scored
+
+
+def test_content_cache_answers_what_one_faiss_search_answers(built):
+    """Cached per-track FAISS answers give the neighbours one search over every query gives."""
+    from recsys.sources.content import ContentSource
+
+    eng, hist = built
+    rec = eng.recommender
+    src = ContentSource(rec.config).fit(rec.data)
+    assert src.cache_.size > 0
+    index, E = rec.data.content.index, rec.data.content.embeddings
+    for _ in range(2):  # the second pass answers every recent track from the cache
+        for c in _contexts(eng, hist):
+            ctx = rec.context(eng.tracks.rows(c)[0])
+            rows, w = ctx.recent(rec.config.max_recent)
+            prof = (E[rows] * w[:, None].astype(np.float32)).sum(0, keepdims=True)
+            extra = prof / float(np.linalg.norm(prof))
+            k = src.settings.neighbours + len(rows)
+            got = src.neighbours(rows, extra, k)
+            want = index.search(np.vstack([E[rows], extra]), k)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    assert src.cache_.hits >= src.cache_.misses > 0
+    small = ContentSource(rec.config).fit(rec.data)
+    small.cache_.size = 3
+    for r in range(10):
+        small.neighbours(np.asarray([r]), E[:0], 5)
+    assert list(small.cache_.entries) == [(r, 5, index.ntotal) for r in (7, 8, 9)]  # least recent dropped

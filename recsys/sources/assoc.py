@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
-from .base import Context, Source, SourceConfig, SourceData, top_n
+from .base import Context, Source, SourceConfig, SourceData, best_per_key, top_n
 
 
 @dataclass
@@ -116,15 +116,29 @@ class RulesSource(Source):
         return top_n(uniq, 1.0 - miss, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
+        return self.explain_many(ctx, np.asarray([row]))[0]
+
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """Per row, the strongest rule that fired for it (the first of equally strong ones)."""
         rids, s = self.fired(ctx)
-        hit = np.flatnonzero(self.rules_.consequent[rids] == row) if len(rids) else []
-        if not len(hit):
-            return None
-        R, rid = self.rules_, int(rids[hit[np.argmax(s[hit])]])
-        names = ",".join(self.label(a) for a in R.antecedent(rid))
-        kind = "next" if R.kind_next[rid] else "rule"
-        return (f"{kind} {{{names}}}->{self.label(R.consequent[rid])} "
-                f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
+        if not len(rids):
+            return [None] * len(rows)
+        R = self.rules_
+        cons = R.consequent[rids]
+        sel = np.flatnonzero(np.isin(cons, rows))
+        best = best_per_key(cons[sel], s[sel])
+        out: list[str | None] = []
+        for r in np.asarray(rows).tolist():
+            j = best.get(r)
+            if j is None:
+                out.append(None)
+                continue
+            rid = int(rids[sel[j]])
+            names = ",".join(self.label(a) for a in R.antecedent(rid))
+            kind = "next" if R.kind_next[rid] else "rule"
+            out.append(f"{kind} {{{names}}}->{self.label(R.consequent[rid])} "
+                       f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
+        return out
 
     def grow(self, data: SourceData) -> None:
         self.data_ = data  # rule ids index catalogue rows, which never move

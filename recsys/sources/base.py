@@ -165,16 +165,22 @@ def top_n(rows: np.ndarray, scores: np.ndarray, n: int, exclude: np.ndarray | No
 
 
 def row_parts(M: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored entries of ``M[rows]`` as flat arrays (position in ``rows``, column, value); no loop."""
+    """The stored entries of ``M[rows]`` as flat arrays (position in ``rows``, column, value); no loop,
+    and nothing allocated at the size of ``M`` (rows out of range are empty)."""
     rows = np.asarray(rows, dtype=np.int64)
-    rows = np.where((rows >= 0) & (rows < M.shape[0]), rows, M.shape[0])  # out of range: an empty row
-    ip = np.r_[M.indptr, M.indptr[-1]]
-    starts, lens = ip[rows], ip[rows + 1] - ip[rows]
+    n = M.shape[0]
+    ok = (rows >= 0) & (rows < n)
+    safe = rows if ok.all() else np.where(ok, rows, 0)
+    starts = M.indptr[safe].astype(np.int64)
+    lens = np.where(ok, M.indptr[safe + 1] - starts, 0)
     total = int(lens.sum())
     if total == 0:
         return EMPTY_I, EMPTY_I, EMPTY_F
+    if len(rows) == 1:
+        s = int(starts[0])
+        return np.zeros(total, np.int64), M.indices[s:s + total].astype(np.int64), M.data[s:s + total]
     which = np.repeat(np.arange(len(rows)), lens)
-    pos = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+    pos = np.arange(total) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
     return which, M.indices[pos].astype(np.int64), M.data[pos]
 
 
@@ -192,6 +198,28 @@ def gather(M: sp.csr_matrix, rows: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
         return nz.astype(np.int64), acc[nz]
     uniq, inv = np.unique(idx, return_inverse=True)
     return uniq.astype(np.int64), np.bincount(inv, weights=val, minlength=len(uniq))
+
+
+def best_per_key(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:
+    """Per distinct key, the position of its largest value, the first of equal ones (``np.argmax``'s
+    choice over that key's positions): what per-row ``explain`` loops found, in one sort."""
+    if not len(keys):
+        return {}
+    order = np.lexsort((np.arange(len(keys)), -values, keys))
+    k = keys[order]
+    first = order[np.r_[True, k[1:] != k[:-1]]]
+    return dict(zip(keys[first].tolist(), first.tolist()))
+
+
+def max_per_row(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct rows, the largest of each row's values, at least 0): ``np.maximum.at`` over zeros
+    without its per-element cost."""
+    if not len(rows):
+        return rows, np.zeros(0)
+    order = np.argsort(rows, kind="stable")
+    r = rows[order]
+    first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    return r[first], np.maximum(np.maximum.reduceat(values[order], first), 0.0)
 
 
 def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -5,11 +5,12 @@ cosine x the weight of the query that found it (the profile query has weight 1).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Context, Source, SourceConfig, top_n
+from .base import Context, Source, SourceConfig, best_per_key, max_per_row, top_n
 
 
 @dataclass
@@ -20,6 +21,37 @@ class ContentConfig(SourceConfig):
     candidates: int = 500
     neighbours: int = 50  # FAISS neighbours per recent track
     profile_query: bool = True  # also search around the weighted mean of the recent tracks
+    # FAISS answers kept per (recent track, neighbours asked), least recently used dropped first; 0 = none.
+    # A track's answer never changes while the index does not, and popular tracks recur across requests.
+    cache: int = 20_000
+
+
+class NeighbourCache:
+    """A bounded, thread-safe LRU of FAISS answers (similarities, ids) per (row, k, index size)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, int(size))
+        self.entries: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        with self.lock:
+            got = self.entries.pop(key, None)
+            if got is None:
+                self.misses += 1
+                return None
+            self.entries[key] = got  # most recently used last
+            self.hits += 1
+            return got
+
+    def put(self, key: tuple[int, int, int], value: tuple[np.ndarray, np.ndarray]) -> None:
+        if not self.size:
+            return
+        with self.lock:
+            self.entries[key] = value
+            while len(self.entries) > self.size:
+                del self.entries[next(iter(self.entries))]
 
 
 class ContentSource(Source):
@@ -27,6 +59,32 @@ class ContentSource(Source):
 
     name = "content"
     Config = ContentConfig
+
+    def fit(self, data) -> ContentSource:
+        super().fit(data)
+        self.cache_ = NeighbourCache(self.settings.cache)
+        return self
+
+    def neighbours(self, rows: np.ndarray, extra: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's (similarities, ids) for the embeddings of ``rows`` and then the ``extra`` query vectors,
+        as one ``search`` of them all would answer: each query's answer is its own, so the rows' answers
+        are taken from the cache and only the others searched (one call, fewer than FAISS's BLAS
+        threshold of 20 queries: the same per-query scan)."""
+        index = self.data_.content.index
+        k, size = int(min(k, index.ntotal)), int(index.ntotal)
+        keys = [(r, k, size) for r in rows.tolist()]
+        got = [self.cache_.get(key) for key in keys] if self.cache_.size else [None] * len(keys)
+        miss = [i for i, g in enumerate(got) if g is None]
+        if miss or len(extra):
+            Q = self.data_.content.embeddings[rows[miss]]
+            if len(extra):
+                Q = np.vstack([Q, extra]) if len(miss) else extra
+            sims, ids = index.search(Q, k)
+            for j, i in enumerate(miss):
+                got[i] = (sims[j], ids[j])
+                self.cache_.put(keys[i], got[i])
+            got += [(sims[j], ids[j]) for j in range(len(miss), len(Q))]
+        return np.vstack([g[0] for g in got]), np.vstack([g[1] for g in got])
 
     def search(self, ctx: Context):
         """(candidate rows, strengths, query index, cosine) of the neighbour search (cached per query)."""
@@ -37,15 +95,15 @@ class ContentSource(Source):
         content = self.data_.content
         rows, wrow = ctx.recent(self.config.max_recent)
         Q = content.embeddings[rows]
-        qw = wrow
+        qw, extra = wrow, Q[:0]
         if c.profile_query and len(rows) > 1:
             prof = (Q * wrow[:, None].astype(np.float32)).sum(0, keepdims=True)
             nrm = float(np.linalg.norm(prof))
             if nrm > 0:
-                Q = np.vstack([Q, prof / nrm])
+                extra = prof / nrm
                 qw = np.r_[wrow, 1.0]
-        sims, ids = content.index.search(Q, c.neighbours + len(rows))
-        qi = np.repeat(np.arange(len(Q)), ids.shape[1])
+        sims, ids = self.neighbours(rows, extra, c.neighbours + len(rows))
+        qi = np.repeat(np.arange(len(qw)), ids.shape[1])
         ids, sims = ids.ravel().astype(np.int64), sims.ravel().astype(np.float64)
         ok = ids >= 0
         ids, sims, qi = ids[ok], sims[ok], qi[ok]
@@ -56,18 +114,25 @@ class ContentSource(Source):
         ids, st, _, _ = self.search(ctx)
         if not len(ids):
             return top_n(ids, st, n)
-        uniq, inv = np.unique(ids, return_inverse=True)
-        best = np.zeros(len(uniq))
-        np.maximum.at(best, inv, st)
+        uniq, best = max_per_row(ids, st)
         return top_n(uniq, best, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
+        return self.explain_many(ctx, np.asarray([row]))[0]
+
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """Per row, the query that found it with the largest strength (the first such hit)."""
         ids, st, qi, sims = self.search(ctx)
-        hit = np.flatnonzero(ids == row)
-        if not len(hit):
-            return None
-        j = hit[np.argmax(st[hit])]
-        rows, _ = ctx.recent(self.config.max_recent)
-        if qi[j] < len(rows):
-            return f"neighbour of {self.label(rows[qi[j]])} (cos {sims[j]:.2f})"
-        return f"close to the recent mix (cos {sims[j]:.2f})"
+        sel = np.flatnonzero(np.isin(ids, rows))
+        best = {r: int(sel[j]) for r, j in best_per_key(ids[sel], st[sel]).items()}
+        recent, _ = ctx.recent(self.config.max_recent)
+        out: list[str | None] = []
+        for r in np.asarray(rows).tolist():
+            j = best.get(r)
+            if j is None:
+                out.append(None)
+            elif qi[j] < len(recent):
+                out.append(f"neighbour of {self.label(recent[qi[j]])} (cos {sims[j]:.2f})")
+            else:
+                out.append(f"close to the recent mix (cos {sims[j]:.2f})")
+        return out

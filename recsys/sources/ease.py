@@ -101,17 +101,26 @@ class EASESource(Source):
         return top_n(self.items_[part], s[part].astype(np.float64), n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        j = self.compact_[row] if row < len(self.compact_) else -1
+        return self.explain_many(ctx, np.asarray([row]))[0]
+
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """Per row, the recent track with the largest weighted EASE weight toward it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out: list[str | None] = [None] * len(rows)
         idx = self.compact_[ctx.rows]
         ok = idx >= 0
-        if j < 0 or not ok.any():
-            return None
-        contrib = ctx.weights[ok] * self.B_[idx[ok], j]
-        best = int(np.argmax(contrib))
-        if contrib[best] <= 0:
-            return None
-        weight = float(self.B_[idx[ok][best], j])
-        return f"predicted from {self.label(ctx.rows[ok][best])} (EASE weight {weight:.3f})"
+        js = np.where(rows < len(self.compact_), self.compact_[np.minimum(rows, len(self.compact_) - 1)], -1)
+        cols = np.flatnonzero(js >= 0)
+        if not ok.any() or not len(cols):
+            return out
+        W = self.B_[np.ix_(idx[ok], js[cols])]
+        contrib = ctx.weights[ok][:, None] * W
+        best = np.argmax(contrib, axis=0)
+        recent = ctx.rows[ok]
+        for i, (c, b) in enumerate(zip(cols.tolist(), best.tolist())):
+            if contrib[b, i] > 0:
+                out[c] = f"predicted from {self.label(recent[b])} (EASE weight {float(W[b, i]):.3f})"
+        return out
 
     def _paths(self, directory) -> tuple[Path, Path]:
         d = Path(directory)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Context, Source, SourceConfig, SourceData, log_scaled, top_n
+from .base import Context, Source, SourceConfig, SourceData, log_scaled, max_per_row, top_n
 
 
 @dataclass
@@ -107,9 +107,7 @@ class GroupSource(Source):
         if not cand:
             return top_n(np.zeros(0, np.int64), np.zeros(0), n)
         rows, s = np.concatenate(cand).astype(np.int64), np.concatenate(st)
-        uniq, inv = np.unique(rows, return_inverse=True)
-        best = np.zeros(len(uniq))
-        np.maximum.at(best, inv, s)
+        uniq, best = max_per_row(rows, s)
         return top_n(uniq, best, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from .base import (
     Context,
+    best_per_key,
     Source,
     SourceConfig,
     SourceData,
@@ -90,16 +91,23 @@ class ItemKNNSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
+        return self.explain_many(ctx, np.asarray([row]))[0]
+
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """Per row, the recent track with the largest weighted cosine to it (ties: the most recent)."""
         which, cols, vals = _rows_of(self.S_, ctx, self.name)
-        hit = np.flatnonzero(cols == row)
-        if not len(hit):
-            return None
-        v = vals[hit] * ctx.weights[which[hit]]
-        j = int(np.argmax(v))  # ties: the most recent track
-        if v[j] <= 0:
-            return None
-        best = ctx.rows[which[hit[j]]]
-        return f"often in the same playlists as {self.label(best)} (cos {float(v[j]):.2f})"
+        sel = np.flatnonzero(np.isin(cols, rows))
+        v = vals[sel] * ctx.weights[which[sel]]
+        best = best_per_key(cols[sel], v)
+        out: list[str | None] = []
+        for r in np.asarray(rows).tolist():
+            j = best.get(r)
+            if j is None or v[j] <= 0:
+                out.append(None)
+                continue
+            out.append(f"often in the same playlists as {self.label(ctx.rows[which[sel[j]]])} "
+                       f"(cos {float(v[j]):.2f})")
+        return out
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
@@ -164,13 +172,22 @@ class SequenceSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
+        return self.explain_many(ctx, np.asarray([row]))[0]
+
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """Per row, the most recent track it was played right after, and how often."""
         which, cols, vals = _rows_of(self.C_, ctx, self.name)
-        hit = np.flatnonzero((cols == row) & (vals > 0))
-        if not len(hit):
-            return None
-        first = hit[np.argmin(which[hit])]  # the most recent track it followed
-        c, prev = int(vals[first]), ctx.rows[which[first]]
-        return f"played right after {self.label(prev)} in {c} histor{'y' if c == 1 else 'ies'}"
+        sel = np.flatnonzero(np.isin(cols, rows) & (vals > 0))
+        best = best_per_key(cols[sel], -which[sel])  # the most recent track it followed
+        out: list[str | None] = []
+        for r in np.asarray(rows).tolist():
+            j = best.get(r)
+            if j is None:
+                out.append(None)
+                continue
+            c, prev = int(vals[sel[j]]), ctx.rows[which[sel[j]]]
+            out.append(f"played right after {self.label(prev)} in {c} histor{'y' if c == 1 else 'ies'}")
+        return out
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})

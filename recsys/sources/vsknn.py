@@ -21,6 +21,7 @@ from .base import (
     gather,
     load_npz_arrays,
     resize_csr,
+    row_parts,
     save_npz,
     top_n,
 )
@@ -72,19 +73,14 @@ class VSKNNSource(Source):
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
+        return self.explain_many(ctx, np.asarray([row]))[0]
+
+    def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
+        """Per row, how many of the neighbouring histories hold it."""
         users, _ = self.neighbours(ctx)
-        key = f"{self.name}:mask"
-        mask = ctx.cache.get(key)
-        if mask is None:
-            mask = ctx.cache[key] = np.zeros(self.X_.shape[0], dtype=bool)
-            mask[users] = True
-        if row >= self.XT_.shape[0]:
-            return None
-        s, e = self.XT_.indptr[row], self.XT_.indptr[row + 1]
-        c = int(mask[self.XT_.indices[s:e]].sum())
-        if not c:
-            return None
-        return f"in {c} of the {len(users)} most similar histories"
+        which, holders, _ = row_parts(self.XT_, rows)
+        c = np.bincount(which[np.isin(holders, users)], minlength=len(rows))
+        return [f"in {n} of the {len(users)} most similar histories" if n else None for n in c.tolist()]
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), csr_arrays("X", self.X_))
