@@ -274,7 +274,7 @@ class Ranker:
             first = np.lexsort((q.rows, -q.ties, -next(first_scores)))
             top, later = first[:q.keep], first[q.keep:]
             if q.slots and q.cold is not None:
-                top = np.r_[top, later[q.cold[later]][:q.slots]]
+                top = np.concatenate((top, later[q.cold[later]][:q.slots]))
             cut.append((first, top))
         whole = self._predict_stacked([q.X if c is None else q.X[c[1]] for q, c in zip(queries, cut)])
         out = []
@@ -287,7 +287,8 @@ class Ranker:
             score[top] = s
             rest = np.ones(len(q.X), bool)
             rest[top] = False
-            out.append((np.r_[top[np.lexsort((q.rows[top], -q.ties[top], -s))], first[rest[first]]], score))
+            best = top[np.lexsort((q.rows[top], -q.ties[top], -s))]
+            out.append((np.concatenate((best, first[rest[first]])), score))
         return out
 
     def _predict_stacked(self, Xs: list[np.ndarray], *, trees: int | None = None) -> list[np.ndarray]:

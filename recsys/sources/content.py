@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Context, Source, SourceConfig, best_per_key, max_per_row, top_n
+from .base import Context, Source, SourceConfig, best_per_key, max_per_row, member, top_n
 
 
 @dataclass
@@ -101,7 +101,7 @@ class ContentSource(Source):
             nrm = float(np.linalg.norm(prof))
             if nrm > 0:
                 extra = prof / nrm
-                qw = np.r_[wrow, 1.0]
+                qw = np.append(wrow, 1.0)
         sims, ids = self.neighbours(rows, extra, c.neighbours + len(rows))
         qi = np.repeat(np.arange(len(qw)), ids.shape[1])
         ids, sims = ids.ravel().astype(np.int64), sims.ravel().astype(np.float64)
@@ -123,7 +123,7 @@ class ContentSource(Source):
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the query that found it with the largest strength (the first such hit)."""
         ids, st, qi, sims = self.search(ctx)
-        sel = np.flatnonzero(np.isin(ids, rows))
+        sel = np.flatnonzero(member(ids, rows, self.data_.content.n_items))
         best = {r: int(sel[j]) for r, j in best_per_key(ids[sel], st[sel]).items()}
         recent, _ = ctx.recent(self.config.max_recent)
         out: list[str | None] = []

@@ -22,6 +22,7 @@ from .base import (
     csr_from,
     gather,
     load_npz_arrays,
+    member,
     prune_rows,
     resize_csr,
     row_parts,
@@ -87,7 +88,7 @@ class ItemKNNSource(Source):
         return self
 
     def candidates(self, ctx: Context, n: int):
-        idx, val = gather(self.S_, ctx.rows, ctx.weights)
+        idx, val = gather(self.S_, ctx.rows, ctx.weights, _rows_of(self.S_, ctx, self.name))
         return top_n(idx, val, n, ctx.exclude)
 
     def explain(self, ctx: Context, row: int) -> str | None:
@@ -96,7 +97,7 @@ class ItemKNNSource(Source):
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the recent track with the largest weighted cosine to it (ties: the most recent)."""
         which, cols, vals = _rows_of(self.S_, ctx, self.name)
-        sel = np.flatnonzero(np.isin(cols, rows))
+        sel = np.flatnonzero(member(cols, rows, self.S_.shape[1]))
         v = vals[sel] * ctx.weights[which[sel]]
         best = best_per_key(cols[sel], v)
         out: list[str | None] = []
@@ -177,7 +178,7 @@ class SequenceSource(Source):
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the most recent track it was played right after, and how often."""
         which, cols, vals = _rows_of(self.C_, ctx, self.name)
-        sel = np.flatnonzero(np.isin(cols, rows) & (vals > 0))
+        sel = np.flatnonzero(member(cols, rows, self.C_.shape[1]) & (vals > 0))
         best = best_per_key(cols[sel], -which[sel])  # the most recent track it followed
         out: list[str | None] = []
         for r in np.asarray(rows).tolist():

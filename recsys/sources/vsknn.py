@@ -20,6 +20,7 @@ from .base import (
     csr_from,
     gather,
     load_npz_arrays,
+    member,
     resize_csr,
     row_parts,
     save_npz,
@@ -79,7 +80,7 @@ class VSKNNSource(Source):
         """Per row, how many of the neighbouring histories hold it."""
         users, _ = self.neighbours(ctx)
         which, holders, _ = row_parts(self.XT_, rows)
-        c = np.bincount(which[np.isin(holders, users)], minlength=len(rows))
+        c = np.bincount(which[member(holders, users, self.X_.shape[0])], minlength=len(rows))
         return [f"in {n} of the {len(users)} most similar histories" if n else None for n in c.tolist()]
 
     def save(self, directory) -> None:
