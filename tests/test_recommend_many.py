@@ -177,3 +177,23 @@ def test_content_cache_answers_what_one_faiss_search_answers(built):
     for r in range(10):
         small.neighbours(np.asarray([r]), E[:0], 5)
     assert list(small.cache_.entries) == [(r, 5, index.ntotal) for r in (7, 8, 9)]  # least recent dropped
+
+
+def test_evaluate_batches_the_hybrid_and_gets_the_same_table(built):
+    import pandas as pd
+
+    from recsys import evaluate as ev
+
+    eng, hist = built
+    split = ev.prepare_split(eng, hist, k=10)
+    assert len(split.recent) > ev.BATCH  # more than one batch
+    rec = ev.split_recommender(eng, split)
+    batched = ev.hybrid_methods(rec, sources=False)
+    assert {"hybrid", "blend"} <= set(batched) and hasattr(batched["hybrid"], "many")
+    loop = {"hybrid": lambda r, k: rec.recommend(r, k).rows.tolist(),
+            "blend": lambda r, k: rec.recommend(r, k, mode="blend").rows.tolist()}
+    assert batched["hybrid"].many(split.recent, 10) == [loop["hybrid"](r, 10) for r in split.recent]
+    assert batched["blend"](split.recent[3], 10) == loop["blend"](split.recent[3], 10)
+    table, timing = ev.run_methods({m: batched[m] for m in loop}, split)
+    pd.testing.assert_frame_equal(table, ev.run_methods(loop, split)[0])
+    assert timing["hybrid"]["batch"] == ev.BATCH and timing["hybrid"]["p50_ms"] > 0
