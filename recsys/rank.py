@@ -421,17 +421,21 @@ class HybridRecommender(Recommender):
             rows, scores = self.sources[name].candidates(ctx, self.budget(name, ranked=names is None))
             if len(rows):
                 got[name] = (rows, scores)
-        allr = np.unique(np.concatenate([r for r, _ in got.values()])) if got else np.zeros(0, np.int64)
-        scores, ranks = {}, {}
-        for name in self.sources:
-            s = np.zeros(len(allr))
-            rk = np.full(len(allr), np.nan)
-            if name in got:
-                rows, sc = got[name]
-                pos = np.searchsorted(allr, rows)
-                s[pos] = sc
-                rk[pos] = np.arange(1, len(rows) + 1)
-            scores[name], ranks[name] = s, rk
+        every = list(self.sources)
+        S = np.zeros((len(every), 0))
+        R = np.full((len(every), 0), np.nan)
+        allr = np.zeros(0, np.int64)
+        if got:  # one (sources x union) array each for scores and ranks, filled in one scatter
+            cat = np.concatenate([r for r, _ in got.values()])
+            allr = np.unique(cat)
+            S = np.zeros((len(every), len(allr)))
+            R = np.full((len(every), len(allr)), np.nan)
+            src = np.repeat([every.index(name) for name in got], [len(r) for r, _ in got.values()])
+            pos = np.searchsorted(allr, cat)
+            S[src, pos] = np.concatenate([sc for _, sc in got.values()])
+            R[src, pos] = np.concatenate([np.arange(1, len(r) + 1) for r, _ in got.values()])
+        scores = {name: S[i] for i, name in enumerate(every)}
+        ranks = {name: R[i] for i, name in enumerate(every)}
         best = {name: float(got[name][1].max()) if name in got else 0.0 for name in self.sources}
         return Candidates(allr, scores, ranks, best)
 
@@ -440,14 +444,16 @@ class HybridRecommender(Recommender):
         n = len(cand.rows)
         if not n:
             return np.zeros((0, len(self._names)), np.float32)
-        cols = []
-        for name in self.sources:
+        X = np.empty((n, len(self._names)), np.float32)  # each column cast once, as astype would
+        m = len(SOURCE_FEATURES)  # score, rank, rel
+        for i, name in enumerate(self.sources):
             top = cand.best.get(name, 0.0)
-            cols += [cand.scores[name], cand.ranks[name],
-                     cand.scores[name] / top if top > 0 else np.zeros(n)]
+            X[:, m * i], X[:, m * i + 1] = cand.scores[name], cand.ranks[name]
+            X[:, m * i + 2] = cand.scores[name] / top if top > 0 else 0.0
         q = Query(self, ctx, cand)
-        cols += [fn(q) for _, fn in CONTEXT_FEATURES]
-        return np.column_stack(cols).astype(np.float32)
+        for j, (_, fn) in enumerate(CONTEXT_FEATURES, start=m * len(self.sources)):
+            X[:, j] = fn(q)
+        return X
 
     def blend_scores(self, cand: Candidates, weights: dict[str, float] | None = None,
                      popularity: float | None = None) -> np.ndarray:
