@@ -37,6 +37,7 @@ from .sources.base import (
     Source,
     SourceData,
     log_scaled,
+    sorted_unique,
     with_settings,
 )
 
@@ -427,7 +428,7 @@ class HybridRecommender(Recommender):
         allr = np.zeros(0, np.int64)
         if got:  # one (sources x union) array each for scores and ranks, filled in one scatter
             cat = np.concatenate([r for r, _ in got.values()])
-            allr = np.unique(cat)
+            allr = sorted_unique(cat)
             S = np.zeros((len(every), len(allr)))
             R = np.full((len(every), len(allr)), np.nan)
             src = np.repeat([every.index(name) for name in got], [len(r) for r, _ in got.values()])
