@@ -59,8 +59,8 @@ def time_block(eng: Engine, contexts: list[list[str]], k: int, how: str, cut: in
     """Milliseconds per context: one ``recommend`` call each (``loop``), or ``recommend_many`` of the
     whole block divided evenly (``many``); ``cache`` False turns the content source's FAISS cache off."""
     content = eng.recommender.sources.get("content")
-    if not cache and hasattr(content, "cache_"):
-        content.cache_.size = 0
+    if not cache and hasattr(content, "resize_cache"):
+        content.resize_cache(0)
     ranker = eng.recommender.ranker
     if ranker is not None and cut is not None:
         ranker.config.ranker.cut_trees = cut

@@ -65,6 +65,10 @@ class ContentSource(Source):
         self.cache_ = NeighbourCache(self.settings.cache)
         return self
 
+    def resize_cache(self, size: int) -> None:
+        """Keep at most ``size`` FAISS answers from now on (0: none, every query searched; benchmarks)."""
+        self.cache_ = NeighbourCache(size)
+
     def neighbours(self, rows: np.ndarray, extra: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """FAISS's (similarities, ids) for the embeddings of ``rows`` and then the ``extra`` query vectors,
         as one ``search`` of them all would answer: each query's answer is its own, so the rows' answers
