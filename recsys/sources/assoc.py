@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..rules import RULE_COLUMNS, RuleIndex, RulesConfig, mine_rules
-from .base import Context, Source, SourceConfig, SourceData, best_per_key, member, top_n
+from .base import Context, Source, SourceConfig, SourceData, best_per_key, member, per_row, top_n
 
 
 @dataclass
@@ -126,19 +126,15 @@ class RulesSource(Source):
         R = self.rules_
         cons = R.consequent[rids]
         sel = np.flatnonzero(member(cons, rows, len(self.data_.content.labels)))
-        best = best_per_key(cons[sel], s[sel])
-        out: list[str | None] = []
-        for r in np.asarray(rows).tolist():
-            j = best.get(r)
-            if j is None:
-                out.append(None)
-                continue
+
+        def text(j: int) -> str:
             rid = int(rids[sel[j]])
             names = ",".join(self.label(a) for a in R.antecedent(rid))
             kind = "next" if R.kind_next[rid] else "rule"
-            out.append(f"{kind} {{{names}}}->{self.label(R.consequent[rid])} "
-                       f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
-        return out
+            return (f"{kind} {{{names}}}->{self.label(R.consequent[rid])} "
+                    f"conf {R.confidence[rid]:.2f} lift {R.lift[rid]:.1f}")
+
+        return per_row(rows, best_per_key(cons[sel], s[sel]), text)
 
     def grow(self, data: SourceData) -> None:
         self.data_ = data  # rule ids index catalogue rows, which never move

@@ -7,7 +7,7 @@ rows, best first) and ``explain(ctx, row)`` (one reason string, formatted only f
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -226,6 +226,12 @@ def best_per_key(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:
     k = keys[order]
     first = order[np.concatenate(([True], k[1:] != k[:-1]))]
     return dict(zip(keys[first].tolist(), first.tolist()))
+
+
+def per_row(rows: np.ndarray, best: dict[int, int], text: Callable[[int], str | None]) -> list[str | None]:
+    """``explain_many``'s answer: per row, ``text(j)`` of its best position j (``best_per_key``), None
+    for a row without one."""
+    return [None if (j := best.get(r)) is None else text(j) for r in np.asarray(rows).tolist()]
 
 
 def max_per_row(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Context, Source, SourceConfig, best_per_key, max_per_row, member, top_n
+from .base import Context, Source, SourceConfig, best_per_key, max_per_row, member, per_row, top_n
 
 
 @dataclass
@@ -130,13 +130,5 @@ class ContentSource(Source):
         sel = np.flatnonzero(member(ids, rows, self.data_.content.n_items))
         best = {r: int(sel[j]) for r, j in best_per_key(ids[sel], st[sel]).items()}
         recent, _ = ctx.recent(self.config.max_recent)
-        out: list[str | None] = []
-        for r in np.asarray(rows).tolist():
-            j = best.get(r)
-            if j is None:
-                out.append(None)
-            elif qi[j] < len(recent):
-                out.append(f"neighbour of {self.label(recent[qi[j]])} (cos {sims[j]:.2f})")
-            else:
-                out.append(f"close to the recent mix (cos {sims[j]:.2f})")
-        return out
+        return per_row(rows, best, lambda j: f"neighbour of {self.label(recent[qi[j]])} (cos {sims[j]:.2f})"
+                       if qi[j] < len(recent) else f"close to the recent mix (cos {sims[j]:.2f})")

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from .base import (
     Context,
     best_per_key,
+    per_row,
     Source,
     SourceConfig,
     SourceData,
@@ -99,16 +100,8 @@ class ItemKNNSource(Source):
         which, cols, vals = _rows_of(self.S_, ctx, self.name)
         sel = np.flatnonzero(member(cols, rows, self.S_.shape[1]))
         v = vals[sel] * ctx.weights[which[sel]]
-        best = best_per_key(cols[sel], v)
-        out: list[str | None] = []
-        for r in np.asarray(rows).tolist():
-            j = best.get(r)
-            if j is None or v[j] <= 0:
-                out.append(None)
-                continue
-            out.append(f"often in the same playlists as {self.label(ctx.rows[which[sel[j]]])} "
-                       f"(cos {float(v[j]):.2f})")
-        return out
+        return per_row(rows, best_per_key(cols[sel], v), lambda j: None if v[j] <= 0 else (
+            f"often in the same playlists as {self.label(ctx.rows[which[sel[j]]])} (cos {float(v[j]):.2f})"))
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
@@ -180,15 +173,12 @@ class SequenceSource(Source):
         which, cols, vals = _rows_of(self.C_, ctx, self.name)
         sel = np.flatnonzero(member(cols, rows, self.C_.shape[1]) & (vals > 0))
         best = best_per_key(cols[sel], -which[sel])  # the most recent track it followed
-        out: list[str | None] = []
-        for r in np.asarray(rows).tolist():
-            j = best.get(r)
-            if j is None:
-                out.append(None)
-                continue
+
+        def text(j: int) -> str:
             c, prev = int(vals[sel[j]]), ctx.rows[which[sel[j]]]
-            out.append(f"played right after {self.label(prev)} in {c} histor{'y' if c == 1 else 'ies'}")
-        return out
+            return f"played right after {self.label(prev)} in {c} histor{'y' if c == 1 else 'ies'}"
+
+        return per_row(rows, best, text)
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("P", self.P_), **csr_arrays("C", self.C_)})
