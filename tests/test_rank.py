@@ -9,19 +9,13 @@ from recsys.errors import IndexFormatError
 from recsys.rank import choose_mode, fold_queries, with_cold
 from recsys.recommend import RecommendConfig
 from recsys.sources import Interactions
-from recsys.testing.engine import fast_config, make_catalog, planted_histories
+from recsys.testing.engine import fast_config, make_catalog, planted_engine, planted_histories
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rank")
-    cat = make_catalog(240)
-    hist = planted_histories(cat, n_users=120)
-    cfg = fast_config(genre_probs=False)
-    cfg.recommend.ranker.min_users = 50
-    cfg.recommend.ranker.guard = False  # planted chains: sources are perfect, the guard would serve one
-    eng = Engine.build(cat, histories=hist, config=cfg, seed=0, out=d / "idx")
-    return eng, hist, d / "idx"
+    d = tmp_path_factory.mktemp("rank") / "idx"
+    return (*planted_engine(d), d)
 
 
 def test_fold_queries_cut_points_with_every_play_before_them():

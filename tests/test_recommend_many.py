@@ -10,19 +10,12 @@ from recsys.engine import Engine
 from recsys.errors import InputError
 from recsys.rank import HybridRecommender, RankQuery, Ranker
 from recsys.recommend import RecommendConfig
-from recsys.testing.engine import fast_config, make_catalog, planted_histories
+from recsys.testing.engine import planted_engine
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    d = tmp_path_factory.mktemp("many")
-    cat = make_catalog(240)
-    hist = planted_histories(cat, n_users=120)
-    cfg = fast_config(genre_probs=False)
-    cfg.recommend.ranker.min_users = 50
-    cfg.recommend.ranker.guard = False  # planted chains: the guard would serve one source alone
-    eng = Engine.build(cat, histories=hist, config=cfg, seed=0, out=d / "idx")
-    return eng, hist
+    return planted_engine(tmp_path_factory.mktemp("many") / "idx")
 
 
 def _contexts(eng: Engine, hist) -> list[list[str]]:

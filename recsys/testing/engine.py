@@ -65,3 +65,16 @@ def fast_config(**overrides):
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg
+
+
+def planted_engine(out):
+    """(Engine, histories): an index over ``make_catalog(240)`` and 120 users' planted chains with the learned
+    ranker (min_users 50) and no guard (the chains make every source near perfect: it would serve one)."""
+    from recsys.engine import Engine
+
+    cat = make_catalog(240)
+    hist = planted_histories(cat, n_users=120)
+    cfg = fast_config(genre_probs=False)
+    cfg.recommend.ranker.min_users = 50
+    cfg.recommend.ranker.guard = False
+    return Engine.build(cat, histories=hist, config=cfg, seed=0, out=out), hist
