@@ -525,7 +525,7 @@ class HybridRecommender(Recommender):
                 RankQuery(self.features(ctx, cand), blend, cand.rows, max(keep, 4 * kq), cold, slots)
                 for _, ctx, cand, blend, kq, slots, cold in todo])
         else:
-            ranked = [(np.lexsort((cand.rows, -blend, -blend)), blend) for _, _, cand, blend, *_ in todo]
+            ranked = [(np.lexsort((cand.rows, -blend)), blend) for _, _, cand, blend, *_ in todo]
         for (i, ctx, cand, _, kq, slots, cold), (order, score) in zip(todo, ranked):
             top = with_cold(order, cold, kq, slots) if slots else order[:kq]
             why = self._reasons(ctx, cand, top, use_ranker, wmap, pop_w) if reasons else None

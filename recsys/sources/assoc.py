@@ -115,9 +115,6 @@ class RulesSource(Source):
         np.multiply.at(miss, inv, 1.0 - s)
         return top_n(uniq, 1.0 - miss, n, ctx.exclude)
 
-    def explain(self, ctx: Context, row: int) -> str | None:
-        return self.explain_many(ctx, np.asarray([row]))[0]
-
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the strongest rule that fired for it (the first of equally strong ones)."""
         rids, s = self.fired(ctx)

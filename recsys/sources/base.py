@@ -355,8 +355,11 @@ class Source(Recommender):
         raise NotImplementedError
 
     def explain(self, ctx: Context, row: int) -> str | None:
-        """Why ``row`` was proposed for ``ctx`` (None when this source did not propose it)."""
-        return None
+        """Why ``row`` was proposed for ``ctx`` (None when this source did not propose it); a source that
+        writes ``explain_many`` gets this from it."""
+        if type(self).explain_many is Source.explain_many:
+            return None
+        return self.explain_many(ctx, np.asarray([row]))[0]
 
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """``explain`` of each row (sources override it to share work across the rows of one answer)."""

@@ -121,9 +121,6 @@ class ContentSource(Source):
         uniq, best = max_per_row(ids, st)
         return top_n(uniq, best, n, ctx.exclude)
 
-    def explain(self, ctx: Context, row: int) -> str | None:
-        return self.explain_many(ctx, np.asarray([row]))[0]
-
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the query that found it with the largest strength (the first such hit)."""
         ids, st, qi, sims = self.search(ctx)

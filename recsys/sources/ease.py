@@ -100,9 +100,6 @@ class EASESource(Source):
         part = np.argpartition(-s, want - 1)[:want] if want < len(s) else np.arange(len(s))
         return top_n(self.items_[part], s[part].astype(np.float64), n, ctx.exclude)
 
-    def explain(self, ctx: Context, row: int) -> str | None:
-        return self.explain_many(ctx, np.asarray([row]))[0]
-
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the recent track with the largest weighted EASE weight toward it."""
         rows = np.asarray(rows, dtype=np.int64)

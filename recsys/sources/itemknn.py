@@ -92,9 +92,6 @@ class ItemKNNSource(Source):
         idx, val = gather(self.S_, ctx.rows, ctx.weights, _rows_of(self.S_, ctx, self.name))
         return top_n(idx, val, n, ctx.exclude)
 
-    def explain(self, ctx: Context, row: int) -> str | None:
-        return self.explain_many(ctx, np.asarray([row]))[0]
-
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the recent track with the largest weighted cosine to it (ties: the most recent)."""
         which, cols, vals = _rows_of(self.S_, ctx, self.name)
@@ -164,9 +161,6 @@ class SequenceSource(Source):
     def candidates(self, ctx: Context, n: int):
         idx, val = gather(self.P_, ctx.rows, ctx.weights)
         return top_n(idx, val, n, ctx.exclude)
-
-    def explain(self, ctx: Context, row: int) -> str | None:
-        return self.explain_many(ctx, np.asarray([row]))[0]
 
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, the most recent track it was played right after, and how often."""

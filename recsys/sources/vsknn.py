@@ -73,9 +73,6 @@ class VSKNNSource(Source):
         idx, val = gather(self.X_, users, sims)
         return top_n(idx, val, n, ctx.exclude)
 
-    def explain(self, ctx: Context, row: int) -> str | None:
-        return self.explain_many(ctx, np.asarray([row]))[0]
-
     def explain_many(self, ctx: Context, rows: np.ndarray) -> list[str | None]:
         """Per row, how many of the neighbouring histories hold it."""
         users, _ = self.neighbours(ctx)
