@@ -77,7 +77,10 @@ def run(catalog: str | os.PathLike | pd.DataFrame, out: str | os.PathLike, *, mo
     def make() -> GenreClassifier:
         return GenreClassifier(model=model, smote=smote, random_state=seed, **params)
 
-    candidates = [Candidate(model, make), Candidate("majority", majority_baseline),
+    # the model's figure pools each test track with its artist's other test tracks (artist_pooling);
+    # the per-track row is the same fitted model without it
+    candidates = [Candidate(model, make, per_track=f"{model}-per-track"),
+                  Candidate("majority", majority_baseline),
                   Candidate("logreg-12-stats", lambda: logreg_baseline(seed))]
     echo(f"artist-grouped {folds}-fold CV ({model}{' + SMOTE in training folds' if smote else ''}) "
          "beside majority and logistic-regression baselines ...")

@@ -68,7 +68,8 @@ def main() -> None:
         "lightgbm-stats+year+pop": lambda: _Subset([*STATS, "release_year", "track_popularity"],
                                                    random_state=s),
     }
-    cands = [Candidate(m, known[m]) for m in args.models.split(",")]
+    cands = [Candidate(m, known[m], per_track=None if m.startswith("lightgbm-stats") else f"{m}-per-track")
+             for m in args.models.split(",")]
     cands += [Candidate("majority", majority_baseline),
               Candidate("logreg-12-stats", lambda: logreg_baseline(s))]
     cv = cross_validate(cands, X, y, groups, n_splits=args.folds, seed=s, progress=print)

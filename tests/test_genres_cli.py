@@ -51,7 +51,7 @@ def test_train_prints_grouped_cv_beside_baselines(trained):
         assert name in output
     report = json.loads((out / "report.json").read_text())
     res = report["cv"]["results"]
-    assert set(res) == {"lightgbm", "majority", "logreg-12-stats"}
+    assert set(res) == {"lightgbm", "lightgbm-per-track", "majority", "logreg-12-stats"}
     assert set(res["lightgbm"]["per_genre_f1"]) == set(report["class_counts"])
     # on unseen artists the model must beat both baselines computed on the same folds
     assert (res["lightgbm"]["accuracy_mean"] > res["logreg-12-stats"]["accuracy_mean"]

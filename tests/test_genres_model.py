@@ -12,7 +12,8 @@ from recsys.schema import STATS
 from recsys.errors import InputError, ModelError, SchemaError
 from recsys.genres.evaluate import (artist_groups, confusion_text, genre_metrics, grouped_folds,
                                     save_confusion_png)
-from recsys.genres.tabular import FEATURES, META_FEATURES, GenreClassifier, predict_table, tabular_features
+from recsys.genres.tabular import (FEATURES, META_FEATURES, GenreClassifier, pool_by_group, predict_table,
+                                   tabular_features)
 from recsys.genres.text import TEXT_COLUMN, TitleTextModel, clean_title
 
 
@@ -276,6 +277,42 @@ def test_predict_table_one_row_per_input_row(lgb_model, demo_csv):
     assert preds["track_id"].tolist() == raw["track_id"].astype(str).tolist()
     assert list(preds.columns[:3]) == ["track_id", "predicted_genre", "true_genre"]
     assert [c for c in preds.columns if c.startswith("p_")] == [f"p_{g}" for g in lgb_model.classes_]
+
+
+def test_pool_by_group_mixes_each_row_with_its_artists_mean():
+    p = np.array([[0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    out = pool_by_group(p, ["a", "a", "a", "b"], weight=0.8)
+    mean_a = p[:3].mean(axis=0)
+    np.testing.assert_allclose(out[:3], 0.2 * p[:3] + 0.8 * mean_a)
+    np.testing.assert_allclose(out[3], p[3])  # an artist with one track is unchanged
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    assert out[0].argmax() == 1  # outvoted by its artist's other two tracks
+    np.testing.assert_allclose(pool_by_group(p, ["a", "a", "a", "b"], weight=0.0), p)
+    with pytest.raises(ValueError, match="artist_pooling"):
+        pool_by_group(p, ["a"] * 4, weight=1.5)
+    with pytest.raises(ValueError, match="3 entries for 4 rows"):
+        pool_by_group(p, ["a"] * 3, weight=0.5)
+
+
+def test_predict_table_pools_an_artists_rows(lgb_model, demo_csv):
+    """With pooling an artist's rows agree more often, and the CLI's switch turns it off."""
+    from recsys.catalog import read_rows
+
+    rows = read_rows(demo_csv)
+    pooled = predict_table(lgb_model, rows)
+    alone = predict_table(lgb_model, rows, pool_artists=False)
+    np.testing.assert_allclose(alone.filter(like="p_").to_numpy(),
+                               lgb_model.predict_proba(tabular_features(rows)))
+    groups = artist_groups(rows)
+    multi = pd.Series(groups).map(pd.Series(groups).value_counts()) > 1
+
+    def agreeing(preds):  # share of multi-track artists whose rows all get one genre
+        per = preds["predicted_genre"][multi.to_numpy()].groupby(groups[multi.to_numpy()]).nunique()
+        return float((per == 1).mean())
+
+    assert agreeing(pooled) > agreeing(alone)
+    single = ~multi.to_numpy()
+    assert (pooled["predicted_genre"][single] == alone["predicted_genre"][single]).all()
 
 
 # -- evaluation -------------------------------------------------------------------------------

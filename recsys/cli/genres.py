@@ -104,16 +104,24 @@ def train_cmd(catalog_path: Path, out: Path, model_kind: str, folds: int, genre_
               help="Predictions table (CSV/TSV/Parquet by extension), one row per input row.")
 @click.option("--genre-map", type=click.Path(path_type=Path), default=None,
               help="Genre,parent CSV used to derive true_genre from labels in the input.")
+@click.option("--no-artist-pooling", is_flag=True,
+              help="Predict every row alone instead of pooling it with its artist's other rows.")
 @click.option("--force", is_flag=True, help=FORCE_FILE)
-def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None, force: bool) -> None:
-    """Predict a parent genre and per-genre probabilities for every input row."""
+def predict_cmd(model_dir: Path, catalog_path: Path, out: Path, genre_map: Path | None,
+                no_artist_pooling: bool, force: bool) -> None:
+    """Predict a parent genre and per-genre probabilities for every input row.
+
+    By default each row's probabilities are pooled with those of the same artist's other rows in
+    the input (the model's ``artist_pooling`` weight): an artist's tracks vote together.
+    """
     from ..catalog import read_rows
     from ..genres.tabular import predict_table
     from ..genres.taxonomy import Taxonomy
     from ..io import check_output_file, write_table
 
     check_output_file(out, inputs=[catalog_path, genre_map, model_dir], force=force)
-    preds = predict_table(model_dir, read_rows(catalog_path, taxonomy=Taxonomy.load(genre_map)))
+    preds = predict_table(model_dir, read_rows(catalog_path, taxonomy=Taxonomy.load(genre_map)),
+                          pool_artists=not no_artist_pooling)
     write_table(preds, out, output=True, force=force)
     click.echo(f"{len(preds)} rows -> {out}")
     counts = preds["predicted_genre"].value_counts()

@@ -162,6 +162,8 @@ class GenreModelConfig:
     random_state: int = 0
     text: bool = True
     text_C: float = 2.0
+    # weight of the mean probabilities of the same artist's tracks in one prediction call (0: per track)
+    artist_pooling: float = 0.8
     # LightGBM
     n_estimators: int = 600
     learning_rate: float = 0.03
@@ -346,8 +348,14 @@ class GenreClassifier:
             arr = (arr - self.scale_mean_) / self.scale_std_
         return arr
 
-    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (n, len(classes_)), columns in ``classes_`` order."""
+    def predict_proba(self, X: pd.DataFrame | np.ndarray, *,
+                      groups: Sequence[Any] | None = None) -> np.ndarray:
+        """Class probabilities, shape (n, len(classes_)), columns in ``classes_`` order.
+
+        With ``groups`` (one artist key per row, e.g. :func:`~recsys.genres.evaluate.artist_groups`)
+        each row's probabilities are pooled with those of its artist's other rows in ``X``
+        (:func:`pool_by_group`, weight ``artist_pooling``); without them every row stands alone.
+        """
         self._check_fitted()
         if X is None or len(X) == 0:
             return np.zeros((0, len(self.classes_)))
@@ -363,11 +371,13 @@ class GenreClassifier:
                 proba = np.column_stack([1.0 - proba, proba])
         else:
             proba = self.model_.predict_proba(arr)
+        if groups is not None:
+            proba = pool_by_group(proba, groups, weight=self.artist_pooling)
         return proba
 
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Most probable genre label per row (values from ``classes_``)."""
-        proba = self.predict_proba(X)
+    def predict(self, X: pd.DataFrame | np.ndarray, *, groups: Sequence[Any] | None = None) -> np.ndarray:
+        """Most probable genre label per row (values from ``classes_``); ``groups`` as in predict_proba."""
+        proba = self.predict_proba(X, groups=groups)
         return self.classes_[np.argmax(proba, axis=1)] if len(proba) else np.asarray([], dtype=object)
 
     # -- persistence -----------------------------------------------------------------------
@@ -446,6 +456,27 @@ class GenreClassifier:
         return self
 
 
+def pool_by_group(proba: np.ndarray, groups: Sequence[Any], *, weight: float) -> np.ndarray:
+    """``(1 - weight) * p_row + weight * mean(p over the row's group)``: an artist's tracks vote together.
+
+    Genre is largely a property of the artist, so the model's own predictions for an artist's other
+    tracks are evidence about each one (no label is used). Singleton groups are unchanged.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"artist_pooling must be in [0, 1], got {weight}")
+    keys = np.asarray(groups, dtype=object)
+    if len(keys) != len(proba):
+        raise ValueError(f"groups has {len(keys)} entries for {len(proba)} rows")
+    if weight == 0.0 or len(proba) == 0:
+        return proba
+    _, inv = np.unique(keys.astype(str), return_inverse=True)
+    sums = np.zeros((int(inv.max()) + 1, proba.shape[1]))
+    np.add.at(sums, inv, proba)
+    mean = sums[inv] / np.bincount(inv)[inv, None]
+    return (1.0 - weight) * proba + weight * mean
+
+
 def _texts(X: Any) -> list[str] | None:
     if isinstance(X, pd.DataFrame) and TEXT_COLUMN in X.columns:
         col = X[TEXT_COLUMN]
@@ -454,11 +485,19 @@ def _texts(X: Any) -> list[str] | None:
     return None
 
 
-def predict_table(model: "GenreClassifier | str | os.PathLike", rows: pd.DataFrame) -> pd.DataFrame:
+def predict_table(model: "GenreClassifier | str | os.PathLike", rows: pd.DataFrame, *,
+                  pool_artists: bool = True) -> pd.DataFrame:
     """Predictions for every row of a read catalogue (``catalog.read_rows``, not merged): track_id,
-    predicted_genre, true_genre (only when the rows have genre labels), p_<genre>."""
+    predicted_genre, true_genre (only when the rows have genre labels), p_<genre>.
+
+    ``pool_artists``: pool each row's probabilities with its artist's other rows (the model's
+    ``artist_pooling`` weight); rows without an artist stand alone.
+    """
+    from .evaluate import artist_groups
+
     clf = model if isinstance(model, GenreClassifier) else GenreClassifier.load(model)
-    proba = clf.predict_proba(tabular_features(rows))
+    groups = artist_groups(rows) if pool_artists else None
+    proba = clf.predict_proba(tabular_features(rows), groups=groups)
     out = pd.DataFrame({"track_id": rows["track_id"].astype(str).to_numpy(),
                         "predicted_genre": clf.classes_[np.argmax(proba, axis=1)].astype(str)})
     if "parent_genre" in rows.columns:
