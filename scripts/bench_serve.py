@@ -147,7 +147,8 @@ async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> 
     return {"clients": clients, "seconds": seconds, "codes": codes}
 
 
-def start_server(index: str, *, workers: int, src: str | None, threads: int | None) -> tuple:
+def start_server(index: str, *, workers: int, src: str | None, threads: int | None,
+                 engine_threads: int | None = None) -> tuple:
     port = free_port()
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", RECSYS_ADMIN_TOKEN=ADMIN_TOKEN)
     if src:
@@ -158,6 +159,8 @@ def start_server(index: str, *, workers: int, src: str | None, threads: int | No
         cmd += ["--workers", str(workers)]
     if threads:
         cmd += ["--threads", str(threads)]
+    if engine_threads:
+        cmd += ["--engine-threads", str(engine_threads)]
     server = subprocess.Popen(cmd, env=env, cwd=src or None, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -206,7 +209,8 @@ def http_bench(args) -> dict:
     if args.baseline_src:
         servers.insert(0, (f"baseline {args.baseline_src}", args.baseline_src, 1))
     for label, src, workers in servers:
-        server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads)
+        server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads,
+                                            engine_threads=args.engine_threads)
         try:
             asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
             run = {"server": label, "workers": workers, "startup_s": startup, "phases": []}
@@ -306,6 +310,7 @@ def main() -> None:
     ap.add_argument("--overload", type=int, default=0, help="Clients of the overload phase (0: none).")
     ap.add_argument("--overload-seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=None, help="recsys serve --threads.")
+    ap.add_argument("--engine-threads", type=int, default=None, help="recsys serve --engine-threads.")
     ap.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=2, help="Synthetic catalogue seed (held out: 2; 1 was used "
