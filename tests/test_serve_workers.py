@@ -65,6 +65,9 @@ def test_two_workers_share_the_port_and_reload_together(tmp_path):
             assert time.monotonic() - t0 < 120, "server did not start"
             time.sleep(0.3)
         first = _wait_all(url, 0)
+        # one engine thread per core in all by default: cores / workers per process
+        health = httpx.get(url + "/api/health", timeout=5).json()
+        assert health["engine_threads"] == max(1, (os.cpu_count() or 1) // 2)
 
         def hammer() -> None:
             with httpx.Client(base_url=url, timeout=30) as c:

@@ -31,8 +31,9 @@ def register(main: click.Group) -> None:
                        "(env RECSYS_ADMIN_TOKEN; default: a random one, printed at start-up).")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
                   help="Server processes sharing the port and one memory-mapped index.")
-    @click.option("--engine-threads", type=click.IntRange(1, 64), default=2, show_default=True,
-                  help="Threads per process running recommend/search/similar at once.")
+    @click.option("--engine-threads", type=click.IntRange(1, 64), default=None,
+                  help="Threads per process running recommend/search/similar at once "
+                       "[default: cores / workers, at least 1].")
     @click.option("--queue", type=click.IntRange(0, 10_000), default=32, show_default=True,
                   help="Requests waiting for an engine thread beyond which the answer is 503 + Retry-After.")
     def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, admin_token,
@@ -48,6 +49,8 @@ def register(main: click.Group) -> None:
 
         from ..serve import IndexHolder, ServeOptions, create_app
 
+        if engine_threads is None:  # one engine thread per core in all: more only interleave under the GIL
+            engine_threads = max(1, (os.cpu_count() or 1) // workers)
         sock = bind_socket(host, port)  # a taken port fails first: "error: port P is in use", exit 2
         try:
             logging.getLogger("recsys.serve").setLevel(logging.INFO)

