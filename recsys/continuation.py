@@ -181,6 +181,7 @@ def run(
 #: candidate sources compared as baselines when the index has them (EASE once recsys.sources has it)
 BASELINES = (
     ("itemknn", "item-kNN"),
+    ("rp3beta", "RP3beta"),
     ("vsknn", "V-SKNN"),
     ("ease", "EASE"),
     ("als", "ALS"),
@@ -223,7 +224,7 @@ def baseline_methods(recommender, *, uniform: bool = True) -> dict[str, Callable
         src = recommender.sources.get(name)
         if src is not None:
             out[label] = one(src, label)
-            if flat is not None and name in ("itemknn", "ease"):
+            if flat is not None and name in ("itemknn", "rp3beta", "ease"):
                 out[f"{label}, uniform seed"] = one(flat.sources[name], f"{label}, uniform seed")
     return out
 

@@ -266,7 +266,7 @@ def candidate_recall(rec, split: Split) -> float:
 
 
 #: the baselines of ``evaluate(baselines=True)``, each tuned on held-out training users
-BASELINES = ("itemknn", "vsknn", "ease", "als")
+BASELINES = ("itemknn", "rp3beta", "vsknn", "ease", "als")
 
 
 def tuned_baselines(engine, split: Split, *, names=BASELINES, seed: int = 0,

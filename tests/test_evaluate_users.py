@@ -56,7 +56,7 @@ def test_test_users_never_reach_rules_sources_or_ranker(content_engine, monkeypa
     assert info["protocol"] == "users" and info["test_users"] == 30
     assert ({"hybrid", "ease", "itemknn (tuned)", "vsknn (tuned)", "ease (tuned)", "als (tuned)"}
             <= set(got.index))
-    assert set(info["baselines"]["sources"]) == {"itemknn", "vsknn", "ease", "als"}
+    assert set(info["baselines"]["sources"]) == {"itemknn", "rp3beta", "vsknn", "ease", "als"}
     assert got.loc["hybrid", "hit@10"] > got.loc["popularity", "hit@10"]
 
 

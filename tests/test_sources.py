@@ -42,7 +42,7 @@ def test_every_source_recommends_alone_and_never_returns_recent(data, name):
     assert all(isinstance(r, list) for r in got.reasons)
 
 
-@pytest.mark.parametrize("name", ["itemknn", "sequence", "vsknn", "rules", "ease"])
+@pytest.mark.parametrize("name", ["itemknn", "rp3beta", "sequence", "vsknn", "rules", "ease"])
 def test_collaborative_sources_find_the_planted_next_track(data, name):
     src = make_source(name).fit(data)
     assert src.recommend([0, 1], 3).rows[0] == 2
@@ -148,6 +148,45 @@ def test_ease_is_steck_closed_form():
         A = X[:, others]
         w = np.linalg.solve(A.T @ A + 5.0 * np.eye(6), A.T @ X[:, j])
         assert np.allclose(B[others, j], w, atol=1e-4)
+
+
+def test_rp3beta_is_the_three_step_walk_with_a_popularity_penalty():
+    import scipy.sparse as sp
+
+    from recsys.sources.itemknn import rp3beta_knn
+
+    rng = np.random.default_rng(4)
+    X = (rng.random((30, 6)) < 0.4).astype(np.float64)
+    X[0] = 1  # every item played at least once
+    X = X[X.sum(1) > 0]  # and every user played something
+    alpha, beta = 0.7, 0.4
+    # written out from the definition (Paudel et al. 2017): P(i -> u) P(u -> j), each ^alpha, / pop(j)^beta
+    Pui = X / X.sum(1, keepdims=True)
+    Piu = (X / X.sum(0, keepdims=True)).T
+    W = (Piu ** alpha) @ (Pui ** alpha) / X.sum(0) ** beta
+    np.fill_diagonal(W, 0)
+    got = rp3beta_knn(sp.csr_matrix(X.astype(np.float32)), 6, alpha=alpha, beta=beta).toarray()
+    assert np.allclose(got, W, rtol=1e-5)
+    # pruning keeps each row's k largest
+    top2 = rp3beta_knn(sp.csr_matrix(X.astype(np.float32)), 2, alpha=alpha, beta=beta).toarray()
+    assert ((top2 > 0).sum(1) <= 2).all()
+    assert np.allclose(top2.max(1), W.max(1), rtol=1e-5)
+
+
+def test_rp3beta_beta_lets_a_niche_track_beat_the_hit():
+    """A hit in every playlist against a niche track always played with the query: beta decides."""
+    import scipy.sparse as sp
+
+    from recsys.sources.itemknn import rp3beta_knn
+
+    X = np.zeros((20, 3), np.float32)
+    X[:, 1] = 1  # item 1: the hit, in all 20 playlists
+    X[:4, 0] = 1  # the query item 0 is in 4 of them ...
+    X[:3, 2] = 1  # ... and the niche item 2 in 3 of those
+    plain = rp3beta_knn(sp.csr_matrix(X), 2, alpha=1.0, beta=0.0).toarray()
+    penal = rp3beta_knn(sp.csr_matrix(X), 2, alpha=1.0, beta=0.5).toarray()
+    assert plain[0, 1] > plain[0, 2]  # the walk alone lands on the hit more often
+    assert penal[0, 2] > penal[0, 1]  # the penalty puts the niche track first
 
 
 def test_ease_keeps_the_most_played_items_only(data):

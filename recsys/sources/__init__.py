@@ -2,7 +2,7 @@
 
 | name | module | needs histories | reaches cold tracks |
 |---|---|---|---|
-| itemknn, sequence | itemknn.py | yes | no |
+| itemknn, rp3beta, sequence | itemknn.py | yes | no |
 | vsknn | vsknn.py | yes | no |
 | als | als.py | yes | no |
 | rules | assoc.py | yes | no |
@@ -35,12 +35,12 @@ from .base import (
 from .content import ContentSource
 from .ease import EASESource
 from .groups import AlbumSource, ArtistSource, ClusterSource, PopularSource
-from .itemknn import ItemKNNSource, SequenceSource
+from .itemknn import ItemKNNSource, RP3BetaSource, SequenceSource
 from .vsknn import VSKNNSource
 
 SOURCES: dict[str, type[Source]] = {s.name: s for s in (
     RulesSource, ContentSource, ClusterSource, ArtistSource, AlbumSource,
-    ItemKNNSource, SequenceSource, VSKNNSource, EASESource, ALSSource, PopularSource)}
+    ItemKNNSource, RP3BetaSource, SequenceSource, VSKNNSource, EASESource, ALSSource, PopularSource)}
 
 #: the sources of the fallback blend by default (a weight in their own settings)
 BLEND_SOURCES = tuple(name for name, cls in SOURCES.items() if cls.Config().weight)
