@@ -36,22 +36,17 @@ from .base import (
 )
 
 
-def cosine_knn(X: sp.csr_matrix, k: int, *, shrink: float = 0.0, chunk: int = 4096) -> sp.csr_matrix:
-    """Items x items cosine co-plays / (sqrt(n_a n_b) + shrink) of the columns of X, top-k per row,
-    diagonal removed."""
-    n_items = X.shape[1]
-    cnt = np.asarray(X.sum(axis=0)).ravel()
-    norms = np.sqrt(np.maximum(cnt, 1.0))
-    Xc = X.tocsc()
-    XT = Xc.T.tocsr()
-    played = np.flatnonzero(cnt > 0)
+def item_topk(played: np.ndarray, n_items: int, k: int, block, *, chunk: int = 4096) -> sp.csr_matrix:
+    """An items x items similarity kept to its top k per row, diagonal removed, computed ``chunk`` rows
+    at a time: ``block(rows) -> (coo of the rows' similarities, values)`` for the ``played`` rows; the
+    others stay empty."""
     blocks = []
     for s in range(0, len(played), chunk):
         rows = played[s:s + chunk]
-        B = (XT[rows] @ Xc).tocoo()
+        B, val = block(rows)
         keep = B.col != rows[B.row]
-        val = B.data[keep] / (norms[rows[B.row[keep]]] * norms[B.col[keep]] + shrink)
-        B = sp.csr_matrix((val.astype(np.float32), (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
+        B = sp.csr_matrix((val[keep].astype(np.float32), (B.row[keep], B.col[keep])),
+                          shape=(len(rows), n_items))
         blocks.append(prune_rows(B, k))
     if not blocks:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
@@ -62,11 +57,25 @@ def cosine_knn(X: sp.csr_matrix, k: int, *, shrink: float = 0.0, chunk: int = 40
     return (P @ S).tocsr().astype(np.float32)
 
 
+def cosine_knn(X: sp.csr_matrix, k: int, *, shrink: float = 0.0, chunk: int = 4096) -> sp.csr_matrix:
+    """Items x items cosine co-plays / (sqrt(n_a n_b) + shrink) of the columns of X, top-k per row,
+    diagonal removed."""
+    cnt = np.asarray(X.sum(axis=0)).ravel()
+    norms = np.sqrt(np.maximum(cnt, 1.0))
+    Xc = X.tocsc()
+    XT = Xc.T.tocsr()
+
+    def block(rows):
+        B = (XT[rows] @ Xc).tocoo()
+        return B, B.data / (norms[rows[B.row]] * norms[B.col] + shrink)
+
+    return item_topk(np.flatnonzero(cnt > 0), X.shape[1], k, block, chunk=chunk)
+
+
 def rp3beta_knn(X: sp.csr_matrix, k: int, *, alpha: float = 0.6, beta: float = 0.3,
                 chunk: int = 4096) -> sp.csr_matrix:
     """Items x items RP3beta: (P_iu^alpha P_ui^alpha)[a, b] / popularity(b)^beta of the binary users x
     items matrix X (P row-normalised transition probabilities), top-k per row, diagonal removed."""
-    n_items = X.shape[1]
     pop = np.asarray(X.sum(axis=0)).ravel()
     per_user = np.asarray(X.sum(axis=1)).ravel()
     Pui = (sp.diags(1.0 / np.maximum(per_user, 1.0)) @ X).tocsr()
@@ -74,21 +83,12 @@ def rp3beta_knn(X: sp.csr_matrix, k: int, *, alpha: float = 0.6, beta: float = 0
     Pui.data **= alpha
     Piu.data **= alpha
     penalty = (1.0 / np.maximum(pop, 1.0) ** beta).astype(np.float64)
-    played = np.flatnonzero(pop > 0)
-    blocks = []
-    for s in range(0, len(played), chunk):
-        rows = played[s:s + chunk]
+
+    def block(rows):
         B = (Piu[rows] @ Pui).tocoo()
-        keep = B.col != rows[B.row]
-        val = B.data[keep] * penalty[B.col[keep]]
-        B = sp.csr_matrix((val.astype(np.float32), (B.row[keep], B.col[keep])), shape=(len(rows), n_items))
-        blocks.append(prune_rows(B, k))
-    if not blocks:
-        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    S = sp.vstack(blocks).tocsr()
-    P = sp.csr_matrix((np.ones(len(played), np.float32), (played, np.arange(len(played)))),
-                      shape=(n_items, len(played)))
-    return (P @ S).tocsr().astype(np.float32)
+        return B, B.data * penalty[B.col]
+
+    return item_topk(np.flatnonzero(pop > 0), X.shape[1], k, block, chunk=chunk)
 
 
 @dataclass
