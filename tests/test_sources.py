@@ -173,6 +173,15 @@ def test_rp3beta_is_the_three_step_walk_with_a_popularity_penalty():
     assert np.allclose(top2.max(1), W.max(1), rtol=1e-5)
 
 
+def test_rp3beta_reasons_read_like_item_knn(data):
+    from recsys.playlist import plain_reason
+
+    src = make_source("rp3beta").fit(data)
+    why = src.explain(src.context([0, 1]), 2)
+    assert why.startswith("often in the same playlists as t001 (RP3beta 0.")
+    assert plain_reason(why, {"t001": "Tiny Dancer"}.get) == "Often in the same playlists as “Tiny Dancer”"
+
+
 def test_rp3beta_beta_lets_a_niche_track_beat_the_hit():
     """A hit in every playlist against a niche track always played with the query: beta decides."""
     import scipy.sparse as sp

@@ -122,7 +122,7 @@ class ItemKNNSource(Source):
     needs_histories = True
     Config = ItemKNNConfig
     grid = {"shrink": (0.0, 5.0, 20.0, 100.0), "neighbours": (50, 100, 300)}
-    measure = "cos"  # the similarity's name in reasons
+    measure, digits = "cos", 2  # the similarity's name in reasons, and the digits its values show
 
     def fit(self, data: SourceData) -> ItemKNNSource:
         super().fit(data)
@@ -142,7 +142,7 @@ class ItemKNNSource(Source):
         v = vals[sel] * ctx.weights[which[sel]]
         return per_row(rows, best_per_key(cols[sel], v), lambda j: None if v[j] <= 0 else (
             f"often in the same playlists as {self.label(ctx.rows[which[sel[j]]])} "
-            f"({self.measure} {float(v[j]):.{2 if self.measure == 'cos' else 3}f})"))
+            f"({self.measure} {float(v[j]):.{self.digits}f})"))
 
     def save(self, directory) -> None:
         save_npz(self._file(directory), {**csr_arrays("S", self.S_), "counts": self.counts_})
@@ -163,13 +163,13 @@ class ItemKNNSource(Source):
 
 
 class RP3BetaSource(ItemKNNSource):
-    """Item-item RP3beta neighbours of the recent tracks: the walk user-item-user-item, popularity
+    """Item-item RP3beta neighbours of the recent tracks: the walk item-playlist-item, popularity
     penalised, so that a niche track sharing playlists with the context outranks a hit that is everywhere."""
 
     name = "rp3beta"
     Config = RP3BetaConfig
     grid = {"alpha": (0.4, 0.6, 0.8, 1.0), "beta": (0.0, 0.2, 0.3, 0.5), "neighbours": (100, 300)}
-    measure = "RP3beta"
+    measure, digits = "RP3beta", 3  # walk probabilities are small: 0.012
 
     def fit(self, data: SourceData) -> RP3BetaSource:
         Source.fit(self, data)
