@@ -6,6 +6,8 @@ a checkout of an older commit, in the same run), sends a fixed number of POST /a
 and 16 clients, and prints errors, p50/p99 latency and requests/s beside the in-process
 ``Engine.recommend`` p50/p99 on the same bodies; a phase with ``POST /api/admin/reload`` sent halfway;
 ``--overload 64`` then runs 64 clients for 20 s and counts status codes (only 200 and 503 allowed).
+When an answer goes wrong, the first error of each kind (and when it came) and the server's own log,
+its access lines of 200/503 left out, are printed too.
 ``search``: a seeded synthetic catalogue (words drawn from a real catalogue's titles, artists and
 albums) of each ``--sizes``, its search.sqlite built with recsys.search, and exact-title and
 half-title prefix queries timed in process; reports p50/p99 and how often a track with exactly the
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+
+#: an access-log line of a request answered 200 or 503 (left out of the server log the report keeps)
+ACCESS_LINE = re.compile(r" (GET|POST) /api/\S+ (200|503) ")
 
 #: Admin token handed to the server (RECSYS_ADMIN_TOKEN) for the reload request.
 ADMIN_TOKEN = "bench-serve"
@@ -126,7 +132,9 @@ async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> 
     import httpx
 
     codes: dict[str, int] = {}
-    t_end = time.perf_counter() + seconds
+    first: dict[str, str] = {}  # per failure kind, its first message and when (s into the phase)
+    t0 = time.perf_counter()
+    t_end = t0 + seconds
 
     async def worker(client: httpx.AsyncClient, i: int) -> None:
         j = i
@@ -138,17 +146,23 @@ async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> 
                     key = "503 without Retry-After"
             except Exception as exc:
                 key = type(exc).__name__
+                first.setdefault(key, f"{exc!r} at {time.perf_counter() - t0:.2f} s")
             codes[key] = codes.get(key, 0) + 1
             j += clients
 
     limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         await asyncio.gather(*(worker(client, i) for i in range(clients)))
-    return {"clients": clients, "seconds": seconds, "codes": codes}
+    out = {"clients": clients, "seconds": seconds, "codes": codes}
+    if first:
+        out["first_errors"] = first
+    return out
 
 
 def start_server(index: str, *, workers: int, src: str | None, threads: int | None,
-                 engine_threads: int | None = None) -> tuple:
+                 engine_threads: int | None = None, log=None) -> tuple:
+    """Start ``recsys serve`` on a free port and wait until every worker answers; its output goes to
+    ``log`` (an open file) or nowhere."""
     port = free_port()
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", RECSYS_ADMIN_TOKEN=ADMIN_TOKEN)
     if src:
@@ -161,8 +175,8 @@ def start_server(index: str, *, workers: int, src: str | None, threads: int | No
         cmd += ["--threads", str(threads)]
     if engine_threads:
         cmd += ["--engine-threads", str(engine_threads)]
-    server = subprocess.Popen(cmd, env=env, cwd=src or None, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    out = log if log is not None else subprocess.DEVNULL
+    server = subprocess.Popen(cmd, env=env, cwd=src or None, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
@@ -209,8 +223,9 @@ def http_bench(args) -> dict:
     if args.baseline_src:
         servers.insert(0, (f"baseline {args.baseline_src}", args.baseline_src, 1))
     for label, src, workers in servers:
+        log = tempfile.TemporaryFile("w+")  # the server's log, read back when an answer went wrong
         server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads,
-                                            engine_threads=args.engine_threads)
+                                            engine_threads=args.engine_threads, log=log)
         try:
             asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
             run = {"server": label, "workers": workers, "startup_s": startup, "phases": []}
@@ -226,10 +241,16 @@ def http_bench(args) -> dict:
                 import httpx
 
                 run["alive_after_overload"] = httpx.get(url + "/api/health", timeout=30).status_code == 200
-            res["servers"].append(run)
-            print(json.dumps(run), file=sys.stderr)
         finally:
             stop(server)
+        codes = set(run.get("overload", {}).get("codes", {}))
+        bad = any(p["errors"] for p in run["phases"]) or codes - {"200", "503"}
+        if bad:  # what the server said beside its access log, to tell a server fault from a client one
+            log.seek(0)
+            run["server_log"] = [ln.rstrip() for ln in log if not ACCESS_LINE.search(ln)][-30:]
+        log.close()
+        res["servers"].append(run)
+        print(json.dumps(run), file=sys.stderr)
     res["loadavg_after"] = round(os.getloadavg()[0], 2)
     return res
 
@@ -347,6 +368,12 @@ def main() -> None:
         if "overload" in run:
             print(f"  overload {run['overload']['clients']} clients {run['overload']['seconds']} s: "
                   f"{run['overload']['codes']}; server alive after: {run['alive_after_overload']}")
+            for kind, msg in run["overload"].get("first_errors", {}).items():
+                print(f"    first {kind}: {msg}")
+        if run.get("server_log"):
+            print("  the server's log (access lines of 200/503 left out):")
+            for ln in run["server_log"]:
+                print(f"    {ln}")
 
 
 if __name__ == "__main__":
