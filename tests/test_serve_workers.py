@@ -68,6 +68,17 @@ def test_two_workers_share_the_port_and_reload_together(tmp_path):
         # one engine thread per core in all by default: cores / workers per process
         health = httpx.get(url + "/api/health", timeout=5).json()
         assert health["engine_threads"] == max(1, (os.cpu_count() or 1) // 2)
+        # an idle keep-alive connection outlives a client's own idle expiry (httpx: 5 s), so the client
+        # drops it first; at uvicorn's default 5 s the second request here fails (RemoteDisconnected)
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/health")
+        assert conn.getresponse().read()
+        time.sleep(6)
+        conn.request("GET", "/api/health")
+        assert conn.getresponse().status == 200
+        conn.close()
 
         def hammer() -> None:
             with httpx.Client(base_url=url, timeout=30) as c:

@@ -36,8 +36,10 @@ def register(main: click.Group) -> None:
                        "[default: cores / workers, at least 1].")
     @click.option("--queue", type=click.IntRange(0, 10_000), default=32, show_default=True,
                   help="Requests waiting for an engine thread beyond which the answer is 503 + Retry-After.")
+    @click.option("--keep-alive", type=click.FloatRange(1, 3600), default=75.0, show_default=True,
+                  help="Seconds an idle keep-alive connection stays open (longer than clients keep theirs).")
     def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, admin_token,
-              workers, engine_threads, queue):
+              workers, engine_threads, queue, keep_alive):
         """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback, token) reloads."""
         import logging
         import os
@@ -60,7 +62,8 @@ def register(main: click.Group) -> None:
             logging.getLogger("recsys.serve").propagate = False
             opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
                                 max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
-                                engine_threads=engine_threads, queue=queue, mmap=workers > 1)
+                                engine_threads=engine_threads, queue=queue, mmap=workers > 1,
+                                keep_alive=keep_alive)
             holder = IndexHolder(opts)  # a broken index fails here, before announcing: "error: ...", exit 2
             token = admin_token or secrets.token_urlsafe(24)
             app = None if workers > 1 else create_app(opts, holder=holder, admin_token=token)
@@ -99,6 +102,7 @@ def register(main: click.Group) -> None:
         click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
                    f"http://{shown}:{bound}/api/admin/reload", err=True)
         uvicorn.Server(uvicorn.Config(app, host=host, port=bound, access_log=False, log_level="warning",
+                                      timeout_keep_alive=opts.keep_alive,
                                       timeout_graceful_shutdown=5)).run(sockets=[sock])
 
     @main.command("report")

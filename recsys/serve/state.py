@@ -38,6 +38,10 @@ class ServeOptions:
     engine_threads: int = 2  # threads running the engine (recommend, search, similar) at once
     queue: int = 32  # requests waiting for an engine thread beyond which the server answers 503
     mmap: bool = False  # open the index memory-mapped read-only (recsys serve --workers)
+    # seconds an idle keep-alive connection stays open; longer than clients keep theirs (httpx 5 s,
+    # requests/urllib3 until reused), so the client drops it first and never sends on a connection the
+    # server is closing at that moment (uvicorn's 5 s equals httpx's: a POST then fails with ReadError)
+    keep_alive: float = 75.0
 
 
 def _text(series: pd.Series | None, n: int) -> np.ndarray:
