@@ -127,9 +127,13 @@ class ItemKNNSource(Source):
     def fit(self, data: SourceData) -> ItemKNNSource:
         super().fit(data)
         X = data.interactions.matrix()
-        self.S_ = cosine_knn(X, self.settings.neighbours, shrink=self.settings.shrink)
+        self.S_ = self.similarity(X)
         self.counts_ = np.asarray(X.sum(axis=0)).ravel()
         return self
+
+    def similarity(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        """The pruned items x items similarity of the users x items matrix X (here: cosine)."""
+        return cosine_knn(X, self.settings.neighbours, shrink=self.settings.shrink)
 
     def candidates(self, ctx: Context, n: int):
         idx, val = gather(self.S_, ctx.rows, ctx.weights, _rows_of(self.S_, ctx, self.name))
@@ -171,13 +175,9 @@ class RP3BetaSource(ItemKNNSource):
     grid = {"alpha": (0.4, 0.6, 0.8, 1.0), "beta": (0.0, 0.2, 0.3, 0.5), "neighbours": (100, 300)}
     measure, digits = "RP3beta", 3  # walk probabilities are small: 0.012
 
-    def fit(self, data: SourceData) -> RP3BetaSource:
-        Source.fit(self, data)
-        X = data.interactions.matrix()
+    def similarity(self, X: sp.csr_matrix) -> sp.csr_matrix:
         c = self.settings
-        self.S_ = rp3beta_knn(X, c.neighbours, alpha=c.alpha, beta=c.beta)
-        self.counts_ = np.asarray(X.sum(axis=0)).ravel()
-        return self
+        return rp3beta_knn(X, c.neighbours, alpha=c.alpha, beta=c.beta)
 
 
 def _rows_of(M: sp.csr_matrix, ctx: Context, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
