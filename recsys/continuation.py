@@ -178,14 +178,15 @@ def run(
     return pd.DataFrame(rows), timing
 
 
-#: candidate sources compared as baselines when the index has them (EASE once recsys.sources has it)
+#: candidate sources compared as baselines when the index has them: (name, label, also with the seed
+#: weighted uniformly, as the playlist weighs it)
 BASELINES = (
-    ("itemknn", "item-kNN"),
-    ("rp3beta", "RP3beta"),
-    ("vsknn", "V-SKNN"),
-    ("ease", "EASE"),
-    ("als", "ALS"),
-    ("popular", "popularity"),
+    ("itemknn", "item-kNN", True),
+    ("rp3beta", "RP3beta", True),
+    ("vsknn", "V-SKNN", False),
+    ("ease", "EASE", True),
+    ("als", "ALS", False),
+    ("popular", "popularity", False),
 )
 
 
@@ -220,11 +221,11 @@ def baseline_methods(recommender, *, uniform: bool = True) -> dict[str, Callable
 
     out = {"hybrid (index settings)": one(recommender, "hybrid (index settings)")}
     flat = with_decay(recommender, 1.0) if uniform else None
-    for name, label in BASELINES:
+    for name, label, also_uniform in BASELINES:
         src = recommender.sources.get(name)
         if src is not None:
             out[label] = one(src, label)
-            if flat is not None and name in ("itemknn", "rp3beta", "ease"):
+            if flat is not None and also_uniform:
                 out[f"{label}, uniform seed"] = one(flat.sources[name], f"{label}, uniform seed")
     return out
 
