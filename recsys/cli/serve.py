@@ -101,9 +101,8 @@ def register(main: click.Group) -> None:
         click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{shown}:{bound}/", err=True)
         click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
                    f"http://{shown}:{bound}/api/admin/reload", err=True)
-        uvicorn.Server(uvicorn.Config(app, host=host, port=bound, access_log=False, log_level="warning",
-                                      timeout_keep_alive=opts.keep_alive,
-                                      timeout_graceful_shutdown=5)).run(sockets=[sock])
+        config = uvicorn.Config(app, host=host, port=bound, **opts.uvicorn_settings())
+        uvicorn.Server(config).run(sockets=[sock])
 
     @main.command("report")
     @click.argument("track")

@@ -43,6 +43,11 @@ class ServeOptions:
     # server is closing at that moment (uvicorn's 5 s equals httpx's: a POST then fails with ReadError)
     keep_alive: float = 75.0
 
+    def uvicorn_settings(self) -> dict:
+        """The ``uvicorn.Config`` settings every ``recsys serve`` process shares (one or ``--workers``)."""
+        return {"access_log": False, "log_level": "warning", "timeout_keep_alive": self.keep_alive,
+                "timeout_graceful_shutdown": 5}
+
 
 def _text(series: pd.Series | None, n: int) -> np.ndarray:
     if series is None:

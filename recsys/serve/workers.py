@@ -125,8 +125,7 @@ def run_workers(options: ServeOptions, *, sock, workers: int, admin_token: str |
         os.environ[TOKEN_ENV] = admin_token
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config("recsys.serve.workers:app_from_env", factory=True, host=host, port=port,
-                            workers=workers, access_log=False, log_level="warning",
-                            timeout_keep_alive=options.keep_alive, timeout_graceful_shutdown=5)
+                            workers=workers, **options.uvicorn_settings())
 
     class Supervisor(Multiprocess):
         def handle_hup(self) -> None:  # reload every worker in place instead of restarting them
