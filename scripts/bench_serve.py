@@ -209,6 +209,35 @@ def stop(server) -> None:
         server.kill()
 
 
+def serve_phases(args, reqs: list[dict], label: str, src: str | None, workers: int, log) -> dict:
+    """One server's load phases (and overload); its log (``log``, an open file) is kept in the report,
+    access lines of 200/503 left out, when an answer went wrong."""
+    server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads,
+                                        engine_threads=args.engine_threads, log=log)
+    try:
+        asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
+        run = {"server": label, "workers": workers, "startup_s": startup, "phases": []}
+        for clients in args.clients:
+            n = args.requests if clients > 1 else max(200, args.requests // 4)
+            r = asyncio.run(load(url, reqs[:n], clients))
+            run["phases"].append({"clients": clients, "reload": False, **r})
+            if not args.no_reload and clients == max(args.clients):
+                r = asyncio.run(load(url, reqs[:n], clients, reload_at=n // 2))
+                run["phases"].append({"clients": clients, "reload": True, **r})
+        if args.overload:
+            run["overload"] = asyncio.run(overload(url, reqs, args.overload, args.overload_seconds))
+            import httpx
+
+            run["alive_after_overload"] = httpx.get(url + "/api/health", timeout=30).status_code == 200
+    finally:
+        stop(server)
+    codes = set(run.get("overload", {}).get("codes", {}))
+    if any(p["errors"] for p in run["phases"]) or codes - {"200", "503"}:
+        log.seek(0)  # what the server said beside its access log: a server fault or a client one
+        run["server_log"] = [ln.rstrip() for ln in log if not ACCESS_LINE.search(ln)][-30:]
+    return run
+
+
 def http_bench(args) -> dict:
     if not Path(args.index, "manifest.json").exists():
         sys.exit(f"error: {args.index}: no index there (run `make demo` first, or pass --index)")
@@ -223,32 +252,8 @@ def http_bench(args) -> dict:
     if args.baseline_src:
         servers.insert(0, (f"baseline {args.baseline_src}", args.baseline_src, 1))
     for label, src, workers in servers:
-        log = tempfile.TemporaryFile("w+")  # the server's log, read back when an answer went wrong
-        server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads,
-                                            engine_threads=args.engine_threads, log=log)
-        try:
-            asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
-            run = {"server": label, "workers": workers, "startup_s": startup, "phases": []}
-            for clients in args.clients:
-                n = args.requests if clients > 1 else max(200, args.requests // 4)
-                r = asyncio.run(load(url, reqs[:n], clients))
-                run["phases"].append({"clients": clients, "reload": False, **r})
-                if not args.no_reload and clients == max(args.clients):
-                    r = asyncio.run(load(url, reqs[:n], clients, reload_at=n // 2))
-                    run["phases"].append({"clients": clients, "reload": True, **r})
-            if args.overload:
-                run["overload"] = asyncio.run(overload(url, reqs, args.overload, args.overload_seconds))
-                import httpx
-
-                run["alive_after_overload"] = httpx.get(url + "/api/health", timeout=30).status_code == 200
-        finally:
-            stop(server)
-        codes = set(run.get("overload", {}).get("codes", {}))
-        bad = any(p["errors"] for p in run["phases"]) or codes - {"200", "503"}
-        if bad:  # what the server said beside its access log, to tell a server fault from a client one
-            log.seek(0)
-            run["server_log"] = [ln.rstrip() for ln in log if not ACCESS_LINE.search(ln)][-30:]
-        log.close()
+        with tempfile.TemporaryFile("w+") as log:  # the server's log, read back when an answer went wrong
+            run = serve_phases(args, reqs, label, src, workers, log)
         res["servers"].append(run)
         print(json.dumps(run), file=sys.stderr)
     res["loadavg_after"] = round(os.getloadavg()[0], 2)
