@@ -32,13 +32,17 @@ def idx(tmp_path_factory):
     return d / "idx"
 
 
-def test_serve_on_a_taken_port_fails_before_announcing(idx):
-    """Case 8: it printed "serving ... on http://127.0.0.1:P/", then `ERROR: [Errno 98]`, rc 3."""
+@pytest.mark.parametrize("workers, reuse_port", [(1, False), (2, False), (2, True)])
+def test_serve_on_a_taken_port_fails_before_announcing(idx, workers, reuse_port):
+    """Case 8: it printed "serving ... on http://127.0.0.1:P/", then `ERROR: [Errno 98]`, rc 3. With
+    --workers (one SO_REUSEPORT socket each) a port held by another such group is in use too."""
     with socket.socket() as taken:
+        if reuse_port:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = cli("serve", "--index", idx, "--port", port)
+        proc = cli("serve", "--index", idx, "--port", port, "--workers", workers)
     assert proc.returncode == 2, proc.stderr[-1500:]
     assert f"error: port {port} is in use" in proc.stderr
     assert "serving" not in proc.stderr and "Traceback" not in proc.stderr

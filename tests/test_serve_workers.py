@@ -2,6 +2,7 @@
 fails meanwhile."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -104,6 +105,29 @@ def test_two_workers_share_the_port_and_reload_together(tmp_path):
         done.set()
         for t in threads:
             t.join()
+        # a burst of connections is spread over both workers (one socket each): on one shared socket,
+        # the first worker to wake accepted the whole burst
+        burst = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(16)]
+        pids = set()
+        for s in burst:
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for s in burst:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            pids.add(json.loads(data.split(b"\r\n\r\n", 1)[1])["worker_pid"])
+            s.close()
+        assert pids == set(first), pids
+        # a dead worker is replaced, on its own socket: connections waiting there are served
+        os.kill(next(iter(first)), signal.SIGKILL)
+        t0 = time.monotonic()
+        while True:
+            seen = _generations(url, 12)
+            if len(seen) == 2 and set(seen) != set(first):
+                break
+            assert time.monotonic() - t0 < 90, f"the killed worker was not replaced: {seen}"
+            time.sleep(0.5)
+        assert all(g == 2 for g in seen.values()), seen  # the new worker starts at the current generation
     finally:
         done.set()
         proc.terminate()

@@ -45,6 +45,7 @@ def register(main: click.Group) -> None:
         import os
         import secrets
         import signal
+        import socket
         import threading
 
         import uvicorn
@@ -53,7 +54,9 @@ def register(main: click.Group) -> None:
 
         if engine_threads is None:  # one engine thread per core in all: more only interleave under the GIL
             engine_threads = max(1, (os.cpu_count() or 1) // workers)
-        sock = bind_socket(host, port)  # a taken port fails first: "error: port P is in use", exit 2
+        # a taken port fails first ("error: port P is in use", exit 2); --workers: one socket per worker
+        reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")  # else (Windows) they share one
+        sock = bind_socket(host, port, reuse_port=reuse_port)
         try:
             logging.getLogger("recsys.serve").setLevel(logging.INFO)
             handler = logging.StreamHandler()
@@ -71,16 +74,17 @@ def register(main: click.Group) -> None:
             sock.close()
             raise
 
-        if workers > 1:  # N processes on this socket; SIGHUP / any worker's reload reaches them all
+        if workers > 1:  # N processes, one socket each; SIGHUP / any worker's reload reaches them all
             from ..serve.workers import run_workers
 
+            socks = reuse_port_group(sock, workers) if reuse_port else [sock]
             bound = sock.getsockname()[1]
             click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{bound}/ with "
                        f"{workers} worker processes", err=True)
             click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
                        f"http://{host}:{bound}/api/admin/reload", err=True)
             del holder
-            return run_workers(opts, sock=sock, workers=workers, admin_token=token)
+            return run_workers(opts, sockets=socks, workers=workers, admin_token=token)
 
         def on_hup(signum, frame):  # reload aside in a thread; requests keep using the old snapshot meanwhile
             def run():
@@ -135,8 +139,11 @@ def register(main: click.Group) -> None:
         click.echo(f"{out}: report of {track}" + (f" with audio from {audio}" if audio else ""))
 
 
-def bind_socket(host: str, port: int):
-    """A listening TCP socket on host:port, or one ``error:`` line (port in use, no such address)."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False):
+    """A listening TCP socket on host:port, or one ``error:`` line (port in use, no such address).
+
+    ``reuse_port``: the socket is the first of a ``SO_REUSEPORT`` group (:func:`reuse_port_group`); the
+    port is first bound without it, so a server already there, of any kind, is still "in use"."""
     import errno
     import socket
 
@@ -151,6 +158,13 @@ def bind_socket(host: str, port: int):
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts reuse TIME_WAIT, not live ports
         sock.bind(addr)
+        if reuse_port:  # the port is free (and chosen, for port 0): bind it again as a SO_REUSEPORT group
+            addr = sock.getsockname()
+            sock.close()
+            sock = socket.socket(family, kind, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(addr)
         sock.listen(2048)
     except OSError as exc:
         sock.close()
@@ -163,3 +177,28 @@ def bind_socket(host: str, port: int):
         raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.set_inheritable(True)
     return sock
+
+
+def reuse_port_group(first, n: int) -> list:
+    """``first`` (bound by ``bind_socket(..., reuse_port=True)``) and n - 1 more listening sockets on its
+    address: the kernel spreads new connections over them, one per worker process."""
+    import socket
+
+    out = [first]
+    try:
+        for _ in range(n - 1):
+            sock = socket.socket(first.family, first.type, first.proto)
+            out.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(first.getsockname())
+            sock.listen(2048)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in out:
+            sock.close()
+        from ..errors import InputError
+
+        raise InputError(f"cannot open {n} sockets on port {first.getsockname()[1]} ({exc.strerror or exc})"
+                         ) from None
+    return out

@@ -1,6 +1,10 @@
-"""``recsys serve --workers N``: N uvicorn processes on one listening socket over one memory-mapped index.
+"""``recsys serve --workers N``: N uvicorn processes on one port over one memory-mapped index.
 
-The parent binds the socket and supervises (uvicorn's ``Multiprocess``: a dead worker is replaced).
+The parent binds one listening socket per worker on the same port (``SO_REUSEPORT``) and supervises
+(uvicorn's ``Multiprocess``: a dead worker is replaced, on its socket). The kernel spreads new
+connections over the sockets. On one shared socket it does not: asyncio accepts every pending
+connection when the socket wakes it, so whichever worker wakes first took a whole burst of keep-alive
+connections (measured: 15 or 16 of 16 clients on one worker), and the other worker idled.
 Each worker opens the index read-only and memory-mapped (``ServeOptions.mmap``), so the embeddings
 and the FAISS index are shared through the page cache instead of copied per process. A reload (in
 any worker through ``POST /api/admin/reload``, or SIGHUP to the parent) increments a generation
@@ -111,10 +115,13 @@ def app_from_env():
                       admin_token=os.environ.get(TOKEN_ENV))
 
 
-def run_workers(options: ServeOptions, *, sock, workers: int, admin_token: str | None) -> None:
-    """Serve the bound socket ``sock`` from ``workers`` processes until SIGINT/SIGTERM."""
+def run_workers(options: ServeOptions, *, sockets: list, workers: int, admin_token: str | None) -> None:
+    """Serve ``workers`` processes until SIGINT/SIGTERM, worker i on ``sockets[i]`` (one socket: all share
+    it)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors.multiprocess import Process
 
     state = Path(tempfile.mkdtemp(prefix="recsys-serve-"))
     gen = state / "generation"
@@ -123,19 +130,53 @@ def run_workers(options: ServeOptions, *, sock, workers: int, admin_token: str |
     os.environ[GENERATION_ENV] = str(gen)
     if admin_token:
         os.environ[TOKEN_ENV] = admin_token
-    host, port = sock.getsockname()[:2]
+    host, port = sockets[0].getsockname()[:2]
     config = uvicorn.Config("recsys.serve.workers:app_from_env", factory=True, host=host, port=port,
                             workers=workers, **options.uvicorn_settings())
 
     class Supervisor(Multiprocess):
+        """uvicorn's supervisor, but worker i always runs on socket i: a replaced worker takes over the
+        connections waiting on its predecessor's socket."""
+
+        def spawn(self, i: int) -> Process:
+            process = Process(self.config, [sockets[i % len(sockets)]])
+            process.start()
+            return process
+
+        def init_processes(self) -> None:
+            self.processes = [self.spawn(i) for i in range(self.processes_num)]
+
+        def keep_subprocess_alive(self) -> None:  # uvicorn's, with the worker's own socket
+            if self.should_exit.is_set():
+                return
+            for i, process in enumerate(self.processes):
+                if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                    continue
+                process.kill()
+                process.join()
+                if process.exitcode == STARTUP_FAILURE:  # broken before serving: it would fail again
+                    log.error("worker %s failed to start, stopping", process.pid)
+                    self.should_exit.set()
+                    return
+                if self.should_exit.is_set():
+                    return
+                log.info("worker %s died, starting another on its socket", process.pid)
+                self.processes[i] = self.spawn(i)
+
         def handle_hup(self) -> None:  # reload every worker in place instead of restarting them
             g = bump_generation(gen)
             log.info("SIGHUP: reloading every worker (generation %d)", g)
 
+        def handle_ttin(self) -> None:  # the sockets are fixed at start: so is the number of workers
+            log.info("SIGTTIN ignored: restart with another --workers")
+
+        handle_ttou = handle_ttin
+
     try:
-        Supervisor(config, sockets=[sock]).run()
+        Supervisor(config, sockets=sockets).run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         for f in state.iterdir():
             f.unlink()
         state.rmdir()
