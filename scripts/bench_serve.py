@@ -3,7 +3,8 @@
 ``http`` (default): starts ``recsys serve`` as a child process on a free 127.0.0.1 port for each
 ``--workers`` value (and, with ``--baseline-src DIR``, the same server from another source tree, e.g.
 a checkout of an older commit, in the same run), sends a fixed number of POST /api/recommend from 1, 4
-and 16 clients, and prints errors, p50/p99 latency and requests/s beside the in-process
+and 16 clients, and prints errors, p50/p99 latency and requests/s (and the server's own p50/p99 from its
+``Server-Timing`` header, which leaves out the client's waiting for a core) beside the in-process
 ``Engine.recommend`` p50/p99 on the same bodies; a phase with ``POST /api/admin/reload`` sent halfway;
 ``--overload 64`` then runs 64 clients for 20 s and counts status codes (only 200 and 503 allowed).
 When an answer goes wrong, the first error of each kind (and when it came) and the server's own log,
@@ -68,6 +69,7 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
     for b in reqs:
         queue.put_nowait(b)
     lat: list[float] = []
+    server: list[float] = []  # the server's own time (Server-Timing), without the client's waiting
     errors: list[str] = []
     done = {"n": 0}
     reload_info: dict = {}
@@ -85,6 +87,9 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
                 ok = r.status_code == 200 and len(r.json()["recommendations"]) > 0
                 if not ok:
                     errors.append(f"{r.status_code} {r.text[:120]}")
+                timing = r.headers.get("server-timing", "")
+                if "dur=" in timing:
+                    server.append(float(timing.split("dur=")[1].split(",")[0]) / 1000)
             except Exception as exc:  # a connection error counts as a failed request
                 errors.append(f"{type(exc).__name__}: {exc}")
             lat.append(time.perf_counter() - t0)
@@ -109,6 +114,8 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
         wall = time.perf_counter() - t0
     out = {"requests": len(lat), "errors": len(errors), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
            "max_ms": pct(lat, 100), "req_per_s": round(len(lat) / wall, 1), "wall_s": round(wall, 2)}
+    if server:
+        out.update(server_p50_ms=pct(server, 50), server_p99_ms=pct(server, 99))
     if errors:
         out["first_errors"] = errors[:3]
     if reload_at is not None:
@@ -364,12 +371,12 @@ def main() -> None:
           f"p99 {ip['p99_ms']} ms "
           f"(load average {res['loadavg_before']} -> {res['loadavg_after']})")
     print(f"{'server':<34}{'workers':>8}{'clients':>8}{'reload':>7}{'errors':>7}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'req/s':>8}")
+          f"{'req/s':>8}{'server p50':>11}{'p99':>7}")
     for run in res["servers"]:
         for ph in run["phases"]:
             print(f"{run['server'][:33]:<34}{run['workers']:>8}{ph['clients']:>8}"
                   f"{'yes' if ph['reload'] else '':>7}{ph['errors']:>7}{ph['p50_ms']:>8}{ph['p99_ms']:>8}"
-                  f"{ph['req_per_s']:>8}")
+                  f"{ph['req_per_s']:>8}{ph.get('server_p50_ms', '-'):>11}{ph.get('server_p99_ms', '-'):>7}")
         if "overload" in run:
             print(f"  overload {run['overload']['clients']} clients {run['overload']['seconds']} s: "
                   f"{run['overload']['codes']}; server alive after: {run['alive_after_overload']}")

@@ -136,6 +136,10 @@ def test_recommend(client, served):
     assert all(set(x) >= {"track_id", "score", "reasons", "track_name", "track_artist"} for x in recs)
     direct = served["eng"].recommend(["t0001", "t0002"], k=8)
     assert [x["track_id"] for x in recs] == [d.track_id for d in direct]
+    # the server's own time, for dev tools and load tests (scripts/bench_serve.py)
+    name, dur = r.headers["server-timing"].split(";dur=")
+    assert name == "app" and float(dur) > 0
+    assert "server-timing" in client.get("/api/tracks/nope").headers  # errors carry it too
 
 
 def test_similar(client, served):
