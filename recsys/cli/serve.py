@@ -54,9 +54,10 @@ def register(main: click.Group) -> None:
 
         if engine_threads is None:  # one engine thread per core in all: more only interleave under the GIL
             engine_threads = max(1, (os.cpu_count() or 1) // workers)
-        # a taken port fails first ("error: port P is in use", exit 2); --workers: one socket per worker
-        reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")  # else (Windows) they share one
-        sock = bind_socket(host, port, reuse_port=reuse_port)
+        # a taken port fails first ("error: port P is in use", exit 2); --workers: one socket per worker,
+        # where SO_REUSEPORT exists (elsewhere, Windows, the workers share one)
+        socks = bind_sockets(host, port, count=workers if hasattr(socket, "SO_REUSEPORT") else 1)
+        sock = socks[0]
         try:
             logging.getLogger("recsys.serve").setLevel(logging.INFO)
             handler = logging.StreamHandler()
@@ -71,13 +72,13 @@ def register(main: click.Group) -> None:
             token = admin_token or secrets.token_urlsafe(24)
             app = None if workers > 1 else create_app(opts, holder=holder, admin_token=token)
         except BaseException:
-            sock.close()
+            for s in socks:
+                s.close()
             raise
 
         if workers > 1:  # N processes, one socket each; SIGHUP / any worker's reload reaches them all
             from ..serve.workers import run_workers
 
-            socks = reuse_port_group(sock, workers) if reuse_port else [sock]
             bound = sock.getsockname()[1]
             click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{host}:{bound}/ with "
                        f"{workers} worker processes", err=True)
@@ -139,11 +140,12 @@ def register(main: click.Group) -> None:
         click.echo(f"{out}: report of {track}" + (f" with audio from {audio}" if audio else ""))
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool = False):
-    """A listening TCP socket on host:port, or one ``error:`` line (port in use, no such address).
+def bind_sockets(host: str, port: int, *, count: int = 1) -> list:
+    """``count`` listening TCP sockets on host:port, or one ``error:`` line (port in use, no such address).
 
-    ``reuse_port``: the socket is the first of a ``SO_REUSEPORT`` group (:func:`reuse_port_group`); the
-    port is first bound without it, so a server already there, of any kind, is still "in use"."""
+    More than one: a ``SO_REUSEPORT`` group, one socket per worker process, over which the kernel spreads
+    new connections. The port is first bound without it, so a server already there, of any kind (another
+    group too), is still "in use"."""
     import errno
     import socket
 
@@ -154,20 +156,31 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False):
     except socket.gaierror as exc:
         raise InputError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
     family, kind, proto, _, addr = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
+    socks: list = []
+
+    def listening(reuse_port: bool):
+        sock = socket.socket(family, kind, proto)
+        socks.append(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts reuse TIME_WAIT, not live ports
-        sock.bind(addr)
-        if reuse_port:  # the port is free (and chosen, for port 0): bind it again as a SO_REUSEPORT group
-            addr = sock.getsockname()
-            sock.close()
-            sock = socket.socket(family, kind, proto)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(addr)
-        sock.listen(2048)
+        sock.bind(addr)
+        return sock
+
+    try:
+        first = listening(False)
+        if count > 1:  # the port is free (and chosen, for port 0): bind it again as a SO_REUSEPORT group
+            addr = first.getsockname()
+            first.close()
+            socks.clear()
+            for _ in range(count):
+                listening(True)
+        for sock in socks:
+            sock.listen(2048)
+            sock.set_inheritable(True)
     except OSError as exc:
-        sock.close()
+        for sock in socks:
+            sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise InputError(f"port {port} is in use (on {host}): stop the other server or pass another "
                              "--port (0 = any free port)") from None
@@ -175,30 +188,4 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False):
             raise InputError(f"port {port}: permission denied (ports below 1024 need root); "
                              "pass another --port") from None
         raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def reuse_port_group(first, n: int) -> list:
-    """``first`` (bound by ``bind_socket(..., reuse_port=True)``) and n - 1 more listening sockets on its
-    address: the kernel spreads new connections over them, one per worker process."""
-    import socket
-
-    out = [first]
-    try:
-        for _ in range(n - 1):
-            sock = socket.socket(first.family, first.type, first.proto)
-            out.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(first.getsockname())
-            sock.listen(2048)
-            sock.set_inheritable(True)
-    except OSError as exc:
-        for sock in out:
-            sock.close()
-        from ..errors import InputError
-
-        raise InputError(f"cannot open {n} sockets on port {first.getsockname()[1]} ({exc.strerror or exc})"
-                         ) from None
-    return out
+    return socks
