@@ -84,6 +84,17 @@ class Query:
         self.last = int(self.recent[0])
 
     @functools.cached_property
+    def ranks(self) -> np.ndarray:
+        """(sources, candidates) ranks, NaN where a source did not propose the candidate."""
+        return np.vstack([self.cand.ranks[s] for s in self.rec.sources])
+
+    @functools.cached_property
+    def stats(self) -> np.ndarray | None:
+        """(candidates, len(AUDIO_STATS)) audio statistics of the candidates (None without statistics)."""
+        S = self.content.stats
+        return None if S is None else S[self.rows]
+
+    @functools.cached_property
     def emb(self) -> np.ndarray:
         return self.content.embeddings[self.rows]
 
@@ -104,18 +115,13 @@ class Query:
 
     def stat(self, name: str) -> tuple[np.ndarray, float] | None:
         """(candidates' values, last track's value) of one audio statistic; None without statistics."""
-        S = self.content.stats
-        if S is None:
+        if self.stats is None:
             return None
         j = AUDIO_STATS.index(name)
-        return S[self.rows, j], float(S[self.last, j])
+        return self.stats[:, j], float(self.content.stats[self.last, j])
 
     def full(self, v: float) -> np.ndarray:
         return np.full(self.n, v)
-
-
-def _ranks(q: Query) -> list[np.ndarray]:
-    return [q.cand.ranks[s] for s in q.rec.sources]
 
 
 def _delta(name: str):
@@ -154,7 +160,7 @@ def _energy_profile(q: Query) -> np.ndarray:
     ctx_e = S[q.recent, AUDIO_STATS.index("energy")]
     if not np.isfinite(ctx_e).any():
         return q.full(np.nan)
-    return np.abs(S[q.rows, AUDIO_STATS.index("energy")] - np.nanmean(ctx_e))
+    return np.abs(q.stats[:, AUDIO_STATS.index("energy")] - np.nanmean(ctx_e))
 
 
 #: the ranker's context features after the per-source ones (SOURCE_FEATURES): (column name, function of the
@@ -169,11 +175,10 @@ CONTEXT_FEATURES: tuple[tuple[str, Callable[[Query], np.ndarray]], ...] = (
         np.float32)),
     ("artist_share", lambda q: q.share("artist")),
     ("album_share", lambda q: q.share("album")),
-    ("n_sources", lambda q: np.sum([~np.isnan(r) for r in _ranks(q)], axis=0) if q.rec.sources
-     else q.full(0.0)),
+    ("n_sources", lambda q: (~np.isnan(q.ranks)).sum(axis=0) if q.rec.sources else q.full(0.0)),
     ("context_len", lambda q: q.full(float(len(q.ctx.seq)))),
     ("known_share", lambda q: q.full(float(np.mean(q.rec._log_plays[q.ctx.rows] > 0)))),
-    ("best_rank", lambda q: np.fmin.reduce(_ranks(q)) if q.rec.sources else q.full(np.nan)),
+    ("best_rank", lambda q: np.fmin.reduce(q.ranks, axis=0) if q.rec.sources else q.full(np.nan)),
     ("tempo_log_ratio", _tempo),
     ("fifths_distance", _fifths_distance),
     ("same_mode", _same_mode),

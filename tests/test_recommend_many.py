@@ -169,7 +169,10 @@ def test_content_cache_answers_what_one_faiss_search_answers(built):
     small.cache_.size = 3
     for r in range(10):
         small.neighbours(np.asarray([r]), E[:0], 5)
-    assert list(small.cache_.entries) == [(r, 5, index.ntotal) for r in (7, 8, 9)]  # least recent dropped
+    longest = src.settings.neighbours + rec.config.max_recent  # a flat index keeps one answer per track
+    assert index.kind == "flat"
+    assert list(small.cache_.entries) == [(r, longest, index.ntotal) for r in (7, 8, 9)]  # LRU dropped
+    np.testing.assert_array_equal(small.neighbours(np.asarray([9]), E[:0], 5)[1], index.search(E[9:10], 5)[1])
 
 
 def test_evaluate_batches_the_hybrid_and_gets_the_same_table(built):

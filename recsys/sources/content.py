@@ -73,22 +73,27 @@ class ContentSource(Source):
         """FAISS's (similarities, ids) for the embeddings of ``rows`` and then the ``extra`` query vectors,
         as one ``search`` of them all would answer: each query's answer is its own, so the rows' answers
         are taken from the cache and only the others searched (one call, fewer than FAISS's BLAS
-        threshold of 20 queries: the same per-query scan)."""
+        threshold of 20 queries: the same per-query scan). On an exact (flat) index every track's answer
+        is asked and kept at the longest length a context needs (``neighbours`` + ``max_recent``) and cut
+        to ``k``, so contexts of different lengths share it."""
         index = self.data_.content.index
         k, size = int(min(k, index.ntotal)), int(index.ntotal)
-        keys = [(r, k, size) for r in rows.tolist()]
+        ask = k
+        if index.kind == "flat":  # one answer per track: exact top-k lists are prefixes of longer ones
+            ask = int(min(max(k, self.settings.neighbours + self.config.max_recent), size))
+        keys = [(r, ask, size) for r in rows.tolist()]
         got = [self.cache_.get(key) for key in keys] if self.cache_.size else [None] * len(keys)
         miss = [i for i, g in enumerate(got) if g is None]
         if miss or len(extra):
             Q = self.data_.content.embeddings[rows[miss]]
             if len(extra):
                 Q = np.vstack([Q, extra]) if len(miss) else extra
-            sims, ids = index.search(Q, k)
+            sims, ids = index.search(Q, ask)
             for j, i in enumerate(miss):
                 got[i] = (sims[j], ids[j])
                 self.cache_.put(keys[i], got[i])
             got += [(sims[j], ids[j]) for j in range(len(miss), len(Q))]
-        return np.vstack([g[0] for g in got]), np.vstack([g[1] for g in got])
+        return np.vstack([g[0][:k] for g in got]), np.vstack([g[1][:k] for g in got])
 
     def search(self, ctx: Context):
         """(candidate rows, strengths, query index, cosine) of the neighbour search (cached per query)."""
