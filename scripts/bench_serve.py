@@ -2,9 +2,10 @@
 
 ``http`` (default): starts ``recsys serve`` as a child process on a free 127.0.0.1 port for each
 ``--workers`` value (and, with ``--baseline-src DIR``, the same server from another source tree, e.g.
-a checkout of an older commit, in the same run), sends a fixed number of POST /api/recommend from 1, 4
-and 16 clients, and prints errors, p50/p99 latency and requests/s (and the server's own p50/p99 from its
-``Server-Timing`` header, which leaves out the client's waiting for a core) beside the in-process
+a checkout of an older commit, just before it at each ``--workers`` value), sends a fixed number of
+POST /api/recommend from 1, 4 and 16 clients, and prints errors, p50/p99 latency and requests/s (and
+the server's own p50/p99 from its ``Server-Timing`` header, which leaves out the client's waiting for a
+core) beside the in-process
 ``Engine.recommend`` p50/p99 on the same bodies; a phase with ``POST /api/admin/reload`` sent halfway;
 ``--overload 64`` then runs 64 clients for 20 s and counts status codes (only 200 and 503 allowed).
 When an answer goes wrong, the first error of each kind (and when it came) and the server's own log,
@@ -255,9 +256,11 @@ def http_bench(args) -> dict:
     res = {"index": args.index, "tracks": eng.n_tracks, "loadavg_before": round(os.getloadavg()[0], 2),
            "in_process": in_process(eng, reqs[: min(len(reqs), 1000)]), "servers": []}
     del eng
-    servers = [("this tree", None, w) for w in args.workers]
-    if args.baseline_src:
-        servers.insert(0, (f"baseline {args.baseline_src}", args.baseline_src, 1))
+    servers = []
+    for w in args.workers:  # with a baseline: the two trees take turns at each --workers value
+        if args.baseline_src:
+            servers.append((f"baseline {args.baseline_src}", args.baseline_src, w))
+        servers.append(("this tree", None, w))
     for label, src, workers in servers:
         with tempfile.TemporaryFile("w+") as log:  # the server's log, read back when an answer went wrong
             run = serve_phases(args, reqs, label, src, workers, log)
@@ -338,7 +341,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--baseline-src", help="PYTHONPATH of another source tree to serve first (same run).")
+    ap.add_argument("--baseline-src", help="PYTHONPATH of another source tree, served before this one at "
+                    "each --workers value (same run).")
     ap.add_argument("--no-reload", action="store_true", help="Skip the phase with a reload in the middle.")
     ap.add_argument("--overload", type=int, default=0, help="Clients of the overload phase (0: none).")
     ap.add_argument("--overload-seconds", type=float, default=20.0)
