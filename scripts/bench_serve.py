@@ -168,7 +168,7 @@ async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> 
 
 
 def start_server(index: str, *, workers: int, src: str | None, threads: int | None,
-                 engine_threads: int | None = None, log=None) -> tuple:
+                 engine_threads: int | None = None, engine_processes: int = 0, log=None) -> tuple:
     """Start ``recsys serve`` on a free port and wait until every worker answers; its output goes to
     ``log`` (an open file) or nowhere."""
     port = free_port()
@@ -183,6 +183,8 @@ def start_server(index: str, *, workers: int, src: str | None, threads: int | No
         cmd += ["--threads", str(threads)]
     if engine_threads:
         cmd += ["--engine-threads", str(engine_threads)]
+    if engine_processes:
+        cmd += ["--engine-processes", str(engine_processes)]
     out = log if log is not None else subprocess.DEVNULL
     server = subprocess.Popen(cmd, env=env, cwd=src or None, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
@@ -217,14 +219,17 @@ def stop(server) -> None:
         server.kill()
 
 
-def serve_phases(args, reqs: list[dict], label: str, src: str | None, workers: int, log) -> dict:
+def serve_phases(args, reqs: list[dict], label: str, src: str | None, workers: int, log,
+                 engine_processes: int = 0) -> dict:
     """One server's load phases (and overload); its log (``log``, an open file) is kept in the report,
     access lines of 200/503 left out, when an answer went wrong."""
     server, url, startup = start_server(args.index, workers=workers, src=src, threads=args.threads,
-                                        engine_threads=args.engine_threads, log=log)
+                                        engine_threads=args.engine_threads,
+                                        engine_processes=engine_processes, log=log)
     try:
         asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
-        run = {"server": label, "workers": workers, "startup_s": startup, "phases": []}
+        run = {"server": label, "workers": workers, "engine_processes": engine_processes,
+               "startup_s": startup, "phases": []}
         for clients in args.clients:
             n = args.requests if clients > 1 else max(200, args.requests // 4)
             r = asyncio.run(load(url, reqs[:n], clients))
@@ -259,11 +264,12 @@ def http_bench(args) -> dict:
     servers = []
     for w in args.workers:  # with a baseline: the two trees take turns at each --workers value
         if args.baseline_src:
-            servers.append((f"baseline {args.baseline_src}", args.baseline_src, w))
-        servers.append(("this tree", None, w))
-    for label, src, workers in servers:
+            servers.append((f"baseline {args.baseline_src}", args.baseline_src, w, 0))
+        servers.append(("this tree", None, w, 0))
+    servers += [(f"this tree, {n} engine processes", None, 1, n) for n in args.engine_processes]
+    for label, src, workers, engines in servers:
         with tempfile.TemporaryFile("w+") as log:  # the server's log, read back when an answer went wrong
-            run = serve_phases(args, reqs, label, src, workers, log)
+            run = serve_phases(args, reqs, label, src, workers, log, engines)
         res["servers"].append(run)
         print(json.dumps(run), file=sys.stderr)
     res["loadavg_after"] = round(os.getloadavg()[0], 2)
@@ -348,6 +354,8 @@ def main() -> None:
     ap.add_argument("--overload-seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=None, help="recsys serve --threads.")
     ap.add_argument("--engine-threads", type=int, default=None, help="recsys serve --engine-threads.")
+    ap.add_argument("--engine-processes", type=int, nargs="*", default=[],
+                    help="Also serve with recsys serve --engine-processes N (one HTTP process), for each N.")
     ap.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=2, help="Synthetic catalogue seed (held out: 2; 1 was used "

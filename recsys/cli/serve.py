@@ -31,6 +31,9 @@ def register(main: click.Group) -> None:
                        "(env RECSYS_ADMIN_TOKEN; default: a random one, printed at start-up).")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
                   help="Server processes sharing the port and one memory-mapped index.")
+    @click.option("--engine-processes", type=click.IntRange(0, 64), default=0, show_default=True,
+                  help="Processes answering POST /api/recommend, each with the index memory-mapped; this "
+                       "process only parses and answers (a steadier tail than --workers; not with it).")
     @click.option("--engine-threads", type=click.IntRange(1, 64), default=None,
                   help="Threads per process running recommend/search/similar at once "
                        "[default: cores / workers, at least 1].")
@@ -39,7 +42,7 @@ def register(main: click.Group) -> None:
     @click.option("--keep-alive", type=click.FloatRange(1, 3600), default=75.0, show_default=True,
                   help="Seconds an idle keep-alive connection stays open (longer than clients keep theirs).")
     def serve(index_dir, host, port, features, audio_dir, cnn_model, max_upload_mb, threads, admin_token,
-              workers, engine_threads, queue, keep_alive):
+              workers, engine_processes, engine_threads, queue, keep_alive):
         """Serve the JSON API and the web page; SIGHUP or POST /api/admin/reload (loopback, token) reloads."""
         import logging
         import os
@@ -51,7 +54,11 @@ def register(main: click.Group) -> None:
         import uvicorn
 
         from ..serve import IndexHolder, ServeOptions, create_app
+        from ..serve.app import log_to_stderr
 
+        if engine_processes and workers > 1:
+            raise click.UsageError("--engine-processes and --workers are two ways to use the cores: "
+                                   "choose one")
         if engine_threads is None:  # one engine thread per core in all: more only interleave under the GIL
             engine_threads = max(1, (os.cpu_count() or 1) // workers)
         # a taken port fails first ("error: port P is in use", exit 2); --workers: one socket per worker,
@@ -59,15 +66,11 @@ def register(main: click.Group) -> None:
         socks = bind_sockets(host, port, count=workers if hasattr(socket, "SO_REUSEPORT") else 1)
         sock = socks[0]
         try:
-            logging.getLogger("recsys.serve").setLevel(logging.INFO)
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-            logging.getLogger("recsys.serve").addHandler(handler)
-            logging.getLogger("recsys.serve").propagate = False
+            log_to_stderr()
             opts = ServeOptions(index=index_dir, features=features, audio_dir=audio_dir, cnn_model=cnn_model,
                                 max_upload_bytes=int(max_upload_mb * 1024 * 1024), threads=threads,
                                 engine_threads=engine_threads, queue=queue, mmap=workers > 1,
-                                keep_alive=keep_alive)
+                                keep_alive=keep_alive, engine_processes=engine_processes)
             holder = IndexHolder(opts)  # a broken index fails here, before announcing: "error: ...", exit 2
             token = admin_token or secrets.token_urlsafe(24)
             app = None if workers > 1 else create_app(opts, holder=holder, admin_token=token)
@@ -103,7 +106,9 @@ def register(main: click.Group) -> None:
                        err=True)
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{shown}:{bound}/", err=True)
+        also = f" with {engine_processes} engine processes" if engine_processes else ""
+        click.echo(f"serving {index_dir} ({holder.current.n:,} tracks) on http://{shown}:{bound}/{also}",
+                   err=True)
         click.echo(f"reload: kill -HUP {os.getpid()}, or curl -X POST -H 'X-Recsys-Admin-Token: {token}' "
                    f"http://{shown}:{bound}/api/admin/reload", err=True)
         config = uvicorn.Config(app, host=host, port=bound, **opts.uvicorn_settings())

@@ -38,6 +38,8 @@ class ServeOptions:
     engine_threads: int = 2  # threads running the engine (recommend, search, similar) at once
     queue: int = 32  # requests waiting for an engine thread beyond which the server answers 503
     mmap: bool = False  # open the index memory-mapped read-only (recsys serve --workers)
+    # > 0: recommend calls run in this many engine processes (recsys/serve/engines.py), not in this one
+    engine_processes: int = 0
     # seconds an idle keep-alive connection stays open; longer than clients keep theirs (httpx 5 s,
     # requests/urllib3 until reused), so the client drops it first and never sends on a connection the
     # server is closing at that moment (uvicorn's 5 s equals httpx's: a POST then fails with ReadError)
@@ -64,6 +66,7 @@ class Snapshot:
         self.engine = engine
         self.options = options
         self.generation = generation
+        self.pool = None  # the EnginePool answering recommend calls (--engine-processes), else None
         self.loaded_at = time.time()
         t = engine.tracks.frame
         n = len(t)
@@ -171,6 +174,11 @@ class IndexHolder:
         snap = Snapshot(Engine.load(self.options.index, mmap=self.options.mmap), self.options,
                         generation=generation)
         snap.engine.search_rows("warm up", 1)  # without search.sqlite: built now, not in a request
+        if self.options.engine_processes > 0:  # loaded (and any failure raised) before the swap
+            from .engines import EnginePool
+
+            opts = self.options
+            snap.pool = EnginePool(opts.index, opts.engine_processes, queue=opts.queue)
         snap.load_seconds = round(time.perf_counter() - t0, 3)
         return snap
 
@@ -178,8 +186,15 @@ class IndexHolder:
         """Load the index directory again; on failure the previous snapshot keeps serving (error raised)."""
         with self._lock:
             snap = self._load(self.current.generation + 1)
-            self.current = snap  # one reference assignment: atomic for readers
+            old, self.current = self.current, snap  # one reference assignment: atomic for readers
             self.reloads += 1
+            if old.pool is not None:  # its processes finish what they were given, then stop
+                old.pool.close_later()
         log.info("reloaded %s: %d tracks (generation %d, %.2f s)", self.options.index, snap.n,
                  snap.generation, snap.load_seconds)
         return snap
+
+    def close(self) -> None:
+        """Stop the engine processes (``--engine-processes``), if any."""
+        if self.current.pool is not None:
+            self.current.pool.close()

@@ -101,16 +101,10 @@ class SharedHolder(IndexHolder):
 
 def app_from_env():
     """uvicorn factory run in each worker: options and the generation file come from the environment."""
-    from .app import create_app
+    from .app import create_app, log_to_stderr
 
     opts = ServeOptions(**json.loads(os.environ[OPTIONS_ENV]))
-    logger = logging.getLogger("recsys.serve")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    log_to_stderr()
     return create_app(opts, holder=SharedHolder(opts, os.environ[GENERATION_ENV]),
                       admin_token=os.environ.get(TOKEN_ENV))
 
