@@ -69,6 +69,7 @@ class EnginePool:
         self.processes = max(1, int(processes))
         self.queue = max(0, int(queue))
         self._lock = threading.Lock()
+        self._replacing = threading.Lock()
         self._inflight = 0
         self._executor = self._spawn()
 
@@ -104,25 +105,29 @@ class EnginePool:
             for attempt in range(2):
                 ex = self._executor
                 try:
-                    return await asyncio.wrap_future(ex.submit(_recommend, recent, k))
-                except cf.process.BrokenProcessPool:  # a process died (killed, out of memory)
-                    if attempt:
-                        raise
-                    log.error("an engine process died: starting a new set and asking again")
-                    await asyncio.to_thread(self._replace, ex)
-                except RuntimeError:  # closed by a reload after this call took its snapshot
+                    fut = ex.submit(_recommend, recent, k)
+                except cf.process.BrokenProcessPool:
+                    fut = None
+                except RuntimeError:  # shut down: a reload retired this set after the call took its snapshot
                     raise Busy(0) from None
+                if fut is not None:
+                    try:
+                        return await asyncio.wrap_future(fut)
+                    except cf.process.BrokenProcessPool:  # a process died (killed, out of memory)
+                        if attempt:
+                            raise
+                log.error("an engine process died: starting a new set and asking again")
+                await asyncio.to_thread(self._replace, ex)
+            raise cf.process.BrokenProcessPool("the engine processes keep dying")
         finally:
             with self._lock:
                 self._inflight -= 1
 
     def _replace(self, broken: cf.ProcessPoolExecutor) -> None:
-        with self._lock:
+        with self._replacing:  # one new set at a time; the calls that saw the same death wait for it
             if self._executor is not broken:  # another call replaced it already
                 return
-        fresh = self._spawn()
-        with self._lock:
-            self._executor = fresh
+            self._executor = self._spawn()
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
