@@ -32,6 +32,8 @@ from .state import IndexHolder, ServeOptions, Snapshot
 
 log = logging.getLogger("recsys.serve")
 STATIC = Path(__file__).parent / "static"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+K_MAX = 100
 
 
 class BatchedLog(logging.Handler):
@@ -82,8 +84,6 @@ def log_to_stderr() -> None:
     log.addHandler(BatchedLog())
     log.setLevel(logging.INFO)
     log.propagate = False
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-K_MAX = 100
 
 
 class BodyTooLarge(HTTPException):
