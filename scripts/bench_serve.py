@@ -9,7 +9,10 @@ core) beside the in-process
 ``Engine.recommend`` p50/p99 on the same bodies; a phase with ``POST /api/admin/reload`` sent halfway;
 ``--overload 64`` then runs 64 clients for 20 s and counts status codes (only 200 and 503 allowed).
 When an answer goes wrong, the first error of each kind (and when it came) and the server's own log,
-its access lines of 200/503 left out, are printed too.
+its access lines of 200/503 left out, are printed too. The client (``--client lean``, the default) is a
+keep-alive HTTP/1.1 connection per client over asyncio streams; its CPU per request is printed, since
+on a small box it shares the cores with the server (``--client httpx``: the heavier client of earlier
+rounds, for comparison).
 ``search``: a seeded synthetic catalogue (words drawn from a real catalogue's titles, artists and
 albums) of each ``--sizes``, its search.sqlite built with recsys.search, and exact-title and
 half-title prefix queries timed in process; reports p50/p99 and how often a track with exactly the
@@ -42,6 +45,9 @@ ACCESS_LINE = re.compile(r" (GET|POST) /api/\S+ (200|503) ")
 #: Admin token handed to the server (RECSYS_ADMIN_TOKEN) for the reload request.
 ADMIN_TOKEN = "bench-serve"
 
+#: Seconds a request may take before the client gives up on it (counted as an error).
+TIMEOUT_S = 60.0
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -63,9 +69,72 @@ def pct(values, q) -> float:
     return round(float(np.percentile(np.asarray(values) * 1000, q)), 2)
 
 
-async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | None = None) -> dict:
-    import httpx
+class LeanConnection:
+    """One keep-alive HTTP/1.1 connection over asyncio streams, Content-Length bodies only: ~0.2 ms of
+    client CPU a request where httpx's AsyncClient takes ~2.5 ms. On a 2-core box the client shares the
+    cores with the server, so a heavy client measures itself (docs/serve.md, round 8)."""
 
+    def __init__(self, url: str) -> None:
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """(status, lower-cased headers, body) of one POST; an error or a timeout closes the connection
+        (the next call opens a new one) and raises."""
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                status, hdr, payload = await self._exchange(path, json.dumps(body).encode(), headers or {})
+        except BaseException:
+            await self.close()
+            raise
+        if hdr.get("connection", "").lower() == "close":
+            await self.close()
+        return status, hdr, payload
+
+    async def _exchange(self, path: str, data: bytes, headers: dict) -> tuple[int, dict, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"{extra}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        hdr = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in head[1:] if ln)}
+        if "content-length" not in hdr:
+            raise ValueError(f"no Content-Length in the answer ({hdr.get('transfer-encoding', '?')})")
+        return status, hdr, await self.reader.readexactly(int(hdr["content-length"]))
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+class HttpxConnection:
+    """The same ``post`` through httpx's AsyncClient (``--client httpx``: the client of rounds 1-7)."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.client = httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S)
+
+    async def post(self, path: str, body: dict, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        r = await self.client.post(path, json=body, headers=headers)
+        return r.status_code, dict(r.headers), r.content
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+CLIENTS = {"lean": LeanConnection, "httpx": HttpxConnection}
+
+
+async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | None = None,
+               client: str = "lean") -> dict:
+    """``clients`` connections posting ``reqs`` (each body once); latency, the server's own time and
+    errors; ``reload_at``: a reload is asked after that many answers."""
     queue: asyncio.Queue = asyncio.Queue()
     for b in reqs:
         queue.put_nowait(b)
@@ -76,45 +145,50 @@ async def load(url: str, reqs: list[dict], clients: int, *, reload_at: int | Non
     reload_info: dict = {}
     reload_event = asyncio.Event()
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        while True:
-            try:
-                body = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            t0 = time.perf_counter()
-            try:
-                r = await client.post("/api/recommend", json=body)
-                ok = r.status_code == 200 and len(r.json()["recommendations"]) > 0
-                if not ok:
-                    errors.append(f"{r.status_code} {r.text[:120]}")
-                timing = r.headers.get("server-timing", "")
-                if "dur=" in timing:
-                    server.append(float(timing.split("dur=")[1].split(",")[0]) / 1000)
-            except Exception as exc:  # a connection error counts as a failed request
-                errors.append(f"{type(exc).__name__}: {exc}")
-            lat.append(time.perf_counter() - t0)
-            done["n"] += 1
-            if reload_at is not None and done["n"] == reload_at:
-                reload_event.set()
+    async def worker() -> None:
+        conn = CLIENTS[client](url)
+        try:
+            while True:
+                try:
+                    body = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    status, hdr, payload = await conn.post("/api/recommend", body)
+                    ok = status == 200 and len(json.loads(payload)["recommendations"]) > 0
+                    if not ok:
+                        errors.append(f"{status} {payload[:120]!r}")
+                    timing = hdr.get("server-timing", "")
+                    if "dur=" in timing:
+                        server.append(float(timing.split("dur=")[1].split(",")[0]) / 1000)
+                except Exception as exc:  # a connection error counts as a failed request
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                lat.append(time.perf_counter() - t0)
+                done["n"] += 1
+                if reload_at is not None and done["n"] == reload_at:
+                    reload_event.set()
+        finally:
+            await conn.close()
 
-    async def reloader(client: httpx.AsyncClient) -> None:
+    async def reloader() -> None:
         await reload_event.wait()
+        conn = LeanConnection(url)
         t0 = time.perf_counter()
-        r = await client.post("/api/admin/reload", headers={"X-Recsys-Admin-Token": ADMIN_TOKEN})
-        reload_info.update(status=r.status_code, seconds=round(time.perf_counter() - t0, 3),
-                           requests_done_before=reload_at, generation=r.json().get("generation"))
+        status, _, payload = await conn.post("/api/admin/reload", {}, {"X-Recsys-Admin-Token": ADMIN_TOKEN})
+        await conn.close()
+        reload_info.update(status=status, seconds=round(time.perf_counter() - t0, 3),
+                           requests_done_before=reload_at, generation=json.loads(payload).get("generation"))
 
-    limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        t0 = time.perf_counter()
-        tasks = [worker(client) for _ in range(clients)]
-        if reload_at is not None:
-            tasks.append(reloader(client))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    tasks = [worker() for _ in range(clients)]
+    if reload_at is not None:
+        tasks.append(reloader())
+    await asyncio.gather(*tasks)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     out = {"requests": len(lat), "errors": len(errors), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
-           "max_ms": pct(lat, 100), "req_per_s": round(len(lat) / wall, 1), "wall_s": round(wall, 2)}
+           "max_ms": pct(lat, 100), "req_per_s": round(len(lat) / wall, 1), "wall_s": round(wall, 2),
+           "client_cpu_ms": round(cpu / max(len(lat), 1) * 1000, 3)}
     if server:
         out.update(server_p50_ms=pct(server, 50), server_p99_ms=pct(server, 99))
     if errors:
@@ -135,32 +209,33 @@ def in_process(eng, reqs: list[dict]) -> dict:
     return {"calls": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
 
 
-async def overload(url: str, reqs: list[dict], clients: int, seconds: float) -> dict:
+async def overload(url: str, reqs: list[dict], clients: int, seconds: float, *,
+                   client: str = "lean") -> dict:
     """``clients`` loops posting for ``seconds``: every answer must be 200 or 503 (with Retry-After)."""
-    import httpx
-
     codes: dict[str, int] = {}
     first: dict[str, str] = {}  # per failure kind, its first message and when (s into the phase)
     t0 = time.perf_counter()
     t_end = t0 + seconds
 
-    async def worker(client: httpx.AsyncClient, i: int) -> None:
+    async def worker(i: int) -> None:
+        conn = CLIENTS[client](url)
         j = i
-        while time.perf_counter() < t_end:
-            try:
-                r = await client.post("/api/recommend", json=reqs[j % len(reqs)])
-                key = str(r.status_code)
-                if r.status_code == 503 and "retry-after" not in r.headers:
-                    key = "503 without Retry-After"
-            except Exception as exc:
-                key = type(exc).__name__
-                first.setdefault(key, f"{exc!r} at {time.perf_counter() - t0:.2f} s")
-            codes[key] = codes.get(key, 0) + 1
-            j += clients
+        try:
+            while time.perf_counter() < t_end:
+                try:
+                    status, hdr, _ = await conn.post("/api/recommend", reqs[j % len(reqs)])
+                    key = str(status)
+                    if status == 503 and "retry-after" not in hdr:
+                        key = "503 without Retry-After"
+                except Exception as exc:
+                    key = type(exc).__name__
+                    first.setdefault(key, f"{exc!r} at {time.perf_counter() - t0:.2f} s")
+                codes[key] = codes.get(key, 0) + 1
+                j += clients
+        finally:
+            await conn.close()
 
-    limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(worker(client, i) for i in range(clients)))
+    await asyncio.gather(*(worker(i) for i in range(clients)))
     out = {"clients": clients, "seconds": seconds, "codes": codes}
     if first:
         out["first_errors"] = first
@@ -227,18 +302,19 @@ def serve_phases(args, reqs: list[dict], label: str, src: str | None, workers: i
                                         engine_threads=args.engine_threads,
                                         engine_processes=engine_processes, log=log)
     try:
-        asyncio.run(load(url, reqs[:100], 4))  # warm-up: connections, caches
+        asyncio.run(load(url, reqs[:100], 4, client=args.client))  # warm-up: connections, caches
         run = {"server": label, "workers": workers, "engine_processes": engine_processes,
-               "startup_s": startup, "phases": []}
+               "startup_s": startup, "client": args.client, "phases": []}
         for clients in args.clients:
             n = args.requests if clients > 1 else max(200, args.requests // 4)
-            r = asyncio.run(load(url, reqs[:n], clients))
+            r = asyncio.run(load(url, reqs[:n], clients, client=args.client))
             run["phases"].append({"clients": clients, "reload": False, **r})
             if not args.no_reload and clients == max(args.clients):
-                r = asyncio.run(load(url, reqs[:n], clients, reload_at=n // 2))
+                r = asyncio.run(load(url, reqs[:n], clients, reload_at=n // 2, client=args.client))
                 run["phases"].append({"clients": clients, "reload": True, **r})
         if args.overload:
-            run["overload"] = asyncio.run(overload(url, reqs, args.overload, args.overload_seconds))
+            run["overload"] = asyncio.run(overload(url, reqs, args.overload, args.overload_seconds,
+                                                   client=args.client))
             import httpx
 
             run["alive_after_overload"] = httpx.get(url + "/api/health", timeout=30).status_code == 200
@@ -352,6 +428,9 @@ def main() -> None:
     ap.add_argument("--no-reload", action="store_true", help="Skip the phase with a reload in the middle.")
     ap.add_argument("--overload", type=int, default=0, help="Clients of the overload phase (0: none).")
     ap.add_argument("--overload-seconds", type=float, default=20.0)
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="lean",
+                    help="HTTP client of the load phases: lean (asyncio streams, ~0.2 ms CPU a request) or "
+                         "httpx (~2.5 ms; the client of rounds 1-7).")
     ap.add_argument("--threads", type=int, default=None, help="recsys serve --threads.")
     ap.add_argument("--engine-threads", type=int, default=None, help="recsys serve --engine-threads.")
     ap.add_argument("--engine-processes", type=int, nargs="*", default=[],
@@ -383,12 +462,13 @@ def main() -> None:
           f"p99 {ip['p99_ms']} ms "
           f"(load average {res['loadavg_before']} -> {res['loadavg_after']})")
     print(f"{'server':<34}{'workers':>8}{'clients':>8}{'reload':>7}{'errors':>7}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'req/s':>8}{'server p50':>11}{'p99':>7}")
+          f"{'req/s':>8}{'server p50':>11}{'p99':>7}{'client CPU ms':>14}")
     for run in res["servers"]:
         for ph in run["phases"]:
             print(f"{run['server'][:33]:<34}{run['workers']:>8}{ph['clients']:>8}"
                   f"{'yes' if ph['reload'] else '':>7}{ph['errors']:>7}{ph['p50_ms']:>8}{ph['p99_ms']:>8}"
-                  f"{ph['req_per_s']:>8}{ph.get('server_p50_ms', '-'):>11}{ph.get('server_p99_ms', '-'):>7}")
+                  f"{ph['req_per_s']:>8}{ph.get('server_p50_ms', '-'):>11}{ph.get('server_p99_ms', '-'):>7}"
+                  f"{ph['client_cpu_ms']:>14}")
         if "overload" in run:
             print(f"  overload {run['overload']['clients']} clients {run['overload']['seconds']} s: "
                   f"{run['overload']['codes']}; server alive after: {run['alive_after_overload']}")
