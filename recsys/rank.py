@@ -836,10 +836,21 @@ def _continuation_queries(rec: HybridRecommender, inter: Interactions, users: np
             out[part].append((rec.features(ctx, cand.take(keep)), hit[keep].astype(np.float32)))
 
 
+def within_noise(a: np.ndarray, b: np.ndarray, n_se: float) -> tuple[bool, float]:
+    """(whether ``a`` is not worse than ``b`` by more than ``n_se`` standard errors of their paired
+    per-query difference, that standard error); ``n_se`` 0: a must be better; under 2 queries: False."""
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if len(diff) < 2:
+        return False, float("nan")
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    return bool(diff.mean() > -n_se * se), se
+
+
 def _continuation_ranker(nexttrack: Ranker, cont: dict,
                          config: RecommendConfig) -> tuple[Ranker | None, dict]:
-    """The continuation ranker, kept (with ``ranker.guard``) only when it beats the next-track ranker's
-    recall@50 on the guard users' playlists (both rank the same candidates, seeds weighted alike)."""
+    """The continuation ranker, kept (with ``ranker.guard``) unless the next-track ranker's recall@50 on the
+    guard users' playlists is higher by more than ``ranker.continuation_se`` standard errors of the paired
+    per-playlist difference (both rank the same candidates, seeds weighted alike)."""
     X, y, g = _stack(cont["fit"])
     Xv, yv, gv = _stack(cont["stop"]) if cont["stop"] else (None, None, np.zeros(0, int))
     if len(g) < 20 or y.sum() < 2:
@@ -847,15 +858,20 @@ def _continuation_ranker(nexttrack: Ranker, cont: dict,
     ranker = Ranker(config).fit(X, y, g, names=nexttrack.names_, X_val=Xv, y_val=yv, groups_val=gv)
     info = {"queries": len(g), "rows": len(y), "best_iteration": ranker.best_iteration_}
 
-    def recall(r: Ranker) -> float:
-        got = [np.isin(rows[r.rank(F, blend, rows, max(config.ranker.cut_keep, 200))[0][:50]], truth).sum()
-               / min(len(truth), 50) for rows, F, blend, truth in cont["guard"]]
-        return round(float(np.mean(got)), 4) if got else float("nan")
+    def recalls(r: Ranker) -> np.ndarray:
+        keep = max(config.ranker.cut_keep, 200)
+        return np.array([np.isin(rows[r.rank(F, blend, rows, keep)[0][:50]], truth).sum()
+                         / min(len(truth), 50) for rows, F, blend, truth in cont["guard"]])
 
-    got = info["guard_recall@50"] = {"continuation": recall(ranker), "next-track": recall(nexttrack),
-                                     "playlists": len(cont["guard"])}
-    if config.ranker.guard and not got["continuation"] > got["next-track"]:  # NaN (no playlists) too
-        info["why"] = "not better than the next-track ranker on the guard playlists: not kept"
+    a, b = recalls(ranker), recalls(nexttrack)
+    keep, se = within_noise(a, b, config.ranker.continuation_se)
+    info["guard_recall@50"] = {
+        "continuation": round(float(a.mean()), 4) if len(a) else float("nan"),
+        "next-track": round(float(b.mean()), 4) if len(b) else float("nan"),
+        "paired_se": round(se, 4), "playlists": len(cont["guard"])}
+    if config.ranker.guard and not keep:
+        info["why"] = (f"recall@50 {config.ranker.continuation_se:g}+ standard errors below the next-track "
+                       "ranker's on the guard playlists: not kept")
         return None, info
     return ranker, info
 

@@ -59,6 +59,10 @@ class RankerConfig:
     continuation: bool = True
     continuation_min_plays: int = 10  # users with fewer plays give no continuation query
     continuation_per_user: int = 3  # seeds of different lengths per user
+    # recall@50 the continuation ranker may trail the next-track ranker on the guard playlists and still be
+    # kept, in standard errors of their paired per-playlist difference (0: it must be better). It is
+    # trained for the task; a guard of ~150 playlists cannot tell a 0.001 gap from noise.
+    continuation_se: float = 1.0
     # serving: the first `cut_trees` trees score every candidate, the whole model only the best
     # max(`cut_keep`, 4 x k) of them (0 = the whole model on every candidate)
     cut_trees: int = 20

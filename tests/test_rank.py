@@ -270,6 +270,22 @@ def test_continuation_ranker_is_saved_and_makes_playlists(built):
     assert [r.track_id for r in got] == [r.track_id for r in eng.playlist(seed, 15, selection="ranked")]
 
 
+def test_continuation_ranker_is_kept_unless_clearly_worse_on_the_guard():
+    """A gap the guard playlists cannot tell from noise keeps the ranker trained for the task; a clear
+    loss, a tie with n_se 0, or too few playlists do not."""
+    from recsys.rank import within_noise
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 160)
+    noisy = base + np.tile([0.048, -0.052], 80)  # 0.002 lower on average, paired se 0.004
+    keep, se = within_noise(noisy, base, 1.0)
+    assert keep and se == pytest.approx(0.05 / np.sqrt(160), rel=0.01)
+    assert not within_noise(noisy, base, 0.0)[0]  # must be better
+    assert not within_noise(noisy - 0.02, base, 1.0)[0]  # ~5 se worse
+    assert within_noise(base + 0.01, base, 0.0)[0]
+    assert not within_noise(base[:1], base[:1], 1.0)[0]
+
+
 def _guard_case(cold_se: float) -> dict:
     """102 guard queries over 20 candidates ranked by position: 80 warm targets first, 12 warm targets 10th
     with a never-played candidate 11th, 10 never-played targets 11th."""
