@@ -870,7 +870,8 @@ def _continuation_ranker(nexttrack: Ranker, cont: dict,
         "next-track": round(float(b.mean()), 4) if len(b) else float("nan"),
         "paired_se": round(se, 4), "playlists": len(cont["guard"])}
     if config.ranker.guard and not keep:
-        info["why"] = (f"recall@50 {config.ranker.continuation_se:g}+ standard errors below the next-track "
+        info["why"] = (f"{len(a)} guard playlist(s): too few to compare, not kept" if len(a) < 2 else
+                       f"recall@50 {config.ranker.continuation_se:g}+ standard errors below the next-track "
                        "ranker's on the guard playlists: not kept")
         return None, info
     return ranker, info
