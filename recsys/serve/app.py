@@ -330,15 +330,11 @@ def create_app(options: ServeOptions | str, *, holder: IndexHolder | None = None
 
         recent = [t.strip() for t in body.recent]
         if s.pool is not None:  # --engine-processes: the first free engine process answers
-            return JSONResponse({"recommendations": await s.pool.recommend(recent, body.k),
-                                 "generation": s.generation})
-
-        def run():
-            recs = s.engine.recommend(recent, k=body.k)
-            return {"recommendations": [rec_dict(x) for x in recs], "generation": s.generation}
-
+            recs = await s.pool.recommend(recent, body.k)
+        else:
+            recs = await gate.run(lambda: [rec_dict(x) for x in s.engine.recommend(recent, k=body.k)])
         # already JSON-safe (rec_dict): a JSONResponse skips FastAPI's jsonable_encoder walk (0.14 ms)
-        return JSONResponse(await gate.run(run))
+        return JSONResponse({"recommendations": recs, "generation": s.generation})
 
     @app.post("/api/playlist")
     def playlist(body: PlaylistRequest):
